@@ -1,0 +1,38 @@
+"""HTTP request block: the service performs the call (with the SSRF guard) and feeds the
+response back to the engine, which follows ``ok`` (2xx) or ``error``."""
+from pathlib import Path
+
+from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+
+FOLDER = Path(__file__).parent
+DEFAULT_TIMEOUT_S = 10
+
+
+def _render_body(body, ctx: Context):
+    if isinstance(body, str):
+        return ctx.render(body)
+    if isinstance(body, dict):
+        return {k: _render_body(v, ctx) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_render_body(v, ctx) for v in body]
+    return body
+
+
+def execute(block: dict, ctx: Context) -> Result:
+    data = block["data"]
+    call = {
+        "type": "http",
+        "block_id": block["id"],
+        "method": data["method"],
+        "url": ctx.render(data["url"]),
+        "headers": {k: ctx.render(v) for k, v in (data.get("headers") or {}).items()},
+        "body": _render_body(data.get("body"), ctx),
+        "timeout_s": min(float(data.get("timeout_s", DEFAULT_TIMEOUT_S)), 30.0),
+    }
+    return Result(effects=[call], wait="http")
+
+
+BLOCK = BlockKind(
+    type="http_request", family="action", ports=fixed_ports("ok", "error"), execute=execute,
+    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Requisição HTTP", label_en="HTTP request",
+)

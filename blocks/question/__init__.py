@@ -1,0 +1,122 @@
+"""Question block: asks, waits for the answer, validates it and saves it.
+
+Ports: ``answered`` (or one per option id for a choice), ``invalid`` after
+``max_attempts`` invalid answers, ``timeout`` when ``timeout_s`` passes unanswered.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+from blocks.base import BlockKind, Context, Reply, Result, load_schema, message
+from blocks.text import normalize
+
+FOLDER = Path(__file__).parent
+DEFAULT_MAX_ATTEMPTS = 3
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DATE_FORMATS = (
+    re.compile(r"^(?P<d>\d{1,2})[/.-](?P<m>\d{1,2})[/.-](?P<y>\d{4})$"),
+    re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$"),
+)
+
+
+def ports(data: dict) -> list[str]:
+    if data.get("input") == "choice":
+        first = [o["id"] for o in data.get("options", [])]
+    else:
+        first = ["answered"]
+    return [*first, "invalid", "timeout"]
+
+
+def option_labels(data: dict) -> list[str]:
+    return [o["label"] for o in data.get("options", [])] if data.get("input") == "choice" else []
+
+
+def execute(block: dict, ctx: Context) -> Result:
+    data = block["data"]
+    out = message(ctx.render(data["text"]), option_labels(data), block["id"])
+    effects = []
+    if data.get("timeout_s"):
+        effects.append({"type": "schedule_timer", "kind": "question_timeout",
+                        "due_at": ctx.now + data["timeout_s"], "block_id": block["id"]})
+    return Result(outbound=[out], effects=effects, wait="input")
+
+
+def match_option(data: dict, text: str) -> dict | None:
+    """The option a reply picks: by its number ("1") or its label, ignoring case and accents."""
+    options = data.get("options") or []
+    wanted = normalize(text)
+    if wanted.isdigit() and 1 <= int(wanted) <= len(options):
+        return options[int(wanted) - 1]
+    for option in options:
+        if normalize(option["label"]) == wanted:
+            return option
+    return None
+
+
+def _number(text: str):
+    cleaned = text.strip().replace(" ", "")
+    if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?", cleaned):  # 1.234,56
+        cleaned = cleaned.replace(".", "").replace(",", ".")
+    else:
+        cleaned = cleaned.replace(",", ".")
+    if not re.fullmatch(r"-?\d+(\.\d+)?", cleaned):
+        return None
+    value = float(cleaned)
+    return int(value) if value.is_integer() and "." not in cleaned else value
+
+
+def _phone(text: str):
+    digits = re.sub(r"[\s().-]", "", text.strip())
+    if not re.fullmatch(r"\+?\d{8,15}", digits):
+        return None
+    return digits
+
+
+def _date(text: str):
+    for pattern in DATE_FORMATS:
+        found = pattern.match(text.strip())
+        if found:
+            try:
+                return date(int(found["y"]), int(found["m"]), int(found["d"])).isoformat()
+            except ValueError:
+                return None
+    return None
+
+
+PARSERS = {
+    "text": lambda t: t.strip() or None,
+    "number": _number,
+    "email": lambda t: t.strip() if EMAIL.match(t.strip()) else None,
+    "phone": _phone,
+    "date": _date,
+}
+
+
+def parse_reply(block: dict, text: str, ctx: Context) -> Reply:
+    data = block["data"]
+    if data["input"] == "choice":
+        option = match_option(data, text)
+        if option is None:
+            return Reply(valid=False)
+        return Reply(valid=True, value=option["label"], port=option["id"])
+    value = PARSERS[data["input"]](text)
+    if value is None:
+        return Reply(valid=False)
+    pattern = data.get("pattern")
+    if pattern:
+        try:
+            if not re.fullmatch(pattern, text.strip()):
+                return Reply(valid=False)
+        except re.error:
+            return Reply(valid=False)
+    return Reply(valid=True, value=value, port="answered")
+
+
+BLOCK = BlockKind(
+    type="question", family="question", ports=ports, execute=execute,
+    data_schema=load_schema(FOLDER), folder=FOLDER, parse_reply=parse_reply,
+    label_pt="Pergunta", label_en="Question",
+)

@@ -1,0 +1,18 @@
+"""Wait block: holds the run for ``seconds`` (1 s to 365 days) through a durable timer."""
+from pathlib import Path
+
+from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+
+FOLDER = Path(__file__).parent
+
+
+def execute(block: dict, ctx: Context) -> Result:
+    due = ctx.now + block["data"]["seconds"]
+    timer = {"type": "schedule_timer", "kind": "wait", "due_at": due, "block_id": block["id"]}
+    return Result(effects=[timer], wait="timer")
+
+
+BLOCK = BlockKind(
+    type="wait", family="action", ports=fixed_ports("next"), execute=execute,
+    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Esperar", label_en="Wait",
+)

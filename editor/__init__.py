@@ -1,0 +1,1 @@
+"""papo's web application: flow editor, simulator, inbox, reports and REST API."""

@@ -1,0 +1,56 @@
+"""Database connection: SQLite (WAL) by default, PostgreSQL for scale-out."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+from engine.store import metadata
+
+
+def default_url(instance_path: str | os.PathLike | None = None) -> str:
+    folder = Path(instance_path or os.environ.get("PAPO_INSTANCE_PATH") or "instance")
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder.resolve() / 'papo.db'}"
+
+
+def database_url(instance_path: str | os.PathLike | None = None) -> str:
+    return os.environ.get("PAPO_DATABASE_URL") or default_url(instance_path)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # Let SQLAlchemy's BEGIN be the real start of the transaction (pysqlite otherwise
+    # defers it), and take the write lock at BEGIN so one conversation's work is serialized.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
+    """An Engine for ``url`` (default: ``PAPO_DATABASE_URL`` or the instance SQLite file)."""
+    url = url or database_url()
+    if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:")
+        kwargs = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if in_memory:
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(url, echo=echo, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table (tests, the in-memory simulator). Real databases use Alembic."""
+    metadata.create_all(engine)

@@ -1,0 +1,82 @@
+"""Settings from ``PAPO_*`` environment variables, read once at start-up.
+
+A malformed value stops start-up with a message naming the variable.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+DEFAULT_HANDOFF_KEYWORDS = ("atendente", "humano", "falar com atendente")
+DEFAULT_WHATSAPP_API_BASE = "https://graph.facebook.com/v21.0"
+
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+class SettingsError(ValueError):
+    """A ``PAPO_*`` variable has a value papo cannot use."""
+
+
+def parse_duration(value: str, name: str = "duration") -> float:
+    """Seconds from ``"3600"`` or an ISO-8601 duration such as ``"PT8H"`` / ``"P1DT2H"``."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        found = _ISO_DURATION.match(text.upper())
+        if not found or text.upper() in ("P", "PT") or text.upper().endswith("T"):
+            raise SettingsError(
+                f"{name}={value!r} is not a duration: use seconds (3600) or ISO-8601 (PT8H, P1D)."
+            ) from None
+        parts = {k: float(v) if v else 0.0 for k, v in found.groupdict().items()}
+        seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
+    if seconds <= 0:
+        raise SettingsError(f"{name}={value!r} must be a positive duration.")
+    return seconds
+
+
+def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return default
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    handoff_keywords: tuple[str, ...] = DEFAULT_HANDOFF_KEYWORDS
+    auto_conclude_after: float | None = None  # seconds; None = off
+    on_conclude_flow: str | None = None
+    csat_variable: str = "csat"
+    http_allow_hosts: tuple[str, ...] = ()
+    whatsapp_verify_token: str | None = None
+    whatsapp_app_secret: str | None = None
+    whatsapp_token: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_api_base: str = DEFAULT_WHATSAPP_API_BASE
+    secret_key: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, **overrides) -> Settings:
+        env = os.environ if environ is None else environ
+        auto = env.get("PAPO_AUTO_CONCLUDE_AFTER", "").strip()
+        values = dict(
+            database_url=env.get("PAPO_DATABASE_URL") or None,
+            handoff_keywords=_csv(env.get("PAPO_HANDOFF_KEYWORDS"), DEFAULT_HANDOFF_KEYWORDS),
+            auto_conclude_after=parse_duration(auto, "PAPO_AUTO_CONCLUDE_AFTER") if auto else None,
+            on_conclude_flow=env.get("PAPO_ON_CONCLUDE_FLOW") or None,
+            csat_variable=env.get("PAPO_CSAT_VARIABLE") or "csat",
+            http_allow_hosts=_csv(env.get("PAPO_HTTP_ALLOW_HOSTS"), ()),
+            whatsapp_verify_token=env.get("PAPO_WHATSAPP_VERIFY_TOKEN") or None,
+            whatsapp_app_secret=env.get("PAPO_WHATSAPP_APP_SECRET") or None,
+            whatsapp_token=env.get("PAPO_WHATSAPP_TOKEN") or None,
+            whatsapp_phone_number_id=env.get("PAPO_WHATSAPP_PHONE_NUMBER_ID") or None,
+            whatsapp_api_base=(env.get("PAPO_WHATSAPP_API_BASE") or DEFAULT_WHATSAPP_API_BASE).rstrip("/"),
+            secret_key=env.get("PAPO_SECRET_KEY") or None,
+        )
+        values.update(overrides)
+        return cls(**values)

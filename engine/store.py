@@ -1,0 +1,248 @@
+"""Database tables (SQLAlchemy Core) shared by every papo process.
+
+Alembic migrations in ``engine/migrations`` are generated from this metadata; the
+service uses Core statements on the hot path (see DESIGN §9).
+Every timestamp column holds an aware UTC ``datetime``.
+"""
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSON on SQLite, JSONB on PostgreSQL.
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrement needs INTEGER
+UtcDateTime = DateTime(timezone=True)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("login", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),  # "admin" | "agent"
+    Column("lang", String(8), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),  # sha256 hex
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+)
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("revision", Integer, nullable=False),  # latest draft revision
+    Column("published_version", Integer, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(64), nullable=True),
+    Column("deleted_at", UtcDateTime, nullable=True),
+)
+
+flow_revisions = Table(
+    "flow_revisions",
+    metadata,
+    Column("flow_id", String(63), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("document", Json, nullable=False),
+    Column("findings", Json, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(64), nullable=True),
+    PrimaryKeyConstraint("flow_id", "revision"),
+)
+
+flow_versions = Table(
+    "flow_versions",
+    metadata,
+    Column("flow_id", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("document", Json, nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
+    Column("published_by", String(64), nullable=True),
+    PrimaryKeyConstraint("flow_id", "version"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),
+    Column("external_id", String(200), nullable=False),
+    Column("name", String(200), nullable=False, default=""),
+    UniqueConstraint("channel", "external_id", name="uq_contacts_channel_external_id"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("contact_id", Id, ForeignKey("contacts.id"), nullable=False, unique=True),
+    Column("channel", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # "open" | "concluded"
+    # Normalized contact name (lower case, no accents) for search.
+    Column("name_norm", String(200), nullable=False, default=""),
+    # The engine's state document: {"v", "vars", "tags", "contact", "run"}.
+    Column("state", Json, nullable=False),
+    Column("version", Integer, nullable=False, default=1),  # bumped on every write
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),  # last message or transition
+    Column("opened_at", UtcDateTime, nullable=True),  # start of the current open period
+    Column("last_read_at", UtcDateTime, nullable=True),
+    Index("ix_conversations_status_updated", "status", "updated_at"),
+    Index("ix_conversations_updated", "updated_at"),
+)
+
+conversation_assignees = Table(
+    "conversation_assignees",
+    metadata,
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("login", String(64), nullable=False),
+    Column("assigned_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("conversation_id", "login"),
+    Index("ix_conversation_assignees_login", "login"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(3), nullable=False),  # "in" | "out"
+    Column("author", String(64), nullable=False),  # "customer" | "bot" | login
+    Column("text", Text, nullable=False),
+    Column("buttons", Json, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("external_id", String(200), nullable=True),
+    Index("ix_messages_conversation_at", "conversation_id", "id"),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("actor", String(64), nullable=False),  # login | "bot" | "customer" | "system"
+    Column("action", String(32), nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=True),
+    Column("detail", Json, nullable=True),  # e.g. {"user": "bruno"} for assign
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_activity_conversation", "conversation_id", "id"),
+    Index("ix_activity_to_at", "to_status", "at"),
+)
+
+processed_messages = Table(
+    "processed_messages",
+    metadata,
+    Column("channel", String(16), nullable=False),
+    Column("external_id", String(200), nullable=False),
+    Column("conversation_id", Id, nullable=False),
+    Column("result", Json, nullable=False),  # the original answer, returned to duplicates
+    Column("at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("channel", "external_id"),
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(24), nullable=False),  # wait | question_timeout | auto_conclude
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),  # pending|fired|cancelled
+    Column("claimed_by", String(64), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("fired_at", UtcDateTime, nullable=True),
+    Index("ix_timers_status_due", "status", "due_at"),
+    Index("ix_timers_conversation", "conversation_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("idempotency_key", String(80), nullable=False, unique=True),
+    Column("payload", Json, nullable=False),
+    Column("status", String(12), nullable=False, default="pending"),  # pending|sending|sent|failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Index("ix_outbox_status_next", "status", "next_attempt_at"),
+)
+
+# Every answer a question saved, for reports (CSAT) and the variables history.
+answers = Table(
+    "answers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index("ix_answers_name_at", "name", "at"),
+)
+
+# Which blocks each run reached, for the flow funnel in reports.
+run_blocks = Table(
+    "run_blocks",
+    metadata,
+    Column("run_id", String(40), nullable=False),
+    Column("flow_id", String(63), nullable=False),
+    Column("block_id", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("run_id", "flow_id", "block_id"),
+    Index("ix_run_blocks_flow", "flow_id", "block_id"),
+)
+
+# A run log line the engine recorded (missing variables, HTTP errors, budget exceeded).
+run_log = Table(
+    "run_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("block_id", String(64), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+)
