@@ -1,8 +1,8 @@
 """Block kinds, one sub-package each; the engine, linter and editor look kinds up here."""
 from blocks import (
     add_tag,
-    condition,
     conclude_conversation,
+    condition,
     http_request,
     jump,
     message,

@@ -113,3 +113,6 @@ def t(key: str, lang: str | None = None, **params) -> str:
     catalog = CATALOG[normalize_lang(lang)]
     template = catalog.get(key) or CATALOG["en"].get(key) or key
     return template.format(**params)
+
+CATALOG["pt"]["lint.unknown_port"] = "A ligação sai da saída \"{port}\", que este bloco não tem (saídas: {ports})."
+CATALOG["en"]["lint.unknown_port"] = "The connection leaves output \"{port}\", which this block does not have (outputs: {ports})."

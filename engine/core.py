@@ -1,0 +1,324 @@
+"""The pure flow engine.
+
+``step(flow, state, event) -> (state, outbound, effects)`` runs blocks until the run
+waits or ends. It does no I/O and never reads the clock: time arrives in the event.
+Effects are plain dicts that ``engine.service`` applies in one transaction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import datalogic_py
+
+from blocks import REGISTRY
+from blocks.base import Context, Result, message
+from engine.graph import CompiledFlow, compile_flow
+from engine.templates import render as render_template
+
+BLOCK_BUDGET = 200
+STATE_VERSION = 1
+DEFAULT_INVALID_TEXT = {
+    "text": "Não entendi sua resposta. Pode tentar de novo?",
+    "number": "Por favor, responda com um número.",
+    "email": "Por favor, informe um e-mail válido (exemplo: nome@dominio.com).",
+    "phone": "Por favor, informe um telefone válido com DDD.",
+    "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
+    "choice": "Por favor, escolha uma das opções (pode responder com o número).",
+}
+
+# Run states (DESIGN §3)
+RUNNING, WAITING_INPUT, WAITING_TIMER, SUSPENDED, ENDED = (
+    "running", "waiting_input", "waiting_timer", "suspended", "ended")
+WAITING = (RUNNING, WAITING_INPUT, WAITING_TIMER)
+
+
+@dataclass(frozen=True)
+class Start:
+    at: float
+    run_id: str
+    block_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UserMessage:
+    at: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Timer:
+    at: float
+    kind: str
+    token: int
+
+
+@dataclass(frozen=True)
+class Concluded:
+    at: float
+
+
+@dataclass(frozen=True)
+class Opened:
+    at: float
+    interrupt: bool = False  # the customer asked for a human: the run ends instead of pausing
+
+
+@dataclass(frozen=True)
+class HttpResult:
+    at: float
+    ok: bool
+    status: int | None
+    body: Any
+
+
+def new_state(contact: dict | None = None) -> dict:
+    return {"v": STATE_VERSION, "vars": {}, "tags": [], "contact": dict(contact or {}), "run": None}
+
+
+def evaluate_logic(rule: Any, variables: dict, contact: dict) -> Any:
+    """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``."""
+    data = dict(variables)
+    data["vars"] = variables
+    data["contact"] = contact
+    return datalogic_py.apply(rule, data)
+
+
+def run_is_waiting_for_input(state: dict) -> bool:
+    run = state.get("run")
+    return bool(run) and run["state"] == WAITING_INPUT
+
+
+class _Step:
+    """One call of :func:`step`: accumulates outbound messages and effects."""
+
+    def __init__(self, flow: CompiledFlow, state: dict, at: float):
+        self.flow = flow
+        self.at = at
+        self.state = {
+            "v": STATE_VERSION,
+            "vars": dict(state.get("vars") or {}),
+            "tags": list(state.get("tags") or []),
+            "contact": dict(state.get("contact") or {}),
+            "run": dict(state["run"]) if state.get("run") else None,
+        }
+        self.outbound: list[dict] = []
+        self.effects: list[dict] = []
+        self.visited: list[str] = []
+        self._block_id: str | None = None
+
+    # -- context for executors -------------------------------------------------
+    def render(self, source: str) -> str:
+        text, missing, error = render_template(source, self.state["vars"], self.state["contact"])
+        for name in missing:
+            self.log("warning", f"variável ausente no modelo: {name}")
+        if error:
+            self.log("error", f"erro no modelo: {error}")
+        return text
+
+    def evaluate(self, rule: Any) -> Any:
+        try:
+            return evaluate_logic(rule, self.state["vars"], self.state["contact"])
+        except Exception as exc:  # a bad rule is the author's error, logged, never a crash
+            self.log("error", f"erro na regra JSONLogic: {exc}")
+            return None
+
+    def log(self, level: str, text: str) -> None:
+        self.effects.append({"type": "log", "level": level, "block_id": self._block_id, "message": text})
+
+    def context(self) -> Context:
+        return Context(now=self.at, vars=self.state["vars"], contact=self.state["contact"],
+                       tags=self.state["tags"], render=self.render, evaluate=self.evaluate,
+                       flow_id=self.flow.id)
+
+    # -- run bookkeeping ---------------------------------------------------------
+    @property
+    def run(self) -> dict:
+        return self.state["run"]
+
+    def end(self) -> None:
+        self.run["state"] = ENDED
+        self.run["suspended_by"] = None
+
+    def wait_at(self, block_id: str, run_state: str) -> None:
+        self.run["state"] = run_state
+        self.run["block_id"] = block_id
+        self.run["token"] = self.run.get("token", 0) + 1
+        self.run["suspended_by"] = None
+
+    def apply(self, result: Result) -> None:
+        self.outbound.extend(result.outbound)
+        if result.set_vars:
+            self.state["vars"].update(result.set_vars)
+        for effect in result.effects:
+            kind = effect["type"]
+            if kind == "add_tag" and effect["tag"] not in self.state["tags"]:
+                self.state["tags"].append(effect["tag"])
+            elif kind == "remove_tag" and effect["tag"] in self.state["tags"]:
+                self.state["tags"].remove(effect["tag"])
+            self.effects.append(effect)
+
+    def follow(self, block_id: str, port: str) -> None:
+        """Continue from ``port`` of ``block_id``; no edge there ends the run."""
+        target = self.flow.next(block_id, port)
+        if target is None:
+            self.run["block_id"] = block_id
+            self.end()
+            return
+        self.walk(target)
+
+    def walk(self, block_id: str) -> None:
+        """Run blocks from ``block_id`` until the run waits or ends (budget: 200 blocks)."""
+        run = self.run
+        run["state"] = RUNNING
+        ctx = self.context()
+        budget = BLOCK_BUDGET - len(self.visited)
+        while True:
+            block = self.flow.blocks.get(block_id)
+            if block is None:
+                self._block_id = block_id
+                self.log("error", f"o bloco {block_id} não existe neste fluxo")
+                self.end()
+                return
+            if budget <= 0:
+                self._block_id = block_id
+                self.log("error", f"limite de {BLOCK_BUDGET} blocos por evento atingido: execução encerrada")
+                run["block_id"] = block_id
+                self.end()
+                return
+            budget -= 1
+            self._block_id = block_id
+            self.visited.append(block_id)
+            run["block_id"] = block_id
+            kind = REGISTRY[block["type"]]
+            result = kind.execute(block, ctx)
+            if result.wait:
+                self._wait(block, result)
+                return
+            self.apply(result)
+            if result.port is None:
+                self.end()
+                return
+            target = self.flow.next(block_id, result.port)
+            if target is None:
+                self.end()
+                return
+            block_id = target
+
+    def _wait(self, block: dict, result: Result) -> None:
+        block_id = block["id"]
+        if result.wait == "input":
+            self.wait_at(block_id, WAITING_INPUT)
+            self.run["attempts"] = 0
+        elif result.wait == "timer":
+            self.wait_at(block_id, WAITING_TIMER)
+        elif result.wait == "suspended":
+            self.wait_at(block_id, SUSPENDED)
+            self.run["suspended_by"] = "flow"
+        elif result.wait == "http":
+            self.wait_at(block_id, RUNNING)
+            self.run["pending"] = "http"
+        elif result.wait == "jump":
+            self.end()
+        for effect in result.effects:
+            if effect["type"] == "schedule_timer":
+                effect["token"] = self.run["token"]
+        self.apply(result)
+
+    def finish(self) -> tuple[dict, list[dict], list[dict]]:
+        if self.visited:
+            self.effects.append({"type": "visit", "run_id": self.run["id"], "flow_id": self.flow.id,
+                                 "block_ids": list(dict.fromkeys(self.visited))})
+        return self.state, self.outbound, self.effects
+
+
+def _compiled(flow: CompiledFlow | dict) -> CompiledFlow:
+    return flow if isinstance(flow, CompiledFlow) else compile_flow(flow, flow.get("version"))
+
+
+def step(flow: CompiledFlow | dict, state: dict, event) -> tuple[dict, list[dict], list[dict]]:
+    """Feed one event to the run in ``state``; returns (new state, outbound, effects).
+
+    ``state`` is never modified. Events that do not concern the run (a timer whose run
+    moved on, a message while no question waits) return the state unchanged, no output.
+    """
+    flow = _compiled(flow)
+    s = _Step(flow, state, event.at)
+    run = s.run
+
+    if isinstance(event, Start):
+        previous_token = run.get("token", 0) if run else 0
+        s.state["run"] = {"id": event.run_id, "flow_id": flow.id, "flow_version": flow.version,
+                          "state": RUNNING, "block_id": event.block_id or flow.start,
+                          "attempts": 0, "token": previous_token + 1, "suspended_by": None}
+        s.walk(event.block_id or flow.start)
+        return s.finish()
+
+    if run is None or run["state"] == ENDED:
+        return s.finish()
+
+    if isinstance(event, UserMessage):
+        if run["state"] == WAITING_INPUT:
+            _answer(s, event.text)
+    elif isinstance(event, Timer):
+        if event.token == run.get("token"):
+            if event.kind == "wait" and run["state"] == WAITING_TIMER:
+                s.follow(run["block_id"], "next")
+            elif event.kind == "question_timeout" and run["state"] == WAITING_INPUT:
+                s.follow(run["block_id"], "timeout")
+    elif isinstance(event, Concluded):
+        block = flow.blocks.get(run["block_id"])
+        if (run["state"] == SUSPENDED and run.get("suspended_by") == "flow"
+                and block is not None and block["type"] == "open_conversation"):
+            s.follow(run["block_id"], "next")
+        else:
+            s.end()
+    elif isinstance(event, Opened):
+        if run["state"] in WAITING:
+            if event.interrupt:
+                s.end()
+            else:
+                run["state"] = SUSPENDED
+                run["suspended_by"] = "agent"
+                run["token"] = run.get("token", 0) + 1  # pending waits/timeouts become no-ops
+                run.pop("pending", None)
+    elif isinstance(event, HttpResult):
+        if run["state"] == RUNNING and run.get("pending") == "http":
+            run.pop("pending", None)
+            block = flow.blocks[run["block_id"]]
+            save_as = block["data"].get("save_as")
+            if save_as:
+                s.state["vars"][save_as] = {"status": event.status, "body": event.body}
+            s.follow(block["id"], "ok" if event.ok else "error")
+    return s.finish()
+
+
+def _answer(s: _Step, text: str) -> None:
+    run = s.run
+    block = s.flow.blocks.get(run["block_id"])
+    if block is None:
+        s.end()
+        return
+    kind = REGISTRY[block["type"]]
+    s._block_id = block["id"]
+    ctx = s.context()
+    reply = kind.parse_reply(block, text, ctx)
+    data = block["data"]
+    if reply.valid:
+        s.state["vars"][data["save_as"]] = reply.value
+        s.effects.append({"type": "answer", "name": data["save_as"], "value": reply.value})
+        run["attempts"] = 0
+        run["token"] = run.get("token", 0) + 1  # the question timeout no longer applies
+        s.follow(block["id"], reply.port)
+        return
+    run["attempts"] = run.get("attempts", 0) + 1
+    if run["attempts"] >= data.get("max_attempts", 3):
+        run["attempts"] = 0
+        run["token"] = run.get("token", 0) + 1
+        s.follow(block["id"], "invalid")
+        return
+    invalid = data.get("invalid_text")
+    s.outbound.append(message(s.render(invalid) if invalid else DEFAULT_INVALID_TEXT[data["input"]],
+                              None, block["id"]))
+    asked = kind.execute(block, ctx)
+    s.outbound.extend(asked.outbound)  # the question again, with its buttons; same timeout

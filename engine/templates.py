@@ -1,0 +1,83 @@
+"""Message templates: Jinja in an immutable sandbox, capped at 4,096 characters.
+
+A variable that is missing renders as empty text; the names are reported so the run
+log can record them (the linter reports them before publishing).
+"""
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_RENDERED = 4096
+
+
+class _RecordingUndefined(ChainableUndefined):
+    """Renders as "" and remembers its name (the environment collects them per render)."""
+
+    def __str__(self) -> str:
+        _local.__dict__.setdefault("missing", []).append(self._undefined_name or "?")
+        return ""
+
+    def __iter__(self):
+        return iter(())
+
+    def __bool__(self) -> bool:
+        return False
+
+
+_local = threading.local()  # names missing in the render running on this thread
+_env = ImmutableSandboxedEnvironment(undefined=_RecordingUndefined, autoescape=False)
+_check_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str):
+    return _env.from_string(source)
+
+
+def render(source: str, variables: dict, contact: dict) -> tuple[str, list[str], str | None]:
+    """Render ``source``; returns (text, missing variable names, error or None)."""
+    if "{" not in source:
+        return source[:MAX_RENDERED], [], None
+    context = dict(variables)
+    context["vars"] = variables
+    context["contact"] = contact
+    _local.missing = []
+    try:
+        text = _compile(source).render(context)
+    except (TemplateSyntaxError, SecurityError) as exc:
+        return "", [], str(exc)
+    except Exception as exc:  # a template error must never crash a conversation
+        return "", [], f"{type(exc).__name__}: {exc}"
+    missing = list(dict.fromkeys(_local.missing))
+    return text[:MAX_RENDERED], missing, None
+
+
+def referenced_names(source: str) -> set[str] | None:
+    """Top-level names a template reads (``vars.x`` counts as ``x``); None if it cannot parse."""
+    if not isinstance(source, str) or "{" not in source:
+        return set()
+    try:
+        tree = _check_env.parse(source)
+    except TemplateSyntaxError:
+        return None
+    names = set(meta.find_undeclared_variables(tree))
+    from jinja2 import nodes
+
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name == "vars":
+            names.add(node.attr)
+    names.discard("vars")
+    return names
+
+
+def syntax_error(source: str) -> str | None:
+    try:
+        _check_env.parse(source)
+    except TemplateSyntaxError as exc:
+        return f"{exc.message} (linha {exc.lineno})"
+    return None
