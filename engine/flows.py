@@ -205,11 +205,8 @@ class FlowRepository:
     def _lint(self, doc: dict, lang: str | None) -> list[dict]:
         from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
 
-        index = self.flow_index()
-        # The document being saved replaces its own stored draft, so jumps inside it are
-        # checked against the blocks it has now, not the ones it had.
-        index[doc["id"]] = _block_ids(doc)
-        return lint(doc, flows=index, lang=lang)
+        # lint() counts the document itself as known with its current blocks.
+        return lint(doc, flows=self.flow_index(), lang=lang)
 
     def create(self, raw: bytes | str | dict, actor: str | None = None,
                lang: str | None = None) -> dict:

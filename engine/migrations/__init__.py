@@ -1,0 +1,1 @@
+"""Alembic migrations for papo's database (run them with ``engine.migrate.upgrade``)."""
