@@ -8,7 +8,8 @@ from sqlalchemy.engine import make_url
 def safe_url(url: str) -> str:
     """``url`` without its password, fit to print."""
     try:
-        return make_url(url).set(password=None).render_as_string(hide_password=False)
+        # URL.set() takes None as "unchanged"; the namedtuple _replace really drops it.
+        return make_url(url)._replace(password=None).render_as_string(hide_password=False)
     except Exception:  # an unparseable URL: say nothing that might be a secret
         return "<invalid database URL>"
 
