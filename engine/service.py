@@ -1,0 +1,877 @@
+"""The service: the only place that touches the database, the clock and the network.
+
+Every entry point (the REST API, the WhatsApp webhook, the web chat, the inbox, the
+simulator, ``papo chat`` and the worker) goes through :class:`Service`, so they all run
+the very same engine and state machine. Work on one conversation is serialized: a row
+lock on PostgreSQL, the single write transaction (``BEGIN IMMEDIATE``) on SQLite.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from blocks.text import contains_words, normalize
+from engine import conversation as machine
+from engine import core
+from engine.errors import Invalid, NotFound
+from engine.graph import CompiledFlow, compile_flow, flow_cache
+from engine.settings import Settings
+from engine.store import (
+    activity,
+    answers,
+    contacts,
+    conversation_assignees,
+    conversations,
+    flow_revisions,
+    flow_versions,
+    flows,
+    messages,
+    outbox,
+    processed_messages,
+    run_blocks,
+    run_log,
+    timers,
+    users,
+)
+
+log = logging.getLogger("papo.service")
+
+CHANNELS = ("api", "whatsapp", "web")
+TEST_CHANNEL = "test"  # the simulator's conversations: hidden from inbox, API lists and reports
+MAX_TEXT = 4096 * 4
+MAX_JUMPS = 10
+BOT_TIMER_KINDS = ("wait", "question_timeout")
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(value: datetime) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+@dataclass
+class _Work:
+    """What one transaction produced for the caller."""
+
+    conversation_id: int
+    replies: list[dict] = field(default_factory=list)
+    pending_http: dict | None = None
+
+
+class Service:
+    """Conversations, messages, transitions and timers over one database."""
+
+    def __init__(self, db: Engine, settings: Settings | None = None, *,
+                 clock: Callable[[], float] | None = None,
+                 http: Callable | None = None,
+                 forced_flow_id: str | None = None):
+        self.db = db
+        self.settings = settings or Settings.from_env()
+        self.clock = clock or time.time
+        self._http = http
+        # The simulator and ``papo chat`` run one flow's latest draft whatever its triggers.
+        self.forced_flow_id = forced_flow_id
+        self._published: dict[str, int] = {}
+        self._docs: dict[tuple[str, int], dict] = {}
+        self.is_postgres = db.dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------ flows
+    def _flow(self, conn: Connection, flow_id: str, version: int | None,
+              draft_revision: int | None = None) -> CompiledFlow | None:
+        """A published version (cached forever) or a draft revision of a flow."""
+        if draft_revision is not None:
+            row = conn.execute(select(flow_revisions.c.document).where(
+                flow_revisions.c.flow_id == flow_id, flow_revisions.c.revision == draft_revision)).first()
+            return compile_flow(row.document, None) if row else None
+        if version is None:
+            return None
+        key = (flow_id, version)
+        doc = self._docs.get(key)
+        if doc is None:
+            row = conn.execute(select(flow_versions.c.document).where(
+                flow_versions.c.flow_id == flow_id, flow_versions.c.version == version)).first()
+            if row is None:
+                return None
+            doc = self._docs[key] = row.document
+        return flow_cache.get(doc, version)
+
+    def _published_flows(self, conn: Connection) -> list[CompiledFlow]:
+        rows = conn.execute(select(flows.c.id, flows.c.published_version).where(
+            flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))).all()
+        found = []
+        for row in rows:
+            flow = self._flow(conn, row.id, row.published_version)
+            if flow is not None:
+                found.append(flow)
+        return found
+
+    def _latest_draft(self, conn: Connection, flow_id: str) -> tuple[CompiledFlow, int] | None:
+        row = conn.execute(select(flows.c.revision).where(
+            flows.c.id == flow_id, flows.c.deleted_at.is_(None))).first()
+        if row is None:
+            return None
+        flow = self._flow(conn, flow_id, None, row.revision)
+        return (flow, row.revision) if flow else None
+
+    def _run_flow(self, conn: Connection, run: dict | None) -> CompiledFlow | None:
+        if not run:
+            return None
+        return self._flow(conn, run["flow_id"], run.get("flow_version"), run.get("draft_revision"))
+
+    def match_trigger(self, conn: Connection, text: str) -> tuple[CompiledFlow, int | None] | None:
+        """The flow an unsolicited message starts: keyword triggers by priority, then default."""
+        if self.forced_flow_id:
+            draft = self._latest_draft(conn, self.forced_flow_id)
+            return (draft[0], draft[1]) if draft else None
+        candidates = self._published_flows(conn)
+        ordered = sorted(candidates, key=lambda f: (-int(f.doc.get("priority", 0)), f.id))
+        norm = normalize(text)
+        for flow in ordered:
+            for trigger in flow.doc.get("triggers", []):
+                if trigger["type"] == "keyword" and _keyword_matches(trigger, text, norm):
+                    return flow, None
+        for flow in ordered:
+            if any(t["type"] == "default" for t in flow.doc.get("triggers", [])):
+                return flow, None
+        return None
+
+    # ------------------------------------------------------------------ inbound
+    def handle_inbound(self, channel: str, contact: dict, message: dict) -> dict:
+        """A customer message: store it, let the bot answer; idempotent on the message id.
+
+        Returns ``{"conversation_id", "status", "replies": [{"text", "buttons"}]}``.
+        """
+        channel = _check_channel(channel)
+        external_id = _clean(contact.get("external_id"), "contact.external_id", 200)
+        name = str(contact.get("name") or "").strip()[:200]
+        message_id = _clean(message.get("id"), "message.id", 200)
+        text = message.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise Invalid("A mensagem precisa de um texto.", details=[
+                {"path": "$.message.text", "message": "Texto vazio ou ausente."}])
+        text = text[:MAX_TEXT]
+        now = self.clock()
+        with self.db.begin() as conn:
+            conv = self._conversation_for(conn, channel, external_id, name, now)
+            done = conn.execute(select(processed_messages.c.result).where(
+                processed_messages.c.channel == channel,
+                processed_messages.c.external_id == message_id)).first()
+            if done is not None:
+                return done.result
+            work = _Work(conv["id"])
+            self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id)
+            self._bot_reads(conn, conv, text, now, work)
+            result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
+            conn.execute(insert(processed_messages).values(
+                channel=channel, external_id=message_id, conversation_id=conv["id"],
+                result=result, at=utc(now)))
+        if work.pending_http:
+            extra = self._perform_http(conv["id"], work.pending_http)
+            result = {**result, "replies": result["replies"] + extra["replies"], "status": extra["status"]}
+            with self.db.begin() as conn:
+                conn.execute(update(processed_messages).where(
+                    processed_messages.c.channel == channel,
+                    processed_messages.c.external_id == message_id).values(result=result))
+        return result
+
+    def _bot_reads(self, conn: Connection, conv: dict, text: str, now: float, work: _Work) -> None:
+        """DESIGN §3 "Inbound message when concluded", in order."""
+        if conv["status"] == machine.OPEN:
+            return  # people are in charge; the message waits for them in the inbox
+        state = conv["state"]
+        run = state.get("run")
+        flow = self._run_flow(conn, run)
+        waiting = run and run["state"] == core.WAITING_INPUT and flow is not None
+        block = flow.blocks.get(run["block_id"]) if waiting else None
+        # 0. a choice question whose option this message picks takes it as the answer
+        if block is not None and block["data"].get("input") == "choice":
+            from blocks.question import match_option
+
+            if match_option(block["data"], text) is not None:
+                self._feed(conn, conv, flow, core.UserMessage(now, text), work)
+                return
+        # 1. a request for a human opens the conversation
+        if self._asks_for_human(text):
+            self._transition(conn, conv, "handoff", "customer", now, work)
+            return
+        # 2. an answer to the waiting question
+        if block is not None:
+            self._feed(conn, conv, flow, core.UserMessage(now, text), work)
+            return
+        # 3. triggers of published flows (or the forced flow of the simulator)
+        self._start_triggered(conn, conv, text, now, work)
+
+    def _start_triggered(self, conn, conv, text, now, work) -> None:
+        if self.forced_flow_id and conv["state"].get("run") and \
+                conv["state"]["run"]["state"] != core.ENDED:
+            return  # the simulator's run is waiting for a timer or a person: no restart
+        found = self.match_trigger(conn, text)
+        if found is None:
+            return
+        flow, draft_revision = found
+        self._start(conn, conv, flow, now, work, draft_revision=draft_revision)
+
+    def _start(self, conn, conv, flow: CompiledFlow, now: float, work: _Work,
+               block_id: str | None = None, draft_revision: int | None = None, jumps: int = 0) -> None:
+        event = core.Start(now, f"r-{uuid.uuid4().hex[:16]}", block_id)
+        self._feed(conn, conv, flow, event, work, draft_revision=draft_revision, jumps=jumps)
+
+    def _asks_for_human(self, text: str) -> bool:
+        norm = normalize(text)
+        for keyword in self.settings.handoff_keywords:
+            if normalize(keyword) == norm or contains_words(text, keyword):
+                return True
+        return False
+
+    # ------------------------------------------------------------------ engine glue
+    def _feed(self, conn: Connection, conv: dict, flow: CompiledFlow, event, work: _Work,
+              draft_revision: int | None = None, jumps: int = 0) -> None:
+        """Run one engine step and apply what it produced, in this transaction."""
+        before = conv["state"].get("run") or {}
+        state, outbound, effects = core.step(flow, conv["state"], event)
+        run = state.get("run")
+        if run is not None and isinstance(event, core.Start) and draft_revision is not None:
+            run["draft_revision"] = draft_revision
+        elif run is not None and before.get("draft_revision") and run.get("id") == before.get("id"):
+            run["draft_revision"] = before["draft_revision"]
+        conv["state"] = state
+        now = event.at
+        if run is not None and (run.get("id"), run.get("token")) != (before.get("id"), before.get("token")):
+            self._cancel_bot_timers(conn, conv["id"])
+        for out in outbound:
+            self._store_message(conn, conv, "out", "bot", out["text"], out["buttons"], now)
+            work.replies.append({"text": out["text"], "buttons": out["buttons"]})
+        jump = None
+        for effect in effects:
+            kind = effect["type"]
+            if kind == "schedule_timer":
+                self._schedule(conn, conv["id"], effect["kind"], effect["due_at"],
+                               {"token": effect["token"], "run_id": run["id"], "block_id": effect["block_id"]})
+            elif kind == "open":
+                self._flow_opens(conn, conv, effect, now, work)
+            elif kind == "conclude":
+                self._transition(conn, conv, "flow_conclude", "bot", now, work,
+                                 detail={"reason": effect.get("reason") or None})
+            elif kind == "http":
+                work.pending_http = {**effect, "run_id": run["id"], "token": run["token"]}
+            elif kind == "jump":
+                jump = effect
+            elif kind == "answer":
+                conn.execute(insert(answers).values(conversation_id=conv["id"], name=effect["name"],
+                                                    value=json.dumps(effect["value"], ensure_ascii=False)
+                                                    if not isinstance(effect["value"], str) else effect["value"],
+                                                    at=utc(now)))
+            elif kind == "visit":
+                self._record_visits(conn, effect, now)
+            elif kind == "log":
+                conn.execute(insert(run_log).values(conversation_id=conv["id"], level=effect["level"],
+                                                    block_id=effect.get("block_id"),
+                                                    message=effect["message"][:2000], at=utc(now)))
+        self._save_state(conn, conv, now)
+        if jump is not None:
+            self._jump(conn, conv, jump, now, work, jumps + 1)
+
+    def _jump(self, conn, conv, jump: dict, now: float, work: _Work, jumps: int) -> None:
+        if jumps > MAX_JUMPS:
+            self._log(conn, conv["id"], "error", None, f"mais de {MAX_JUMPS} saltos entre fluxos: parado", now)
+            return
+        target: CompiledFlow | None = None
+        draft_revision = None
+        if self.forced_flow_id and jump["flow_id"] == self.forced_flow_id:
+            found = self._latest_draft(conn, jump["flow_id"])
+            if found:
+                target, draft_revision = found
+        else:
+            row = conn.execute(select(flows.c.published_version).where(
+                flows.c.id == jump["flow_id"], flows.c.deleted_at.is_(None))).first()
+            if row and row.published_version:
+                target = self._flow(conn, jump["flow_id"], row.published_version)
+        if target is None:
+            self._log(conn, conv["id"], "error", None,
+                      f"salto para o fluxo {jump['flow_id']}, que não está publicado", now)
+            return
+        self._start(conn, conv, target, now, work, block_id=jump.get("block_id"),
+                    draft_revision=draft_revision, jumps=jumps)
+
+    def _flow_opens(self, conn, conv, effect: dict, now: float, work: _Work) -> None:
+        detail = {"note": effect.get("note") or None, "block_id": effect.get("block_id")}
+        self._transition(conn, conv, "flow_open", "bot", now, work, detail=detail)
+        login = effect.get("assign_to")
+        if login:
+            if self._user_exists(conn, login):
+                self._transition(conn, conv, "assign", "bot", now, work, user=login)
+            else:
+                self._log(conn, conv["id"], "warning", effect.get("block_id"),
+                          f"atribuição ignorada: o usuário {login} não existe", now)
+
+    def _record_visits(self, conn, effect: dict, now: float) -> None:
+        rows = [{"run_id": effect["run_id"], "flow_id": effect["flow_id"], "block_id": b, "at": utc(now)}
+                for b in effect["block_ids"]]
+        stmt = self._insert_ignore(run_blocks, ["run_id", "flow_id", "block_id"])
+        conn.execute(stmt, rows)
+
+    def _insert_ignore(self, table, keys):
+        if self.is_postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
+
+    def _log(self, conn, conversation_id, level, block_id, message, now) -> None:
+        conn.execute(insert(run_log).values(conversation_id=conversation_id, level=level,
+                                            block_id=block_id, message=message, at=utc(now)))
+
+    # ------------------------------------------------------------------ HTTP blocks
+    def _perform_http(self, conversation_id: int, call: dict) -> dict:
+        """Make the block's request outside any transaction, then feed the answer back."""
+        if self._http is not None:
+            outcome = self._http(call, self.settings.http_allow_hosts)
+        else:
+            from engine.http import perform
+
+            outcome = perform(call, self.settings.http_allow_hosts)
+        replies: list[dict] = []
+        status = None
+        while True:
+            now = self.clock()
+            with self.db.begin() as conn:
+                conv = self._lock(conn, conversation_id)
+                status = conv["status"]
+                run = conv["state"].get("run") or {}
+                if (run.get("id"), run.get("token"), run.get("pending")) != (call["run_id"], call["token"], "http"):
+                    break  # the run moved on while the request was in flight
+                if getattr(outcome, "error", None):
+                    self._log(conn, conversation_id, "warning", call.get("block_id"),
+                              f"requisição HTTP falhou: {outcome.error}", now)
+                work = _Work(conversation_id)
+                flow = self._run_flow(conn, run)
+                if flow is None:
+                    break
+                self._feed(conn, conv, flow, core.HttpResult(now, outcome.ok, outcome.status, outcome.body), work)
+                replies.extend(work.replies)
+                status = conv["status"]
+            if not work.pending_http:
+                break
+            call = work.pending_http
+            from engine.http import perform
+
+            outcome = (self._http or perform)(call, self.settings.http_allow_hosts)
+        return {"replies": replies, "status": status}
+
+    # ------------------------------------------------------------------ storage helpers
+    def _conversation_for(self, conn, channel, external_id, name, now) -> dict:
+        row = conn.execute(select(contacts.c.id, contacts.c.name).where(
+            contacts.c.channel == channel, contacts.c.external_id == external_id)).first()
+        if row is None:
+            conn.execute(self._insert_ignore(contacts, ["channel", "external_id"]).values(
+                channel=channel, external_id=external_id, name=name))
+            row = conn.execute(select(contacts.c.id, contacts.c.name).where(
+                contacts.c.channel == channel, contacts.c.external_id == external_id)).first()
+        contact_id = row.id
+        if name and row.name != name:
+            conn.execute(update(contacts).where(contacts.c.id == contact_id).values(name=name))
+        existing = conn.execute(select(conversations.c.id).where(conversations.c.contact_id == contact_id)).first()
+        if existing is None:
+            state = core.new_state({"name": name or row.name, "external_id": external_id})
+            conn.execute(self._insert_ignore(conversations, ["contact_id"]).values(
+                contact_id=contact_id, channel=channel, status=machine.CONCLUDED,
+                name_norm=normalize(name or row.name), state=state, version=1,
+                created_at=utc(now), updated_at=utc(now)))
+            existing = conn.execute(select(conversations.c.id).where(
+                conversations.c.contact_id == contact_id)).first()
+        conv = self._lock(conn, existing.id)
+        if name and conv["state"]["contact"].get("name") != name:
+            conv["state"]["contact"]["name"] = name
+            conv["name_norm"] = normalize(name)
+        return conv
+
+    def _lock(self, conn: Connection, conversation_id: int) -> dict:
+        query = select(conversations).where(conversations.c.id == conversation_id)
+        if self.is_postgres:
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound("Conversa não encontrada.")
+        conv = dict(row)
+        conv["state"] = json.loads(json.dumps(row["state"]))  # a private copy to mutate
+        conv["assignees"] = [r.login for r in conn.execute(
+            select(conversation_assignees.c.login).where(
+                conversation_assignees.c.conversation_id == conversation_id)
+            .order_by(conversation_assignees.c.assigned_at, conversation_assignees.c.login))]
+        return conv
+
+    def _save_state(self, conn, conv: dict, now: float) -> None:
+        conn.execute(update(conversations).where(conversations.c.id == conv["id"]).values(
+            state=conv["state"], status=conv["status"], name_norm=conv["name_norm"],
+            version=conversations.c.version + 1, updated_at=utc(now), opened_at=conv.get("opened_at")))
+
+    def _store_message(self, conn, conv, direction, author, text, buttons, now, external_id=None) -> int:
+        result = conn.execute(insert(messages).values(
+            conversation_id=conv["id"], direction=direction, author=author, text=text,
+            buttons=list(buttons or []), at=utc(now), external_id=external_id))
+        message_id = result.inserted_primary_key[0]
+        if direction == "out" and conv["channel"] == "whatsapp":
+            to = conv["state"].get("contact", {}).get("external_id")
+            conn.execute(insert(outbox).values(
+                conversation_id=conv["id"], channel="whatsapp", idempotency_key=f"msg-{message_id}",
+                payload={"to": to, "text": text, "buttons": list(buttons or []), "message_id": message_id},
+                status="pending", attempts=0, next_attempt_at=utc(now), created_at=utc(now)))
+        self._save_state(conn, conv, now)
+        return message_id
+
+    def _user_exists(self, conn, login: str) -> bool:
+        return conn.execute(select(users.c.id).where(users.c.login == login)).first() is not None
+
+    # ------------------------------------------------------------------ timers
+    def _schedule(self, conn, conversation_id: int, kind: str, due_at: float, payload: dict) -> None:
+        conn.execute(insert(timers).values(conversation_id=conversation_id, kind=kind,
+                                           due_at=utc(due_at), payload=payload, status="pending"))
+
+    def _cancel_bot_timers(self, conn, conversation_id: int) -> None:
+        conn.execute(update(timers).where(
+            timers.c.conversation_id == conversation_id, timers.c.status == "pending",
+            timers.c.kind.in_(BOT_TIMER_KINDS)).values(status="cancelled"))
+
+    def _schedule_auto_conclude(self, conn, conv: dict, now: float) -> None:
+        after = self.settings.auto_conclude_after
+        if not after:
+            return
+        pending = conn.execute(select(timers.c.id).where(
+            timers.c.conversation_id == conv["id"], timers.c.status == "pending",
+            timers.c.kind == "auto_conclude")).first()
+        if pending is None:
+            self._schedule(conn, conv["id"], "auto_conclude", now + after, {})
+
+    def fire_timer(self, timer_id: int, now: float | None = None) -> dict:
+        """Fire one claimed timer: feed it to the engine or auto-conclude. Returns replies."""
+        now = self.clock() if now is None else now
+        work = None
+        with self.db.begin() as conn:
+            row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
+            if row is None or row["status"] != "pending":
+                return {"replies": [], "fired": False}
+            conv = self._lock(conn, row["conversation_id"])
+            # Re-read under the conversation lock: another worker may have fired it.
+            again = conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.status == "pending")
+                                 .values(status="fired", fired_at=utc(now)))
+            if again.rowcount != 1:
+                return {"replies": [], "fired": False}
+            work = _Work(conv["id"])
+            if row["kind"] == "auto_conclude":
+                self._auto_conclude(conn, conv, now, work)
+            else:
+                run = conv["state"].get("run") or {}
+                payload = row["payload"] or {}
+                if run.get("id") == payload.get("run_id") and conv["status"] == machine.CONCLUDED:
+                    flow = self._run_flow(conn, run)
+                    if flow is not None:
+                        self._feed(conn, conv, flow, core.Timer(now, row["kind"], payload.get("token", -1)), work)
+        if work.pending_http:
+            extra = self._perform_http(work.conversation_id, work.pending_http)
+            work.replies.extend(extra["replies"])
+        return {"replies": work.replies, "fired": True, "conversation_id": work.conversation_id}
+
+    def _auto_conclude(self, conn, conv: dict, now: float, work: _Work) -> None:
+        after = self.settings.auto_conclude_after
+        if conv["status"] != machine.OPEN or not after:
+            return
+        idle_since = epoch(conv["updated_at"])
+        if now - idle_since + 1e-6 < after:  # activity since: try again later
+            self._schedule(conn, conv["id"], "auto_conclude", idle_since + after, {})
+            return
+        self._transition(conn, conv, "auto_conclude", "system", now, work)
+
+    def due_timers(self, now: float | None = None, limit: int = 100) -> list[int]:
+        now = self.clock() if now is None else now
+        with self.db.connect() as conn:
+            return [r.id for r in conn.execute(select(timers.c.id).where(
+                timers.c.status == "pending", timers.c.due_at <= utc(now))
+                .order_by(timers.c.due_at, timers.c.id).limit(limit))]
+
+    def fire_due_timers(self, now: float | None = None, limit: int = 1000) -> list[dict]:
+        """Fire every timer due at ``now`` (one process; the worker claims with a lease)."""
+        results = []
+        for timer_id in self.due_timers(now, limit):
+            result = self.fire_timer(timer_id, now)
+            if result["fired"]:
+                results.append(result)
+        return results
+
+    def next_timer(self, conversation_id: int) -> dict | None:
+        with self.db.connect() as conn:
+            row = conn.execute(select(timers).where(
+                timers.c.conversation_id == conversation_id, timers.c.status == "pending")
+                .order_by(timers.c.due_at, timers.c.id).limit(1)).mappings().first()
+            return dict(row) if row else None
+
+    def list_timers(self, conversation_id: int | None = None, limit: int = 500) -> list[dict]:
+        query = select(timers).where(timers.c.status == "pending").order_by(timers.c.due_at).limit(limit)
+        if conversation_id is not None:
+            query = query.where(timers.c.conversation_id == conversation_id)
+        with self.db.connect() as conn:
+            return [{"id": r["id"], "conversation_id": r["conversation_id"], "kind": r["kind"],
+                     "due_at": iso(r["due_at"])} for r in conn.execute(query).mappings()]
+
+    def cancel_timer(self, timer_id: int) -> bool:
+        with self.db.begin() as conn:
+            done = conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.status == "pending")
+                                .values(status="cancelled"))
+            return done.rowcount == 1
+
+    # ------------------------------------------------------------------ transitions
+    def _transition(self, conn, conv: dict, action: str, actor: str, now: float, work: _Work,
+                    user: str | None = None, detail: dict | None = None) -> bool:
+        """Apply one row of the transition table to ``conv`` (locked) and its run."""
+        outcome = machine.plan(action, conv["status"], conv["assignees"], actor, user)
+        if not outcome.changed:
+            return False
+        before = conv["status"]
+        added = [u for u in outcome.assignees if u not in conv["assignees"]]
+        removed = [u for u in conv["assignees"] if u not in outcome.assignees]
+        for login in added:
+            conn.execute(insert(conversation_assignees).values(
+                conversation_id=conv["id"], login=login, assigned_at=utc(now)))
+        for login in removed:
+            conn.execute(conversation_assignees.delete().where(
+                conversation_assignees.c.conversation_id == conv["id"],
+                conversation_assignees.c.login == login))
+        conv["assignees"] = outcome.assignees
+        conv["status"] = outcome.status
+        entry_detail = dict(outcome.activity.get("detail") or {})
+        entry_detail.update({k: v for k, v in (detail or {}).items() if v is not None})
+        if before != machine.OPEN and outcome.status == machine.OPEN:
+            conv["opened_at"] = utc(now)
+            self._schedule_auto_conclude(conn, conv, now)
+        if before == machine.OPEN and outcome.status == machine.CONCLUDED:
+            entry_detail.update(self._resolution(conn, conv, now))
+            conv["opened_at"] = None
+            conn.execute(update(timers).where(
+                timers.c.conversation_id == conv["id"], timers.c.status == "pending",
+                timers.c.kind == "auto_conclude").values(status="cancelled"))
+        conn.execute(insert(activity).values(
+            conversation_id=conv["id"], actor=actor, action=outcome.activity["action"],
+            from_status=before, to_status=outcome.status, detail=entry_detail or None, at=utc(now)))
+        self._save_state(conn, conv, now)
+        self._bot_after(conn, conv, outcome.bot, now, work)
+        return True
+
+    def _resolution(self, conn, conv: dict, now: float) -> dict:
+        opened = conv.get("opened_at")
+        if opened is None:
+            return {}
+        first = conn.execute(select(func.min(messages.c.at)).where(
+            messages.c.conversation_id == conv["id"], messages.c.direction == "out",
+            messages.c.author != "bot", messages.c.at >= opened)).scalar()
+        out = {"opened_at": iso(opened), "resolution_s": round(now - epoch(opened), 3)}
+        if first is not None:
+            out["first_response_s"] = round(epoch(first) - epoch(opened), 3)
+        return out
+
+    def _bot_after(self, conn, conv: dict, bot: str, now: float, work: _Work) -> None:
+        run = conv["state"].get("run")
+        if bot in ("suspend", "interrupt"):
+            if run and run["state"] in core.WAITING:
+                flow = self._run_flow(conn, run)
+                if flow is not None:
+                    self._feed(conn, conv, flow, core.Opened(now, interrupt=bot == "interrupt"), work)
+                else:
+                    conv["state"]["run"]["state"] = core.ENDED
+                    self._save_state(conn, conv, now)
+            self._cancel_bot_timers(conn, conv["id"])
+        elif bot == "conclude":
+            resumed = False
+            if run and run["state"] != core.ENDED:
+                flow = self._run_flow(conn, run)
+                if flow is not None:
+                    was_at = (run["id"], run["state"], run.get("suspended_by"))
+                    self._feed(conn, conv, flow, core.Concluded(now), work)
+                    after = conv["state"].get("run") or {}
+                    resumed = was_at[1] == core.SUSPENDED and was_at[2] == "flow" and \
+                        after.get("id") == was_at[0]
+                else:
+                    conv["state"]["run"]["state"] = core.ENDED
+                    self._save_state(conn, conv, now)
+            if not resumed:
+                self._start_on_conclude_flow(conn, conv, now, work)
+
+    def _start_on_conclude_flow(self, conn, conv, now, work) -> None:
+        flow_id = self.settings.on_conclude_flow
+        if not flow_id:
+            return
+        row = conn.execute(select(flows.c.published_version).where(
+            flows.c.id == flow_id, flows.c.deleted_at.is_(None))).first()
+        if row is None or row.published_version is None:
+            return
+        flow = self._flow(conn, flow_id, row.published_version)
+        if flow is not None:
+            self._start(conn, conv, flow, now, work)
+
+    def act(self, conversation_id: int, action: str, actor: str, user: str | None = None) -> dict:
+        """An agent's action (DESIGN §6): returns ``{"conversation", "replies"}``."""
+        if action not in machine.AGENT_ACTIONS or action == "agent_message":
+            raise Invalid(f"Ação desconhecida: {action}.")
+        now = self.clock()
+        with self.db.begin() as conn:
+            conv = self._lock(conn, conversation_id)
+            if user is not None:
+                if not isinstance(user, str) or not self._user_exists(conn, user):
+                    raise Invalid(f"O usuário \"{user}\" não existe.", details=[
+                        {"path": "$.user", "message": "Usuário desconhecido."}])
+            elif action in ("assign", "unassign"):
+                raise Invalid("Informe o usuário (campo \"user\").", details=[
+                    {"path": "$.user", "message": "Campo obrigatório."}])
+            work = _Work(conv["id"])
+            self._transition(conn, conv, action, actor, now, work, user=user)
+        replies = self._after_http(work)
+        return {"conversation": self.get_conversation(conversation_id), "replies": replies}
+
+    def agent_message(self, conversation_id: int, actor: str, text: str) -> dict:
+        """An agent writes to the customer: the conversation opens and the bot pauses."""
+        if not isinstance(text, str) or not text.strip():
+            raise Invalid("A mensagem não pode ficar vazia.", details=[
+                {"path": "$.text", "message": "Texto vazio ou ausente."}])
+        now = self.clock()
+        with self.db.begin() as conn:
+            conv = self._lock(conn, conversation_id)
+            work = _Work(conv["id"])
+            self._transition(conn, conv, "agent_message", actor, now, work)
+            self._store_message(conn, conv, "out", actor, text[:MAX_TEXT], [], now)
+            if conv["status"] == machine.OPEN:
+                self._schedule_auto_conclude(conn, conv, now)
+        return {"conversation": self.get_conversation(conversation_id), "replies": []}
+
+    def _after_http(self, work: _Work) -> list[dict]:
+        if work.pending_http:
+            return work.replies + self._perform_http(work.conversation_id, work.pending_http)["replies"]
+        return work.replies
+
+    # ------------------------------------------------------------------ reading
+    def get_conversation(self, conversation_id: int, *, include_test: bool = True) -> dict:
+        with self.db.connect() as conn:
+            row = conn.execute(select(conversations, contacts.c.external_id, contacts.c.name)
+                               .join(contacts, contacts.c.id == conversations.c.contact_id)
+                               .where(conversations.c.id == conversation_id)).mappings().first()
+            if row is None or (not include_test and row["channel"] == TEST_CHANNEL):
+                raise NotFound("Conversa não encontrada.")
+            summary = self._summary(conn, row)
+            msgs = conn.execute(select(messages).where(messages.c.conversation_id == conversation_id)
+                                .order_by(messages.c.id)).mappings()
+            acts = conn.execute(select(activity).where(activity.c.conversation_id == conversation_id)
+                                .order_by(activity.c.id)).mappings()
+            pending = conn.execute(select(timers).where(
+                timers.c.conversation_id == conversation_id, timers.c.status == "pending")
+                .order_by(timers.c.due_at)).mappings()
+            summary.update(
+                variables=row["state"].get("vars", {}),
+                messages=[{"direction": m["direction"], "author": m["author"], "text": m["text"],
+                           "buttons": m["buttons"] or [], "at": iso(m["at"])} for m in msgs],
+                activity=[{"actor": a["actor"], "action": a["action"], "from": a["from_status"],
+                           "to": a["to_status"], "at": iso(a["at"]), "detail": a["detail"]} for a in acts],
+                timers=[{"id": t["id"], "kind": t["kind"], "due_at": iso(t["due_at"])} for t in pending],
+            )
+            return summary
+
+    def _summary(self, conn, row) -> dict:
+        run = row["state"].get("run")
+        assignees = [r.login for r in conn.execute(
+            select(conversation_assignees.c.login).where(
+                conversation_assignees.c.conversation_id == row["id"])
+            .order_by(conversation_assignees.c.assigned_at, conversation_assignees.c.login))]
+        return {
+            "id": row["id"], "status": row["status"], "channel": row["channel"],
+            "contact": {"external_id": row["external_id"], "name": row["name"]},
+            "assignees": assignees,
+            "run": {"state": run["state"], "flow_id": run["flow_id"], "flow_version": run.get("flow_version"),
+                    "block_id": run.get("block_id")} if run else None,
+            "tags": row["state"].get("tags", []),
+            "updated_at": iso(row["updated_at"]),
+        }
+
+    def list_conversations(self, status: str | None = None, q: str | None = None,
+                           assignee: str | None = None, cursor: str | None = None,
+                           limit: int = 50, unassigned: bool = False) -> dict:
+        """Newest activity first, with an opaque cursor for the next page."""
+        limit = max(1, min(int(limit), 200))
+        query = (select(conversations, contacts.c.external_id, contacts.c.name)
+                 .join(contacts, contacts.c.id == conversations.c.contact_id)
+                 .where(conversations.c.channel != TEST_CHANNEL))
+        if status:
+            if status not in machine.STATUSES:
+                raise Invalid("Status deve ser \"open\" ou \"concluded\".", details=[
+                    {"path": "status", "message": "Use open ou concluded."}])
+            query = query.where(conversations.c.status == status)
+        if q:
+            query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
+        if assignee:
+            query = query.where(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
+                                                       .where(conversation_assignees.c.login == assignee)))
+        if unassigned:
+            query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
+        if cursor:
+            at, last_id = _decode_cursor(cursor)
+            query = query.where(or_(conversations.c.updated_at < at,
+                                    and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
+        query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
+        with self.db.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+            items = [self._summary(conn, r) for r in rows[:limit]]
+        next_cursor = _encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
+            if len(rows) > limit else None
+        return {"items": items, "next_cursor": next_cursor}
+
+    def count_by_status(self) -> dict:
+        with self.db.connect() as conn:
+            rows = conn.execute(select(conversations.c.status, func.count()).where(
+                conversations.c.channel != TEST_CHANNEL).group_by(conversations.c.status)).all()
+        counts = {s: 0 for s in machine.STATUSES}
+        counts.update({status: n for status, n in rows})
+        return counts
+
+
+def _keyword_matches(trigger: dict, text: str, norm: str) -> bool:
+    value = trigger["value"]
+    if trigger["match"] == "exact":
+        return normalize(value) == norm
+    if trigger["match"] == "contains":
+        return normalize(value) in norm
+    try:
+        return re.search(value, norm, re.IGNORECASE) is not None or \
+            re.search(value, text, re.IGNORECASE) is not None
+    except re.error:
+        return False
+
+
+def _check_channel(channel: str) -> str:
+    if channel not in CHANNELS and channel != TEST_CHANNEL:
+        raise Invalid(f"Canal desconhecido: {channel}.", details=[
+            {"path": "$.channel", "message": "Use api, whatsapp ou web."}])
+    return channel
+
+
+def _clean(value, path: str, limit: int) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"Campo obrigatório ausente: {path}.", details=[
+            {"path": f"$.{path}", "message": "Campo obrigatório."}])
+    if len(value) > limit:
+        raise Invalid(f"Campo longo demais: {path}.", details=[
+            {"path": f"$.{path}", "message": f"No máximo {limit} caracteres."}])
+    return value.strip()
+
+
+def _encode_cursor(at: datetime, conversation_id: int) -> str:
+    raw = f"{iso_micro(at)}|{conversation_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def iso_micro(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, conversation_id = raw.split("|")
+        return datetime.fromisoformat(at), int(conversation_id)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("Cursor inválido.", details=[{"path": "cursor", "message": "Cursor inválido."}]) from None
+
+
+# ---------------------------------------------------------------------- reports
+def _stats(values: list[float]) -> dict:
+    if not values:
+        return {"avg": None, "median": None, "p90": None}
+    ordered = sorted(values)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    p90 = ordered[min(n - 1, max(0, -(-9 * n // 10) - 1))]  # nearest-rank
+    return {"avg": round(sum(ordered) / n, 3), "median": round(median, 3), "p90": round(p90, 3)}
+
+
+CONCLUDING_ACTIONS = ("concluded", "unassigned_and_concluded", "auto_concluded", "concluded_by_flow")
+
+
+def report_summary(service: Service, date_from, date_to) -> dict:
+    """DESIGN §6 reports: open now, conclusions in [from, to] (UTC dates, inclusive)."""
+    from datetime import timedelta
+
+    start = datetime.combine(date_from, datetime.min.time(), UTC)
+    end = datetime.combine(date_to, datetime.min.time(), UTC) + timedelta(days=1)
+    if end <= start:
+        raise Invalid("A data final precisa ser igual ou posterior à inicial.", details=[
+            {"path": "to", "message": "Data final antes da inicial."}])
+    test_conversations = select(conversations.c.id).where(conversations.c.channel == TEST_CHANNEL)
+    with service.db.connect() as conn:
+        open_now = conn.execute(select(func.count()).select_from(conversations).where(
+            conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL)).scalar()
+        rows = conn.execute(select(activity.c.actor, activity.c.detail).where(
+            activity.c.to_status == machine.CONCLUDED, activity.c.from_status == machine.OPEN,
+            activity.c.at >= start, activity.c.at < end,
+            activity.c.conversation_id.not_in(test_conversations))).all()
+        csat_values = conn.execute(select(answers.c.value).where(
+            answers.c.name == service.settings.csat_variable, answers.c.at >= start, answers.c.at < end,
+            answers.c.conversation_id.not_in(test_conversations))).scalars().all()
+    resolution, first_response, by_agent = [], [], {}
+    for actor, detail in rows:
+        detail = detail or {}
+        if detail.get("resolution_s") is not None:
+            resolution.append(float(detail["resolution_s"]))
+        if detail.get("first_response_s") is not None:
+            first_response.append(float(detail["first_response_s"]))
+        if actor not in ("bot", "system", "customer"):
+            agent = by_agent.setdefault(actor, {"user": actor, "concluded": 0, "_res": []})
+            agent["concluded"] += 1
+            if detail.get("resolution_s") is not None:
+                agent["_res"].append(float(detail["resolution_s"]))
+    scores = []
+    for value in csat_values:
+        try:
+            score = json.loads(value) if not value.strip().isdigit() else int(value)
+        except ValueError:
+            continue
+        if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5:
+            scores.append(score)
+    agents = [{"user": a["user"], "concluded": a["concluded"],
+               "resolution_s_avg": round(sum(a["_res"]) / len(a["_res"]), 3) if a["_res"] else None}
+              for a in sorted(by_agent.values(), key=lambda a: (-a["concluded"], a["user"]))]
+    return {
+        "open": open_now,
+        "concluded": len(rows),
+        "resolution_s": _stats(resolution),
+        "first_response_s": _stats(first_response),
+        "csat": {"avg": round(sum(scores) / len(scores), 3) if scores else None, "count": len(scores)},
+        "by_agent": agents,
+    }
+
+
+def funnel(service: Service, flow_id: str) -> list[dict]:
+    """How many runs reached each block of a flow."""
+    with service.db.connect() as conn:
+        rows = conn.execute(select(run_blocks.c.block_id, func.count()).where(
+            run_blocks.c.flow_id == flow_id).group_by(run_blocks.c.block_id)).all()
+    return [{"block_id": b, "runs": n} for b, n in rows]
