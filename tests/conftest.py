@@ -1,0 +1,178 @@
+"""Fixtures for the whole suite (the one conftest.py; add new fixtures to a section).
+
+Sections:
+  1. Databases: ``db_url`` (SQLite always, PostgreSQL when PAPO_TEST_POSTGRES_URL is
+     set), ``db`` (an Engine with the schema), ``make_test_engine(url)``.
+  2. Repositories: ``flows``.
+  3. Sample flows: ``sample_flow(name)``.
+
+PostgreSQL isolation: each test process (each pytest-xdist worker, and each of several
+pytest runs sharing one server) gets a database of its own, ``papo_test_<worker>_<pid>``,
+created from PAPO_TEST_POSTGRES_URL's database and dropped at the end; every test starts
+from an empty schema in it. If the role may not create databases, a schema of the same
+name inside the given database is used instead (via ``search_path`` in the URL).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from engine.db import create_schema, make_engine
+from engine.flows import FlowRepository
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_FLOWS = ROOT / "sample_flows"
+
+# ---------------------------------------------------------------------------------------
+# 1. Databases
+# ---------------------------------------------------------------------------------------
+
+POSTGRES_ENV = "PAPO_TEST_POSTGRES_URL"
+_PREFIX = "papo_test_"
+_engines: list[Engine] = []
+
+
+def make_test_engine(url: str) -> Engine:
+    """An Engine on the test database at ``url`` (from ``db_url``), disposed after the test.
+
+    Use it for a second process's view of the same database (two workers, a race).
+    """
+    engine = make_engine(url)
+    _engines.append(engine)
+    return engine
+
+
+@pytest.fixture(autouse=True)
+def _dispose_test_engines() -> Iterator[None]:
+    yield
+    # Pooled connections left open would keep PostgreSQL from emptying the schema for the
+    # next test, and keep SQLite files locked on some platforms.
+    while _engines:
+        _engines.pop().dispose()
+
+
+def _admin_engine(url) -> Engine:
+    return create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_stale_databases(conn) -> None:
+    """Drop test databases left by killed runs on this machine (their process is gone)."""
+    names = conn.execute(text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                         {"p": _PREFIX + "%"}).scalars().all()
+    for name in names:
+        found = re.fullmatch(_PREFIX + r"\w+_(\d+)", name)
+        if not found or _process_alive(int(found.group(1))):
+            continue
+        try:
+            # No FORCE: a database still in use (another machine's run) refuses to go.
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        except DBAPIError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def _postgres_target() -> Iterator[tuple[str, str]]:
+    """``(url, schema)`` of this process's own PostgreSQL database (or schema)."""
+    base = make_url(os.environ[POSTGRES_ENV])
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{_PREFIX}{worker}_{os.getpid()}"
+    admin = _admin_engine(base)
+    with admin.connect() as conn:
+        _sweep_stale_databases(conn)
+        try:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            mode = "database"
+        except DBAPIError:  # no CREATEDB privilege: a schema in the given database
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{name}"'))
+            mode = "schema"
+    if mode == "database":
+        url = base.set(database=name)
+        schema = "public"
+    else:
+        url = base.update_query_dict({"options": f"-csearch_path={name}"})
+        schema = name
+    try:
+        yield url.render_as_string(hide_password=False), schema
+    finally:
+        with admin.connect() as conn:
+            if mode == "database":
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            else:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        admin.dispose()
+
+
+def _empty_postgres(url: str, schema: str) -> None:
+    """Drop everything in ``schema`` (tables, sequences, alembic_version, leftovers)."""
+    admin = _admin_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=[
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.skipif(
+        not os.environ.get(POSTGRES_ENV), reason="PAPO_TEST_POSTGRES_URL not set")),
+])
+def db_url(request, tmp_path) -> str:
+    """The URL of an empty database of the parametrized kind, for this test alone."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'papo.db'}"
+    url, schema = request.getfixturevalue("_postgres_target")
+    _empty_postgres(url, schema)
+    return url
+
+
+@pytest.fixture
+def db(db_url) -> Engine:
+    """An Engine on a fresh database with every papo table created."""
+    engine = make_test_engine(db_url)
+    create_schema(engine)
+    return engine
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Repositories
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def flows(db) -> FlowRepository:
+    return FlowRepository(db)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Sample flows
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def sample_flow() -> Callable[[str], dict]:
+    """``sample_flow("boas-vindas")`` -> the document in ``sample_flows/boas-vindas.json``."""
+
+    def load(name: str) -> dict:
+        return json.loads((SAMPLE_FLOWS / f"{name}.json").read_text(encoding="utf-8"))
+
+    return load
