@@ -1,0 +1,249 @@
+"""Users (people who log in to the editor and inbox) and their API tokens.
+
+Passwords are stored only as werkzeug hashes (scrypt); API tokens only as the sha256
+hex of the token, so a database dump does not hand out working credentials.
+No Flask here: the CLI, the web app and the service all use these functions.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from engine.errors import Conflict, Invalid, NotFound
+from engine.store import api_tokens, users
+
+ROLES = ("admin", "agent")
+LOGIN_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+TOKEN_PREFIX = "papo_"
+MAX_PASSWORD_LENGTH = 1024  # hashing is deliberately slow; do not hash megabytes
+# Writing last_used_at on every API call would turn each read into a write.
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+
+# Hashing a throw-away password when the login is unknown keeps the answer time the
+# same, so timing does not reveal which logins exist.
+_DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
+
+_MESSAGES = {
+    "pt": {
+        "bad_login": "Login inválido: \"{login}\". Use de 1 a 64 caracteres: letras minúsculas, "
+                     "números, ponto, hífen ou sublinhado, começando por letra ou número.",
+        "bad_role": "Papel inválido: \"{role}\". Use \"admin\" ou \"agent\".",
+        "bad_password": "A senha não pode ficar vazia nem passar de {limit} caracteres.",
+        "login_taken": "Já existe um usuário com o login \"{login}\".",
+        "no_user": "Não existe usuário com o login \"{login}\".",
+    },
+    "en": {
+        "bad_login": "Invalid login: \"{login}\". Use 1 to 64 characters: lower-case letters, "
+                     "digits, dot, hyphen or underscore, starting with a letter or digit.",
+        "bad_role": "Invalid role: \"{role}\". Use \"admin\" or \"agent\".",
+        "bad_password": "The password cannot be empty or longer than {limit} characters.",
+        "login_taken": "A user with login \"{login}\" already exists.",
+        "no_user": "There is no user with login \"{login}\".",
+    },
+}
+
+
+def _msg(key: str, lang: str, **params) -> str:
+    catalog = _MESSAGES.get(lang, _MESSAGES["pt"])
+    return catalog[key].format(**params)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every stored timestamp is UTC.
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _user_dict(row) -> dict:
+    return {
+        "id": row.id,
+        "login": row.login,
+        "name": row.name or "",
+        "role": row.role,
+        "lang": row.lang,
+        "created_at": _aware(row.created_at),
+    }
+
+
+_USER_COLUMNS = (users.c.id, users.c.login, users.c.name, users.c.role, users.c.lang,
+                 users.c.created_at)
+
+
+def validate_login(login: str, lang: str = "pt") -> str:
+    """``login`` if it is a well-formed login, else ``Invalid``."""
+    if not isinstance(login, str) or not LOGIN_PATTERN.match(login):
+        raise Invalid(_msg("bad_login", lang, login=login), code="invalid_login")
+    return login
+
+
+def validate_role(role: str, lang: str = "pt") -> str:
+    if role not in ROLES:
+        raise Invalid(_msg("bad_role", lang, role=role), code="invalid_role")
+    return role
+
+
+def _validate_password(password: str, lang: str) -> str:
+    if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD_LENGTH:
+        raise Invalid(_msg("bad_password", lang, limit=MAX_PASSWORD_LENGTH),
+                      code="invalid_password")
+    return password
+
+
+def generate_password() -> str:
+    """A random password of about 96 bits, easy to copy (URL-safe characters)."""
+    return secrets.token_urlsafe(12)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_user(engine: Engine, login: str, role: str, password: str | None = None,
+                name: str = "", *, lang: str = "pt") -> tuple[dict, str | None]:
+    """Create a user; returns ``(user, generated_password)``.
+
+    The password is generated (and returned, the only time it is visible) when
+    ``password`` is None; otherwise the second item is None.
+    """
+    validate_login(login, lang)
+    validate_role(role, lang)
+    generated = None
+    if password is None:
+        password = generated = generate_password()
+    _validate_password(password, lang)
+    values = {
+        "login": login,
+        "name": (name or "").strip()[:200],
+        "password_hash": generate_password_hash(password),
+        "role": role,
+        "created_at": _now(),
+    }
+    try:
+        with engine.begin() as conn:
+            if conn.execute(select(users.c.id).where(users.c.login == login)).first():
+                raise Conflict(_msg("login_taken", lang, login=login), code="login_taken")
+            user_id = conn.execute(insert(users).values(**values)).inserted_primary_key[0]
+    except IntegrityError:  # lost a race with another process creating the same login
+        raise Conflict(_msg("login_taken", lang, login=login), code="login_taken") from None
+    return get_user_by_id(engine, user_id), generated
+
+
+def set_password(engine: Engine, login: str, password: str | None = None, *,
+                 lang: str = "pt") -> str | None:
+    """Replace a user's password; returns the generated one when ``password`` is None."""
+    generated = None
+    if password is None:
+        password = generated = generate_password()
+    _validate_password(password, lang)
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(users).where(users.c.login == login)
+            .values(password_hash=generate_password_hash(password))
+        ).rowcount
+    if not changed:
+        raise NotFound(_msg("no_user", lang, login=login), code="user_not_found")
+    return generated
+
+
+def authenticate(engine: Engine, login: str, password: str) -> dict | None:
+    """The user whose login and password match, else None (same cost either way)."""
+    login = (login or "").strip().lower()  # people type "Ana" on phones
+    if not login or not password or len(password) > MAX_PASSWORD_LENGTH:
+        check_password_hash(_DUMMY_HASH, "x")
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(*_USER_COLUMNS, users.c.password_hash).where(users.c.login == login)
+        ).first()
+    if row is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(row.password_hash, password):
+        return None
+    return _user_dict(row)
+
+
+def get_user(engine: Engine, login: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(*_USER_COLUMNS).where(users.c.login == login)).first()
+    return _user_dict(row) if row else None
+
+
+def get_user_by_id(engine: Engine, user_id: int) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).first()
+    return _user_dict(row) if row else None
+
+
+def list_users(engine: Engine) -> list[dict]:
+    """Every user, by login."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(*_USER_COLUMNS).order_by(users.c.login)).all()
+    return [_user_dict(row) for row in rows]
+
+
+def user_exists(engine: Engine, login: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(users).where(users.c.login == login)
+        ).scalar_one() > 0
+
+
+def set_user_lang(engine: Engine, user_id: int, lang: str | None) -> None:
+    """Remember the interface language a user picked."""
+    with engine.begin() as conn:
+        conn.execute(update(users).where(users.c.id == user_id).values(lang=lang))
+
+
+def create_token(engine: Engine, login: str, *, lang: str = "pt") -> str:
+    """A new API token for ``login``; only its sha256 is stored, so show it now or never."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        user_id = conn.execute(select(users.c.id).where(users.c.login == login)).scalar()
+        if user_id is None:
+            raise NotFound(_msg("no_user", lang, login=login), code="user_not_found")
+        conn.execute(insert(api_tokens).values(
+            user_id=user_id, token_hash=hash_token(token), created_at=_now()))
+    return token
+
+
+def user_for_token(engine: Engine, token: str | None) -> dict | None:
+    """The user owning ``token``, else None. Notes the token's use (at most once a minute)."""
+    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    digest = hash_token(token)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(*_USER_COLUMNS, api_tokens.c.id.label("token_id"), api_tokens.c.last_used_at)
+            .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
+            .where(api_tokens.c.token_hash == digest)
+        ).first()
+    if row is None:
+        return None
+    now = _now()
+    last_used = _aware(row.last_used_at)
+    if last_used is None or now - last_used >= TOKEN_TOUCH_INTERVAL:
+        with engine.begin() as conn:
+            conn.execute(update(api_tokens).where(api_tokens.c.id == row.token_id)
+                         .values(last_used_at=now))
+    return _user_dict(row)
+
+
+def revoke_tokens(engine: Engine, login: str) -> int:
+    """Delete every API token of ``login``; returns how many there were."""
+    with engine.begin() as conn:
+        user_id = conn.execute(select(users.c.id).where(users.c.login == login)).scalar()
+        if user_id is None:
+            return 0
+        return conn.execute(api_tokens.delete().where(api_tokens.c.user_id == user_id)).rowcount
