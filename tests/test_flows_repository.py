@@ -197,6 +197,29 @@ def test_two_saves_from_the_same_revision_exactly_one_wins(db_url, db):
     assert FlowRepository(db).get("vendas")[1] == 2
 
 
+def test_two_creates_of_the_same_id_exactly_one_wins(db_url, db):
+    creators = [FlowRepository(make_test_engine(db_url)) for _ in range(4)]
+    barrier = threading.Barrier(len(creators))
+    outcomes: list[str] = []
+
+    def create(repo: FlowRepository, n: int) -> None:
+        barrier.wait()
+        try:
+            repo.create(make_flow(text=f"autor {n}"))
+            outcomes.append("created")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=create, args=(r, n)) for n, r in enumerate(creators)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["conflict"] * 3 + ["created"]
+    assert FlowRepository(db).get("vendas")[1] == 1
+
+
 # -- structural vs graph problems ------------------------------------------------------------
 
 def test_graph_problems_are_saved_as_a_draft_with_findings(flows):
