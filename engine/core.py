@@ -78,6 +78,8 @@ def new_state(contact: dict | None = None) -> dict:
 
 def evaluate_logic(rule: Any, variables: dict, contact: dict) -> Any:
     """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``."""
+    if not isinstance(rule, dict | list):
+        return rule  # a bare value is a literal in JSONLogic
     data = dict(variables)
     data["vars"] = variables
     data["contact"] = contact

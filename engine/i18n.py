@@ -11,6 +11,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "pt": {
         # import / structure
         "not_json": "O arquivo não é um JSON válido (linha {line}, coluna {col}): {error}.",
+        "not_utf8": "O arquivo não é um JSON válido em UTF-8 (byte inválido na posição {position}). Salve-o como UTF-8.",
         "too_large": "O documento tem {size} bytes; o limite é {limit} bytes (2 MiB).",
         "too_deep": "O documento tem aninhamento profundo demais (limite: {limit} níveis).",
         "too_many_blocks": "O fluxo tem {count} blocos; o limite é {limit}.",
@@ -39,6 +40,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "schema.other": "Valor inválido: {detail}",
         # lint
         "lint.dangling_edge": "A ligação da saída \"{port}\" aponta para o bloco \"{to}\", que não existe.",
+        "lint.dangling_source": "Há uma ligação saindo do bloco \"{source}\", que não existe.",
         "lint.unknown_start": "O bloco inicial \"{start}\" não existe.",
         "lint.unknown_jump_flow": "O bloco salta para o fluxo \"{flow_id}\", que não existe.",
         "lint.unknown_jump_block": "O bloco salta para o bloco \"{target}\" do fluxo \"{flow_id}\", que não existe.",
@@ -56,6 +58,7 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "en": {
         "not_json": "The file is not valid JSON (line {line}, column {col}): {error}.",
+        "not_utf8": "The file is not valid UTF-8 JSON (invalid byte at position {position}). Save it as UTF-8.",
         "too_large": "The document is {size} bytes; the limit is {limit} bytes (2 MiB).",
         "too_deep": "The document is nested too deeply (limit: {limit} levels).",
         "too_many_blocks": "The flow has {count} blocks; the limit is {limit}.",
@@ -83,6 +86,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "schema.unknown_type": "Unknown block type: \"{value}\".",
         "schema.other": "Invalid value: {detail}",
         "lint.dangling_edge": "The connection from output \"{port}\" points to block \"{to}\", which does not exist.",
+        "lint.dangling_source": "A connection leaves block \"{source}\", which does not exist.",
         "lint.unknown_start": "The start block \"{start}\" does not exist.",
         "lint.unknown_jump_flow": "This block jumps to flow \"{flow_id}\", which does not exist.",
         "lint.unknown_jump_block": "This block jumps to block \"{target}\" of flow \"{flow_id}\", which does not exist.",

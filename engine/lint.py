@@ -121,14 +121,17 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
         findings.append(_finding("error", "unknown_start", None, lang, start=start))
 
     for edge in doc["edges"]:
-        if edge["to"] not in blocks or edge["from"] not in blocks:
-            missing = edge["to"] if edge["to"] not in blocks else edge["from"]
-            findings.append(_finding("error", "dangling_edge", edge["from"] if edge["from"] in blocks else None,
-                                     lang, port=edge["port"], to=missing))
+        if edge["from"] not in blocks:
+            finding = _finding("error", "dangling_edge", None, lang, port=edge["port"], to=edge["to"])
+            finding["message"] = t("lint.dangling_source", lang, source=edge["from"])
+            findings.append(finding)
+            continue
+        if edge["to"] not in blocks:
+            findings.append(_finding("error", "dangling_edge", edge["from"], lang, port=edge["port"], to=edge["to"]))
             continue
         ports = REGISTRY[blocks[edge["from"]]["type"]].ports(blocks[edge["from"]]["data"])
         if edge["port"] not in ports:
-            findings.append(_finding("error", "unknown_port", edge["from"], lang, block_id=edge["from"],
+            findings.append(_finding("error", "unknown_port", edge["from"], lang,
                                      port=edge["port"], ports=", ".join(ports) or "—"))
 
     connected = {(e["from"], e["port"]) for e in doc["edges"] if e["to"] in blocks}
@@ -151,13 +154,15 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
 def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], findings: list, lang) -> None:
     block_id, kind, data = block["id"], block["type"], block["data"]
     for text in _template_fields(block):
-        error = syntax_error(text) if isinstance(text, str) and "{" in text else None
+        error = syntax_error(text, lang) if isinstance(text, str) and "{" in text else None
         if error:
             findings.append(_finding("error", "bad_template", block_id, lang, error=error))
     if kind in ("message", "question") and len(data.get("text", "")) > WHATSAPP_MAX_TEXT:
         findings.append(_finding("warning", "text_too_long", block_id, lang, length=len(data["text"])))
-    labels = data.get("buttons") or [] if kind == "message" else [
-        o["label"] for o in data.get("options") or []]
+    if kind == "message":
+        labels = data.get("buttons") or []
+    else:
+        labels = [o["label"] for o in data.get("options") or []]
     if kind in ("message", "question"):
         if len(labels) > WHATSAPP_MAX_BUTTONS:
             findings.append(_finding("warning", "too_many_buttons", block_id, lang, count=len(labels)))
@@ -177,6 +182,11 @@ def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], find
             except re.error as exc:
                 findings.append(_finding("error", "bad_pattern", block_id, lang, error=str(exc)))
     elif kind == "condition":
+        for rule in data.get("rules", []):
+            unknown = _unknown_operators(rule.get("when"))
+            if unknown:
+                findings.append(_finding("error", "bad_jsonlogic", block_id, lang,
+                                         error=", ".join(sorted(unknown))))
         for port in REGISTRY[kind].ports(data):
             if (block_id, port) not in connected:
                 findings.append(_finding("warning", "port_unconnected", block_id, lang, port=port))
@@ -187,6 +197,30 @@ def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], find
         elif data.get("block_id") and data["block_id"] not in known[target_flow]:
             findings.append(_finding("error", "unknown_jump_block", block_id, lang,
                                      flow_id=target_flow, target=data["block_id"]))
+
+
+JSONLOGIC_OPERATORS = {
+    "var", "missing", "missing_some", "if", "?:", "==", "===", "!=", "!==", "!", "!!", "or", "and",
+    ">", ">=", "<", "<=", "max", "min", "+", "-", "*", "/", "%", "map", "filter", "reduce", "all",
+    "none", "some", "merge", "in", "cat", "substr", "log",
+}
+
+
+def _unknown_operators(rule) -> set[str]:
+    """Operators JSONLogic does not know (a typo would silently make the rule false)."""
+    unknown: set[str] = set()
+    stack = [rule]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if len(node) == 1:
+                op, arg = next(iter(node.items()))
+                if op not in JSONLOGIC_OPERATORS:
+                    unknown.add(op)
+                stack.append(arg)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return unknown
 
 
 def _spin_loops(graph: nx.MultiDiGraph, blocks: dict, lang) -> list[dict]:

@@ -75,9 +75,10 @@ def referenced_names(source: str) -> set[str] | None:
     return names
 
 
-def syntax_error(source: str) -> str | None:
+def syntax_error(source: str, lang: str | None = None) -> str | None:
     try:
         _check_env.parse(source)
     except TemplateSyntaxError as exc:
-        return f"{exc.message} (linha {exc.lineno})"
+        line = "line" if (lang or "").startswith("en") else "linha"
+        return f"{exc.message} ({line} {exc.lineno})"
     return None

@@ -46,6 +46,14 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(flow_schema())
 
 
+class _NotJson(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NotJson(f"{name} is not valid JSON")
+
+
 def _depth(value: Any) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -163,11 +171,19 @@ def load_document(raw: bytes | str | dict, lang: str | None = None) -> dict:
             raise FlowDocumentError([{"path": "$", "message": t(
                 "too_large", lang, size=size, limit=MAX_BYTES)}], status=413, code="too_large")
         try:
-            doc = json.loads(raw)
+            text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as exc:
+            raise FlowDocumentError([{"path": "$", "message": t(
+                "not_utf8", lang, position=exc.start)}], code="not_json") from None
+        try:
+            doc = json.loads(text, parse_constant=_reject_constant)
         except json.JSONDecodeError as exc:
             raise FlowDocumentError([{"path": "$", "message": t(
                 "not_json", lang, line=exc.lineno, col=exc.colno, error=exc.msg)}], code="not_json") from None
-        except (RecursionError, UnicodeDecodeError, ValueError):
+        except _NotJson as exc:
+            raise FlowDocumentError([{"path": "$", "message": t(
+                "not_json", lang, line=1, col=1, error=str(exc))}], code="not_json") from None
+        except (RecursionError, ValueError):
             raise FlowDocumentError([{"path": "$", "message": t(
                 "too_deep", lang, limit=MAX_DEPTH)}], code="too_deep") from None
     if not isinstance(doc, dict):

@@ -48,7 +48,7 @@ def match_option(data: dict, text: str) -> dict | None:
     """The option a reply picks: by its number ("1") or its label, ignoring case and accents."""
     options = data.get("options") or []
     wanted = normalize(text)
-    if wanted.isdigit() and 1 <= int(wanted) <= len(options):
+    if wanted.isdigit() and len(wanted) <= 6 and 1 <= int(wanted) <= len(options):
         return options[int(wanted) - 1]
     for option in options:
         if normalize(option["label"]) == wanted:
@@ -58,6 +58,8 @@ def match_option(data: dict, text: str) -> dict | None:
 
 def _number(text: str):
     cleaned = text.strip().replace(" ", "")
+    if len(cleaned) > 40:  # no one answers a question with a 40-digit number
+        return None
     if re.fullmatch(r"-?\d{1,3}(\.\d{3})+(,\d+)?", cleaned):  # 1.234,56
         cleaned = cleaned.replace(".", "").replace(",", ".")
     else:
@@ -65,6 +67,8 @@ def _number(text: str):
     if not re.fullmatch(r"-?\d+(\.\d+)?", cleaned):
         return None
     value = float(cleaned)
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
     return int(value) if value.is_integer() and "." not in cleaned else value
 
 
