@@ -34,6 +34,9 @@ metadata = MetaData(
 
 # JSON on SQLite, JSONB on PostgreSQL.
 Json = JSON().with_variant(JSONB(), "postgresql")
+# Flow documents keep their key order (plain JSON text, also on PostgreSQL) so an export
+# returns the document exactly as it was imported.
+Document = JSON()
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrement needs INTEGER
 UtcDateTime = DateTime(timezone=True)
 
@@ -77,7 +80,7 @@ flow_revisions = Table(
     metadata,
     Column("flow_id", String(63), nullable=False),
     Column("revision", Integer, nullable=False),
-    Column("document", Json, nullable=False),
+    Column("document", Document, nullable=False),
     Column("findings", Json, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("created_by", String(64), nullable=True),
@@ -90,7 +93,7 @@ flow_versions = Table(
     Column("flow_id", String(63), nullable=False),
     Column("version", Integer, nullable=False),
     Column("revision", Integer, nullable=False),
-    Column("document", Json, nullable=False),
+    Column("document", Document, nullable=False),
     Column("published_at", UtcDateTime, nullable=False),
     Column("published_by", String(64), nullable=True),
     PrimaryKeyConstraint("flow_id", "version"),
