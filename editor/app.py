@@ -25,9 +25,10 @@ from flask import Flask, current_app, make_response, redirect, render_template, 
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from sqlalchemy import Engine, inspect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine.db import create_schema, default_url, make_engine
-from engine.settings import Settings
+from engine.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,12 @@ def create_app(config: dict | None = None) -> Flask:
         "service": None,
     }
 
+    proxies = _trusted_proxies(config)
+    if proxies:
+        # Behind N reverse proxies: take the client address and scheme from their
+        # X-Forwarded-* headers (login throttling counts per client address).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
     Htmx(app)
     csrf = CSRFProtect(app)
     app.extensions["papo"]["csrf"] = csrf
@@ -195,6 +202,19 @@ def create_app(config: dict | None = None) -> Flask:
     app.add_url_rule("/", "index", _index)
     _warn_if_assets_missing(app)
     return app
+
+
+def _trusted_proxies(config: dict) -> int:
+    raw = str(config.get("PAPO_TRUSTED_PROXIES") or os.environ.get("PAPO_TRUSTED_PROXIES") or "0")
+    try:
+        count = int(raw)
+        if count < 0:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(
+            f"PAPO_TRUSTED_PROXIES={raw!r} must be the number of reverse proxies in front "
+            "of papo (0 when browsers reach it directly).") from None
+    return count
 
 
 def _optional_module(module_name: str):

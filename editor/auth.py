@@ -327,6 +327,10 @@ def login():
 @bp.post("/logout")
 def logout():
     logout_user()
+    if getattr(request, "htmx", False):  # a button with hx-post: leave the page entirely
+        response = current_app.response_class(status=204)
+        response.headers["HX-Redirect"] = url_for("auth.login")
+        return response
     return redirect(url_for("auth.login"))
 
 

@@ -1,4 +1,4 @@
-"""``papo serve``: the web app on one machine (werkzeug's threaded server).
+"""``papo serve``: the web app on one machine (werkzeug's threaded WSGI server).
 
 For several processes or machines use ``gunicorn 'editor:create_app()'`` instead.
 """
@@ -11,11 +11,12 @@ def register(group: click.Group) -> None:
     @group.command("serve", help="Run the web app (editor, simulator, inbox, reports, API).")
     @click.option("--host", default="127.0.0.1", show_default=True,
                   help="Address to listen on (0.0.0.0: every interface).")
-    @click.option("--port", default=5000, type=click.IntRange(1, 65535), show_default=True)
+    @click.option("--port", default=5000, type=click.IntRange(0, 65535), show_default=True,
+                  help="Port to listen on (0: any free port, printed at start).")
     def serve(host: str, port: int) -> None:
         from sqlalchemy import func, select
         from sqlalchemy.exc import OperationalError
-        from werkzeug.serving import run_simple
+        from werkzeug.serving import make_server
 
         from editor.app import create_app, ensure_schema, get_engine
         from engine.settings import SettingsError
@@ -35,9 +36,15 @@ def register(group: click.Group) -> None:
             raise click.ClickException(f"Cannot use the database: {reason}") from None
         if nobody:
             click.echo("No users yet: create one with `papo user create LOGIN --role admin`.")
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        click.echo(f"papo is running at http://{shown}:{port}/  (Ctrl+C to stop)")
         try:
-            run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+            server = make_server(host, port, app, threaded=True)
         except OSError as exc:  # port taken, address not available
             raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        click.echo(f"papo is running at http://{shown}:{server.port}/  (Ctrl+C to stop)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            click.echo("Stopped.")
+        finally:
+            server.server_close()

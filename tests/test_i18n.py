@@ -1,0 +1,143 @@
+"""Interface language: pt-BR by default, English with ?lang=en, and a complete catalog."""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+
+import pytest
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from editor import create_app
+from editor.i18n import TRANSLATIONS, normalize_locale, untranslated
+from engine import accounts
+from engine.db import create_schema, make_engine
+
+PASSWORD = "uma senha longa"
+PO = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po"
+MO = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.mo"
+
+
+@pytest.fixture(scope="module")
+def _seed_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("seed-i18n") / "papo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    accounts.create_user(engine, "ana", "agent", password=PASSWORD)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def _app(tmp_path, _seed_db):
+    shutil.copyfile(_seed_db, tmp_path / "papo.db")
+    app = create_app({
+        "PAPO_DATABASE_URL": f"sqlite:///{tmp_path / 'papo.db'}",
+        "PAPO_INSTANCE_PATH": str(tmp_path / "instance"),
+        "TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": False,
+    })
+
+    @app.get("/_test/page")
+    def _page():
+        from flask import render_template
+
+        return render_template("login.html", login_value="")
+
+    yield app
+    app.extensions["papo"]["engine"].dispose()
+
+
+@pytest.fixture
+def _client(_app):
+    return _app.test_client()
+
+
+def test_login_page_is_portuguese_by_default(_client):
+    html = _client.get("/login").get_data(as_text=True)
+    assert '<html lang="pt-BR">' in html
+    assert "Entrar no papo" in html and ">Senha<" in html
+    assert '<a href="?lang=en" lang="en" hreflang="en">English</a>' in html
+
+
+def test_lang_en_shows_the_english_login_page(_client):
+    html = _client.get("/login?lang=en").get_data(as_text=True)
+    assert '<html lang="en">' in html
+    assert "Log in to papo" in html and ">Password<" in html and "Entrar no papo" not in html
+    assert ">Português</a>" in html
+
+
+def test_language_choice_is_remembered_and_can_be_switched_back(_client):
+    _client.get("/login?lang=en")
+    assert "Log in to papo" in _client.get("/login").get_data(as_text=True)
+    _client.get("/login?lang=pt")
+    assert "Entrar no papo" in _client.get("/login").get_data(as_text=True)
+
+
+def test_language_choice_survives_a_redirect_and_login(_client):
+    _client.get("/login?lang=en")
+    _client.post("/login", data={"login": "ana", "password": PASSWORD})
+    html = _client.get("/_test/page").get_data(as_text=True)
+    assert ">Log out<" in html and ">Inbox<" in html and ">Reports<" in html
+
+
+def test_logged_in_users_language_is_saved_for_next_time(_app, _client):
+    _client.post("/login", data={"login": "ana", "password": PASSWORD})
+    _client.get("/_test/page?lang=en")
+    assert accounts.get_user(_app.extensions["papo"]["engine"], "ana")["lang"] == "en"
+    other = _app.test_client()  # a new browser: no session yet
+    other.post("/login", data={"login": "ana", "password": PASSWORD})
+    assert ">Log out<" in other.get("/_test/page").get_data(as_text=True)
+
+
+def test_language_switch_keeps_the_other_filters(_client):
+    html = _client.get("/_test/page?status=open&q=ana").get_data(as_text=True)
+    assert 'href="?status=open&amp;q=ana&amp;lang=en"' in html
+
+
+def test_errors_speak_the_chosen_language(_client):
+    assert "Page not found" in _client.get("/nowhere?lang=en").get_data(as_text=True)
+    api = _client.get("/api/v1/nowhere?lang=en")
+    assert api.json["error"]["message"] == "Resource not found."
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("en", "en"), ("en-US", "en"), ("pt", "pt_BR"), ("pt-BR", "pt_BR"), ("pt_br", "pt_BR"),
+    ("fr", None), ("", None), (None, None),
+])
+def test_locale_names_are_normalized(value, expected):
+    assert normalize_locale(value) == expected
+
+
+def test_every_message_has_an_english_translation():
+    assert untranslated() == []
+
+
+def test_compiled_catalog_matches_the_po_file():
+    """The committed .mo must be rebuilt whenever the .po changes (python -m editor.i18n update)."""
+    with PO.open("rb") as handle:
+        po = {m.id: m.string for m in read_po(handle) if m.id}
+    with MO.open("rb") as handle:
+        mo = {m.id: m.string for m in read_mo(io.BytesIO(handle.read())) if m.id}
+    assert po == mo
+
+
+def test_public_button_names_are_translated():
+    with PO.open("rb") as handle:
+        catalog = {m.id: m.string for m in read_po(handle) if m.id}
+    names = {"Validar": "Validate", "Publicar": "Publish", "Desfazer": "Undo",
+             "Refazer": "Redo", "Exportar": "Export", "Importar": "Import", "Enviar": "Send",
+             "Abrir atendimento": "Open conversation", "Concluir": "Conclude",
+             "Avançar tempo": "Advance time", "Reiniciar": "Restart", "Abertos": "Open",
+             "Concluídos": "Concluded", "Buscar": "Search", "Reabrir": "Reopen",
+             "Atribuir a mim": "Assign to me", "Atribuir": "Assign", "Desatribuir": "Unassign",
+             "Desatribuir e concluir": "Unassign and conclude"}
+    assert {k: catalog.get(k) for k in names} == names
+
+
+def test_templates_mark_no_text_without_translation(_client):
+    """Portuguese words must not leak into the English page (a forgotten _())."""
+    html = _client.get("/login?lang=en").get_data(as_text=True)
+    visible = re.sub(r"<[^>]+>", " ", html)
+    for word in ("Entrar", "Senha", "Pular", "Idioma"):
+        assert word not in visible
