@@ -73,6 +73,10 @@ CASES = {
         doc=lambda: flow([block("q", "question", text="Placa?", input="text", save_as="placa", pattern="[A-Z"),
                           block("fim", "message", text="ok")], [("q", "answered", "fim")]),
         level="error", block_id="q", pt="expressão regular", en="regular expression"),
+    "bad_jsonlogic": dict(
+        doc=lambda: flow([block("c", "condition", rules=[{"port": "sim", "when": {"=": [1, 1]}}]),
+                          block("fim", "message", text="ok")], [("c", "sim", "fim"), ("c", "else", "fim")]),
+        level="error", block_id="c", pt="JSONLogic", en="JSONLogic"),
     "unreachable": dict(
         doc=lambda: flow([*clean_blocks(), block("solto", "message", text="Ninguém chega aqui")], CLEAN_EDGES),
         level="warning", block_id="solto", pt="Nenhum caminho", en="No path"),
@@ -116,6 +120,24 @@ def test_findings_are_in_portuguese_by_default_and_in_english_on_request(code):
     assert case["en"] in en["message"]
     assert pt["message"] != en["message"]
     assert {k: v for k, v in pt.items() if k != "message"} == {k: v for k, v in en.items() if k != "message"}
+
+
+def test_edge_from_a_block_that_does_not_exist_is_a_dangling_edge_without_block():
+    doc = flow(clean_blocks(), [*CLEAN_EDGES, ("fantasma", "next", "fim")])
+    [finding] = lint(doc, lang="en")
+    assert (finding["level"], finding["code"], finding["block_id"]) == ("error", "dangling_edge", None)
+    assert "fantasma" in finding["message"]
+
+
+def test_known_jsonlogic_operators_are_not_reported():
+    rule = {"and": [{"in": ["a", {"var": "cidade"}]}, {"!": {"missing": ["cidade"]}},
+                    {"some": [{"var": "lista"}, {">": [{"var": ""}, 1]}]}]}
+    doc = flow([block("s", "set_variable", name="cidade", value="Recife"),
+                block("l", "set_variable", name="lista", value=[1, 2]),
+                block("c", "condition", rules=[{"port": "sim", "when": rule}]),
+                block("fim", "message", text="ok")],
+               [("s", "next", "l"), ("l", "next", "c"), ("c", "sim", "fim"), ("c", "else", "fim")])
+    assert lint(doc) == []
 
 
 def test_finding_has_the_documented_shape():
