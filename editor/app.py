@@ -4,8 +4,8 @@
 SQLAlchemy Engine, and registers the blueprints. Per-app state lives in
 ``app.extensions["papo"]``::
 
-    {"engine": Engine, "settings": Settings, "service": Service | None,
-     "login_throttle": LoginThrottle}
+    {"engine": Engine, "settings": Settings, "service": Service | None (see get_service),
+     "login_throttle": LoginThrottle, "csrf": CSRFProtect, "service_lock": Lock}
 
 Nothing is kept in module globals, so several apps (tests) can live side by side and
 any number of web processes can share one database.
@@ -47,9 +47,6 @@ CSRF_EXEMPT_BLUEPRINTS = ("api", "channels")
 # 2 MiB flow documents plus room for the JSON/form envelope (DESIGN §2: bigger → 413).
 MAX_BODY_BYTES = 2 * 1024 * 1024 + 64 * 1024
 VENDOR_FILES = ("htmx.min.js", "drawflow.min.js", "drawflow.min.css")
-
-_service_lock = threading.Lock()
-
 
 def default_instance_path() -> str:
     """The instance folder: ``PAPO_INSTANCE_PATH``, else ``./instance``.
@@ -164,6 +161,7 @@ def create_app(config: dict | None = None) -> Flask:
         "engine": make_engine(url),
         "settings": settings,
         "service": None,
+        "service_lock": threading.Lock(),
     }
 
     proxies = _trusted_proxies(config)
@@ -265,7 +263,7 @@ def get_service(app: Flask | None = None):
     """The app's ``engine.service.Service(engine, settings)``, built on first use."""
     ext = papo(app)
     if ext.get("service") is None:
-        with _service_lock:
+        with ext["service_lock"]:
             if ext.get("service") is None:
                 from engine.service import Service
 

@@ -496,3 +496,13 @@ def test_papo_serve_answers_a_browser_and_creates_the_schema(tmp_path):
     engine = make_engine(env["PAPO_DATABASE_URL"])
     assert "users" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_missing_blueprint_module_is_skipped_but_its_broken_imports_are_not(tmp_path, monkeypatch):
+    from editor.app import _optional_module
+
+    assert _optional_module("editor.no_such_area") is None
+    (tmp_path / "papo_broken_area.py").write_text("import papo_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError):
+        _optional_module("papo_broken_area")
