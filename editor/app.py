@@ -150,8 +150,8 @@ def create_app(config: dict | None = None) -> Flask:
         WTF_CSRF_CHECK_DEFAULT=False,
         BABEL_DEFAULT_LOCALE="pt_BR",
         BABEL_TRANSLATION_DIRECTORIES="translations",
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # answers keep their declared key order (code, message, ...)
     app.config.update({k: v for k, v in config.items() if not k.startswith("PAPO_")})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = settings.secret_key or _load_secret_key(app.instance_path)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flask import Flask, g, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, get_locale
 
 LOCALES = ("pt_BR", "en")
@@ -41,7 +41,9 @@ def select_locale() -> str:
     cached = g.get("_papo_locale")
     if cached:
         return cached
-    chosen = normalize_locale(request.args.get("lang")) if request else None
+    if not has_request_context():  # CLI or background work inside an app context
+        return DEFAULT_LOCALE
+    chosen = normalize_locale(request.args.get("lang"))
     if chosen:
         if session.get(SESSION_KEY) != chosen:
             session[SESSION_KEY] = chosen
