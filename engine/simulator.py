@@ -85,8 +85,25 @@ class Simulation:
     def _new_contact(self) -> None:
         self.external_id = f"sim-{uuid.uuid4().hex[:20]}"
         self.conversation_id: int | None = None
-        self._messages = 0
-        self._activity_seen = 0
+
+    def snapshot(self) -> dict:
+        """What it takes to pick this simulation up again in another request or process."""
+        return {"flow_id": self.flow_id, "external_id": self.external_id,
+                "conversation_id": self.conversation_id, "now": self.now,
+                "contact_name": self.contact_name}
+
+    @classmethod
+    def resume(cls, snapshot: dict, *, db: Engine, settings: Settings | None = None) -> Simulation:
+        """The simulation a :meth:`snapshot` describes, on the same database.
+
+        The web simulator keeps no state in the process (DESIGN §4): it stores the
+        snapshot (in the session) and resumes it on each request.
+        """
+        sim = cls(None, db=db, settings=settings, start_at=snapshot["now"],
+                  contact_name=snapshot.get("contact_name") or "Você", flow_id=snapshot.get("flow_id"))
+        sim.external_id = snapshot["external_id"]
+        sim.conversation_id = snapshot.get("conversation_id")
+        return sim
 
     def restart(self) -> None:
         """A new test contact and conversation (the editor's "Reiniciar"); the clock goes on."""
@@ -135,8 +152,8 @@ class Simulation:
     # ------------------------------------------------------------------ acting
     def send(self, text: str) -> list[dict]:
         """A customer message; returns the bot's replies ``[{"text", "buttons"}]``."""
-        self._messages += 1
-        message_id = f"{self.external_id}-{self._messages}"
+        # Unique per message, also across resumed copies: the service dedupes on it.
+        message_id = f"{self.external_id}-{uuid.uuid4().hex[:12]}"
         before = self._activity_count()
         result = self.service.handle_inbound(
             TEST_CHANNEL, {"external_id": self.external_id, "name": self.contact_name},
