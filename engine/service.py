@@ -380,6 +380,16 @@ class Service:
             outcome = (self._http or perform)(call, self.settings.http_allow_hosts)
         return {"replies": replies, "status": status}
 
+    def ensure_conversation(self, channel: str, contact: dict) -> int:
+        """The conversation of a contact, created (concluded, bot in charge) if new."""
+        channel = _check_channel(channel)
+        external_id = _clean(contact.get("external_id"), "contact.external_id", 200)
+        name = str(contact.get("name") or "").strip()[:200]
+        with self.db.begin() as conn:
+            conv = self._conversation_for(conn, channel, external_id, name, self.clock())
+            self._save_state(conn, conv, epoch(conv["updated_at"]))
+            return conv["id"]
+
     # ------------------------------------------------------------------ storage helpers
     def _conversation_for(self, conn, channel, external_id, name, now) -> dict:
         row = conn.execute(select(contacts.c.id, contacts.c.name).where(
@@ -504,10 +514,13 @@ class Service:
         self._transition(conn, conv, "auto_conclude", "system", now, work)
 
     def due_timers(self, now: float | None = None, limit: int = 100) -> list[int]:
+        """Due timers of real conversations (the simulator fires its own on its own clock)."""
         now = self.clock() if now is None else now
         with self.db.connect() as conn:
             return [r.id for r in conn.execute(select(timers.c.id).where(
-                timers.c.status == "pending", timers.c.due_at <= utc(now))
+                timers.c.status == "pending", timers.c.due_at <= utc(now),
+                timers.c.conversation_id.not_in(
+                    select(conversations.c.id).where(conversations.c.channel == TEST_CHANNEL)))
                 .order_by(timers.c.due_at, timers.c.id).limit(limit))]
 
     def fire_due_timers(self, now: float | None = None, limit: int = 1000) -> list[dict]:
