@@ -113,12 +113,16 @@ class Backoff:
     def ready(self) -> bool:
         return self.monotonic() >= self._until
 
-    def failed(self) -> float:
-        """Record a failure; returns the seconds to wait before the next attempt."""
+    def failed(self) -> float | None:
+        """Record a failure; the seconds until the next attempt, or None when another job
+        already failed meanwhile (one outage is reported, and backed off, once)."""
         with self._lock:
+            now = self.monotonic()
+            if now < self._until:
+                return None
             delay = min(self.cap, self.first * 2 ** min(self.failures, 30))
             self.failures += 1
-            self._until = self.monotonic() + delay
+            self._until = now + delay
             return delay
 
     def succeeded(self) -> bool:
@@ -197,10 +201,11 @@ class Worker:
     def _run_batch(self, now: float | None) -> tuple[int, int]:
         """(how many were claimed, how many fired)."""
         fixed = now is not None
-        claimed = self._claim(self._now(now))
+        claimed_at = self._now(now)
+        claimed = self._claim(claimed_at)
         if not claimed:
             return 0, 0
-        lease_ends = self._now(now) + self.lease_s
+        lease_ends = claimed_at + self.lease_s
         fired = 0
         late_warnings = 0
         late_silenced: list[float] = []
@@ -297,12 +302,14 @@ class Worker:
         except Exception as exc:
             if tables_missing(exc):
                 delay = self.backoff.failed()
-                log.error("the database %s has no papo tables yet: run `papo db upgrade`; "
-                          "trying again in %.0f s", safe_url(self.db.url), delay)
+                if delay is not None:
+                    log.error("the database %s has no papo tables yet: run `papo db upgrade`; "
+                              "trying again in %.0f s", safe_url(self.db.url), delay)
             elif database_unreachable(exc):
                 delay = self.backoff.failed()
-                log.error("cannot reach the database %s (%s job): %s; trying again in %.0f s",
-                          safe_url(self.db.url), what, error_reason(exc), delay)
+                if delay is not None:
+                    log.error("cannot reach the database %s (%s job): %s; trying again in "
+                              "%.0f s", safe_url(self.db.url), what, error_reason(exc), delay)
             else:
                 log.exception("the %s job failed; it runs again at its next turn", what)
             return
@@ -318,16 +325,21 @@ class Worker:
     def tick_cleanup(self) -> None:
         self._guarded("cleanup", self.cleanup)
 
-    def stop(self) -> None:
+    def stop(self, reason: str | None = None) -> None:
         """Ask :meth:`run_forever` to finish the job in hand and return (any thread)."""
         self._stopping.set()
         scheduler = self._scheduler
-        if scheduler is None or self._shutdown_thread is not None:
+        if scheduler is None:
             return
+        if self._shutdown_thread is not None and self._shutdown_thread.is_alive():
+            return  # already stopping
 
         def shutdown() -> None:
             from apscheduler.schedulers import SchedulerNotRunningError
 
+            if reason:
+                log.info("papo worker %s: %s, stopping after the job in hand",
+                         self.worker_id, reason)
             try:
                 scheduler.shutdown(wait=True)  # waits for the job in hand to finish
             except SchedulerNotRunningError:
@@ -358,9 +370,8 @@ class Worker:
         previous = {}
         if install_signals:
             def on_signal(signum, _frame) -> None:
-                log.info("papo worker %s: %s received, stopping after the job in hand",
-                         self.worker_id, signal.Signals(signum).name)
-                self.stop()
+                # No logging here: the interrupted code may hold the logging lock.
+                self.stop(f"{signal.Signals(signum).name} received")
 
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, on_signal)

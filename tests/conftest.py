@@ -176,3 +176,23 @@ def sample_flow() -> Callable[[str], dict]:
         return json.loads((SAMPLE_FLOWS / f"{name}.json").read_text(encoding="utf-8"))
 
     return load
+
+
+# --- worker fixtures ---
+# Timers and the worker (tests/test_timers.py, tests/test_worker.py).
+
+@pytest.fixture
+def postgres_url(request) -> str:
+    """An empty PostgreSQL test database (no tables), for checks that need PostgreSQL."""
+    if not os.environ.get(POSTGRES_ENV):
+        pytest.skip("PAPO_TEST_POSTGRES_URL not set: multi-process timer checks need PostgreSQL "
+                    "(FOR UPDATE SKIP LOCKED); the SQLite variant runs without it")
+    url, schema = request.getfixturevalue("_postgres_target")
+    _empty_postgres(url, schema)
+    return url
+
+
+@pytest.fixture
+def sqlite_file_url(tmp_path) -> str:
+    """An empty SQLite file database that other processes can open too."""
+    return f"sqlite:///{tmp_path / 'papo.db'}"

@@ -1,0 +1,102 @@
+"""``papo worker``: fire timers and run the periodic jobs (DESIGN §3 "Timers", §5).
+
+Reads every setting from ``PAPO_*`` variables; a malformed one stops it at start-up
+with a message naming the variable. Stops cleanly on SIGTERM / SIGINT (Ctrl+C).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# libpq waits forever for an unanswering host by default: the worker would hang silently.
+PG_CONNECT_TIMEOUT_S = 10
+
+
+def load_settings():
+    """``Settings.from_env()``; a malformed ``PAPO_*`` value becomes a one-line CLI error."""
+    from engine.settings import Settings, SettingsError
+
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def worker_database_url(settings) -> str:
+    """``PAPO_DATABASE_URL`` (else the instance SQLite file), with a connect timeout."""
+    from sqlalchemy.engine import make_url
+
+    from engine.db import database_url
+
+    url = settings.database_url or database_url()
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise click.ClickException("PAPO_DATABASE_URL is not a database URL.") from None
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        parsed = parsed.update_query_dict({"connect_timeout": str(PG_CONNECT_TIMEOUT_S)})
+        return parsed.render_as_string(hide_password=False)
+    return url
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(stream=sys.stderr, level=level,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        root.setLevel(level)
+
+
+def register(group: click.Group) -> None:
+    @group.command("worker", help="Fire due timers (waits, question timeouts, auto-conclude), "
+                                  "send the outbox and clean up; runs until SIGTERM or Ctrl+C.")
+    @click.option("--batch", default=200, show_default=True, type=click.IntRange(1, 10_000),
+                  help="Timers claimed at a time.")
+    @click.option("--lease", "lease_s", default=30.0, show_default=True,
+                  type=click.FloatRange(min=1), help="Seconds a claim lasts if this worker dies.")
+    @click.option("--once", is_flag=True,
+                  help="Fire the timers due now, print how many, and exit (cron, scripts).")
+    @click.option("--log-level", default="INFO", show_default=True, envvar="PAPO_LOG_LEVEL",
+                  type=click.Choice(LOG_LEVELS, case_sensitive=False))
+    def worker(batch: int, lease_s: float, once: bool, log_level: str) -> None:
+        from engine.db import make_engine
+        from engine.service import Service
+        from engine.settings import SettingsError
+        from engine.worker import (
+            Worker,
+            database_unreachable,
+            dedup_retention_from_env,
+            error_reason,
+            safe_url,
+        )
+
+        settings = load_settings()
+        try:
+            retention = dedup_retention_from_env()
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+        url = worker_database_url(settings)
+        _configure_logging(log_level.upper())
+        service = Service(make_engine(url), settings)
+        runner = Worker(service, batch=batch, lease_s=lease_s, dedup_retention_s=retention)
+        click.echo(f"papo worker {runner.worker_id} started, database {safe_url(url)}")
+        try:
+            if once:
+                try:
+                    fired = runner.drain()
+                except Exception as exc:
+                    if not database_unreachable(exc):
+                        raise
+                    raise click.ClickException(
+                        f"Cannot use the database {safe_url(url)}: {error_reason(exc)}") from None
+                finally:
+                    runner.release()
+                click.echo(f"{fired} timer(s) fired.")
+                return
+            runner.run_forever()
+        finally:
+            service.db.dispose()
