@@ -76,6 +76,23 @@ def new_state(contact: dict | None = None) -> dict:
     return {"v": STATE_VERSION, "vars": {}, "tags": [], "contact": dict(contact or {}), "run": None}
 
 
+_logic_engine = datalogic_py.Engine()
+_compiled_rules: dict[int, tuple[Any, Any]] = {}
+_MAX_COMPILED = 20_000
+
+
+def _compiled_rule(rule: Any):
+    """Rules live in cached flow documents, so compile each rule object once (~20x faster)."""
+    found = _compiled_rules.get(id(rule))
+    if found is not None and found[0] is rule:  # the id is ours while we hold the object
+        return found[1]
+    if len(_compiled_rules) >= _MAX_COMPILED:
+        _compiled_rules.clear()
+    compiled = _logic_engine.compile(rule)
+    _compiled_rules[id(rule)] = (rule, compiled)
+    return compiled
+
+
 def evaluate_logic(rule: Any, variables: dict, contact: dict) -> Any:
     """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``."""
     if not isinstance(rule, dict | list):
@@ -83,7 +100,7 @@ def evaluate_logic(rule: Any, variables: dict, contact: dict) -> Any:
     data = dict(variables)
     data["vars"] = variables
     data["contact"] = contact
-    return datalogic_py.apply(rule, data)
+    return _compiled_rule(rule).evaluate(data)
 
 
 def run_is_waiting_for_input(state: dict) -> bool:

@@ -6,6 +6,7 @@ message a non-technical author understands (pt-BR by default, English on request
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping
 
 import networkx as nx
@@ -236,18 +237,40 @@ def _spin_loops(graph: nx.MultiDiGraph, blocks: dict, lang) -> list[dict]:
 
 
 def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, lang) -> list[dict]:
-    setters: dict[str, set[str]] = {}
+    """Variables a block reads that no block before it on any path can have saved.
+
+    A forward data-flow pass: ``before[b]`` is the set (a bit mask) of variables some path
+    into ``b`` may have set; it grows to a fixpoint, so loops are handled and big flows
+    stay linear in blocks + edges.
+    """
+    users = {block_id: used for block_id, block in blocks.items() if (used := _used_vars(block))}
+    if not users:
+        return []
+    bit: dict[str, int] = {}
+    sets: dict[str, int] = {}
     for block_id, block in blocks.items():
+        mask = 0
         for name in _set_vars(block):
-            setters.setdefault(name, set()).add(block_id)
+            mask |= 1 << bit.setdefault(name, len(bit))
+        sets[block_id] = mask
+    successors = {node: list(graph.successors(node)) for node in graph}
+    before = dict.fromkeys(blocks, 0)
+    pending = deque(blocks)
+    queued = set(blocks)
+    while pending:
+        node = pending.popleft()
+        queued.discard(node)
+        out = before[node] | sets[node]
+        for nxt in successors.get(node, ()):
+            if nxt in before and (merged := before[nxt] | out) != before[nxt]:
+                before[nxt] = merged
+                if nxt not in queued:
+                    queued.add(nxt)
+                    pending.append(nxt)
     findings = []
-    for block_id, block in blocks.items():
-        used = _used_vars(block)
-        if not used:
-            continue
-        before = nx.ancestors(graph, block_id)
+    for block_id, used in users.items():
         for name in sorted(used):
             # A question saves its answer after asking, so its own text cannot use it.
-            if not (setters.get(name, set()) & before):
+            if name not in bit or not (before[block_id] >> bit[name]) & 1:
                 findings.append(_finding("warning", "var_before_set", block_id, lang, name=name))
     return findings

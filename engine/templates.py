@@ -57,24 +57,31 @@ def render(source: str, variables: dict, contact: dict) -> tuple[str, list[str],
     return text[:MAX_RENDERED], missing, None
 
 
-def referenced_names(source: str) -> set[str] | None:
-    """Top-level names a template reads (``vars.x`` counts as ``x``); None if it cannot parse."""
-    if not isinstance(source, str) or "{" not in source:
-        return set()
+@lru_cache(maxsize=8192)
+def _parse_for_names(source: str) -> frozenset[str] | None:
     try:
         tree = _check_env.parse(source)
     except TemplateSyntaxError:
         return None
-    names = set(meta.find_undeclared_variables(tree))
     from jinja2 import nodes
 
+    names = set(meta.find_undeclared_variables(tree))
     for node in tree.find_all(nodes.Getattr):
         if isinstance(node.node, nodes.Name) and node.node.name == "vars":
             names.add(node.attr)
     names.discard("vars")
-    return names
+    return frozenset(names)
 
 
+def referenced_names(source: str) -> set[str] | None:
+    """Top-level names a template reads (``vars.x`` counts as ``x``); None if it cannot parse."""
+    if not isinstance(source, str) or "{" not in source:
+        return set()
+    names = _parse_for_names(source)
+    return None if names is None else set(names)
+
+
+@lru_cache(maxsize=8192)
 def syntax_error(source: str, lang: str | None = None) -> str | None:
     try:
         _check_env.parse(source)
