@@ -196,3 +196,124 @@ def postgres_url(request) -> str:
 def sqlite_file_url(tmp_path) -> str:
     """An empty SQLite file database that other processes can open too."""
     return f"sqlite:///{tmp_path / 'papo.db'}"
+
+
+# --- API fixtures ---
+# The web app on the parametrized database, users with API tokens, a hand-moved clock
+# (tests/test_api_*.py; any test of the web app may use them).
+
+API_USERS = (("admin", "admin"), ("ana", "agent"), ("bruno", "agent"))
+
+
+@pytest.fixture
+def app(db_url, tmp_path):
+    """``editor.create_app`` on a fresh database of each kind (``db_url``), tables created."""
+    from editor import create_app
+
+    app = create_app({
+        "PAPO_DATABASE_URL": db_url,
+        "PAPO_INSTANCE_PATH": str(tmp_path / "instance"),
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "WTF_CSRF_ENABLED": False,
+    })
+    engine = app.extensions["papo"]["engine"]
+    create_schema(engine)
+    yield app
+    engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api_tokens(app, monkeypatch) -> dict[str, str]:
+    """``{login: API token}`` for admin ``admin`` and agents ``ana`` and ``bruno``."""
+    from functools import partial
+
+    from werkzeug.security import generate_password_hash
+
+    from engine import accounts
+
+    # scrypt costs ~0.25 s a user; these users never log in with their password.
+    monkeypatch.setattr(accounts, "generate_password_hash",
+                        partial(generate_password_hash, method="pbkdf2:sha256:1"))
+    engine = app.extensions["papo"]["engine"]
+    tokens = {}
+    for login, role in API_USERS:
+        accounts.create_user(engine, login, role, password="x")
+        tokens[login] = accounts.create_token(engine, login)
+    return tokens
+
+
+@pytest.fixture
+def admin_headers(api_tokens) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_tokens['admin']}"}
+
+
+@pytest.fixture
+def agent_headers(api_tokens) -> dict[str, str]:
+    """The agent ``ana``'s token."""
+    return {"Authorization": f"Bearer {api_tokens['ana']}"}
+
+
+class ApiClock:
+    """A clock tests move by hand (epoch seconds)."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def api_clock(app) -> ApiClock:
+    """Gives the app a ``Service`` whose clock starts at 2026-11-20T10:00:00Z and moves
+    only by ``api_clock.advance(seconds)``."""
+    from engine.service import Service
+
+    clock = ApiClock(1_795_168_800.0)
+    papo = app.extensions["papo"]
+    papo["service"] = Service(papo["engine"], papo["settings"], clock=clock)
+    return clock
+
+
+class ApiCaller:
+    """The test client speaking as one of ``API_USERS``: ``api.post(path, json=..., user="ana")``.
+
+    ``user=None`` sends no Authorization header.
+    """
+
+    def __init__(self, client, tokens: dict[str, str]):
+        self.client = client
+        self.tokens = tokens
+
+    def call(self, method: str, path: str, user: str | None = "admin", **kwargs):
+        headers = dict(kwargs.pop("headers", None) or {})
+        if user is not None:
+            headers.setdefault("Authorization", f"Bearer {self.tokens[user]}")
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.call("POST", path, **kwargs)
+
+    def put(self, path, **kwargs):
+        return self.call("PUT", path, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.call("DELETE", path, **kwargs)
+
+
+@pytest.fixture
+def api(client, api_tokens) -> ApiCaller:
+    return ApiCaller(client, api_tokens)

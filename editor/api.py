@@ -1,0 +1,563 @@
+"""REST API v1 (DESIGN §6): flows, inbound messages, conversations and reports.
+
+Every route needs ``Authorization: Bearer <token>`` except ``/api/v1/openapi.json``;
+agents may read flows but only admins change them. Request bodies are checked against
+the JSON Schemas in ``schemas/api/`` (the same files the OpenAPI document embeds) and
+flow documents by ``schemas.load_document``. Every error is
+``{"error": {"code", "message", "details"?}}`` with ``details`` a list of
+``{"path", "message"}``; nothing is stored when a request is refused.
+
+The views only translate HTTP to ``engine.flows.FlowRepository`` and
+``engine.service.Service`` calls; each carries its OpenAPI description
+(:func:`editor.openapi.operation`).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+
+from editor.app import get_engine, get_service
+from editor.auth import require_role, token_required
+from editor.openapi import (
+    FLOW,
+    FLOW_ID_PATTERN,
+    MAX_ID,
+    build_document,
+    operation,
+    request_validator,
+)
+from engine.errors import Invalid, NotFound, PapoError
+from engine.flows import FlowRepository, parse_revision
+from engine.i18n import normalize_lang
+from engine.service import report_summary
+from schemas import FlowDocumentError, load_document
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PUBLIC_ENDPOINTS = frozenset({"api.openapi"})
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+REPORT_DAYS = 30  # the period when ?from= / ?to= are left out
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+_FLOW_ID = re.compile(FLOW_ID_PATTERN)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DIGITS = re.compile(r"^\+?\d{1,30}$")
+
+admin_only = require_role("admin")
+
+_MESSAGES = {
+    "pt": {
+        "empty_body": "O pedido precisa de um corpo JSON.",
+        "not_json": "O corpo do pedido não é JSON válido: {error}.",
+        "media_type": "Envie o corpo como JSON (Content-Type: application/json), não {mimetype}.",
+        "invalid_body": "O corpo do pedido tem {count} problema(s).",
+        "bad_text": "Texto com caractere não permitido (NUL ou Unicode inválido).",
+        "bad_number": "Número não permitido (NaN ou infinito).",
+        "required": "Campo obrigatório.",
+        "unknown_field": "Campo desconhecido.",
+        "type": "Tipo errado: esperado {expected}.",
+        "min_length": "Não pode ficar vazio.",
+        "max_length": "No máximo {limit} caracteres.",
+        "blank": "Não pode ficar em branco.",
+        "enum": "Use um destes valores: {allowed}.",
+        "minimum": "O menor valor aceito é {limit}.",
+        "maximum": "O maior valor aceito é {limit}.",
+        "bad_parameter": "Parâmetro inválido: {name}.",
+        "bad_limit": "Use um número inteiro a partir de 1 (acima de 200 vale 200).",
+        "bad_status": "Use open ou concluded.",
+        "bad_cursor": "Cursor inválido: use o next_cursor da página anterior.",
+        "bad_date": "Data inválida: use AAAA-MM-DD (entre 1970 e 9999).",
+        "date_order": "A data final (to) vem antes da inicial (from).",
+        "flow_not_found": "O fluxo \"{flow_id}\" não existe.",
+    },
+    "en": {
+        "empty_body": "The request needs a JSON body.",
+        "not_json": "The request body is not valid JSON: {error}.",
+        "media_type": "Send the body as JSON (Content-Type: application/json), not {mimetype}.",
+        "invalid_body": "The request body has {count} problem(s).",
+        "bad_text": "Text with a character that is not allowed (NUL or invalid Unicode).",
+        "bad_number": "Number not allowed (NaN or infinity).",
+        "required": "Required field.",
+        "unknown_field": "Unknown field.",
+        "type": "Wrong type: expected {expected}.",
+        "min_length": "Cannot be empty.",
+        "max_length": "At most {limit} characters.",
+        "blank": "Cannot be blank.",
+        "enum": "Use one of: {allowed}.",
+        "minimum": "The smallest value allowed is {limit}.",
+        "maximum": "The largest value allowed is {limit}.",
+        "bad_parameter": "Invalid parameter: {name}.",
+        "bad_limit": "Use a whole number from 1 up (over 200 counts as 200).",
+        "bad_status": "Use open or concluded.",
+        "bad_cursor": "Invalid cursor: use next_cursor from the previous page.",
+        "bad_date": "Invalid date: use YYYY-MM-DD (between 1970 and 9999).",
+        "date_order": "The end date (to) is before the start date (from).",
+        "flow_not_found": "Flow \"{flow_id}\" does not exist.",
+    },
+}
+
+
+class BadRequest(PapoError):
+    status, code = 400, "bad_request"
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _lang() -> str:
+    chosen = request.args.get("lang") or request.accept_languages.best_match(["pt", "en"])
+    return normalize_lang(chosen)
+
+
+def _msg(key: str, **params) -> str:
+    return _MESSAGES[_lang()][key].format(**params)
+
+
+def _actor() -> str:
+    return g.user["login"]
+
+
+def _flows() -> FlowRepository:
+    return FlowRepository(get_engine())
+
+
+def _check_media_type() -> None:
+    """A body must be JSON; a request that names no content type at all is taken as JSON."""
+    mimetype = request.mimetype
+    if mimetype and mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise BadRequest(_msg("media_type", mimetype=mimetype), code="unsupported_media_type",
+                         details=[{"path": "Content-Type",
+                                   "message": _msg("media_type", mimetype=mimetype)}])
+
+
+def _json_path(parts) -> str:
+    out = "$"
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _unstorable(value) -> list[dict]:
+    """Values no database column takes (NUL, lone surrogates, NaN): found before storing."""
+    problems, stack = [], [((), value)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if _bad_text(key):
+                    problems.append({"path": _json_path(path), "message": _msg("bad_text")})
+                stack.append(((*path, key), item))
+        elif isinstance(node, list):
+            stack.extend(((*path, i), item) for i, item in enumerate(node))
+        elif isinstance(node, str) and _bad_text(node):
+            problems.append({"path": _json_path(path), "message": _msg("bad_text")})
+        elif isinstance(node, float) and not math.isfinite(node):
+            problems.append({"path": _json_path(path), "message": _msg("bad_number")})
+    return sorted(problems, key=lambda p: p["path"])
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _schema_details(error) -> list[dict]:
+    """One jsonschema error as ``[{"path", "message"}]`` naming the field at fault."""
+    path = list(error.absolute_path)
+    kind = error.validator
+    if kind == "required":
+        instance = error.instance if isinstance(error.instance, dict) else {}
+        return [{"path": _json_path([*path, name]), "message": _msg("required")}
+                for name in error.validator_value if name not in instance]
+    if kind == "additionalProperties":
+        known = set(error.schema.get("properties", {}))
+        return [{"path": _json_path([*path, name]), "message": _msg("unknown_field")}
+                for name in sorted(set(error.instance) - known)]
+    if kind == "type":
+        expected = error.validator_value
+        expected = expected if isinstance(expected, str) else " / ".join(expected)
+        message = _msg("type", expected=expected)
+    elif kind == "minLength":
+        message = _msg("min_length")
+    elif kind == "maxLength":
+        message = _msg("max_length", limit=error.validator_value)
+    elif kind == "pattern":
+        message = _msg("blank")
+    elif kind == "enum":
+        message = _msg("enum", allowed=", ".join(str(v) for v in error.validator_value))
+    elif kind == "minimum":
+        message = _msg("minimum", limit=error.validator_value)
+    elif kind == "maximum":
+        message = _msg("maximum", limit=error.validator_value)
+    else:
+        message = error.message[:200]
+    return [{"path": _json_path(path), "message": message}]
+
+
+def json_body(schema: str, *, optional: bool = False) -> dict:
+    """The request's JSON body, valid against ``schemas/api/<schema>.json``.
+
+    Not JSON (or not a JSON content type) → 400; JSON that breaks the schema → 422 with
+    every problem in ``details``. ``optional``: no body at all counts as ``{}``.
+    """
+    raw = request.get_data(cache=True)  # over the size limit: 413 from Flask
+    if not raw.strip():
+        if optional:
+            data = {}
+        else:
+            raise BadRequest(_msg("empty_body"), code="invalid_json",
+                             details=[{"path": "$", "message": _msg("empty_body")}])
+    else:
+        _check_media_type()
+        try:
+            data = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
+            raise BadRequest(_msg("not_json", error=reason), code="invalid_json",
+                             details=[{"path": "$", "message": _msg("not_json", error=reason)}]
+                             ) from None
+    details = _unstorable(data)
+    if not details:
+        errors = sorted(request_validator(schema).iter_errors(data),
+                        key=lambda e: [str(p) for p in e.absolute_path])
+        seen: dict[tuple, dict] = {}
+        for error in errors:
+            for detail in _schema_details(error):
+                seen.setdefault((detail["path"], detail["message"]), detail)
+        details = list(seen.values())
+    if details:
+        raise Invalid(_msg("invalid_body", count=len(details)), code="invalid_body",
+                      details=details)
+    return data
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def flow_document() -> dict:
+    """The request's flow document, parsed, migrated and checked (nothing stored yet)."""
+    raw = request.get_data(cache=True)
+    _check_media_type()
+    lang = _lang()
+    try:
+        doc = load_document(raw, lang)
+    except FlowDocumentError as exc:
+        error = PapoError(exc.problems[0]["message"] if len(exc.problems) == 1 else str(exc),
+                          code=exc.code, details=[
+                              {k: v for k, v in p.items() if k in ("path", "message", "block_id")}
+                              for p in exc.problems])
+        error.status = exc.status
+        raise error from None
+    problems = _unstorable(doc)
+    if problems:
+        raise Invalid(_msg("invalid_body", count=len(problems)), code="invalid_flow",
+                      details=problems)
+    return doc
+
+
+def _flow_id(flow_id: str) -> str:
+    """A path's flow id; one that could never exist is simply not found."""
+    if not _FLOW_ID.match(flow_id):
+        raise NotFound(_msg("flow_not_found", flow_id=flow_id[:80]), code="flow_not_found")
+    return flow_id
+
+
+def _bad_parameter(name: str, message_key: str) -> BadRequest:
+    return BadRequest(_msg("bad_parameter", name=name), code="invalid_parameter",
+                      details=[{"path": name, "message": _msg(message_key)}])
+
+
+def _query_text(name: str) -> str | None:
+    value = request.args.get(name)
+    if value is None or not value.strip():
+        return None
+    if _bad_text(value):
+        raise _bad_parameter(name, "bad_text")
+    return value.strip()
+
+
+def _limit() -> int:
+    value = request.args.get("limit")
+    if value is None or not value.strip():
+        return DEFAULT_LIMIT
+    if not _DIGITS.match(value.strip()) or int(value) < 1:
+        raise _bad_parameter("limit", "bad_limit")
+    return min(int(value), MAX_LIMIT)
+
+
+def _cursor() -> str | None:
+    """The cursor, if it is one the service handed out (checked so that no forged id
+    overflows a database integer)."""
+    cursor = _query_text("cursor")
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, last_id = raw.split("|")
+        datetime.fromisoformat(at)
+        if not _DIGITS.match(last_id) or not 0 <= int(last_id) <= MAX_ID:
+            raise ValueError(last_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise _bad_parameter("cursor", "bad_cursor") from None
+    return cursor
+
+
+def _date(name: str) -> date | None:
+    value = request.args.get(name)
+    if value is None or not value.strip():
+        return None
+    try:
+        if not _DATE.match(value.strip()):
+            raise ValueError(value)
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise _bad_parameter(name, "bad_date") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise _bad_parameter(name, "bad_date")
+    return day
+
+
+def _action_result(result: dict):
+    return jsonify({"conversation": result["conversation"], "replies": result["replies"]})
+
+
+def _visible_conversation(conversation_id: int) -> dict:
+    """The conversation, unless it does not exist or is the simulator's (404 either way)."""
+    return get_service().get_conversation(conversation_id, include_test=False)
+
+
+# ---------------------------------------------------------------------- authentication
+
+def _granted():
+    return None
+
+
+@bp.before_request
+def _authenticate():
+    """Every route but the OpenAPI document needs a token (401 JSON otherwise)."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    return token_required(_granted)()
+
+
+# ---------------------------------------------------------------------- parameters
+
+FLOW_ERRORS = (400, 404)
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+             "description": "The revision you edited, quoted (as in the ETag) or bare. "
+                            "Missing: 428; not the latest: 409.",
+             "schema": {"type": "string"}}
+_ETAG = {"ETag": {"description": "The draft's revision, quoted.", "schema": {"type": "string"}}}
+_LIST_PARAMETERS = (
+    {"name": "status", "in": "query", "schema": {"enum": ["open", "concluded"]}},
+    {"name": "q", "in": "query", "description": "Part of the contact's name (case- and "
+     "accent-insensitive).", "schema": {"type": "string"}},
+    {"name": "assignee", "in": "query", "description": "A user login.",
+     "schema": {"type": "string"}},
+    {"name": "cursor", "in": "query", "description": "next_cursor of the previous page.",
+     "schema": {"type": "string"}},
+    {"name": "limit", "in": "query", "description": "Page size: default 50, over 200 "
+     "counts as 200.", "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}},
+)
+_REPORT_PARAMETERS = (
+    {"name": "from", "in": "query", "description": "First day (UTC, inclusive); default: "
+     "29 days before `to`.", "schema": {"type": "string", "format": "date"}},
+    {"name": "to", "in": "query", "description": "Last day (UTC, inclusive); default: today.",
+     "schema": {"type": "string", "format": "date"}},
+)
+
+
+# ---------------------------------------------------------------------- OpenAPI
+
+@bp.get("/openapi.json")
+@operation("This document (OpenAPI 3.1)", tag="meta", public=True,
+           ok_description="The OpenAPI document.")
+def openapi():
+    ext = current_app.extensions["papo"]
+    if "openapi" not in ext:
+        ext["openapi"] = build_document(current_app)
+    return jsonify(ext["openapi"])
+
+
+# ---------------------------------------------------------------------- flows
+
+@bp.post("/flows")
+@admin_only
+@operation("Create a flow (its first draft)", tag="flows", body=FLOW, ok=201,
+           ok_schema="FlowSaved", ok_headers=_ETAG, errors=(403, 409),
+           description="Structural problems → 422 and nothing stored; graph problems are "
+                       "returned as findings with the draft stored.")
+def create_flow():
+    doc = flow_document()
+    saved = _flows().create(doc, actor=_actor(), lang=_lang())
+    response = jsonify(saved)
+    response.status_code = 201
+    response.headers["Location"] = url_for(".get_flow", flow_id=saved["id"])
+    response.headers["ETag"] = f'"{saved["revision"]}"'
+    return response
+
+
+@bp.get("/flows")
+@operation("List flows", tag="flows", ok_schema="FlowList")
+def list_flows():
+    return jsonify([{"id": f["id"], "name": f["name"], "published_version": f["published_version"],
+                     "revision": f["revision"]} for f in _flows().list()])
+
+
+@bp.get("/flows/<flow_id>")
+@operation("A flow's latest draft, as stored", tag="flows", ok_schema=FLOW, ok_headers=_ETAG,
+           errors=(404,))
+def get_flow(flow_id: str):
+    doc, revision = _flows().get(_flow_id(flow_id), _lang())
+    response = jsonify(doc)
+    response.headers["ETag"] = f'"{revision}"'
+    return response
+
+
+@bp.put("/flows/<flow_id>")
+@admin_only
+@operation("Save a new draft revision", tag="flows", body=FLOW, ok_schema="FlowSaved",
+           ok_headers=_ETAG, parameters=(_IF_MATCH,), errors=(403, 404, 409, 428))
+def update_flow(flow_id: str):
+    flow_id = _flow_id(flow_id)
+    seen = parse_revision(request.headers.get("If-Match"), _lang())  # missing → 428
+    doc = flow_document()
+    saved = _flows().update(flow_id, doc, seen, actor=_actor(), lang=_lang())
+    response = jsonify(saved)
+    response.headers["ETag"] = f'"{saved["revision"]}"'
+    return response
+
+
+@bp.post("/flows/<flow_id>/publish")
+@admin_only
+@operation("Publish the latest draft, or roll back to an older version", tag="flows",
+           body="publish", body_required=False, ok_schema="Published", errors=(403, 404, 409),
+           description="Lint errors → 422 with code flow_has_errors and the findings.")
+def publish_flow(flow_id: str):
+    flow_id = _flow_id(flow_id)
+    body = json_body("publish", optional=True)
+    return jsonify(_flows().publish(flow_id, actor=_actor(), version=body.get("version"),
+                                    lang=_lang()))
+
+
+@bp.get("/flows/<flow_id>/versions")
+@operation("A flow's published versions, oldest first", tag="flows", ok_schema="VersionList",
+           errors=(404,))
+def flow_versions(flow_id: str):
+    return jsonify(_flows().versions(_flow_id(flow_id), _lang()))
+
+
+@bp.delete("/flows/<flow_id>")
+@admin_only
+@operation("Delete a flow (running conversations finish on their version)", tag="flows",
+           ok=204, ok_description="Deleted.", errors=(403, 404))
+def delete_flow(flow_id: str):
+    _flows().delete(_flow_id(flow_id), actor=_actor(), lang=_lang())
+    return "", 204
+
+
+# ---------------------------------------------------------------------- inbound
+
+@bp.post("/inbound")
+@operation("A customer's message: the bot answers", tag="channels", body="inbound",
+           ok_schema="InboundResult",
+           description="Idempotent on (channel, message.id): a repeat gets the first answer.")
+def inbound():
+    body = json_body("inbound")
+    return jsonify(get_service().handle_inbound(body.get("channel", "api"), body["contact"],
+                                                body["message"]))
+
+
+# ---------------------------------------------------------------------- conversations
+
+_CONVERSATION = "/conversations/<int(min=1, max=9223372036854775807):conversation_id>"
+
+
+@bp.get("/conversations")
+@operation("Conversations, newest activity first", tag="conversations",
+           ok_schema="ConversationPage", parameters=_LIST_PARAMETERS, errors=(400,))
+def list_conversations():
+    status = _query_text("status")
+    if status is not None and status not in ("open", "concluded"):
+        raise _bad_parameter("status", "bad_status")
+    limit = _limit()
+    page = get_service().list_conversations(status=status, q=_query_text("q"),
+                                            assignee=_query_text("assignee"),
+                                            cursor=_cursor(), limit=limit)
+    return jsonify({"items": page["items"], "next_cursor": page["next_cursor"]})
+
+
+@bp.get(_CONVERSATION)
+@operation("A conversation with its messages, activity and timers", tag="conversations",
+           ok_schema="Conversation", errors=(404,))
+def get_conversation(conversation_id: int):
+    return jsonify(_visible_conversation(conversation_id))
+
+
+def _action_view(action: str, schema: str):
+    def view(conversation_id: int):
+        body = json_body(schema, optional=schema != "assign")
+        _visible_conversation(conversation_id)
+        result = get_service().act(conversation_id, action, _actor(), user=body.get("user"))
+        return _action_result(result)
+
+    view.__name__ = f"conversation_{action}"
+    return view
+
+
+_ACTIONS = (
+    ("open", "conversation_action", "Open the conversation (the bot pauses)"),
+    ("reopen", "conversation_action", "Reopen the conversation (the bot pauses)"),
+    ("conclude", "conversation_action",
+     "Conclude: the bot takes over again (its replies are returned)"),
+    ("unassign_and_conclude", "unassign_and_conclude",
+     "Remove `user` (default: you) from the assignees, then conclude"),
+    ("assign", "assign", "Add `user` to the assignees (opens the conversation)"),
+    ("unassign", "assign", "Remove `user` from the assignees (status unchanged)"),
+)
+for _action, _schema, _summary in _ACTIONS:
+    bp.add_url_rule(
+        f"{_CONVERSATION}/{_action}", endpoint=f"conversation_{_action}", methods=["POST"],
+        view_func=operation(_summary, tag="conversations", body=_schema,
+                            body_required=_schema == "assign", ok_schema="ActionResult",
+                            errors=(404,),
+                            description="A no-op (e.g. concluding a concluded conversation) "
+                                        "answers 200 and writes no activity entry."
+                            )(_action_view(_action, _schema)))
+
+
+@bp.post(f"{_CONVERSATION}/messages")
+@operation("Send an agent message (opens the conversation)", tag="conversations",
+           body="message", ok_schema="ActionResult", errors=(404,))
+def conversation_message(conversation_id: int):
+    body = json_body("message")
+    _visible_conversation(conversation_id)
+    return _action_result(get_service().agent_message(conversation_id, _actor(), body["text"]))
+
+
+# ---------------------------------------------------------------------- reports
+
+@bp.get("/reports/summary")
+@operation("Open conversations, conclusions, times and CSAT in a period", tag="reports",
+           ok_schema="Report", parameters=_REPORT_PARAMETERS, errors=(400,))
+def report():
+    service = get_service()
+    date_from, date_to = _date("from"), _date("to")
+    if date_to is None:
+        today = datetime.fromtimestamp(service.clock(), UTC).date()
+        date_to = max(today, date_from) if date_from else today
+    if date_from is None:
+        date_from = max(FIRST_DAY, date_to - timedelta(days=REPORT_DAYS - 1))
+    if date_to < date_from:
+        raise _bad_parameter("to", "date_order")
+    return jsonify(report_summary(service, date_from, date_to))
