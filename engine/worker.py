@@ -293,8 +293,12 @@ class Worker:
         return removed
 
     # ------------------------------------------------------------------ running
-    def _guarded(self, what: str, job: Callable[[], object]) -> None:
-        """Run one job; a database that cannot be reached backs off, never spins hot."""
+    def _guarded(self, what: str, job: Callable[[], object], *, uses_db: bool = True) -> None:
+        """Run one job; a database that cannot be reached backs off, never spins hot.
+
+        Only a job that certainly used the database (``uses_db``) ends a back-off when it
+        succeeds: the outbox job may return without a query (WhatsApp not configured).
+        """
         if self._stopping.is_set() or not self.backoff.ready():
             return
         try:
@@ -313,14 +317,14 @@ class Worker:
             else:
                 log.exception("the %s job failed; it runs again at its next turn", what)
             return
-        if self.backoff.succeeded():
+        if uses_db and self.backoff.succeeded():
             log.info("the database %s is reachable again", safe_url(self.db.url))
 
     def tick_timers(self) -> None:
         self._guarded("timers", self.drain)
 
     def tick_outbox(self) -> None:
-        self._guarded("outbox", self.send_outbox)
+        self._guarded("outbox", self.send_outbox, uses_db=False)
 
     def tick_cleanup(self) -> None:
         self._guarded("cleanup", self.cleanup)
