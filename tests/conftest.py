@@ -317,3 +317,15 @@ class ApiCaller:
 @pytest.fixture
 def api(client, api_tokens) -> ApiCaller:
     return ApiCaller(client, api_tokens)
+
+
+# --- whatsapp fixtures ---
+# A fake WhatsApp Graph API for tests/test_whatsapp.py and tests/test_outbox.py.
+
+@pytest.fixture
+def fake_graph():
+    """A fake Graph API on 127.0.0.1 (random port): ``fake_graph.api_base``, ``.delivered``."""
+    from fake_graph import FakeGraph
+
+    with FakeGraph() as graph:
+        yield graph

@@ -1,0 +1,401 @@
+"""The WhatsApp outbox sender: rows the service wrote become Cloud API requests.
+
+``Service._store_message`` writes one ``outbox`` row per outbound WhatsApp message in the
+same transaction as the message itself, so a reply is never lost. The worker calls
+:func:`send_due` every few seconds. A row moves::
+
+    pending --claim--> sending --2xx--> sent
+                          |---429/5xx/network--> pending (later, backoff) --...--> failed
+                          '---other 4xx / too many attempts-------------------> failed
+
+Each move is its own short transaction and the HTTP request happens outside any of them:
+claim (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite) sets
+``sending`` with a lease; just before the request the lease is renewed and ``attempts``
+counted; right after, the answer is recorded. A sender that dies mid-way leaves the row
+``sending``; once the lease is over any sender takes it again and repeats the request
+with the *same* ``Idempotency-Key``. docs/WHATSAPP.md says what "never sent twice"
+relies on.
+
+Messages of one conversation go out in order: only the oldest unsent row of a
+conversation can be claimed, so a reply never overtakes the one before it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, exists, insert, or_, select, update
+
+from engine.store import contacts, conversations, outbox, run_log
+from engine.whatsapp import DeliveryStatus, message_body
+
+log = logging.getLogger("papo.outbox")
+
+LEASE_S = 60.0  # longer than HTTP_TIMEOUT_S: a live sender never loses its row mid-request
+HTTP_TIMEOUT_S = 15.0
+MAX_ATTEMPTS = 10
+BACKOFF_CAP_S = 3600.0
+SENDER_THREADS = 4  # conversations sent in parallel; one conversation is always sequential
+FAILURE_PREFIX = "WhatsApp não entregou a mensagem: "
+TRANSIENT_STATUSES = frozenset({408, 429})  # plus every 5xx
+UNSENT = ("pending", "sending")
+
+_warned_unconfigured: weakref.WeakSet = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class GraphResponse:
+    """What the Graph API answered."""
+
+    status: int
+    body: str = ""
+    retry_after: float | None = None
+
+
+Transport = Callable[[str, dict, bytes], GraphResponse]
+"""``http(url, headers, body) -> GraphResponse``; raises (e.g. ``OSError``) when no answer came."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An outbox row this sender holds until ``lease_until``."""
+
+    id: int
+    conversation_id: int
+    idempotency_key: str
+    payload: dict
+    attempts: int
+    lease_until: datetime
+
+
+# ---------------------------------------------------------------------- HTTP
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a GET: treat it as the error it is."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def post_json(url: str, headers: dict, body: bytes, timeout: float = HTTP_TIMEOUT_S) -> GraphResponse:
+    """POST ``body`` with urllib; an HTTP error status is an answer, not an exception."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return GraphResponse(response.status, response.read(65536).decode("utf-8", "replace"))
+    except urllib.error.HTTPError as error:
+        try:
+            text = error.read(65536).decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        finally:
+            error.close()
+        return GraphResponse(error.code, text, _retry_after(error.headers.get("Retry-After")))
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None  # the HTTP-date form: our own backoff will do
+    return seconds if seconds is not None and seconds >= 0 else None
+
+
+# ---------------------------------------------------------------------- time
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _clock(service, now: float | None) -> Callable[[], float]:
+    """A fixed ``now`` (tests, the caller's tick) or the service's clock at each step."""
+    return (lambda: now) if now is not None else service.clock
+
+
+def backoff_s(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds before the next try after ``attempts`` tries: 2, 4, 8… capped at one hour."""
+    delay = min(2.0 ** max(attempts, 1), BACKOFF_CAP_S)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, BACKOFF_CAP_S))
+    return delay
+
+
+# ---------------------------------------------------------------------- the row's moves
+def claim_due(service, now: float | None = None, batch: int = 50, *, lease_s: float = LEASE_S,
+              conversation_id: int | None = None) -> list[Claim]:
+    """Take up to ``batch`` due rows (one per conversation: its oldest unsent one).
+
+    Due: ``pending`` with ``next_attempt_at <= now``, or ``sending`` whose lease is over
+    (its sender died). The rows become ``sending`` until ``now + lease_s``.
+    """
+    at = _utc(_clock(service, now)())
+    earlier = outbox.alias("earlier")
+    older_unsent = exists().where(earlier.c.conversation_id == outbox.c.conversation_id,
+                                  earlier.c.id < outbox.c.id, earlier.c.status.in_(UNSENT))
+    query = (select(outbox.c.id, outbox.c.conversation_id, outbox.c.idempotency_key,
+                    outbox.c.payload, outbox.c.attempts)
+             .where(outbox.c.channel == "whatsapp",
+                    or_(and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= at),
+                        and_(outbox.c.status == "sending",
+                             or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= at))),
+                    ~older_unsent)
+             .order_by(outbox.c.id).limit(max(1, int(batch))))
+    if conversation_id is not None:
+        query = query.where(outbox.c.conversation_id == conversation_id)
+    if service.db.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=outbox)
+    lease_until = at + timedelta(seconds=lease_s)
+    claims = []
+    with service.db.begin() as conn:
+        for row in conn.execute(query).all():
+            conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+                status="sending", claimed_until=lease_until))
+            claims.append(Claim(row.id, row.conversation_id, row.idempotency_key,
+                                dict(row.payload or {}), row.attempts, lease_until))
+    return claims
+
+
+def mark_sending(service, claim: Claim, now: float | None = None, *,
+                 lease_s: float = LEASE_S) -> Claim | None:
+    """Renew the lease and count the attempt just before the request; None if the row was lost."""
+    lease_until = _utc(_clock(service, now)()) + timedelta(seconds=lease_s)
+    with service.db.begin() as conn:
+        done = conn.execute(update(outbox).where(
+            outbox.c.id == claim.id, outbox.c.status == "sending",
+            outbox.c.claimed_until == claim.lease_until,
+        ).values(claimed_until=lease_until, attempts=outbox.c.attempts + 1))
+    if done.rowcount != 1:
+        return None
+    return replace(claim, attempts=claim.attempts + 1, lease_until=lease_until)
+
+
+def mark_sent(service, claim: Claim, now: float | None = None, wamid: str | None = None) -> None:
+    """The Graph API accepted the message (even if our lease had run out meanwhile)."""
+    values = {"status": "sent", "sent_at": _utc(_clock(service, now)()), "claimed_until": None,
+              "last_error": None}
+    if wamid:
+        values["payload"] = {**claim.payload, "wamid": wamid}
+    with service.db.begin() as conn:
+        conn.execute(update(outbox).where(outbox.c.id == claim.id, outbox.c.status.in_(UNSENT))
+                     .values(**values))
+
+
+def _mark_retry(service, claim: Claim, at: float, error: str, retry_after: float | None) -> bool:
+    due = at + backoff_s(claim.attempts, retry_after)
+    with service.db.begin() as conn:
+        done = conn.execute(update(outbox).where(
+            outbox.c.id == claim.id, outbox.c.status == "sending",
+            outbox.c.claimed_until == claim.lease_until,
+        ).values(status="pending", next_attempt_at=_utc(due), claimed_until=None,
+                 last_error=error[:2000]))
+    return done.rowcount == 1
+
+
+def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
+    with service.db.begin() as conn:
+        done = conn.execute(update(outbox).where(
+            outbox.c.id == claim.id, outbox.c.status == "sending",
+            outbox.c.claimed_until == claim.lease_until,
+        ).values(status="failed", claimed_until=None, last_error=error[:2000]))
+        if done.rowcount != 1:
+            return False
+        conn.execute(insert(run_log).values(
+            conversation_id=claim.conversation_id, level="error", block_id=None,
+            message=(FAILURE_PREFIX + error)[:2000], at=_utc(at)))
+    log.warning("outbox row %s failed for good: %s", claim.id, error)
+    return True
+
+
+# ---------------------------------------------------------------------- one delivery
+def configured(settings) -> bool:
+    return bool(settings.whatsapp_token and settings.whatsapp_phone_number_id)
+
+
+def messages_url(settings) -> str:
+    number = urllib.parse.quote(str(settings.whatsapp_phone_number_id), safe="")
+    return f"{settings.whatsapp_api_base.rstrip('/')}/{number}/messages"
+
+
+def deliver(service, claim: Claim, http: Transport | None = None, now: float | None = None) -> str:
+    """Send one claimed row; returns ``sent``, ``retry``, ``failed`` or ``lost``."""
+    clock = _clock(service, now)
+    http = http or post_json
+    if claim.attempts >= MAX_ATTEMPTS:  # a sender kept dying mid-request
+        return "failed" if _mark_failed(service, claim, clock(),
+                                        f"{claim.attempts} tentativas sem resposta") else "lost"
+    claim = mark_sending(service, claim, now)
+    if claim is None:
+        return "lost"  # another sender took it after our lease ran out
+    settings = service.settings
+    try:
+        body = json.dumps(message_body(claim.payload), ensure_ascii=False).encode("utf-8")
+    except (KeyError, TypeError, ValueError) as exc:
+        return "failed" if _mark_failed(service, claim, clock(),
+                                        f"mensagem inválida na fila ({exc})") else "lost"
+    headers = {
+        "Authorization": f"Bearer {settings.whatsapp_token}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": claim.idempotency_key,
+        "User-Agent": "papo",
+    }
+    try:
+        response = http(messages_url(settings), headers, body)
+    except Exception as exc:  # no answer at all: the network, a timeout, a refused connection
+        error = f"sem resposta da API do WhatsApp ({type(exc).__name__}: {exc})"
+        return _after_failure(service, claim, clock(), error, None, transient=True)
+    if 200 <= response.status < 300:
+        mark_sent(service, claim, now, _wamid(response.body))
+        return "sent"
+    error = f"HTTP {response.status}: {_graph_error(response.body)}"
+    transient = response.status in TRANSIENT_STATUSES or response.status >= 500
+    return _after_failure(service, claim, clock(), error, response.retry_after, transient=transient)
+
+
+def _after_failure(service, claim: Claim, at: float, error: str, retry_after, *, transient: bool) -> str:
+    if transient and claim.attempts < MAX_ATTEMPTS:
+        log.info("outbox row %s: attempt %s failed (%s); trying again later",
+                 claim.id, claim.attempts, error)
+        return "retry" if _mark_retry(service, claim, at, error, retry_after) else "lost"
+    if transient:
+        error = f"{error} — desistimos após {claim.attempts} tentativas"
+    return "failed" if _mark_failed(service, claim, at, error) else "lost"
+
+
+def _wamid(body: str) -> str | None:
+    try:
+        found = json.loads(body)["messages"][0]["id"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _graph_error(body: str) -> str:
+    """Meta's ``{"error": {"message", "code", "error_data": {"details"}}}`` in one line."""
+    try:
+        error = json.loads(body)["error"]
+        message = str(error.get("message") or "").strip()
+        details = str((error.get("error_data") or {}).get("details") or "").strip()
+        code = error.get("code")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = " ".join(body.split())
+        return text[:300] or "sem detalhes"
+    text = message
+    if details and details not in message:
+        text = f"{text} — {details}" if text else details
+    if code is not None:
+        text = f"{text} (código {code})"
+    return text[:500] or "sem detalhes"
+
+
+# ---------------------------------------------------------------------- the worker's job
+def send_due(service, now: float | None = None, batch: int = 50, http: Transport | None = None,
+             *, threads: int = SENDER_THREADS) -> int:
+    """Send due outbox rows (at most ``batch``); returns how many the Graph API accepted.
+
+    The worker calls this every few seconds. Without ``PAPO_WHATSAPP_TOKEN`` and
+    ``PAPO_WHATSAPP_PHONE_NUMBER_ID`` nothing is claimed: the rows wait, none is lost.
+    """
+    if not configured(service.settings):
+        if service not in _warned_unconfigured:
+            _warned_unconfigured.add(service)
+            log.warning("WhatsApp outbox not sent: set PAPO_WHATSAPP_TOKEN and "
+                        "PAPO_WHATSAPP_PHONE_NUMBER_ID (messages stay queued)")
+        return 0
+    claims = claim_due(service, now, batch)
+    budget = [max(0, int(batch) - len(claims))]
+    lock = threading.Lock()
+
+    def conversation_chain(claim: Claim | None) -> int:
+        # Once a message is settled (sent, or failed for good) the conversation's next one
+        # goes right away, in order; a message waiting to be retried holds the rest back.
+        sent = 0
+        while claim is not None:
+            outcome = deliver(service, claim, http, now)
+            if outcome not in ("sent", "failed"):
+                break
+            sent += outcome == "sent"
+            with lock:
+                if budget[0] <= 0:
+                    break
+                budget[0] -= 1
+            following = claim_due(service, now, 1, conversation_id=claim.conversation_id)
+            claim = following[0] if following else None
+        return sent
+
+    if len(claims) <= 1 or threads <= 1:
+        return sum(conversation_chain(claim) for claim in claims)
+    with ThreadPoolExecutor(max_workers=min(threads, len(claims)),
+                            thread_name_prefix="papo-outbox") as pool:
+        return sum(pool.map(conversation_chain, claims))
+
+
+# ---------------------------------------------------------------------- reading and fixing
+def outbox_status(service, conversation_id: int) -> list[dict]:
+    """Delivery state of each WhatsApp message of a conversation, oldest first (for the inbox)."""
+    with service.db.connect() as conn:
+        rows = conn.execute(select(outbox).where(outbox.c.conversation_id == conversation_id)
+                            .order_by(outbox.c.id)).mappings().all()
+    return [{"id": r["id"], "message_id": (r["payload"] or {}).get("message_id"),
+             "status": r["status"], "attempts": r["attempts"], "last_error": r["last_error"],
+             "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
+             "created_at": _iso(r["created_at"]), "sent_at": _iso(r["sent_at"])} for r in rows]
+
+
+def retry(service, outbox_id: int, now: float | None = None) -> bool:
+    """Queue a failed row again (e.g. after fixing the token); True if it was failed."""
+    at = _utc(_clock(service, now)())
+    with service.db.begin() as conn:
+        done = conn.execute(update(outbox).where(outbox.c.id == outbox_id, outbox.c.status == "failed")
+                            .values(status="pending", attempts=0, next_attempt_at=at,
+                                    claimed_until=None))
+    return done.rowcount == 1
+
+
+def record_status(service, status: DeliveryStatus, now: float | None = None,
+                  lookback: int = 200) -> bool:
+    """Meta reported (webhook ``statuses[]``) that a message we sent was not delivered.
+
+    The row becomes ``failed`` and the conversation's run log says why. Other statuses
+    (sent, delivered, read) change nothing. True when a row was marked.
+    """
+    if status.status != "failed" or not status.recipient_id:
+        return False
+    at = _clock(service, now)()
+    error = status.error_text()
+    with service.db.begin() as conn:
+        rows = conn.execute(
+            select(outbox.c.id, outbox.c.conversation_id, outbox.c.payload)
+            .join(conversations, conversations.c.id == outbox.c.conversation_id)
+            .join(contacts, contacts.c.id == conversations.c.contact_id)
+            .where(contacts.c.channel == "whatsapp", contacts.c.external_id == status.recipient_id,
+                   outbox.c.status == "sent")
+            .order_by(outbox.c.id.desc()).limit(lookback)).all()
+        row = next((r for r in rows if (r.payload or {}).get("wamid") == status.wamid), None)
+        if row is None:
+            return False
+        done = conn.execute(update(outbox).where(outbox.c.id == row.id, outbox.c.status == "sent")
+                            .values(status="failed", last_error=error[:2000]))
+        if done.rowcount != 1:
+            return False
+        conn.execute(insert(run_log).values(
+            conversation_id=row.conversation_id, level="error", block_id=None,
+            message=(FAILURE_PREFIX + error)[:2000], at=_utc(at)))
+    return True
