@@ -120,3 +120,5 @@ def t(key: str, lang: str | None = None, **params) -> str:
 
 CATALOG["pt"]["lint.unknown_port"] = "A ligação sai da saída \"{port}\", que este bloco não tem (saídas: {ports})."
 CATALOG["en"]["lint.unknown_port"] = "The connection leaves output \"{port}\", which this block does not have (outputs: {ports})."
+CATALOG["pt"]["lint.bad_trigger_regex"] = "O gatilho {index} tem uma expressão regular inválida: {error}."
+CATALOG["en"]["lint.bad_trigger_regex"] = "Trigger {index} has an invalid regular expression: {error}."

@@ -5,11 +5,11 @@ message a non-technical author understands (pt-BR by default, English on request
 """
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 
 import networkx as nx
+import regex
 
 from blocks import REGISTRY
 from engine.graph import build_graph
@@ -135,6 +135,14 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
             findings.append(_finding("error", "unknown_port", edge["from"], lang,
                                      port=edge["port"], ports=", ".join(ports) or "—"))
 
+    for i, trigger in enumerate(doc.get("triggers", [])):
+        if trigger.get("type") == "keyword" and trigger.get("match") == "regex":
+            try:
+                regex.compile(trigger["value"])
+            except regex.error as exc:
+                findings.append(_finding("error", "bad_trigger_regex", None, lang,
+                                         index=i + 1, error=str(exc)))
+
     connected = {(e["from"], e["port"]) for e in doc["edges"] if e["to"] in blocks}
     for block in doc["blocks"]:
         _lint_block(block, connected, known, findings, lang)
@@ -179,8 +187,8 @@ def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], find
             findings.append(_finding("warning", "timeout_unconnected", block_id, lang))
         if data.get("pattern"):
             try:
-                re.compile(data["pattern"])
-            except re.error as exc:
+                regex.compile(data["pattern"])
+            except regex.error as exc:
                 findings.append(_finding("error", "bad_pattern", block_id, lang, error=str(exc)))
     elif kind == "condition":
         for rule in data.get("rules", []):

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import regex
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
@@ -769,10 +769,12 @@ def _keyword_matches(trigger: dict, text: str, norm: str) -> bool:
         return normalize(value) == norm
     if trigger["match"] == "contains":
         return normalize(value) in norm
+    if len(text) > 2000:
+        return False
     try:
-        return re.search(value, norm, re.IGNORECASE) is not None or \
-            re.search(value, text, re.IGNORECASE) is not None
-    except re.error:
+        return regex.search(value, norm, regex.IGNORECASE, timeout=0.05) is not None or \
+            regex.search(value, text, regex.IGNORECASE, timeout=0.05) is not None
+    except (regex.error, TimeoutError):
         return False
 
 

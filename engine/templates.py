@@ -29,9 +29,28 @@ class _RecordingUndefined(ChainableUndefined):
         return False
 
 
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus a cap on ``*`` and ``**`` so a template cannot build a
+    gigabyte string (``{{ 'a' * 10**9 }}``) before the 4,096-character cut applies."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > 64:
+                raise SecurityError("expoente grande demais")
+            return left ** right
+        sized = left if isinstance(left, str | list | tuple) else right
+        times = right if sized is left else left
+        if isinstance(sized, str | list | tuple) and isinstance(times, int) and \
+                len(sized) * max(times, 0) > MAX_RENDERED * 4:
+            raise SecurityError("texto grande demais")
+        return left * right
+
+
 _local = threading.local()  # names missing in the render running on this thread
-_env = ImmutableSandboxedEnvironment(undefined=_RecordingUndefined, autoescape=False)
-_check_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+_env = _BoundedSandbox(undefined=_RecordingUndefined, autoescape=False)
+_check_env = _BoundedSandbox(undefined=StrictUndefined)
 
 
 @lru_cache(maxsize=4096)

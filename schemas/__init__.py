@@ -205,7 +205,4 @@ def load_document(raw: bytes | str | dict, lang: str | None = None) -> dict:
     if version > CURRENT_VERSION:
         raise FlowDocumentError([{"path": "$.schema_version", "message": t(
             "newer_version", lang, found=version, supported=CURRENT_VERSION)}], code="newer_version")
-    if _depth(doc) > MAX_DEPTH:
-        raise FlowDocumentError([{"path": "$", "message": t("too_deep", lang, limit=MAX_DEPTH)}],
-                                code="too_deep")
     return validate_document(migrate(doc), lang)

@@ -9,6 +9,8 @@ import re
 from datetime import date
 from pathlib import Path
 
+import regex
+
 from blocks.base import BlockKind, Context, Reply, Result, load_schema, message
 from blocks.text import normalize
 
@@ -90,6 +92,21 @@ def _date(text: str):
     return None
 
 
+PATTERN_TIMEOUT_S = 0.05
+MAX_PATTERN_INPUT = 1000
+
+
+def pattern_matches(pattern: str, text: str) -> bool:
+    """The author's regex against a customer's answer, bounded so that a pathological
+    pattern can never stall the bot (the ``regex`` module supports a timeout)."""
+    if len(text) > MAX_PATTERN_INPUT:
+        return False
+    try:
+        return regex.fullmatch(pattern, text, timeout=PATTERN_TIMEOUT_S) is not None
+    except (regex.error, TimeoutError):
+        return False
+
+
 PARSERS = {
     "text": lambda t: t.strip() or None,
     "number": _number,
@@ -110,12 +127,8 @@ def parse_reply(block: dict, text: str, ctx: Context) -> Reply:
     if value is None:
         return Reply(valid=False)
     pattern = data.get("pattern")
-    if pattern:
-        try:
-            if not re.fullmatch(pattern, text.strip()):
-                return Reply(valid=False)
-        except re.error:
-            return Reply(valid=False)
+    if pattern and not pattern_matches(pattern, text.strip()):
+        return Reply(valid=False)
     return Reply(valid=True, value=value, port="answered")
 
 
