@@ -202,6 +202,8 @@ def load_document(raw: bytes | str | dict, lang: str | None = None) -> dict:
     version = doc.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise FlowDocumentError([{"path": "$.schema_version", "message": t("bad_version", lang)}])
+    if version < 0:
+        raise FlowDocumentError([{"path": "$.schema_version", "message": t("bad_version", lang)}])
     if version > CURRENT_VERSION:
         raise FlowDocumentError([{"path": "$.schema_version", "message": t(
             "newer_version", lang, found=version, supported=CURRENT_VERSION)}], code="newer_version")

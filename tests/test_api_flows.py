@@ -121,9 +121,6 @@ def test_newer_schema_version_is_refused(api, welcome):
     assert _error(response)["details"][0]["path"] == "$.schema_version"
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="schemas.migrations.migrate looks up MIGRATIONS[-1]: a negative "
-                          "schema_version is a KeyError (500), not a 422; fix belongs in schemas/")
 def test_a_negative_schema_version_is_422(api, welcome):
     response = api.post(FLOWS, json={**welcome, "schema_version": -1})
     assert response.status_code == 422

@@ -149,14 +149,6 @@ def test_generated_requests_never_get_a_server_error(app, api_tokens, seeded, mo
         @settings(max_examples=6, deadline=None, derandomize=True, database=None,
                   suppress_health_check=list(HealthCheck))
         def call(case):
-            assume(not _negative_schema_version(case.body))
             case.call_and_validate(headers=headers, checks=checks)
 
         call()
-
-
-def _negative_schema_version(body) -> bool:
-    """A known server error outside the API (see test_api_flows): kept out of the run so
-    that it keeps looking for new ones. Remove once schemas.migrate refuses it."""
-    version = body.get("schema_version") if isinstance(body, dict) else None
-    return isinstance(version, int) and not isinstance(version, bool) and version < 0
