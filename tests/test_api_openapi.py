@@ -119,7 +119,7 @@ def test_generated_requests_never_get_a_server_error(app, api_tokens, seeded, mo
     an exception would fail the test), and every answer matches the document's status
     codes, content types and response schemas."""
     schemathesis = pytest.importorskip("schemathesis")
-    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
