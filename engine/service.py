@@ -127,6 +127,13 @@ class Service:
                 found.append(flow)
         return found
 
+    def _published_flow(self, conn: Connection, flow_id: str) -> CompiledFlow | None:
+        row = conn.execute(select(flows.c.published_version).where(
+            flows.c.id == flow_id, flows.c.deleted_at.is_(None))).first()
+        if row is None or row.published_version is None:
+            return None
+        return self._flow(conn, flow_id, row.published_version)
+
     def _latest_draft(self, conn: Connection, flow_id: str) -> tuple[CompiledFlow, int] | None:
         row = conn.execute(select(flows.c.revision).where(
             flows.c.id == flow_id, flows.c.deleted_at.is_(None))).first()
@@ -158,9 +165,12 @@ class Service:
         return None
 
     # ------------------------------------------------------------------ inbound
-    def handle_inbound(self, channel: str, contact: dict, message: dict) -> dict:
+    def handle_inbound(self, channel: str, contact: dict, message: dict,
+                       start_flow_id: str | None = None) -> dict:
         """A customer message: store it, let the bot answer; idempotent on the message id.
 
+        ``start_flow_id`` (the web chat's ``/c/<flow>``): a conversation that has never run a
+        flow starts that published flow instead of matching triggers.
         Returns ``{"conversation_id", "status", "replies": [{"text", "buttons"}]}``.
         """
         channel = _check_channel(channel)
@@ -182,7 +192,7 @@ class Service:
                 return done.result
             work = _Work(conv["id"])
             self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id)
-            self._bot_reads(conn, conv, text, now, work)
+            self._bot_reads(conn, conv, text, now, work, start_flow_id)
             result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
             conn.execute(insert(processed_messages).values(
                 channel=channel, external_id=message_id, conversation_id=conv["id"],
@@ -196,7 +206,8 @@ class Service:
                     processed_messages.c.external_id == message_id).values(result=result))
         return result
 
-    def _bot_reads(self, conn: Connection, conv: dict, text: str, now: float, work: _Work) -> None:
+    def _bot_reads(self, conn: Connection, conv: dict, text: str, now: float, work: _Work,
+                   start_flow_id: str | None = None) -> None:
         """DESIGN §3 "Inbound message when concluded", in order."""
         if conv["status"] == machine.OPEN:
             return  # people are in charge; the message waits for them in the inbox
@@ -221,6 +232,11 @@ class Service:
             self._feed(conn, conv, flow, core.UserMessage(now, text), work)
             return
         # 3. triggers of published flows (or the forced flow of the simulator)
+        if start_flow_id and run is None:
+            flow = self._published_flow(conn, start_flow_id)
+            if flow is not None:
+                self._start(conn, conv, flow, now, work)
+                return
         self._start_triggered(conn, conv, text, now, work)
 
     def _start_triggered(self, conn, conv, text, now, work) -> None:
@@ -304,10 +320,7 @@ class Service:
             if found:
                 target, draft_revision = found
         else:
-            row = conn.execute(select(flows.c.published_version).where(
-                flows.c.id == jump["flow_id"], flows.c.deleted_at.is_(None))).first()
-            if row and row.published_version:
-                target = self._flow(conn, jump["flow_id"], row.published_version)
+            target = self._published_flow(conn, jump["flow_id"])
         if target is None:
             self._log(conn, conv["id"], "error", None,
                       f"salto para o fluxo {jump['flow_id']}, que não está publicado", now)
@@ -633,11 +646,7 @@ class Service:
         flow_id = self.settings.on_conclude_flow
         if not flow_id:
             return
-        row = conn.execute(select(flows.c.published_version).where(
-            flows.c.id == flow_id, flows.c.deleted_at.is_(None))).first()
-        if row is None or row.published_version is None:
-            return
-        flow = self._flow(conn, flow_id, row.published_version)
+        flow = self._published_flow(conn, flow_id)
         if flow is not None:
             self._start(conn, conv, flow, now, work)
 
