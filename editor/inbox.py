@@ -1,0 +1,630 @@
+"""The agent inbox (DESIGN §8): the conversation list, one conversation, its actions.
+
+Routes (blueprint ``inbox``), one URL per thing, full page or fragment (htmx)::
+
+    GET  /inbox?status=open|concluded&q=&assignee=&mine=1&unassigned=1&limit=
+         page: list pane (+ an empty conversation pane)
+         htmx, HX-Target "inbox-pane": the list pane (filters + list)
+         htmx, HX-Target "inbox-list": the list only; with ``since=<marker>`` → 204 if
+         nothing changed (the 2-second poll)
+    GET  /inbox/<id>?<same filters>
+         page: list pane + the conversation
+         htmx, HX-Target "conv-live": the live part of the conversation (header, banner,
+         actions, timeline); with ``since=<marker>`` → 204 if nothing changed
+         htmx, HX-Target "inbox-list"/"inbox-pane": as on /inbox
+         htmx, anything else: the whole conversation pane
+    POST /inbox/<id>/{reopen,open,assign,unassign,conclude,unassign_and_conclude}
+         form field ``user`` (assign/unassign), ``seen`` (the newest activity id the page
+         showed); htmx → the live fragment, with a notice when the page was stale;
+         otherwise a redirect back to the conversation (flash notice)
+    POST /inbox/<id>/messages   form field ``text``: the agent's reply (opens the conversation)
+
+Every action goes through ``engine.service.Service`` (the same state machine as the
+API). Live updates are htmx polling with a change marker; see docs/INBOX.md.
+
+The read model below (previews, unread marks, filtered counts, change markers,
+timeline with exact timestamps) reads tables the service writes; it never changes a
+conversation except for ``conversations.last_read_at`` (the shared read mark).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+
+from blocks.text import normalize
+from editor.app import get_engine, get_service, render_page
+from editor.auth import current_user, login_required
+from engine import accounts
+from engine import conversation as machine
+from engine.errors import Invalid, NotFound
+from engine.service import TEST_CHANNEL
+from engine.store import activity, conversation_assignees, conversations, messages, timers
+
+bp = Blueprint("inbox", __name__)
+
+PAGE_SIZE = 50
+MAX_PAGE = 200  # the service's largest page
+_ID = "<int(min=1, max=9223372036854775807):conversation_id>"
+ACTIONS = ("reopen", "open", "assign", "unassign", "conclude", "unassign_and_conclude")
+CONCLUDING = ("concluded", "unassigned_and_concluded", "auto_concluded", "concluded_by_flow")
+# Activity written by the bot or the customer follows the messages of the same instant
+# (the customer's "atendente", the bot's "Já vou te passar…"); activity by people or the
+# system comes before them (a conclusion, then the CSAT question it produced).
+_AFTER_MESSAGES = ("bot", "customer")
+
+
+# ---------------------------------------------------------------------------- filters
+
+@dataclass(frozen=True)
+class Filters:
+    """What the list shows; the same query string on /inbox and /inbox/<id>."""
+
+    status: str = machine.OPEN
+    q: str = ""
+    assignee: str = ""
+    mine: bool = False
+    unassigned: bool = False
+    limit: int = PAGE_SIZE
+
+    @classmethod
+    def from_args(cls, args) -> Filters:
+        status = args.get("status")
+        if status not in machine.STATUSES:
+            status = machine.OPEN
+        try:
+            limit = int(args.get("limit") or PAGE_SIZE)
+        except ValueError:
+            limit = PAGE_SIZE
+        assignee = (args.get("assignee") or "").strip()[:64]
+        mine = args.get("mine") == "1"
+        unassigned = args.get("unassigned") == "1"
+        if assignee:  # a chosen agent replaces the "Minhas" / "Sem atendente" scopes
+            mine = unassigned = False
+        if unassigned:
+            mine = False
+        return cls(status=status, q=(args.get("q") or "").strip()[:200], assignee=assignee,
+                   mine=mine, unassigned=unassigned,
+                   limit=max(PAGE_SIZE, min(limit, MAX_PAGE)))
+
+    def assignee_login(self, me: str) -> str | None:
+        """The login the list is restricted to (``mine`` means the current user)."""
+        if self.mine:
+            return me
+        return self.assignee or None
+
+    @property
+    def scope(self) -> str:
+        if self.mine:
+            return "mine"
+        if self.unassigned:
+            return "unassigned"
+        if self.assignee:
+            return "agent"
+        return "all"
+
+    def args(self, **changes) -> dict:
+        """Query arguments (defaults left out) with ``changes`` applied."""
+        data = replace(self, **changes)
+        out = {}
+        if data.status != machine.OPEN:
+            out["status"] = data.status
+        if data.q:
+            out["q"] = data.q
+        if data.assignee:
+            out["assignee"] = data.assignee
+        if data.mine:
+            out["mine"] = "1"
+        if data.unassigned:
+            out["unassigned"] = "1"
+        if data.limit != PAGE_SIZE:
+            out["limit"] = str(data.limit)
+        return out
+
+    def url(self, path: str, **changes) -> str:
+        args = self.args(**changes)
+        return path + ("?" + urlencode(args) if args else "")
+
+
+# ---------------------------------------------------------------------------- read model
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _parse_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _stamp(value: datetime | None) -> str:
+    value = _aware(value)
+    return str(int(value.timestamp() * 1_000_000)) if value else "0"
+
+
+def list_marker(db) -> str:
+    """Changes whenever any conversation, message, transition or read mark changes.
+
+    ``updated_at`` moves on every write the service makes (messages, transitions, bot
+    steps); ``last_read_at`` on every read mark; the count on a new conversation.
+    """
+    with db.connect() as conn:
+        row = conn.execute(select(func.count(), func.max(conversations.c.updated_at),
+                                  func.max(conversations.c.last_read_at))).one()
+    return f"{row[0]}.{_stamp(row[1])}.{_stamp(row[2])}"
+
+
+def conversation_marker(db, conversation_id: int) -> str | None:
+    """Changes whenever this conversation changes (the service bumps ``version`` on every
+    write) or one of its timers is fired or cancelled. None: no such conversation."""
+    pending = (select(func.count()).select_from(timers)
+               .where(timers.c.conversation_id == conversation_id, timers.c.status == "pending")
+               .scalar_subquery())
+    with db.connect() as conn:
+        row = conn.execute(select(conversations.c.version, pending).where(
+            conversations.c.id == conversation_id)).first()
+    return None if row is None else f"{row[0]}.{row[1]}"
+
+
+def previews(db, ids: list[int]) -> dict[int, dict]:
+    """The newest message of each conversation, and whether it has unread customer text."""
+    if not ids:
+        return {}
+    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids))
+              .group_by(messages.c.conversation_id))
+    last_in = (select(messages.c.conversation_id, func.max(messages.c.at).label("at"))
+               .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in")
+               .group_by(messages.c.conversation_id))
+    with db.connect() as conn:
+        rows = conn.execute(select(messages.c.conversation_id, messages.c.direction,
+                                   messages.c.author, messages.c.text, messages.c.at)
+                            .where(messages.c.id.in_(newest))).mappings().all()
+        inbound = {r.conversation_id: _aware(r.at) for r in conn.execute(last_in)}
+        read = {r.id: _aware(r.last_read_at) for r in conn.execute(
+            select(conversations.c.id, conversations.c.last_read_at)
+            .where(conversations.c.id.in_(ids)))}
+    out: dict[int, dict] = {cid: {"message": None, "unread": False} for cid in ids}
+    for row in rows:
+        out[row["conversation_id"]]["message"] = {
+            "direction": row["direction"], "author": row["author"], "text": row["text"],
+            "at": _aware(row["at"])}
+    for cid, at in inbound.items():
+        seen = read.get(cid)
+        out[cid]["unread"] = seen is None or at > seen
+    return out
+
+
+def status_counts(db, filters: Filters, me: str) -> dict[str, int]:
+    """Conversations per status under the list's other filters (the tab counts).
+
+    The same conditions as ``Service.list_conversations``.
+    """
+    query = (select(conversations.c.status, func.count())
+             .where(conversations.c.channel != TEST_CHANNEL))
+    if filters.q:
+        query = query.where(conversations.c.name_norm.contains(normalize(filters.q), autoescape=True))
+    login = filters.assignee_login(me)
+    if login:
+        query = query.where(conversations.c.id.in_(
+            select(conversation_assignees.c.conversation_id)
+            .where(conversation_assignees.c.login == login)))
+    if filters.unassigned:
+        query = query.where(~conversations.c.id.in_(
+            select(conversation_assignees.c.conversation_id)))
+    with db.connect() as conn:
+        rows = conn.execute(query.group_by(conversations.c.status)).all()
+    counts = {status: 0 for status in machine.STATUSES}
+    counts.update({status: n for status, n in rows if status in counts})
+    return counts
+
+
+def timeline_rows(db, conversation_id: int) -> tuple[list[dict], list[dict], datetime | None]:
+    """Messages and activity with exact timestamps (the API rounds to seconds), and the
+    conversation's read mark."""
+    with db.connect() as conn:
+        msgs = [dict(r) for r in conn.execute(
+            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
+                   messages.c.buttons, messages.c.at)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.id)).mappings()]
+        acts = [dict(r) for r in conn.execute(
+            select(activity.c.id, activity.c.actor, activity.c.action, activity.c.from_status,
+                   activity.c.to_status, activity.c.detail, activity.c.at)
+            .where(activity.c.conversation_id == conversation_id)
+            .order_by(activity.c.id)).mappings()]
+        read_at = conn.execute(select(conversations.c.last_read_at).where(
+            conversations.c.id == conversation_id)).scalar()
+    for row in msgs + acts:
+        row["at"] = _aware(row["at"])
+    return msgs, acts, _aware(read_at)
+
+
+def mark_read(db, conversation_id: int, now: float) -> None:
+    """Move the conversation's (single, shared) read mark to ``now``."""
+    moment = datetime.fromtimestamp(now, UTC)
+    with db.begin() as conn:
+        conn.execute(update(conversations).where(
+            conversations.c.id == conversation_id,
+            (conversations.c.last_read_at.is_(None)) | (conversations.c.last_read_at < moment),
+        ).values(last_read_at=moment))
+
+
+# ---------------------------------------------------------------------------- wording
+
+def user_names() -> dict[str, str]:
+    return {u["login"]: (u.get("name") or u["login"]) for u in accounts.list_users(get_engine())}
+
+
+def who(login: str | None, names: dict[str, str]) -> str:
+    """A person's display name; the bot, the customer and the system by their role."""
+    if login == "bot":
+        return _("Bot")
+    if login == "customer":
+        return _("Cliente")
+    if login == "system" or not login:
+        return _("Sistema")
+    return names.get(login, login)
+
+
+def activity_sentence(entry: dict, names: dict[str, str]) -> str:
+    """One activity-log entry as a sentence people read in the timeline."""
+    action = entry["action"]
+    detail = entry.get("detail") or {}
+    actor_login = entry.get("actor")
+    actor = who(actor_login, names)
+    user_login = detail.get("user")
+    user = who(user_login, names) if user_login else ""
+    self_ = user_login is not None and user_login == actor_login
+    if action == "opened_by_flow":
+        return _("Bot pausado: o fluxo abriu o atendimento")
+    if action == "handoff_requested":
+        return _("Cliente pediu atendimento humano")
+    if action == "reopened":
+        return _("Reaberto por %(name)s", name=actor)
+    if action == "opened":
+        return _("Marcado como aberto por %(name)s", name=actor)
+    if action == "agent_message":
+        return _("Aberto por %(name)s ao responder ao cliente", name=actor)
+    if action == "assigned":
+        if actor_login == "bot":
+            return _("O fluxo atribuiu a %(user)s", user=user)
+        return _("%(name)s atribuiu a %(user)s", name=actor, user=user)
+    if action == "unassigned":
+        return _("%(name)s desatribuiu %(user)s", name=actor, user=user)
+    if action == "concluded":
+        return _("Concluído por %(name)s", name=actor)
+    if action == "unassigned_and_concluded":
+        if self_ or not user_login:
+            return _("Desatribuído e concluído por %(name)s", name=actor)
+        return _("%(name)s desatribuiu %(user)s e concluiu", name=actor, user=user)
+    if action == "auto_concluded":
+        return _("Concluído automaticamente por inatividade")
+    if action == "concluded_by_flow":
+        return _("Concluído pelo fluxo")
+    return _("%(name)s: %(action)s", name=actor, action=action)
+
+
+def already_sentence(action: str, fresh: dict, acts: list[dict], user: str | None,
+                     names: dict[str, str]) -> str:
+    """Why ``action`` changed nothing on the fresh conversation (a stale page's click)."""
+    if action in ("conclude", "unassign_and_conclude"):
+        last = next((a for a in reversed(acts) if a["action"] in CONCLUDING), None)
+        if last is None:
+            return _("Esta conversa já estava concluída.")
+        if last["action"] == "auto_concluded":
+            return _("Esta conversa já estava concluída automaticamente por inatividade.")
+        if last["action"] == "concluded_by_flow":
+            return _("Esta conversa já estava concluída pelo fluxo.")
+        return _("Esta conversa já estava concluída por %(name)s.", name=who(last["actor"], names))
+    if action in ("reopen", "open"):
+        last = next((a for a in reversed(acts)
+                     if a["to_status"] == machine.OPEN and a["from_status"] != machine.OPEN), None)
+        if last is None:
+            return _("Esta conversa já estava aberta.")
+        return _("Esta conversa já estava aberta (%(what)s).",
+                 what=activity_sentence(_entry(last), names))
+    if action == "assign":
+        return _("%(user)s já estava entre os atendentes desta conversa.", user=who(user, names))
+    if action == "unassign":
+        return _("%(user)s não estava entre os atendentes desta conversa.", user=who(user, names))
+    return _("Nada mudou: a conversa já estava assim.")
+
+
+def _entry(row: dict) -> dict:
+    return {"actor": row["actor"], "action": row["action"], "detail": row.get("detail")}
+
+
+def build_timeline(msgs: list[dict], acts: list[dict], names: dict[str, str]) -> list[dict]:
+    """Messages and activity sentences interleaved by time (see ``_AFTER_MESSAGES``)."""
+    items = []
+    for m in msgs:
+        author = m["author"]
+        items.append(((m["at"], 1, m["id"]), {
+            "kind": "message", "id": m["id"], "direction": m["direction"], "author": author,
+            "role": "customer" if author == "customer" else ("bot" if author == "bot" else "agent"),
+            "author_name": who(author, names), "text": m["text"],
+            "buttons": m.get("buttons") or [], "at": m["at"]}))
+    for a in acts:
+        rank = 2 if a["actor"] in _AFTER_MESSAGES else 0
+        detail = a.get("detail") or {}
+        items.append(((a["at"], rank, a["id"]), {
+            "kind": "activity", "id": a["id"], "action": a["action"],
+            "sentence": activity_sentence(_entry(a), names),
+            "note": detail.get("note") or detail.get("reason"), "at": a["at"]}))
+    items.sort(key=lambda pair: pair[0])
+    return [item for _key, item in items]
+
+
+def driver(conv: dict) -> dict:
+    """Who is driving the conversation now: people, or the bot (and what it waits for)."""
+    run = conv.get("run") or {}
+    state = run.get("state")
+    where = {"flow": run.get("flow_id"), "block": run.get("block_id")}
+    if conv["status"] == machine.OPEN:
+        if conv["assignees"]:
+            return {"kind": "agent", "title": _("Bot pausado — atendimento humano"), **where,
+                    "text": _("Com %(names)s.", names=", ".join(conv["assignee_names"]))}
+        return {"kind": "agent", "title": _("Bot pausado — atendimento humano"), **where,
+                "text": _("Ninguém atribuído ainda.")}
+    if state == "running":
+        return {"kind": "bot", "title": _("Bot conduzindo"), **where,
+                "text": _("O fluxo está executando.")}
+    if state == "waiting_input":
+        return {"kind": "bot", "title": _("Bot aguardando resposta do cliente"), **where,
+                "text": _("O fluxo espera a resposta a uma pergunta.")}
+    if state == "waiting_timer":
+        return {"kind": "bot", "title": _("Bot aguardando um tempo"), **where,
+                "text": _("O fluxo continua quando o tempo de espera acabar.")}
+    return {"kind": "idle", "title": _("Bot no comando"), "flow": None, "block": None,
+            "text": _("A próxima mensagem do cliente é tratada pelos gatilhos dos fluxos.")}
+
+
+def timer_label(kind: str) -> str:
+    return {"wait": _("Espera do fluxo"), "question_timeout": _("Prazo da pergunta"),
+            "auto_conclude": _("Conclusão automática por inatividade")}.get(kind, kind)
+
+
+# ---------------------------------------------------------------------------- views
+
+def _me() -> str:
+    return current_user()["login"]
+
+
+def _htmx_target() -> str | None:
+    htmx = getattr(request, "htmx", None)
+    if not htmx or htmx.boosted or htmx.history_restore_request:
+        return None
+    return request.headers.get("HX-Target") or ""
+
+
+def _no_change() -> object:
+    response = make_response("", 204)
+    response.vary.add("HX-Request")
+    response.vary.add("HX-Target")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _list_context(filters: Filters, selected: int | None = None) -> dict:
+    db = get_engine()
+    me = _me()
+    marker = list_marker(db)  # read first: a change during the reads shows up next poll
+    names = user_names()
+    page = get_service().list_conversations(
+        status=filters.status, q=filters.q or None, assignee=filters.assignee_login(me),
+        limit=filters.limit, unassigned=filters.unassigned)
+    items = page["items"]
+    extra = previews(db, [c["id"] for c in items])
+    rows = []
+    for conv in items:
+        info = extra.get(conv["id"], {})
+        last = info.get("message")
+        rows.append({**conv, "last": last, "unread": info.get("unread", False),
+                     "last_author": who(last["author"], names) if last else "",
+                     "assignee_names": [who(login, names) for login in conv["assignees"]],
+                     "updated": _parse_iso(conv["updated_at"])})
+    return {
+        "filters": filters, "items": rows, "more": bool(page["next_cursor"]) and filters.limit < MAX_PAGE,
+        "capped": bool(page["next_cursor"]) and filters.limit >= MAX_PAGE,
+        "counts": status_counts(db, filters, me), "list_marker": marker,
+        "users": accounts.list_users(db), "selected": selected, "me": me,
+        "base_path": request.path,
+    }
+
+
+def _conversation_context(conversation_id: int, notice: dict | None = None) -> dict:
+    db = get_engine()
+    marker = conversation_marker(db, conversation_id)
+    try:
+        conv = get_service().get_conversation(conversation_id, include_test=False)
+    except NotFound:
+        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    names = user_names()
+    msgs, acts, read_at = timeline_rows(db, conversation_id)
+    conv["assignee_names"] = [who(login, names) for login in conv["assignees"]]
+    newest_in = max((m["at"] for m in msgs if m["direction"] == "in"), default=None)
+    if newest_in is not None and (read_at is None or newest_in > read_at):
+        # Shown to an agent now: read for everyone (the shared read mark).
+        mark_read(db, conversation_id, max(get_service().clock(), newest_in.timestamp()))
+    users = accounts.list_users(db)
+    return {
+        "conv": conv, "timeline": build_timeline(msgs, acts, names),
+        "seen": acts[-1]["id"] if acts else 0, "conv_marker": marker,
+        "driver": driver(conv),
+        "timers": [{"kind": t["kind"], "label": timer_label(t["kind"]),
+                    "due": _parse_iso(t["due_at"])} for t in conv["timers"]],
+        "users": users, "names": names, "me": _me(), "notice": notice,
+        "assignable": [u for u in users if u["login"] not in conv["assignees"]],
+    }
+
+
+@bp.get("/inbox")
+@login_required
+def index():
+    filters = Filters.from_args(request.args)
+    target = _htmx_target()
+    if target == "inbox-list" and request.args.get("since") == list_marker(get_engine()):
+        return _no_change()
+    ctx = _list_context(filters)
+    fragment = "inbox/_list.html" if target == "inbox-list" else "inbox/_pane.html"
+    response = render_page("inbox/index.html", fragment, conversation=None, **ctx)
+    response.vary.add("HX-Target")
+    if target == "inbox-pane":  # the address bar shows the tidy URL, not the raw form
+        response.headers["HX-Push-Url"] = filters.url(request.path)
+    return response
+
+
+@bp.get(f"/inbox/{_ID}")
+@login_required
+def show(conversation_id: int):
+    filters = Filters.from_args(request.args)
+    target = _htmx_target()
+    db = get_engine()
+    if target in ("inbox-list", "inbox-pane"):
+        if target == "inbox-list" and request.args.get("since") == list_marker(db):
+            return _no_change()
+        template = "inbox/_list.html" if target == "inbox-list" else "inbox/_pane.html"
+        response = make_response(render_template(template, **_list_context(filters, conversation_id)))
+        if target == "inbox-pane":
+            response.headers["HX-Push-Url"] = filters.url(request.path)
+    elif target == "conv-live":
+        since = request.args.get("since")
+        if since and since == conversation_marker(db, conversation_id):
+            return _no_change()
+        try:
+            ctx = _conversation_context(conversation_id)
+        except NotFound:
+            # The polled conversation is gone: say so once and stop polling (286).
+            body = render_template("inbox/_gone.html")
+            return make_response(body, 286)
+        response = make_response(render_template("inbox/_live.html", filters=filters, **ctx))
+    else:
+        ctx = _conversation_context(conversation_id)
+        if target is None:
+            ctx.update(_list_context(filters, conversation_id))
+        else:
+            ctx["filters"] = filters
+        response = render_page("inbox/index.html", "inbox/_conversation.html", conversation=True, **ctx)
+    response.vary.add("HX-Request")
+    response.vary.add("HX-Target")
+    return response
+
+
+def _stale_changes(acts: list[dict], seen: int | None, me: str, names: dict) -> list[str]:
+    if seen is None:
+        return []
+    return [activity_sentence(_entry(a), names) for a in acts if a["id"] > seen and a["actor"] != me]
+
+
+def _respond(conversation_id: int, filters: Filters, notice: dict | None, status: int = 200,
+             changed: bool = True):
+    if getattr(request, "htmx", False):
+        ctx = _conversation_context(conversation_id, notice=notice)
+        response = make_response(render_template("inbox/_live.html", filters=filters, **ctx), status)
+        if changed:
+            response.headers["HX-Trigger"] = "inbox-changed"  # the list refreshes at once
+        return response
+    if notice:
+        flash(notice["text"], "error" if notice["level"] == "error" else "info")
+    return redirect(filters.url(url_for("inbox.show", conversation_id=conversation_id)), code=303)
+
+
+def _seen() -> int | None:
+    try:
+        return int(request.form.get("seen", ""))
+    except ValueError:
+        return None
+
+
+@bp.post(f"/inbox/{_ID}/<action>")
+@login_required
+def act(conversation_id: int, action: str):
+    if action not in ACTIONS:
+        abort(404)
+    filters = Filters.from_args(request.args)
+    service = get_service()
+    me = _me()
+    user = (request.form.get("user") or "").strip() or None
+    if action == "unassign" and user is None:
+        user = me  # "Desatribuir" without a choice: the acting agent leaves
+    if action == "assign" and user is None:
+        return _respond(conversation_id, filters, {
+            "level": "error", "text": _("Escolha quem vai atender a conversa.")}, 422, False)
+    try:
+        fresh = service.get_conversation(conversation_id, include_test=False)
+    except NotFound:
+        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    names = user_names()
+    _msgs, acts, _read = timeline_rows(get_engine(), conversation_id)
+    would = machine.plan(action, fresh["status"], fresh["assignees"], me, user)
+    try:
+        service.act(conversation_id, action, me, user=user)
+    except Invalid:
+        if action in ("assign", "unassign") and user is not None and user not in names:
+            text = _("O usuário %(user)s não existe.", user=user)
+        else:
+            text = _("Não foi possível fazer esta ação.")
+        return _respond(conversation_id, filters, {"level": "error", "text": text}, 422, False)
+    notice = None
+    changes = _stale_changes(acts, _seen(), me, names)
+    if not would.changed:
+        notice = {"level": "warning", "text": already_sentence(action, fresh, acts, user, names)}
+    elif changes:
+        notice = {"level": "warning", "text": _(
+            "Esta conversa mudou enquanto você a via (%(changes)s); sua ação foi aplicada ao "
+            "estado atual.", changes="; ".join(changes))}
+    return _respond(conversation_id, filters, notice, changed=would.changed)
+
+
+@bp.post(f"/inbox/{_ID}/messages")
+@login_required
+def reply(conversation_id: int):
+    filters = Filters.from_args(request.args)
+    text = request.form.get("text") or ""
+    if not text.strip():
+        return _respond(conversation_id, filters, {
+            "level": "error", "text": _("Escreva uma mensagem antes de enviar.")}, 422, False)
+    service = get_service()
+    try:
+        service.get_conversation(conversation_id, include_test=False)
+    except NotFound:
+        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    service.agent_message(conversation_id, _me(), text)
+    return _respond(conversation_id, filters, None)
+
+
+@bp.app_template_filter("inbox_time")
+def inbox_time(moment: datetime | None) -> str:
+    """A timestamp in UTC, written the interface language's way (inbox.js rewrites it in
+    the reader's time zone). strftime, not Babel: a timeline has hundreds of them."""
+    from editor.i18n import current_lang
+
+    moment = _aware(moment)
+    if moment is None:
+        return ""
+    return moment.strftime("%Y-%m-%d %H:%M UTC" if current_lang() == "en" else "%d/%m/%Y %H:%M UTC")
+
+
+@bp.app_template_global("inbox_iso")
+def inbox_iso(moment: datetime | None) -> str:
+    moment = _aware(moment)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
+
+
+__all__ = ["bp", "Filters"]
