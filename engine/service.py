@@ -715,12 +715,22 @@ class Service:
             )
             return summary
 
-    def _summary(self, conn, row) -> dict:
+    def _assignees(self, conn, conversation_ids: list[int]) -> dict[int, list[str]]:
+        """Assignees of several conversations in one query, in assignment order."""
+        found: dict[int, list[str]] = {i: [] for i in conversation_ids}
+        if conversation_ids:
+            for row in conn.execute(select(conversation_assignees.c.conversation_id,
+                                           conversation_assignees.c.login)
+                                    .where(conversation_assignees.c.conversation_id.in_(conversation_ids))
+                                    .order_by(conversation_assignees.c.assigned_at,
+                                              conversation_assignees.c.login)):
+                found[row.conversation_id].append(row.login)
+        return found
+
+    def _summary(self, conn, row, assignees: list[str] | None = None) -> dict:
         run = row["state"].get("run")
-        assignees = [r.login for r in conn.execute(
-            select(conversation_assignees.c.login).where(
-                conversation_assignees.c.conversation_id == row["id"])
-            .order_by(conversation_assignees.c.assigned_at, conversation_assignees.c.login))]
+        if assignees is None:
+            assignees = self._assignees(conn, [row["id"]])[row["id"]]
         return {
             "id": row["id"], "status": row["status"], "channel": row["channel"],
             "contact": {"external_id": row["external_id"], "name": row["name"]},
@@ -758,7 +768,9 @@ class Service:
         query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
         with self.db.connect() as conn:
             rows = conn.execute(query).mappings().all()
-            items = [self._summary(conn, r) for r in rows[:limit]]
+            page = rows[:limit]
+            assignees = self._assignees(conn, [r["id"] for r in page])
+            items = [self._summary(conn, r, assignees[r["id"]]) for r in page]
         next_cursor = _encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
             if len(rows) > limit else None
         return {"items": items, "next_cursor": next_cursor}
