@@ -153,7 +153,6 @@ class Worker:
         self.dedup_retention_s = float(dedup_retention_s)
         self.backoff = backoff or Backoff()
         self._stopping = threading.Event()
-        self._send_outbox: Callable | None | bool = False  # False: not looked up yet
         self._scheduler = None
         self._shutdown_thread: threading.Thread | None = None
 
@@ -257,21 +256,11 @@ class Worker:
         return total
 
     # ------------------------------------------------------------------ periodic jobs
-    def send_outbox(self) -> int | None:
-        """Send due WhatsApp outbox rows through ``engine.outbox.send_due`` if it exists."""
-        if self._send_outbox is False:
-            try:
-                from engine import outbox as outbox_module
-            except ModuleNotFoundError as exc:
-                if exc.name != "engine.outbox":
-                    raise  # engine.outbox exists but something it needs is missing
-                log.info("engine.outbox is not installed: the outbox job does nothing")
-                self._send_outbox = None
-            else:
-                self._send_outbox = getattr(outbox_module, "send_due", None)
-        if not self._send_outbox:
-            return None
-        return self._send_outbox(self.service)
+    def send_outbox(self) -> int:
+        """Send due WhatsApp outbox rows (``engine.outbox.send_due``)."""
+        from engine import outbox
+
+        return outbox.send_due(self.service)
 
     def cleanup(self, now: float | None = None) -> int:
         """Forget inbound message ids older than ``dedup_retention_s``; how many went."""
@@ -288,8 +277,8 @@ class Worker:
             if done < CLEANUP_CHUNK:
                 break
         if removed:
-            log.info("forgot %d inbound message ids older than %.0f days",
-                     removed, self.dedup_retention_s / 86400)
+            log.info("forgot %d inbound message ids older than %g days",
+                     removed, round(self.dedup_retention_s / 86400, 2))
         return removed
 
     # ------------------------------------------------------------------ running

@@ -212,27 +212,14 @@ def test_cleanup_forgets_inbound_message_ids_older_than_the_retention(db, clock)
     assert left == ["recent"]
 
 
-def test_the_outbox_job_calls_engine_outbox_send_due_when_it_exists(db, monkeypatch):
-    import types
+def test_the_outbox_job_sends_through_engine_outbox(db, monkeypatch):
+    from engine import outbox
 
     calls = []
-    fake = types.ModuleType("engine.outbox")
-    fake.send_due = lambda service: calls.append(service) or 3
-    monkeypatch.setitem(sys.modules, "engine.outbox", fake)
+    monkeypatch.setattr(outbox, "send_due", lambda service: calls.append(service) or 3)
     service = Service(db, Settings())
     assert Worker(service).send_outbox() == 3
     assert calls == [service]
-
-
-def test_the_outbox_job_does_nothing_without_engine_outbox(db, monkeypatch):
-    import engine
-
-    # A None entry makes the import fail as if the file were absent (whether it exists yet).
-    monkeypatch.setitem(sys.modules, "engine.outbox", None)
-    monkeypatch.delattr(engine, "outbox", raising=False)
-    worker = Worker(Service(db, Settings()))
-    assert worker.send_outbox() is None
-    assert worker.send_outbox() is None
 
 
 # -- a database that cannot be reached ------------------------------------------------------
