@@ -319,6 +319,9 @@ def api(client, api_tokens) -> ApiCaller:
     return ApiCaller(client, api_tokens)
 
 
+# --- browser fixtures (tests/browser_support.py) ---
+from browser_support import browser, live_server, new_page  # noqa: E402,F401
+
 # --- whatsapp fixtures ---
 # A fake WhatsApp Graph API for tests/test_whatsapp.py and tests/test_outbox.py.
 
