@@ -6,7 +6,9 @@ Run from the repository root (a module, so ``engine`` is the package, not this f
     .venv/bin/python -m bench.timers --no-write  # measure only
 
 For each database (SQLite file, PostgreSQL at ``--postgres-url``, default
-``PAPO_BENCH_POSTGRES_URL`` or ``PAPO_TEST_POSTGRES_URL``) and each number of workers:
+``PAPO_BENCH_POSTGRES_URL`` or ``PAPO_TEST_POSTGRES_URL``) and each number of workers
+(``--workers``, default 1 and 2), then once more with one worker at a light
+``--steady-rate`` (default 50 a second) to show the lateness of a worker that keeps up:
 
 1. a fresh database gets ``--timers`` pending timers (default 100,000), inserted in bulk:
    ``--rate`` × ``--window`` of them (default 1,000 a second for 10 s) fall due during
@@ -204,20 +206,20 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
             proc.kill()
 
 
-def run(kind: str, workers: int, args, folder: str) -> Result:
+def run(kind: str, workers: int, rate: float, args, folder: str) -> Result:
     url = fresh_database(kind, args.postgres_url, folder)
     try:
         db = make_engine(url)
         create_schema(db)
-        due_count = int(args.rate * args.window)
+        due_count = int(rate * args.window)
         if due_count > args.timers:
             raise SystemExit("--rate × --window is more than --timers")
-        print(f"[{kind}, {workers} worker(s)] seeding {due_count:,} conversations and "
+        print(f"[{kind}, {workers} worker(s), {rate:g}/s] seeding {due_count:,} conversations and "
               f"{args.timers - due_count:,} later timers …", flush=True)
         waiting = seed_conversations(db, due_count)
         later = time.time() + 86400
         insert_timers(db, [{"conversation_id": waiting[i % len(waiting)][0], "kind": "wait",
-                            "due_at": utc(later + i / args.rate), "status": "pending",
+                            "due_at": utc(later + i / rate), "status": "pending",
                             "payload": {"token": -1, "run_id": "r-later", "block_id": "w"}}
                            for i in range(args.timers - due_count)])
         procs = start_workers(url, workers, args.batch)
@@ -225,13 +227,13 @@ def run(kind: str, workers: int, args, folder: str) -> Result:
             time.sleep(1.0)
             begin = time.time() + args.lead
             window = [{"conversation_id": conv_id, "kind": "wait", "status": "pending",
-                       "due_at": utc(begin + i / args.rate), "payload": payload}
+                       "due_at": utc(begin + i / rate), "payload": payload}
                       for i, (conv_id, payload) in enumerate(waiting)]
             started = time.perf_counter()
             insert_timers(db, window)
             insert_s = time.perf_counter() - started
-            print(f"[{kind}, {workers} worker(s)] {due_count:,} timers due from now on "
-                  f"({args.rate:,.0f}/s); inserted in {insert_s:.1f} s", flush=True)
+            print(f"[{kind}, {workers} worker(s), {rate:g}/s] {due_count:,} timers due from now on "
+                  f"({rate:,.0f}/s); inserted in {insert_s:.1f} s", flush=True)
             view = observer(url)
             deadline = begin + args.max_run
             due_window = (timers.c.due_at >= utc(begin)) & (timers.c.due_at < utc(later))
@@ -256,11 +258,11 @@ def run(kind: str, workers: int, args, folder: str) -> Result:
     lateness = [(epoch(r.fired_at) if r.status == "fired" else end) - epoch(r.due_at)
                 for r in rows]
     span = (max(fired_at) - min(fired_at)) if len(fired_at) > 1 else 0.0
-    result = Result(kind, workers, len(rows), len(fired_at), args.rate,
+    result = Result(kind, workers, len(rows), len(fired_at), rate,
                     len(fired_at) / span if span else 0.0,
                     statistics.median(lateness), percentile(lateness, 0.99), max(lateness),
                     len(fired_at) < len(rows), insert_s)
-    print(f"[{kind}, {workers} worker(s)] fired {result.fired:,}/{result.due:,}, "
+    print(f"[{kind}, {workers} worker(s), {rate:g}/s] fired {result.fired:,}/{result.due:,}, "
           f"{result.throughput:,.0f} timers/s, lateness p50 {result.p50:.2f} s, "
           f"p99 {result.p99:.2f} s", flush=True)
     return result
@@ -274,33 +276,40 @@ def seconds(value: float, censored: bool) -> str:
 
 def markdown(results: list[Result], args) -> str:
     lines = [
-        f"{args.timers:,} pending timers in the table; {args.rate:,.0f} fall due per second for "
-        f"{args.window:g} s ({int(args.rate * args.window):,} timers, one conversation each, "
-        "waiting at a `wait` block); real `papo worker` processes "
+        f"{args.timers:,} pending timers in the table; for {args.window:g} s, timers fall due "
+        f"at the offered rate ({args.rate:,.0f}/s: {int(args.rate * args.window):,} timers; "
+        f"then a steady {args.steady_rate:,.0f}/s), one conversation each, waiting at a "
+        "`wait` block; the rest are due a day later. Real `papo worker` processes "
         f"(`--batch {args.batch}`, a claim every second). Lateness = `fired_at - due_at`; "
         "\"≥\" = some timers were still pending when the run stopped "
-        f"(after {args.max_run:g} s), counted with the time waited so far.",
+        f"(after {args.max_run:g} s), counted with the time waited so far. "
+        "Timers/s fired is the workers' capacity when they fall behind, else the offered rate.",
         "",
-        "| database | workers | fired | timers/s fired | lateness p50 | lateness p99 | worst |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| database | offered | workers | fired | timers/s fired | lateness p50 | lateness p99 "
+        "| worst |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(f"| {r.database} | {r.workers} | {r.fired:,} / {r.due:,} | "
+        lines.append(f"| {r.database} | {r.rate:,.0f}/s | {r.workers} | {r.fired:,} / {r.due:,} | "
                      f"{r.throughput:,.0f} | {seconds(r.p50, r.censored)} | "
                      f"{seconds(r.p99, r.censored)} | {seconds(r.worst, r.censored)} |")
-    best = max(results, key=lambda r: r.throughput, default=None)
+    scaling = []
+    for kind in dict.fromkeys(r.database for r in results):
+        by_workers = {r.workers: r.throughput for r in results
+                      if r.database == kind and r.rate == args.rate}
+        if 1 in by_workers and 2 in by_workers and by_workers[1]:
+            scaling.append(f"{kind} ×{by_workers[2] / by_workers[1]:.2f}")
     lines += [
         "",
         "Reading it: a worker fires timers one transaction each (the conversation is locked, "
-        "the timer flipped to fired and the engine's messages stored together), so throughput "
-        "is bounded by that transaction, not by the claim. While the offered rate stays below "
-        "the timers/s figure, lateness is the claim interval (≤ 1 s) plus queueing; above it, "
-        "lateness grows for as long as the burst lasts."
-        + (f" Best here: {best.throughput:,.0f} timers/s ({best.database}, {best.workers} "
-           "worker(s))." if best else ""),
-        "On SQLite a second worker adds no throughput: every write takes the one database "
-        "lock. On PostgreSQL workers claim disjoint batches (`FOR UPDATE SKIP LOCKED`) and "
-        "scale with the cores the database server has left.",
+        "the timer flipped to fired and the engine's messages stored together, one durable "
+        "commit), so throughput is bounded by that transaction, not by the claim. While the "
+        "offered rate stays below the timers/s figure, lateness is the claim interval (≤ 1 s) "
+        "plus queueing; above it, a burst queues up and lateness grows until it is worked off."
+        + (f" A second worker: {', '.join(scaling)} — on SQLite every write takes the one "
+           "database lock; on PostgreSQL workers claim disjoint batches "
+           "(`FOR UPDATE SKIP LOCKED`) and fire in parallel." if scaling else ""),
+        f"Load average of the machine during the runs: {args.load_seen}.",
     ]
     return "\n".join(lines)
 
@@ -334,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timers", type=int, default=100_000, help="pending timers in the table")
     parser.add_argument("--rate", type=float, default=1000, help="timers falling due per second")
+    parser.add_argument("--steady-rate", type=float, default=50,
+                        help="a second, light load (one worker); 0: skip it")
     parser.add_argument("--window", type=float, default=10, help="seconds over which they fall due")
     parser.add_argument("--max-run", type=float, default=60, help="stop a run after this long")
     parser.add_argument("--lead", type=float, default=3, help="seconds before the first is due")
@@ -351,17 +362,25 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         kinds.remove("postgresql")
     results = []
+    loads = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="papo-bench-") as folder:
         for kind in kinds:
             for workers in (int(w) for w in args.workers.split(",")):
-                results.append(run(kind, workers, args, folder))
+                results.append(run(kind, workers, args.rate, args, folder))
+                loads.append(os.getloadavg()[0])
+            if args.steady_rate:
+                results.append(run(kind, 1, args.steady_rate, args, folder))
+                loads.append(os.getloadavg()[0])
+    # Other processes on the machine take cores from the workers and the database.
+    args.load_seen = f"{min(loads):.1f}–{max(loads):.1f} (1-minute, {os.cpu_count()} cores)"
     body = markdown(results, args)
     print("\n" + body)
     if not args.no_write:
         command = ".venv/bin/python -m bench.timers"
         defaults = parser.parse_args([])
         changed = [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                   if k not in ("no_write", "postgres_url") and v != getattr(defaults, k)]
+                   if k not in ("no_write", "postgres_url", "load_seen")
+                   and v != getattr(defaults, k)]
         print(f"wrote {write(body, ' '.join([command, *changed]))}")
     return 0
 
