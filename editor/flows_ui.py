@@ -761,8 +761,7 @@ def editor_messages() -> dict[str, str]:
 @bp.get("/flows/<flow_id>/edit")
 @admin_required
 def edit(flow_id: str):
-    repo = repository()
-    draft = repo.draft(flow_id, current_lang())
+    draft = repository().draft(flow_id, current_lang())
     doc = draft["document"]
     cards = {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}
     groups = palette(flow_id)
@@ -787,7 +786,7 @@ def edit(flow_id: str):
         },
     }
     return render_template("flows/edit.html", flow=draft, flow_id=flow_id, doc=doc, boot=boot,
-                           palette=groups, versions=repo.versions(flow_id, current_lang()))
+                           palette=groups)
 
 
 def _json_error(status: int, code: str, message: str, **extra):

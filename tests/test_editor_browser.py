@@ -324,6 +324,9 @@ def test_customer_style_text_in_a_block_shows_as_text(new_page, live_server):
 def test_the_simulator_contract_highlight_focus_save_and_saved_event(new_page, live_server):
     repo(live_server).create(WELCOME.read_bytes(), actor="admin")
     page = open_editor(new_page(), live_server, "boas-vindas")
+    if page.locator("#simulator section.sim").count():
+        # the pane clears the mark when its state loads
+        page.locator("#sim-state:not([aria-busy='true'])").wait_for()
     assert page.evaluate("papoEditor.flowId") == "boas-vindas"
     assert page.evaluate("papoEditor.revision()") == 1
     page.evaluate("papoEditor.highlight('menu')")
@@ -418,3 +421,29 @@ def test_the_flows_list_renames_duplicates_and_deletes_after_confirming(new_page
     page.locator('tr[data-flow-id="recepcao-2"]').wait_for(state="detached")
     assert [f["id"] for f in repo(live_server).list()] == ["boas-vindas"]
     assert page.dialogs == []
+
+
+def test_removing_an_option_drops_its_edge_and_renaming_a_rule_keeps_it(new_page, live_server):
+    doc = json.loads(WELCOME.read_text(encoding="utf-8"))
+    doc["blocks"].append({"id": "regra", "type": "condition", "position": {"x": 40, "y": 500},
+                          "data": {"rules": [{"port": "vip", "when": {"==": [{"var": "escolha"}, "x"]}}]}})
+    doc["edges"] += [{"from": "obrigado", "port": "next", "to": "regra"},
+                     {"from": "regra", "port": "vip", "to": "chama_atendente"}]
+    repo(live_server).create(doc, actor="admin")
+    page = open_editor(new_page(), live_server, "boas-vindas")
+
+    open_block(page, "menu")
+    page.get_by_role("button", name="Remover opção 1").click()
+    save_block(page)
+    page.get_by_text("Ligações de saídas que não existem mais foram removidas.").wait_for()
+    edges = {(e["from"], e["port"], e["to"]) for e in repo(live_server).get("boas-vindas")[0]["edges"]}
+    assert ("menu", "produtos", "produtos") not in edges
+    assert {("menu", "pedido", "numero_pedido"), ("menu", "atendente", "chama_atendente")} <= edges
+    assert page.locator(".connection.node_out_node-menu").count() == 2
+
+    open_block(page, "regra")
+    page.get_by_label("Saída da regra 1").fill("cliente_vip")
+    save_block(page)
+    edges = {(e["from"], e["port"], e["to"]) for e in repo(live_server).get("boas-vindas")[0]["edges"]}
+    assert ("regra", "cliente_vip", "chama_atendente") in edges
+    assert card(page, "regra").locator('.card-ports li[data-port="cliente_vip"]').count() == 1

@@ -252,41 +252,24 @@
     if (state.current) mark(state.current, "is-current", true);
   }
 
-  // Draw the whole document in one go. Drawflow's import() computes every connection's
-  // path while it adds them, forcing a layout per connection (seconds for a few hundred):
-  // so the nodes are imported bare, then the connections are added to Drawflow's data
-  // and their paths computed in two passes (read every port's position, then write).
+  // Draw the whole document with one Drawflow import(). Drawflow computes each
+  // connection's path as it loads, forcing a layout per connection (seconds for a few
+  // hundred): that step is switched off during the import and the paths are drawn
+  // afterwards in two passes (read every port's position, then write every path).
   function renderAll() {
-    var full = toDrawflow();
-    var nodes = full.drawflow.Home.data;
-    var bare = { drawflow: { Home: { data: {} } } };
-    Object.keys(nodes).forEach(function (id) {
-      var node = Object.assign({}, nodes[id]);
-      node.inputs = { input_1: { connections: [] } };
-      node.outputs = {};
-      Object.keys(nodes[id].outputs).forEach(function (out) { node.outputs[out] = { connections: [] }; });
-      bare.drawflow.Home.data[id] = node;
-    });
-    syncing(function () { editor.import(bare); });
+    var updateConnectionNodes = editor.updateConnectionNodes;
+    editor.updateConnectionNodes = function () {};
+    try {
+      syncing(function () { editor.import(toDrawflow()); });
+    } finally {
+      editor.updateConnectionNodes = updateConnectionNodes;
+    }
     decorated = {};
-    var data = editor.drawflow.drawflow.Home.data;
-    var links = [];
-    Object.keys(nodes).forEach(function (from) {
-      Object.keys(nodes[from].outputs).forEach(function (out) {
-        nodes[from].outputs[out].connections.forEach(function (c) {
-          data[from].outputs[out].connections.push({ node: c.node, output: "input_1" });
-          data[c.node].inputs.input_1.connections.push({ node: from, input: out });
-          var svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-          var path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-          path.classList.add("main-path");
-          path.setAttributeNS(null, "d", "");
-          // Drawflow reads these classes by position: keep its order.
-          svg.classList.add("connection", "node_in_node-" + c.node, "node_out_node-" + from, out, "input_1");
-          svg.appendChild(path);
-          editor.precanvas.appendChild(svg);
-          links.push({ path: path, from: from, to: c.node, out: out });
-        });
-      });
+    // Drawflow's connection classes, by position: connection, node_in_node-<to>,
+    // node_out_node-<from>, output_<n>, input_1.
+    var links = Array.prototype.map.call(editor.precanvas.querySelectorAll("svg.connection"), function (svg) {
+      return { path: svg.querySelector("path"), to: svg.classList[1].slice("node_in_node-".length),
+               from: svg.classList[2].slice("node_out_node-".length), out: svg.classList[3] };
     });
     drawPaths(links);
     decorate();
@@ -792,11 +775,17 @@
     cards[block.id] = { html: result.html, ports: result.ports, family: result.family };
     state.cards = cards;
     var dropped = false;
+    var used = {};
+    state.doc.edges.forEach(function (edge) { if (edge.from === block.id) used[edge.port] = true; });
     state.doc.edges = state.doc.edges.filter(function (edge) {
       if (edge.from !== block.id || result.ports.indexOf(edge.port) !== -1) return true;
+      // A port renamed in place (a condition's rule) keeps its connection; a port that
+      // is gone (a removed option) loses it.
       var index = oldPorts.indexOf(edge.port);
-      if (oldPorts.length === result.ports.length && index !== -1) {
-        edge.port = result.ports[index];  // a renamed rule keeps its connection
+      var renamed = oldPorts.length === result.ports.length && index !== -1 ? result.ports[index] : null;
+      if (renamed && oldPorts.indexOf(renamed) === -1 && !used[renamed]) {
+        used[renamed] = true;
+        edge.port = renamed;
         return true;
       }
       dropped = true;
