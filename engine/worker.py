@@ -8,7 +8,7 @@ then fires them one by one. A claim whose worker died is taken again once its le
 over; firing a timer someone else already fired is a harmless no-op.
 
 Periodic jobs (APScheduler 3, :meth:`Worker.run_forever`): timers every second, the
-WhatsApp outbox every 5 s (``engine.outbox.send_due`` when that module exists) and an
+WhatsApp outbox every 5 s (``engine.outbox.send_due``) and an
 hourly cleanup of the inbound de-duplication records (``PAPO_DEDUP_RETENTION``).
 """
 from __future__ import annotations

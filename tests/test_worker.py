@@ -254,11 +254,10 @@ def test_an_unreachable_database_is_logged_and_retried_with_backoff(tmp_path, ca
 
 def test_an_outbox_run_that_needs_no_query_does_not_end_the_backoff(tmp_path, caplog,
                                                                     monkeypatch):
-    import types
+    from engine import outbox
 
-    unconfigured = types.ModuleType("engine.outbox")
-    unconfigured.send_due = lambda service: 0  # WhatsApp not configured: no query at all
-    monkeypatch.setitem(sys.modules, "engine.outbox", unconfigured)
+    # WhatsApp not configured: send_due returns without a query at all
+    monkeypatch.setattr(outbox, "send_due", lambda service: 0)
     missing = make_test_engine(f"sqlite:///{tmp_path / 'no-such-folder' / 'papo.db'}")
     now = [0.0]
     worker = Worker(Service(missing, Settings()), backoff=Backoff(monotonic=lambda: now[0]))
