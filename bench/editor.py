@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 
 BLOCKS = 300
-RUNS = 7
+RUNS = 9
 CONNECTIONS = 25
 TARGET_OPEN_MS = 1500
 TARGET_CONNECT_MS = 100
@@ -104,7 +104,11 @@ CONNECT_JS = """async (blockId) => {
   const t1 = performance.now();
   const revision = await papoEditor.save();
   const t2 = performance.now();
-  return {canvas: t1 - t0, total: t2 - t0, revision};
+  const puts = performance.getEntriesByType('resource').filter(e => e.name.endsWith('/draft'));
+  const last = puts[puts.length - 1];
+  const server = last && last.serverTiming.length ? last.serverTiming[0].duration : null;
+  performance.clearResourceTimings();
+  return {canvas: t1 - t0, total: t2 - t0, server, revision};
 }"""
 
 
@@ -156,6 +160,7 @@ def report(result: dict) -> str:
         f"| … of which fit to screen | {_ms([o['fitMs'] for o in opens])} | | | | |",
         f"| add a connection: `addConnection` + save round trip (PUT, validate, lint, new revision), median of {len(connects)} | {_ms(total)} | {min(total):,.0f} | {max(total):,.0f} | < {TARGET_CONNECT_MS} ms | {'ok' if statistics.median(total) < TARGET_CONNECT_MS else 'MISSED'} |",
         f"| … of which the canvas (`addConnection` and the editor's handler) | {statistics.median([c['canvas'] for c in connects]):,.1f} ms | | | | |",
+        f"| … of which the server (`FlowRepository.update`: parse, schema, lint, insert; Server-Timing) | {statistics.median([c['server'] for c in connects if c['server'] is not None]):,.1f} ms | | | | |",
     ]
     load = os.getloadavg()
     return "\n".join(rows) + (
