@@ -226,7 +226,7 @@
     var node = nodeEl(id);
     if (!node) return;
     node.classList.toggle(className, on);
-    var card = node.querySelector(".card");
+    var card = node.querySelector(".block-card");
     if (card) card.classList.toggle(className, on);
   }
 
@@ -689,7 +689,7 @@
     mark(id, "is-focused", true);
     centerOn(id);
     canvas.scrollIntoView({ block: "nearest", inline: "nearest" });
-    var card = nodeEl(id).querySelector(".card");
+    var card = nodeEl(id).querySelector(".block-card");
     if (card) card.focus({ preventScroll: true });
     return true;
   }
@@ -965,14 +965,14 @@
     pressedAt = { x: event.clientX, y: event.clientY };
   }, true);
   canvas.addEventListener("click", function (event) {
-    var card = event.target.closest(".card[data-block-id]");
+    var card = event.target.closest(".block-card[data-block-id]");
     if (!card || event.target.closest(".input, .output")) return;
     if (pressedAt && Math.abs(event.clientX - pressedAt.x) + Math.abs(event.clientY - pressedAt.y) > 4) return;
     openBlockForm(card.getAttribute("data-block-id"));
   });
   // Keyboard on a focused card: Enter opens it, Delete removes it (before Drawflow's handler).
   editor.precanvas.addEventListener("keydown", function (event) {
-    var card = event.target.closest && event.target.closest(".card[data-block-id]");
+    var card = event.target.closest && event.target.closest(".block-card[data-block-id]");
     if (!card) return;
     var id = card.getAttribute("data-block-id");
     if (event.key === "Enter" || event.key === " ") {
