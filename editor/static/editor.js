@@ -252,10 +252,25 @@
     if (state.current) mark(state.current, "is-current", true);
   }
 
-  // Draw the whole document with one Drawflow import(). Drawflow computes each
-  // connection's path as it loads, forcing a layout per connection (seconds for a few
-  // hundred): that step is switched off during the import and the paths are drawn
-  // afterwards in two passes (read every port's position, then write every path).
+  // Drawflow's connection classes, by position: connection, node_in_node-<to>,
+  // node_out_node-<from>, output_<n>, input_1.
+  function linkOf(svg) {
+    return { path: svg.querySelector("path"), to: svg.classList[1].slice("node_in_node-".length),
+             from: svg.classList[2].slice("node_out_node-".length), out: svg.classList[3] };
+  }
+
+  // Drawflow redraws a node's connections (on connect, and on every mouse move while a
+  // node is dragged) reading and writing in turns, one forced layout per connection.
+  // This does the same work with one layout: read every port's position, then write.
+  // (Reroute points are off in this editor, so Drawflow's reroute branch is not needed.)
+  editor.updateConnectionNodes = function (domId) {
+    var key = cssId(String(domId));
+    var svgs = editor.precanvas.querySelectorAll(".node_out_" + key + ", .node_in_" + key);
+    drawPaths(Array.prototype.map.call(svgs, linkOf));
+  };
+
+  // Draw the whole document with one Drawflow import(); the paths of all connections
+  // are then drawn in one batch (Drawflow's own load() redraws node by node).
   function renderAll() {
     var updateConnectionNodes = editor.updateConnectionNodes;
     editor.updateConnectionNodes = function () {};
@@ -265,13 +280,7 @@
       editor.updateConnectionNodes = updateConnectionNodes;
     }
     decorated = {};
-    // Drawflow's connection classes, by position: connection, node_in_node-<to>,
-    // node_out_node-<from>, output_<n>, input_1.
-    var links = Array.prototype.map.call(editor.precanvas.querySelectorAll("svg.connection"), function (svg) {
-      return { path: svg.querySelector("path"), to: svg.classList[1].slice("node_in_node-".length),
-               from: svg.classList[2].slice("node_out_node-".length), out: svg.classList[3] };
-    });
-    drawPaths(links);
+    drawPaths(Array.prototype.map.call(editor.precanvas.querySelectorAll("svg.connection"), linkOf));
     decorate();
   }
 
