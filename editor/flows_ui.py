@@ -504,12 +504,9 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     lang = current_lang()
     for _attempt in range(3):
         errors = list(validator.iter_errors(data))
-        forbidden = [name for e in errors if e.validator == "not" and not list(e.absolute_path)
-                     for name in (e.validator_value or {}).get("required", [])]
-        nested = [c for e in errors if e.validator in ("if", "then", "else") or e.context
-                  for c in (e.context or [e])]
-        forbidden += [name for e in nested if e.validator == "not" and not list(e.absolute_path)
-                      for name in (e.validator_value or {}).get("required", [])]
+        # `else: {"not": {"required": [...]}}` reports at the root with validator "not".
+        forbidden = {name for e in errors if e.validator == "not" and not list(e.absolute_path)
+                     for name in (e.validator_value or {}).get("required", [])}
         if not forbidden:
             break
         data = {k: v for k, v in data.items() if k not in forbidden}
