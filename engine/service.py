@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import regex
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from blocks.text import contains_words, normalize
@@ -51,6 +51,31 @@ TEST_CHANNEL = "test"  # the simulator's conversations: hidden from inbox, API l
 MAX_TEXT = 4096 * 4
 MAX_JUMPS = 10
 BOT_TIMER_KINDS = ("wait", "question_timeout")
+
+# The inbound hot path's statements, built once with bound parameters: on SQLite building
+# and cache-keying a Core statement cost more than running it (bench/http_inbound.py).
+_SAVE_STATE = update(conversations).where(conversations.c.id == bindparam("_id")).values(
+    state=bindparam("_state"), status=bindparam("_status"), name_norm=bindparam("_name_norm"),
+    version=conversations.c.version + 1, updated_at=bindparam("_updated_at"),
+    opened_at=bindparam("_opened_at"))
+_INSERT_MESSAGE = insert(messages)
+_PROCESSED = select(processed_messages.c.result).where(
+    processed_messages.c.channel == bindparam("_channel"),
+    processed_messages.c.external_id == bindparam("_external_id"))
+_INSERT_PROCESSED = insert(processed_messages)
+_CONTACT = select(contacts.c.id, contacts.c.name).where(
+    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
+_CONVERSATION_OF = select(conversations.c.id).where(conversations.c.contact_id == bindparam("_contact_id"))
+_CONVERSATION = select(conversations).where(conversations.c.id == bindparam("_id"))
+_CONVERSATION_FOR_UPDATE = _CONVERSATION.with_for_update()
+_ASSIGNEES = select(conversation_assignees.c.login).where(
+    conversation_assignees.c.conversation_id == bindparam("_id")).order_by(
+    conversation_assignees.c.assigned_at, conversation_assignees.c.login)
+_CANCEL_BOT_TIMERS = update(timers).where(
+    timers.c.conversation_id == bindparam("_id"), timers.c.status == "pending",
+    timers.c.kind.in_(BOT_TIMER_KINDS)).values(status="cancelled")
+_PUBLISHED = select(flows.c.id, flows.c.published_version).where(
+    flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
 
 
 def utc(ts: float) -> datetime:
@@ -96,6 +121,7 @@ class Service:
         self._published: dict[str, int] = {}
         self._docs: dict[tuple[str, int], dict] = {}
         self.is_postgres = db.dialect.name == "postgresql"
+        self._visit_stmt = None
 
     # ------------------------------------------------------------------ flows
     def _flow(self, conn: Connection, flow_id: str, version: int | None,
@@ -118,8 +144,7 @@ class Service:
         return flow_cache.get(doc, version)
 
     def _published_flows(self, conn: Connection) -> list[CompiledFlow]:
-        rows = conn.execute(select(flows.c.id, flows.c.published_version).where(
-            flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))).all()
+        rows = conn.execute(_PUBLISHED).all()
         found = []
         for row in rows:
             flow = self._flow(conn, row.id, row.published_version)
@@ -185,18 +210,18 @@ class Service:
         now = self.clock()
         with self.db.begin() as conn:
             conv = self._conversation_for(conn, channel, external_id, name, now)
-            done = conn.execute(select(processed_messages.c.result).where(
-                processed_messages.c.channel == channel,
-                processed_messages.c.external_id == message_id)).first()
+            done = conn.execute(_PROCESSED, {"_channel": channel, "_external_id": message_id}).first()
             if done is not None:
                 return done.result
             work = _Work(conv["id"])
-            self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id)
+            self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id,
+                                save=False)
             self._bot_reads(conn, conv, text, now, work, start_flow_id)
+            self._save_state(conn, conv, now)  # once, with whatever the bot made of the message
             result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
-            conn.execute(insert(processed_messages).values(
-                channel=channel, external_id=message_id, conversation_id=conv["id"],
-                result=result, at=utc(now)))
+            conn.execute(_INSERT_PROCESSED, {
+                "channel": channel, "external_id": message_id, "conversation_id": conv["id"],
+                "result": result, "at": utc(now)})
         if work.pending_http:
             extra = self._perform_http(conv["id"], work.pending_http)
             result = {**result, "replies": result["replies"] + extra["replies"], "status": extra["status"]}
@@ -276,8 +301,8 @@ class Service:
         now = event.at
         if run is not None and (run.get("id"), run.get("token")) != (before.get("id"), before.get("token")):
             self._cancel_bot_timers(conn, conv["id"])
-        for out in outbound:
-            self._store_message(conn, conv, "out", "bot", out["text"], out["buttons"], now)
+        for out in outbound:  # the state is saved once, at the end of this step
+            self._store_message(conn, conv, "out", "bot", out["text"], out["buttons"], now, save=False)
             work.replies.append({"text": out["text"], "buttons": out["buttons"]})
         jump = None
         for effect in effects:
@@ -342,8 +367,9 @@ class Service:
     def _record_visits(self, conn, effect: dict, now: float) -> None:
         rows = [{"run_id": effect["run_id"], "flow_id": effect["flow_id"], "block_id": b, "at": utc(now)}
                 for b in effect["block_ids"]]
-        stmt = self._insert_ignore(run_blocks, ["run_id", "flow_id", "block_id"])
-        conn.execute(stmt, rows)
+        if self._visit_stmt is None:
+            self._visit_stmt = self._insert_ignore(run_blocks, ["run_id", "flow_id", "block_id"])
+        conn.execute(self._visit_stmt, rows)
 
     def _insert_ignore(self, table, keys):
         if self.is_postgres:
@@ -405,25 +431,23 @@ class Service:
 
     # ------------------------------------------------------------------ storage helpers
     def _conversation_for(self, conn, channel, external_id, name, now) -> dict:
-        row = conn.execute(select(contacts.c.id, contacts.c.name).where(
-            contacts.c.channel == channel, contacts.c.external_id == external_id)).first()
+        key = {"_channel": channel, "_external_id": external_id}
+        row = conn.execute(_CONTACT, key).first()
         if row is None:
             conn.execute(self._insert_ignore(contacts, ["channel", "external_id"]).values(
                 channel=channel, external_id=external_id, name=name))
-            row = conn.execute(select(contacts.c.id, contacts.c.name).where(
-                contacts.c.channel == channel, contacts.c.external_id == external_id)).first()
+            row = conn.execute(_CONTACT, key).first()
         contact_id = row.id
         if name and row.name != name:
             conn.execute(update(contacts).where(contacts.c.id == contact_id).values(name=name))
-        existing = conn.execute(select(conversations.c.id).where(conversations.c.contact_id == contact_id)).first()
+        existing = conn.execute(_CONVERSATION_OF, {"_contact_id": contact_id}).first()
         if existing is None:
             state = core.new_state({"name": name or row.name, "external_id": external_id})
             conn.execute(self._insert_ignore(conversations, ["contact_id"]).values(
                 contact_id=contact_id, channel=channel, status=machine.CONCLUDED,
                 name_norm=normalize(name or row.name), state=state, version=1,
                 created_at=utc(now), updated_at=utc(now)))
-            existing = conn.execute(select(conversations.c.id).where(
-                conversations.c.contact_id == contact_id)).first()
+            existing = conn.execute(_CONVERSATION_OF, {"_contact_id": contact_id}).first()
         conv = self._lock(conn, existing.id)
         if name and conv["state"]["contact"].get("name") != name:
             conv["state"]["contact"]["name"] = name
@@ -431,29 +455,28 @@ class Service:
         return conv
 
     def _lock(self, conn: Connection, conversation_id: int) -> dict:
-        query = select(conversations).where(conversations.c.id == conversation_id)
-        if self.is_postgres:
-            query = query.with_for_update()
-        row = conn.execute(query).mappings().first()
+        query = _CONVERSATION_FOR_UPDATE if self.is_postgres else _CONVERSATION
+        row = conn.execute(query, {"_id": conversation_id}).mappings().first()
         if row is None:
             raise NotFound("Conversa não encontrada.")
         conv = dict(row)
         conv["state"] = json.loads(json.dumps(row["state"]))  # a private copy to mutate
-        conv["assignees"] = [r.login for r in conn.execute(
-            select(conversation_assignees.c.login).where(
-                conversation_assignees.c.conversation_id == conversation_id)
-            .order_by(conversation_assignees.c.assigned_at, conversation_assignees.c.login))]
+        conv["assignees"] = [r.login for r in conn.execute(_ASSIGNEES, {"_id": conversation_id})]
         return conv
 
     def _save_state(self, conn, conv: dict, now: float) -> None:
-        conn.execute(update(conversations).where(conversations.c.id == conv["id"]).values(
-            state=conv["state"], status=conv["status"], name_norm=conv["name_norm"],
-            version=conversations.c.version + 1, updated_at=utc(now), opened_at=conv.get("opened_at")))
+        conn.execute(_SAVE_STATE, {
+            "_id": conv["id"], "_state": conv["state"], "_status": conv["status"],
+            "_name_norm": conv["name_norm"], "_updated_at": utc(now),
+            "_opened_at": conv.get("opened_at")})
 
-    def _store_message(self, conn, conv, direction, author, text, buttons, now, external_id=None) -> int:
-        result = conn.execute(insert(messages).values(
-            conversation_id=conv["id"], direction=direction, author=author, text=text,
-            buttons=list(buttons or []), at=utc(now), external_id=external_id))
+    def _store_message(self, conn, conv, direction, author, text, buttons, now, external_id=None,
+                       save: bool = True) -> int:
+        """Store one message (and its WhatsApp outbox row); ``save=False`` when the caller
+        saves the conversation itself later in the same transaction."""
+        result = conn.execute(_INSERT_MESSAGE, {
+            "conversation_id": conv["id"], "direction": direction, "author": author, "text": text,
+            "buttons": list(buttons or []), "at": utc(now), "external_id": external_id})
         message_id = result.inserted_primary_key[0]
         if direction == "out" and conv["channel"] == "whatsapp":
             to = conv["state"].get("contact", {}).get("external_id")
@@ -461,7 +484,8 @@ class Service:
                 conversation_id=conv["id"], channel="whatsapp", idempotency_key=f"msg-{message_id}",
                 payload={"to": to, "text": text, "buttons": list(buttons or []), "message_id": message_id},
                 status="pending", attempts=0, next_attempt_at=utc(now), created_at=utc(now)))
-        self._save_state(conn, conv, now)
+        if save:
+            self._save_state(conn, conv, now)
         return message_id
 
     def _user_exists(self, conn, login: str) -> bool:
@@ -473,9 +497,7 @@ class Service:
                                            due_at=utc(due_at), payload=payload, status="pending"))
 
     def _cancel_bot_timers(self, conn, conversation_id: int) -> None:
-        conn.execute(update(timers).where(
-            timers.c.conversation_id == conversation_id, timers.c.status == "pending",
-            timers.c.kind.in_(BOT_TIMER_KINDS)).values(status="cancelled"))
+        conn.execute(_CANCEL_BOT_TIMERS, {"_id": conversation_id})
 
     def _schedule_auto_conclude(self, conn, conv: dict, now: float) -> None:
         after = self.settings.auto_conclude_after
@@ -488,33 +510,62 @@ class Service:
             self._schedule(conn, conv["id"], "auto_conclude", now + after, {})
 
     def fire_timer(self, timer_id: int, now: float | None = None) -> dict:
-        """Fire one claimed timer: feed it to the engine or auto-conclude. Returns replies."""
+        """Fire one timer: feed it to the engine or auto-conclude. Returns its replies."""
+        return self.fire_timers([timer_id], now)[0]
+
+    def fire_timers(self, timer_ids: list[int], now: float | None = None) -> list[dict]:
+        """Fire several timers in ONE transaction (one commit for the batch, which is what
+        bounds throughput); each in a savepoint so one failing timer cannot spoil the others.
+
+        Conversations are locked in id order, so two workers never deadlock. A timer fires
+        exactly once: its status flips pending → fired under the conversation lock, in the
+        same transaction as everything it caused; a crash rolls the whole batch back.
+        Returns one ``{"timer_id", "fired", "replies", "conversation_id"?, "error"?}`` per id.
+        """
         now = self.clock() if now is None else now
-        work = None
+        results: dict[int, dict] = {i: {"timer_id": i, "fired": False, "replies": []} for i in timer_ids}
+        works: list[_Work] = []
         with self.db.begin() as conn:
-            row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
-            if row is None or row["status"] != "pending":
-                return {"replies": [], "fired": False}
-            conv = self._lock(conn, row["conversation_id"])
-            # Re-read under the conversation lock: another worker may have fired it.
-            again = conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.status == "pending")
-                                 .values(status="fired", fired_at=utc(now)))
-            if again.rowcount != 1:
-                return {"replies": [], "fired": False}
-            work = _Work(conv["id"])
-            if row["kind"] == "auto_conclude":
-                self._auto_conclude(conn, conv, now, work)
-            else:
-                run = conv["state"].get("run") or {}
-                payload = row["payload"] or {}
-                if run.get("id") == payload.get("run_id") and conv["status"] == machine.CONCLUDED:
-                    flow = self._run_flow(conn, run)
-                    if flow is not None:
-                        self._feed(conn, conv, flow, core.Timer(now, row["kind"], payload.get("token", -1)), work)
-        if work.pending_http:
-            extra = self._perform_http(work.conversation_id, work.pending_http)
-            work.replies.extend(extra["replies"])
-        return {"replies": work.replies, "fired": True, "conversation_id": work.conversation_id}
+            rows = conn.execute(select(timers.c.id, timers.c.conversation_id).where(
+                timers.c.id.in_(timer_ids), timers.c.status == "pending")).all()
+            for timer_id, _conversation_id in sorted(rows, key=lambda r: (r.conversation_id, r.id)):
+                try:
+                    with conn.begin_nested():
+                        work = self._fire_in(conn, timer_id, now)
+                except Exception as exc:  # the timer stays pending; the worker retries it later
+                    log.exception("timer %s failed", timer_id)
+                    results[timer_id]["error"] = f"{type(exc).__name__}: {exc}"
+                    continue
+                if work is not None:
+                    works.append(work)
+                    results[timer_id].update(fired=True, conversation_id=work.conversation_id,
+                                             replies=work.replies)
+        for work in works:  # HTTP blocks reached by a timer run outside the transaction
+            if work.pending_http:
+                work.replies.extend(self._perform_http(work.conversation_id, work.pending_http)["replies"])
+        return [results[i] for i in timer_ids]
+
+    def _fire_in(self, conn, timer_id: int, now: float) -> _Work | None:
+        row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
+        if row is None or row["status"] != "pending":
+            return None
+        conv = self._lock(conn, row["conversation_id"])
+        # Flip the status under the conversation lock: another worker may have fired it.
+        again = conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.status == "pending")
+                             .values(status="fired", fired_at=utc(now)))
+        if again.rowcount != 1:
+            return None
+        work = _Work(conv["id"])
+        if row["kind"] == "auto_conclude":
+            self._auto_conclude(conn, conv, now, work)
+            return work
+        run = conv["state"].get("run") or {}
+        payload = row["payload"] or {}
+        if run.get("id") == payload.get("run_id") and conv["status"] == machine.CONCLUDED:
+            flow = self._run_flow(conn, run)
+            if flow is not None:
+                self._feed(conn, conv, flow, core.Timer(now, row["kind"], payload.get("token", -1)), work)
+        return work
 
     def _auto_conclude(self, conn, conv: dict, now: float, work: _Work) -> None:
         after = self.settings.auto_conclude_after

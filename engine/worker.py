@@ -92,6 +92,9 @@ def error_reason(exc: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
+FIRE_CHUNK = 50  # timers fired per transaction
+
+
 @dataclass(frozen=True)
 class Claimed:
     id: int
@@ -208,7 +211,7 @@ class Worker:
         fired = 0
         late_warnings = 0
         late_silenced: list[float] = []
-        for timer in claimed:
+        for start in range(0, len(claimed), FIRE_CHUNK):
             if self._stopping.is_set():
                 break  # the rest stay claimed until release() or their lease ends
             at = now if fixed else self.service.clock()
@@ -217,29 +220,35 @@ class Worker:
                 log.info("lease over after %d of %d timers; the rest go back to the queue",
                          fired, len(claimed))
                 break
+            chunk = claimed[start:start + FIRE_CHUNK]
             try:
-                result = self.service.fire_timer(timer.id, at)
+                # One transaction (one commit) per chunk: the commit is what bounds throughput.
+                results = self.service.fire_timers([timer.id for timer in chunk], at)
             except Exception as exc:
                 if database_unreachable(exc):
                     raise
-                log.exception("timer %d (%s, conversation %d) failed; it stays pending and "
-                              "is tried again in %.0f s", timer.id, timer.kind,
-                              timer.conversation_id, self.lease_s)
+                log.exception("%d timers failed; they stay pending and are tried again in %.0f s",
+                              len(chunk), self.lease_s)
                 continue
-            if not result.get("fired"):
-                continue  # cancelled, or fired by another worker meanwhile
-            fired += 1
-            late = at - timer.due_at
-            if late > LATE_WARNING_S and late_warnings < LATE_WARNINGS_PER_BATCH:
-                late_warnings += 1
-                log.warning("timer %d (%s, conversation %d) fired %.0f s late: no worker was "
-                            "running, or the workers fell behind",
-                            timer.id, timer.kind, timer.conversation_id, late)
-            else:
-                if late > LATE_WARNING_S:
-                    late_silenced.append(late)
-                log.info("timer %d (%s, conversation %d) fired %.3f s late",
-                         timer.id, timer.kind, timer.conversation_id, max(late, 0.0))
+            for timer, result in zip(chunk, results, strict=True):
+                if result.get("error"):
+                    log.error("timer %d (%s, conversation %d) failed (%s); it stays pending and is "
+                              "tried again in %.0f s", timer.id, timer.kind, timer.conversation_id,
+                              result["error"], self.lease_s)
+                if not result.get("fired"):
+                    continue  # cancelled, failed, or fired by another worker meanwhile
+                fired += 1
+                late = at - timer.due_at
+                if late > LATE_WARNING_S and late_warnings < LATE_WARNINGS_PER_BATCH:
+                    late_warnings += 1
+                    log.warning("timer %d (%s, conversation %d) fired %.0f s late: no worker was "
+                                "running, or the workers fell behind",
+                                timer.id, timer.kind, timer.conversation_id, late)
+                else:
+                    if late > LATE_WARNING_S:
+                        late_silenced.append(late)
+                    log.info("timer %d (%s, conversation %d) fired %.3f s late",
+                             timer.id, timer.kind, timer.conversation_id, max(late, 0.0))
         if late_silenced:
             log.warning("%d more timers fired over %.0f s late (up to %.0f s)",
                         len(late_silenced), LATE_WARNING_S, max(late_silenced))

@@ -181,18 +181,18 @@ def test_a_failing_timer_stays_pending_and_the_others_fire(db, clock, caplog, mo
     service = waiting_service(db, clock, 3)
     [bad, *_] = Worker(service, "probe").claim(T0 + 2)
     Worker(service, "probe").release()
-    real = service.fire_timer
+    real = service._fire_in  # one timer inside the batch's transaction
 
-    def fire(timer_id, now=None):
+    def fire(conn, timer_id, now):
         if timer_id == bad:
             raise RuntimeError("a bug in a block")
-        return real(timer_id, now)
+        return real(conn, timer_id, now)
 
-    monkeypatch.setattr(service, "fire_timer", fire)
+    monkeypatch.setattr(service, "_fire_in", fire)
     with caplog.at_level(logging.ERROR, logger="papo.worker"):
         assert Worker(service).run_once(T0 + 2) == 2
     assert "stays pending" in caplog.text
-    monkeypatch.setattr(service, "fire_timer", real)
+    monkeypatch.setattr(service, "_fire_in", real)
     assert Worker(service).run_once(T0 + 2 + 31) == 1  # tried again after the lease
 
 
@@ -424,14 +424,16 @@ WORKER_SCRIPT = textwrap.dedent("""
     if slow:  # stretch every statement so that a kill lands inside a transaction
         event.listen(db, "after_cursor_execute", lambda *a: time.sleep(slow))
     service = Service(db, Settings())
-    fire_timer = service.fire_timer
+    fire_timers = service.fire_timers
 
-    def fire_and_tell(timer_id, now=None):
-        result = fire_timer(timer_id, now)
-        print("fired", flush=True)  # progress, for the test that kills this process
-        return result
+    def fire_and_tell(timer_ids, now=None):
+        results = fire_timers(timer_ids, now)
+        for result in results:  # progress, for the test that kills this process
+            if result["fired"]:
+                print("fired", flush=True)
+        return results
 
-    service.fire_timer = fire_and_tell
+    service.fire_timers = fire_and_tell
     worker = Worker(service, worker_id=sys.argv[1],
                     batch=int(os.environ["BATCH"]), lease_s=float(os.environ["LEASE_S"]))
     while True:
@@ -486,8 +488,15 @@ def killed_and_restarted_loses_and_doubles_nothing(url: str, count: int) -> None
     create_schema(db)
     seed_waiting(db, count, at=time.time() - 60)
     victim = start_worker(url, "worker-a", batch=50, lease_s=2, slow_s=0.001)
-    for _ in range(60):  # the first batch of 50 is done: kill it inside the second
+    for _ in range(60):  # two batches of 50 are done (each commits as one) …
         assert victim.stdout.readline(), victim.stderr.read()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # … and it holds the claims of the third: kill it now
+        with db.connect() as conn:
+            if conn.execute(select(func.count()).select_from(timers).where(
+                    timers.c.status == "pending", timers.c.claimed_by == "worker-a")).scalar():
+                break
+        time.sleep(0.005)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     at_kill = counts(db)
