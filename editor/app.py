@@ -40,6 +40,7 @@ OPTIONAL_BLUEPRINTS = (
     ("inbox", "editor.inbox"),
     ("reports", "editor.reports"),
     ("channels", "editor.channels"),
+    ("webchat", "editor.webchat"),
 )
 # Paths authenticated by tokens or signatures, not by the session cookie: no CSRF token.
 CSRF_EXEMPT_PREFIXES = ("/api/", "/channels/")
