@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Conflict, Invalid, NotFound, PapoError, PreconditionRequired
 from engine.i18n import normalize_lang
+from engine.moments import iso
 from engine.store import flow_revisions, flow_versions, flows
 
 # How often a save that only changes one field (rename) retries when another save won
@@ -69,15 +70,6 @@ def _msg(key: str, lang: str | None, **params) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def iso(moment: datetime | None) -> str | None:
-    """An ISO-8601 UTC string ending in ``Z`` (SQLite hands back naive UTC datetimes)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_revision(if_match: int | str | None, lang: str | None = None) -> int:

@@ -31,10 +31,11 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, insert, or_, select, update
 
+from engine.moments import iso, utc
 from engine.store import contacts, conversations, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
 
@@ -113,16 +114,6 @@ def _retry_after(value: str | None) -> float | None:
 
 
 # ---------------------------------------------------------------------- time
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _clock(service, now: float | None) -> Callable[[], float]:
@@ -146,7 +137,7 @@ def claim_due(service, now: float | None = None, batch: int = 50, *, lease_s: fl
     Due: ``pending`` with ``next_attempt_at <= now``, or ``sending`` whose lease is over
     (its sender died). The rows become ``sending`` until ``now + lease_s``.
     """
-    at = _utc(_clock(service, now)())
+    at = utc(_clock(service, now)())
     earlier = outbox.alias("earlier")
     older_unsent = exists().where(earlier.c.conversation_id == outbox.c.conversation_id,
                                   earlier.c.id < outbox.c.id, earlier.c.status.in_(UNSENT))
@@ -176,7 +167,7 @@ def claim_due(service, now: float | None = None, batch: int = 50, *, lease_s: fl
 def mark_sending(service, claim: Claim, now: float | None = None, *,
                  lease_s: float = LEASE_S) -> Claim | None:
     """Renew the lease and count the attempt just before the request; None if the row was lost."""
-    lease_until = _utc(_clock(service, now)()) + timedelta(seconds=lease_s)
+    lease_until = utc(_clock(service, now)()) + timedelta(seconds=lease_s)
     with service.db.begin() as conn:
         done = conn.execute(update(outbox).where(
             outbox.c.id == claim.id, outbox.c.status == "sending",
@@ -189,7 +180,7 @@ def mark_sending(service, claim: Claim, now: float | None = None, *,
 
 def mark_sent(service, claim: Claim, now: float | None = None, wamid: str | None = None) -> None:
     """The Graph API accepted the message (even if our lease had run out meanwhile)."""
-    values = {"status": "sent", "sent_at": _utc(_clock(service, now)()), "claimed_until": None,
+    values = {"status": "sent", "sent_at": utc(_clock(service, now)()), "claimed_until": None,
               "last_error": None}
     if wamid:
         values["payload"] = {**claim.payload, "wamid": wamid}
@@ -204,7 +195,7 @@ def _mark_retry(service, claim: Claim, at: float, error: str, retry_after: float
         done = conn.execute(update(outbox).where(
             outbox.c.id == claim.id, outbox.c.status == "sending",
             outbox.c.claimed_until == claim.lease_until,
-        ).values(status="pending", next_attempt_at=_utc(due), claimed_until=None,
+        ).values(status="pending", next_attempt_at=utc(due), claimed_until=None,
                  last_error=error[:2000]))
     return done.rowcount == 1
 
@@ -219,7 +210,7 @@ def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
             return False
         conn.execute(insert(run_log).values(
             conversation_id=claim.conversation_id, level="error", block_id=None,
-            message=(FAILURE_PREFIX + error)[:2000], at=_utc(at)))
+            message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))
     log.warning("outbox row %s failed for good: %s", claim.id, error)
     return True
 
@@ -355,13 +346,13 @@ def outbox_status(service, conversation_id: int) -> list[dict]:
                             .order_by(outbox.c.id)).mappings().all()
     return [{"id": r["id"], "message_id": (r["payload"] or {}).get("message_id"),
              "status": r["status"], "attempts": r["attempts"], "last_error": r["last_error"],
-             "next_attempt_at": _iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
-             "created_at": _iso(r["created_at"]), "sent_at": _iso(r["sent_at"])} for r in rows]
+             "next_attempt_at": iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
+             "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"])} for r in rows]
 
 
 def retry(service, outbox_id: int, now: float | None = None) -> bool:
     """Queue a failed row again (e.g. after fixing the token); True if it was failed."""
-    at = _utc(_clock(service, now)())
+    at = utc(_clock(service, now)())
     with service.db.begin() as conn:
         done = conn.execute(update(outbox).where(outbox.c.id == outbox_id, outbox.c.status == "failed")
                             .values(status="pending", attempts=0, next_attempt_at=at,
@@ -397,5 +388,5 @@ def record_status(service, status: DeliveryStatus, now: float | None = None,
             return False
         conn.execute(insert(run_log).values(
             conversation_id=row.conversation_id, level="error", block_id=None,
-            message=(FAILURE_PREFIX + error)[:2000], at=_utc(at)))
+            message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))
     return True

@@ -25,6 +25,7 @@ from engine import conversation as machine
 from engine import core
 from engine.errors import Invalid, NotFound
 from engine.graph import CompiledFlow, compile_flow, flow_cache
+from engine.moments import epoch, iso, utc
 from engine.settings import Settings
 from engine.store import (
     activity,
@@ -76,24 +77,6 @@ _CANCEL_BOT_TIMERS = update(timers).where(
     timers.c.kind.in_(BOT_TIMER_KINDS)).values(status="cancelled")
 _PUBLISHED = select(flows.c.id, flows.c.published_version).where(
     flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
-
-
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def epoch(value: datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 @dataclass

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from engine.moments import epoch, utc
 from engine.settings import SettingsError, parse_duration
 from engine.store import processed_messages, timers
 
@@ -63,14 +64,6 @@ def safe_url(url) -> str:
         return "<invalid database URL>"
 
 
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
-
-
-def _epoch(value: datetime) -> float:
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they are UTC
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 def database_unreachable(exc: BaseException) -> bool:
@@ -165,9 +158,9 @@ class Worker:
         return [c.id for c in self._claim(self._now(now))]
 
     def _claim(self, now: float) -> list[Claimed]:
-        due = (timers.c.status == "pending") & (timers.c.due_at <= _utc(now)) & \
-            (timers.c.claimed_until.is_(None) | (timers.c.claimed_until < _utc(now)))
-        lease = {"claimed_by": self.worker_id, "claimed_until": _utc(now + self.lease_s)}
+        due = (timers.c.status == "pending") & (timers.c.due_at <= utc(now)) & \
+            (timers.c.claimed_until.is_(None) | (timers.c.claimed_until < utc(now)))
+        lease = {"claimed_by": self.worker_id, "claimed_until": utc(now + self.lease_s)}
         columns = (timers.c.id, timers.c.conversation_id, timers.c.kind, timers.c.due_at)
         with self.db.begin() as conn:
             if self.service.is_postgres:
@@ -184,7 +177,7 @@ class Worker:
                     .order_by(timers.c.due_at, timers.c.id).limit(self.batch)
                 rows = conn.execute(update(timers).where(timers.c.id.in_(picked.scalar_subquery()))
                                     .values(**lease).returning(*columns)).all()
-        found = [Claimed(r.id, r.conversation_id, r.kind, _epoch(r.due_at)) for r in rows]
+        found = [Claimed(r.id, r.conversation_id, r.kind, epoch(r.due_at)) for r in rows]
         return sorted(found, key=lambda c: (c.due_at, c.id))
 
     def release(self) -> int:
@@ -273,7 +266,7 @@ class Worker:
 
     def cleanup(self, now: float | None = None) -> int:
         """Forget inbound message ids older than ``dedup_retention_s``; how many went."""
-        cutoff = _utc(self._now(now) - self.dedup_retention_s)
+        cutoff = utc(self._now(now) - self.dedup_retention_s)
         key = tuple_(processed_messages.c.channel, processed_messages.c.external_id)
         removed = 0
         while not self._stopping.is_set():

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from click.testing import CliRunner
 from conftest import make_test_engine
 from sqlalchemy import func, insert, select, update
@@ -490,14 +491,18 @@ def killed_and_restarted_loses_and_doubles_nothing(url: str, count: int) -> None
     victim = start_worker(url, "worker-a", batch=50, lease_s=2, slow_s=0.001)
     for _ in range(60):  # two batches of 50 are done (each commits as one) …
         assert victim.stdout.readline(), victim.stderr.read()
+    # A plain engine: its reads never wait for the worker's write lock on SQLite (WAL), so
+    # they can see the moment the worker holds claims it has not fired yet.
+    watcher = sqlalchemy.create_engine(url)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # … and it holds the claims of the third: kill it now
-        with db.connect() as conn:
+        with watcher.connect() as conn:
             if conn.execute(select(func.count()).select_from(timers).where(
                     timers.c.status == "pending", timers.c.claimed_by == "worker-a")).scalar():
                 break
         time.sleep(0.005)
     victim.send_signal(signal.SIGKILL)
+    watcher.dispose()
     victim.wait(timeout=10)
     at_kill = counts(db)
     assert 0 < at_kill["fired"] < count, "the worker must die in the middle of the work"
