@@ -33,7 +33,15 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(conn) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the lock at BEGIN (no read-then-upgrade deadlocks); connections opened
+    # with read_only() take a plain deferred BEGIN, so in WAL mode they never wait for one.
+    read_only = conn.get_execution_options().get("papo_read_only")
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine):
+    """A connection for reading only: on SQLite it does not queue behind writers."""
+    return engine.connect().execution_options(papo_read_only=True)
 
 
 def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from blocks.text import contains_words, normalize
 from engine import conversation as machine
 from engine import core
+from engine.db import read_only
 from engine.errors import Invalid, NotFound
 from engine.graph import CompiledFlow, compile_flow, flow_cache
 from engine.moments import epoch, iso, utc
@@ -563,7 +564,7 @@ class Service:
     def due_timers(self, now: float | None = None, limit: int = 100) -> list[int]:
         """Due timers of real conversations (the simulator fires its own on its own clock)."""
         now = self.clock() if now is None else now
-        with self.db.connect() as conn:
+        with read_only(self.db) as conn:
             return [r.id for r in conn.execute(select(timers.c.id).where(
                 timers.c.status == "pending", timers.c.due_at <= utc(now),
                 timers.c.conversation_id.not_in(
@@ -580,7 +581,7 @@ class Service:
         return results
 
     def next_timer(self, conversation_id: int) -> dict | None:
-        with self.db.connect() as conn:
+        with read_only(self.db) as conn:
             row = conn.execute(select(timers).where(
                 timers.c.conversation_id == conversation_id, timers.c.status == "pending")
                 .order_by(timers.c.due_at, timers.c.id).limit(1)).mappings().first()
@@ -590,7 +591,7 @@ class Service:
         query = select(timers).where(timers.c.status == "pending").order_by(timers.c.due_at).limit(limit)
         if conversation_id is not None:
             query = query.where(timers.c.conversation_id == conversation_id)
-        with self.db.connect() as conn:
+        with read_only(self.db) as conn:
             return [{"id": r["id"], "conversation_id": r["conversation_id"], "kind": r["kind"],
                      "due_at": iso(r["due_at"])} for r in conn.execute(query).mappings()]
 
@@ -725,7 +726,7 @@ class Service:
 
     # ------------------------------------------------------------------ reading
     def get_conversation(self, conversation_id: int, *, include_test: bool = True) -> dict:
-        with self.db.connect() as conn:
+        with read_only(self.db) as conn:
             row = conn.execute(select(conversations, contacts.c.external_id, contacts.c.name)
                                .join(contacts, contacts.c.id == conversations.c.contact_id)
                                .where(conversations.c.id == conversation_id)).mappings().first()
@@ -800,7 +801,7 @@ class Service:
             query = query.where(or_(conversations.c.updated_at < at,
                                     and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
         query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
-        with self.db.connect() as conn:
+        with read_only(self.db) as conn:
             rows = conn.execute(query).mappings().all()
             page = rows[:limit]
             assignees = self._assignees(conn, [r["id"] for r in page])
@@ -810,7 +811,7 @@ class Service:
         return {"items": items, "next_cursor": next_cursor}
 
     def count_by_status(self) -> dict:
-        with self.db.connect() as conn:
+        with read_only(self.db) as conn:
             rows = conn.execute(select(conversations.c.status, func.count()).where(
                 conversations.c.channel != TEST_CHANNEL).group_by(conversations.c.status)).all()
         counts = {s: 0 for s in machine.STATUSES}
@@ -896,7 +897,7 @@ def report_summary(service: Service, date_from, date_to) -> dict:
         raise Invalid("A data final precisa ser igual ou posterior à inicial.", details=[
             {"path": "to", "message": "Data final antes da inicial."}])
     test_conversations = select(conversations.c.id).where(conversations.c.channel == TEST_CHANNEL)
-    with service.db.connect() as conn:
+    with read_only(service.db) as conn:
         open_now = conn.execute(select(func.count()).select_from(conversations).where(
             conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL)).scalar()
         rows = conn.execute(select(activity.c.actor, activity.c.detail).where(
@@ -941,7 +942,7 @@ def report_summary(service: Service, date_from, date_to) -> dict:
 
 def funnel(service: Service, flow_id: str) -> list[dict]:
     """How many runs reached each block of a flow."""
-    with service.db.connect() as conn:
+    with read_only(service.db) as conn:
         rows = conn.execute(select(run_blocks.c.block_id, func.count()).where(
             run_blocks.c.flow_id == flow_id).group_by(run_blocks.c.block_id)).all()
     return [{"block_id": b, "runs": n} for b, n in rows]
