@@ -301,9 +301,10 @@ def markdown(results: list[Result], args) -> str:
             scaling.append(f"{kind} ×{by_workers[2] / by_workers[1]:.2f}")
     lines += [
         "",
-        "Reading it: a worker fires timers one transaction each (the conversation is locked, "
-        "the timer flipped to fired and the engine's messages stored together, one durable "
-        "commit), so throughput is bounded by that transaction, not by the claim. While the "
+        "Reading it: a worker fires claimed timers in transactions of 50 (per timer: the "
+        "conversation is locked, the timer flipped to fired and the engine's messages stored, "
+        "in a savepoint; one durable commit per 50), so throughput is bounded by those "
+        "transactions, not by the claim. While the "
         "offered rate stays below the timers/s figure, lateness is the claim interval (≤ 1 s) "
         "plus queueing; above it, a burst queues up and lateness grows until it is worked off."
         + (f" A second worker: {', '.join(scaling)} — on SQLite every write takes the one "
