@@ -70,6 +70,11 @@ _CONTACT = select(contacts.c.id, contacts.c.name).where(
 _CONVERSATION_OF = select(conversations.c.id).where(conversations.c.contact_id == bindparam("_contact_id"))
 _CONVERSATION = select(conversations).where(conversations.c.id == bindparam("_id"))
 _CONVERSATION_FOR_UPDATE = _CONVERSATION.with_for_update()
+# A known contact's conversation in one query (the common case of an inbound message).
+_CONVERSATION_BY_CONTACT = select(conversations, contacts.c.name.label("contact_name_")).join(
+    contacts, contacts.c.id == conversations.c.contact_id).where(
+    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
+_CONVERSATION_BY_CONTACT_FOR_UPDATE = _CONVERSATION_BY_CONTACT.with_for_update(of=conversations)
 _ASSIGNEES = select(conversation_assignees.c.login).where(
     conversation_assignees.c.conversation_id == bindparam("_id")).order_by(
     conversation_assignees.c.assigned_at, conversation_assignees.c.login)
@@ -201,7 +206,8 @@ class Service:
             self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id,
                                 save=False)
             self._bot_reads(conn, conv, text, now, work, start_flow_id)
-            self._save_state(conn, conv, now)  # once, with whatever the bot made of the message
+            if conv.get("_unsaved", True):  # the bot's step saved it already, most of the time
+                self._save_state(conn, conv, now)
             result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
             conn.execute(_INSERT_PROCESSED, {
                 "channel": channel, "external_id": message_id, "conversation_id": conv["id"],
@@ -416,6 +422,12 @@ class Service:
     # ------------------------------------------------------------------ storage helpers
     def _conversation_for(self, conn, channel, external_id, name, now) -> dict:
         key = {"_channel": channel, "_external_id": external_id}
+        query = _CONVERSATION_BY_CONTACT_FOR_UPDATE if self.is_postgres else _CONVERSATION_BY_CONTACT
+        found = conn.execute(query, key).mappings().first()
+        if found is not None:  # a known contact: its conversation, locked, in one query
+            if name and found["contact_name_"] != name:
+                conn.execute(update(contacts).where(contacts.c.id == found["contact_id"]).values(name=name))
+            return self._renamed(self._locked(conn, found), name)
         row = conn.execute(_CONTACT, key).first()
         if row is None:
             conn.execute(self._insert_ignore(contacts, ["channel", "external_id"]).values(
@@ -432,10 +444,14 @@ class Service:
                 name_norm=normalize(name or row.name), state=state, version=1,
                 created_at=utc(now), updated_at=utc(now)))
             existing = conn.execute(_CONVERSATION_OF, {"_contact_id": contact_id}).first()
-        conv = self._lock(conn, existing.id)
+        return self._renamed(self._lock(conn, existing.id), name)
+
+    @staticmethod
+    def _renamed(conv: dict, name: str) -> dict:
         if name and conv["state"]["contact"].get("name") != name:
             conv["state"]["contact"]["name"] = name
             conv["name_norm"] = normalize(name)
+            conv["_unsaved"] = True
         return conv
 
     def _lock(self, conn: Connection, conversation_id: int) -> dict:
@@ -443,9 +459,15 @@ class Service:
         row = conn.execute(query, {"_id": conversation_id}).mappings().first()
         if row is None:
             raise NotFound("Conversa não encontrada.")
-        conv = dict(row)
-        conv["state"] = json.loads(json.dumps(row["state"]))  # a private copy to mutate
-        conv["assignees"] = [r.login for r in conn.execute(_ASSIGNEES, {"_id": conversation_id})]
+        return self._locked(conn, row)
+
+    def _locked(self, conn: Connection, row) -> dict:
+        """The conversation dict of a row read under the lock: a private copy to mutate.
+
+        ``_unsaved`` (absent = unknown) tells whether it changed since it was last saved."""
+        conv = {k: v for k, v in row.items() if k != "contact_name_"}
+        conv["state"] = json.loads(json.dumps(row["state"]))
+        conv["assignees"] = [r.login for r in conn.execute(_ASSIGNEES, {"_id": row["id"]})]
         return conv
 
     def _save_state(self, conn, conv: dict, now: float) -> None:
@@ -453,6 +475,7 @@ class Service:
             "_id": conv["id"], "_state": conv["state"], "_status": conv["status"],
             "_name_norm": conv["name_norm"], "_updated_at": utc(now),
             "_opened_at": conv.get("opened_at")})
+        conv["_unsaved"] = False
 
     def _store_message(self, conn, conv, direction, author, text, buttons, now, external_id=None,
                        save: bool = True) -> int:
@@ -470,6 +493,8 @@ class Service:
                 status="pending", attempts=0, next_attempt_at=utc(now), created_at=utc(now)))
         if save:
             self._save_state(conn, conv, now)
+        else:
+            conv["_unsaved"] = True
         return message_id
 
     def _user_exists(self, conn, login: str) -> bool:
