@@ -29,6 +29,16 @@ BIN = Path(sys.executable).parent
 LONG = os.environ.get("PAPO_RELIABILITY_LONG", "").lower() in ("1", "true", "yes")
 
 
+def report(line: str) -> None:
+    """Print a count line (``-s``); also append it to ``PAPO_RELIABILITY_REPORT`` if set
+    (pytest-xdist swallows a worker's output)."""
+    print("\n" + line)
+    target = os.environ.get("PAPO_RELIABILITY_REPORT")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+
+
 def block(block_id: str, kind: str, **data) -> dict:
     return {"id": block_id, "type": kind, "position": {"x": 0, "y": 0}, "data": data}
 

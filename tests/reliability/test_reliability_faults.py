@@ -31,6 +31,7 @@ from reliability_support import (
     outbox_counts,
     papo_env,
     post_json,
+    report,
     script_message,
     timer_counts,
     wait_until,
@@ -117,7 +118,7 @@ def test_killing_gunicorn_workers_under_load_loses_and_doubles_nothing(db_url, t
     expected = {f"gk-{k}": expected_replies(k, rounds, "gk") for k in range(conversations)}
     found = audit(db, expected, sent_ids)
     assert_clean(found, sent_ids, expected)
-    print(f"\ngunicorn kill -9 on {db.dialect.name}: {total} messages, {len(server.killed)} workers "
+    report(f"gunicorn kill -9 on {db.dialect.name}: {total} messages, {len(server.killed)} workers "
           f"killed, {stats['retries']} retried requests; stored {found.inbound} (lost {found.lost}, "
           f"duplicated {found.duplicated_inbound}), {found.replies} replies, "
           f"{found.conversations_ok}/{conversations} conversations as expected, {found.running} running")
@@ -214,7 +215,7 @@ def test_killing_papo_worker_and_a_web_worker_delivers_timers_and_outbox_exactly
     expected_db = {wa: want for wa, want in expected.items()}
     found = audit(db, expected_db, sent_ids)
     assert_clean(found, sent_ids, expected_db)
-    print(f"\nworker kill -9 on {db.dialect.name}: {conversations} conversations, "
+    report(f"worker kill -9 on {db.dialect.name}: {conversations} conversations, "
           f"{stats['webhooks']} webhook deliveries (half of them repeats), faults {faults}, "
           f"{at_kill} messages delivered before the worker died, {resent} re-sent with the same "
           f"idempotency key after the crash, {len(fake_graph.delivered)} delivered (once each), "

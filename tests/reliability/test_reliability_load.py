@@ -23,6 +23,7 @@ from reliability_support import (
     assert_clean,
     audit,
     expected_replies,
+    report,
     script_message,
 )
 
@@ -109,7 +110,7 @@ def load_and_audit(url: str, *, senders: int, conversations: int, rounds: int) -
     expected = {f"{prefix}-{k}": expected_replies(k, rounds, prefix) for k in range(conversations)}
     found = audit(db, expected, outcome["sent_ids"])
     assert_clean(found, outcome["sent_ids"], expected)
-    print(f"\nload on {db.dialect.name}: {outcome['sent']} messages + {outcome['duplicates']} "
+    report(f"load on {db.dialect.name}: {outcome['sent']} messages + {outcome['duplicates']} "
           f"duplicates from {senders} senders over {conversations} conversations in "
           f"{outcome['seconds']:.1f} s; stored {found.inbound} inbound (lost {found.lost}, "
           f"duplicated {found.duplicated_inbound}), {found.replies} replies, "
