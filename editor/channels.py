@@ -61,7 +61,7 @@ def whatsapp_receive():
         return _error(403, "invalid_signature", "Assinatura X-Hub-Signature-256 ausente ou inválida.")
     try:
         payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nested too deep: 400 too
         return _error(400, "bad_request", "O corpo não é JSON válido.",
                       [{"path": "$", "message": str(exc)[:200]}])
     try:
