@@ -464,7 +464,7 @@ def finish(*procs: subprocess.Popen, timeout: float = 120) -> None:
         assert proc.returncode == 0, err
 
 
-def two_workers_fire_each_timer_once(url: str, count: int) -> None:
+def two_workers_fire_each_timer_once(url: str, count: int, both_work: bool = True) -> None:
     db = make_test_engine(url)
     create_schema(db)
     seed_waiting(db, count, at=time.time() - 60)
@@ -473,7 +473,8 @@ def two_workers_fire_each_timer_once(url: str, count: int) -> None:
     assert seen["after"] == count  # every customer got the message after the wait …
     assert seen["conversations"] == count and seen["most_per_conversation"] == 1  # … once
     assert seen["pending"] == 0 and seen["fired"] == count
-    assert set(seen["workers"]) == {"worker-a", "worker-b"}  # both really took part
+    if both_work:  # on PostgreSQL both really take part (SKIP LOCKED claims side by side)
+        assert set(seen["workers"]) == {"worker-a", "worker-b"}
 
 
 def test_two_worker_processes_fire_1000_timers_exactly_once_on_postgresql(postgres_url):
@@ -481,7 +482,8 @@ def test_two_worker_processes_fire_1000_timers_exactly_once_on_postgresql(postgr
 
 
 def test_two_worker_processes_fire_each_timer_once_on_sqlite(sqlite_file_url):
-    two_workers_fire_each_timer_once(sqlite_file_url, 1000)
+    # SQLite serializes writers: under load one worker may do it all, which is fine.
+    two_workers_fire_each_timer_once(sqlite_file_url, 1000, both_work=False)
 
 
 def killed_and_restarted_loses_and_doubles_nothing(url: str, count: int) -> None:
