@@ -48,10 +48,6 @@ def chat_app(db_url, tmp_path):
         "TESTING": True,
         "SECRET_KEY": "chat-secret",
     })
-    if "webchat" not in app.blueprints:  # until editor.app lists it among the optional blueprints
-        from editor import webchat
-
-        app.register_blueprint(webchat.bp)
     engine = get_engine(app)
     create_schema(engine)
     repo = FlowRepository(engine)

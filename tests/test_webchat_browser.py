@@ -18,16 +18,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def chat_server(live_server):
-    """The live server with the welcome flow published and the web chat routes."""
+    """The live server with the welcome flow published."""
     from editor.app import get_engine
     from engine.flows import FlowRepository
 
-    app = live_server.app
-    if "webchat" not in app.blueprints:  # until editor.app lists it among the optional blueprints
-        from editor import webchat
-
-        app.register_blueprint(webchat.bp)
-    repo = FlowRepository(get_engine(app))
+    repo = FlowRepository(get_engine(live_server.app))
     doc = json.loads((SAMPLE_FLOWS / "boas-vindas.json").read_text(encoding="utf-8"))
     repo.create(doc)
     repo.publish(doc["id"])
