@@ -925,7 +925,10 @@ def report_summary(service: Service, date_from, date_to) -> dict:
     with read_only(service.db) as conn:
         open_now = conn.execute(select(func.count()).select_from(conversations).where(
             conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL)).scalar()
-        rows = conn.execute(select(activity.c.actor, activity.c.detail).where(
+        # The two numbers each conclusion needs, extracted in SQL: decoding every JSON
+        # detail in Python cost ~400 ms for 36,000 conclusions (bench/inbox.py).
+        rows = conn.execute(select(activity.c.actor, activity.c.detail["resolution_s"].as_float(),
+                                   activity.c.detail["first_response_s"].as_float()).where(
             activity.c.to_status == machine.CONCLUDED, activity.c.from_status == machine.OPEN,
             activity.c.at >= start, activity.c.at < end,
             activity.c.conversation_id.not_in(test_conversations))).all()
@@ -933,17 +936,16 @@ def report_summary(service: Service, date_from, date_to) -> dict:
             answers.c.name == service.settings.csat_variable, answers.c.at >= start, answers.c.at < end,
             answers.c.conversation_id.not_in(test_conversations))).scalars().all()
     resolution, first_response, by_agent = [], [], {}
-    for actor, detail in rows:
-        detail = detail or {}
-        if detail.get("resolution_s") is not None:
-            resolution.append(float(detail["resolution_s"]))
-        if detail.get("first_response_s") is not None:
-            first_response.append(float(detail["first_response_s"]))
+    for actor, resolution_s, first_response_s in rows:
+        if resolution_s is not None:
+            resolution.append(resolution_s)
+        if first_response_s is not None:
+            first_response.append(first_response_s)
         if actor not in ("bot", "system", "customer"):
             agent = by_agent.setdefault(actor, {"user": actor, "concluded": 0, "_res": []})
             agent["concluded"] += 1
-            if detail.get("resolution_s") is not None:
-                agent["_res"].append(float(detail["resolution_s"]))
+            if resolution_s is not None:
+                agent["_res"].append(resolution_s)
     scores = []
     for value in csat_values:
         try:

@@ -7,6 +7,7 @@ Every timestamp column holds an aware UTC ``datetime``.
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Column,
@@ -20,6 +21,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -127,7 +130,18 @@ conversations = Table(
     Column("last_read_at", UtcDateTime, nullable=True),
     Index("ix_conversations_status_updated", "status", "updated_at"),
     Index("ix_conversations_updated", "updated_at"),
+    # Counts per status read the index alone ("open now" in reports, the inbox tabs).
+    Index("ix_conversations_status_channel", "status", "channel"),
+    # The few simulator conversations, which reports and lists leave out (NOT IN …).
+    Index("ix_conversations_test", "id", sqlite_where=text("channel = 'test'"),
+          postgresql_where=text("channel = 'test'")),
+    # Name search is LIKE '%term%': trigrams (pg_trgm) answer it on PostgreSQL; SQLite
+    # gets a plain index (unused by LIKE, kept so both databases have the same schema).
+    Index("ix_conversations_name_search", "name_norm", postgresql_using="gin",
+          postgresql_ops={"name_norm": "gin_trgm_ops"}),
 )
+event.listen(metadata, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 conversation_assignees = Table(
     "conversation_assignees",
