@@ -130,6 +130,8 @@ conversations = Table(
     Column("last_read_at", UtcDateTime, nullable=True),
     Index("ix_conversations_status_updated", "status", "updated_at"),
     Index("ix_conversations_updated", "updated_at"),
+    # The inbox's change marker reads max(last_read_at) every 2 s per agent.
+    Index("ix_conversations_last_read", "last_read_at"),
     # Counts per status read the index alone ("open now" in reports, the inbox tabs).
     Index("ix_conversations_status_channel", "status", "channel"),
     # The few simulator conversations, which reports and lists leave out (NOT IN …).

@@ -18,6 +18,8 @@ Measured by ``python -m bench.inbox`` on 1,000,000 conversations (docs/PERFORMAN
   tabs) filter out the simulator's channel; with both columns in the index they read the
   index alone (20,000 open of 1,000,000: 73 ms → 3 ms; both statuses grouped, still one
   pass over the index: 450 ms → 150 ms).
+- ``ix_conversations_last_read``: the inbox's change marker (polled every 2 s by every
+  agent) reads ``max(last_read_at)``; with the index it is one index probe.
 - ``ix_conversations_test``: a partial index of the few simulator conversations
   (``channel = 'test'``). Reports, timers and lists exclude them with
   ``conversation_id NOT IN (SELECT id … WHERE channel = 'test')``, which otherwise scans
@@ -50,6 +52,8 @@ def upgrade() -> None:
                        "ON conversations (status, channel)")
             op.execute("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_conversations_test "
                        f"ON conversations (id) WHERE {TEST_ONLY}")
+            op.execute("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_conversations_last_read "
+                       "ON conversations (last_read_at)")
     else:
         # SQLite: the same index names (LIKE '%…%' cannot use a plain index, but both
         # databases keep one schema, the one engine/store.py declares).
@@ -57,9 +61,11 @@ def upgrade() -> None:
         op.create_index("ix_conversations_status_channel", "conversations", ["status", "channel"])
         op.create_index("ix_conversations_test", "conversations", ["id"],
                         sqlite_where=sa.text(TEST_ONLY))
+        op.create_index("ix_conversations_last_read", "conversations", ["last_read_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversations_last_read", table_name="conversations")
     op.drop_index("ix_conversations_test", table_name="conversations")
     op.drop_index("ix_conversations_status_channel", table_name="conversations")
     op.drop_index("ix_conversations_name_search", table_name="conversations")
