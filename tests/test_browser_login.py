@@ -1,6 +1,5 @@
 """A person logs in through the real login page in Chromium."""
 import pytest
-
 from browser_support import ADMIN
 
 pytestmark = pytest.mark.browser
