@@ -151,7 +151,7 @@ def test_agents_cannot_open_the_simulator(new_page, live_server):
 def test_inside_the_flow_editor_the_pane_runs_and_highlights_the_current_block(new_page, live_server):
     _import(live_server, "boas-vindas")
     page = new_page(login=ADMIN)
-    pane = _editor_or_skip(page, live_server, "boas-vindas")
+    pane = _open_editor(page, live_server, "boas-vindas")
     _send(pane, "oi")
     expect(pane.locator(".sim-chat")).to_contain_text("Como posso te ajudar hoje?")
     expect(pane.locator("#sim-state")).to_have_attribute("data-current-block", "menu")
@@ -165,10 +165,11 @@ def test_inside_the_flow_editor_the_pane_runs_and_highlights_the_current_block(n
     assert page.dialogs == []
 
 
-def _editor_or_skip(page, live_server, flow_id: str):
+def _open_editor(page, live_server, flow_id: str):
+    """The editor page with the simulator pane beside the canvas."""
     response = page.goto(f"{live_server.url}/flows/{flow_id}/edit")
-    if response.status == 404 or page.locator("aside#simulator").count() == 0:
-        pytest.skip("the flow editor page (/flows/<id>/edit) is not there yet")
+    assert response.status == 200
+    assert page.locator("aside#simulator").count() == 1
     page.wait_for_function("() => !!window.papoEditor")
     return page.locator("aside#simulator")
 
@@ -176,7 +177,7 @@ def _editor_or_skip(page, live_server, flow_id: str):
 def test_inside_the_editor_each_action_first_saves_the_draft(new_page, live_server):
     _import(live_server, "boas-vindas")
     page = new_page(login=ADMIN)
-    pane = _editor_or_skip(page, live_server, "boas-vindas")
+    pane = _open_editor(page, live_server, "boas-vindas")
     page.evaluate("""() => {
         const save = window.papoEditor.save;
         window.__saves = 0;
@@ -196,7 +197,7 @@ def test_inside_the_editor_draft_errors_refresh_after_a_save_and_point_at_their_
 
     flow_id = _import(live_server, "boas-vindas", dangling)
     page = new_page(login=ADMIN)
-    pane = _editor_or_skip(page, live_server, flow_id)
+    pane = _open_editor(page, live_server, flow_id)
     findings = pane.locator("#sim-findings")
     expect(findings).to_contain_text("fantasma")
     findings.get_by_role("button", name="produtos").click()
