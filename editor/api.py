@@ -29,6 +29,7 @@ from editor.openapi import (
     FLOW_ID_PATTERN,
     MAX_ID,
     build_document,
+    fast_request_validator,
     operation,
     request_validator,
 )
@@ -226,7 +227,7 @@ def json_body(schema: str, *, optional: bool = False) -> dict:
                              details=[{"path": "$", "message": _msg("not_json", error=reason)}]
                              ) from None
     details = _unstorable(data)
-    if not details:
+    if not details and not fast_request_validator(schema).is_valid(data):
         errors = sorted(request_validator(schema).iter_errors(data),
                         key=lambda e: [str(p) for p in e.absolute_path])
         seen: dict[tuple, dict] = {}

@@ -9,12 +9,15 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
+import weakref
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from engine.db import read_only
 from engine.errors import Conflict, Invalid, NotFound
 from engine.store import api_tokens, users
 
@@ -24,6 +27,11 @@ TOKEN_PREFIX = "papo_"
 MAX_PASSWORD_LENGTH = 1024  # hashing is deliberately slow; do not hash megabytes
 # Writing last_used_at on every API call would turn each read into a write.
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+# Each process remembers a token's user this long, so an API call does not pay a query to
+# learn who is asking. Revoking in this process forgets at once; another process (the
+# second gunicorn worker, the CLI) is obeyed within this many seconds.
+TOKEN_CACHE_SECONDS = 5.0
+_token_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # Hashing a throw-away password when the login is unknown keeps the answer time the
 # same, so timing does not reveal which logins exist.
@@ -162,7 +170,7 @@ def authenticate(engine: Engine, login: str, password: str) -> dict | None:
     if not login or not password or len(password) > MAX_PASSWORD_LENGTH:
         check_password_hash(_DUMMY_HASH, "x")
         return None
-    with engine.connect() as conn:
+    with read_only(engine) as conn:
         row = conn.execute(
             select(*_USER_COLUMNS, users.c.password_hash).where(users.c.login == login)
         ).first()
@@ -175,26 +183,26 @@ def authenticate(engine: Engine, login: str, password: str) -> dict | None:
 
 
 def get_user(engine: Engine, login: str) -> dict | None:
-    with engine.connect() as conn:
+    with read_only(engine) as conn:
         row = conn.execute(select(*_USER_COLUMNS).where(users.c.login == login)).first()
     return _user_dict(row) if row else None
 
 
 def get_user_by_id(engine: Engine, user_id: int) -> dict | None:
-    with engine.connect() as conn:
+    with read_only(engine) as conn:
         row = conn.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).first()
     return _user_dict(row) if row else None
 
 
 def list_users(engine: Engine) -> list[dict]:
     """Every user, by login."""
-    with engine.connect() as conn:
+    with read_only(engine) as conn:
         rows = conn.execute(select(*_USER_COLUMNS).order_by(users.c.login)).all()
     return [_user_dict(row) for row in rows]
 
 
 def user_exists(engine: Engine, login: str) -> bool:
-    with engine.connect() as conn:
+    with read_only(engine) as conn:
         return conn.execute(
             select(func.count()).select_from(users).where(users.c.login == login)
         ).scalar_one() > 0
@@ -204,6 +212,7 @@ def set_user_lang(engine: Engine, user_id: int, lang: str | None) -> None:
     """Remember the interface language a user picked."""
     with engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(lang=lang))
+    forget_tokens(engine)
 
 
 def create_token(engine: Engine, login: str, *, lang: str = "pt") -> str:
@@ -223,25 +232,41 @@ def user_for_token(engine: Engine, token: str | None) -> dict | None:
     if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    with engine.connect() as conn:
-        row = conn.execute(
-            select(*_USER_COLUMNS, api_tokens.c.id.label("token_id"), api_tokens.c.last_used_at)
-            .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
-            .where(api_tokens.c.token_hash == digest)
-        ).first()
-    if row is None:
-        return None
+    cache = _token_cache.setdefault(engine, {})
+    moment = time.monotonic()
+    found = cache.get(digest)
+    if found is None or found[0] < moment:
+        with read_only(engine) as conn:
+            row = conn.execute(
+                select(*_USER_COLUMNS, api_tokens.c.id.label("token_id"), api_tokens.c.last_used_at)
+                .select_from(api_tokens.join(users, users.c.id == api_tokens.c.user_id))
+                .where(api_tokens.c.token_hash == digest)
+            ).first()
+        if row is None:
+            cache.pop(digest, None)
+            return None
+        if len(cache) > 1000:
+            cache.clear()
+        found = cache[digest] = [moment + TOKEN_CACHE_SECONDS, _user_dict(row), row.token_id,
+                                 _aware(row.last_used_at)]
+    _expiry, user, token_id, last_used = found
     now = _now()
-    last_used = _aware(row.last_used_at)
     if last_used is None or now - last_used >= TOKEN_TOUCH_INTERVAL:
         with engine.begin() as conn:
-            conn.execute(update(api_tokens).where(api_tokens.c.id == row.token_id)
+            conn.execute(update(api_tokens).where(api_tokens.c.id == token_id)
                          .values(last_used_at=now))
-    return _user_dict(row)
+        found[3] = now
+    return dict(user)
+
+
+def forget_tokens(engine: Engine) -> None:
+    """Drop this process's remembered token owners (after revoking or changing a user)."""
+    _token_cache.pop(engine, None)
 
 
 def revoke_tokens(engine: Engine, login: str) -> int:
     """Delete every API token of ``login``; returns how many there were."""
+    forget_tokens(engine)
     with engine.begin() as conn:
         user_id = conn.execute(select(users.c.id).where(users.c.login == login)).scalar()
         if user_id is None:

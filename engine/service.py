@@ -75,6 +75,19 @@ _CONVERSATION_BY_CONTACT = select(conversations, contacts.c.name.label("contact_
     contacts, contacts.c.id == conversations.c.contact_id).where(
     contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
 _CONVERSATION_BY_CONTACT_FOR_UPDATE = _CONVERSATION_BY_CONTACT.with_for_update(of=conversations)
+# On SQLite the write lock is already held (BEGIN IMMEDIATE), so the same query can also
+# bring the duplicate check and the published flows (what trigger matching needs): three
+# statements in one. PostgreSQL keeps them apart: a row lock's wait would leave the
+# joined rows at the statement's older snapshot.
+_PUBLISHED_LIST = select(func.json_group_array(func.json_array(flows.c.id, flows.c.published_version))).where(
+    flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None)).scalar_subquery()
+_INBOUND_SQLITE = select(
+    conversations, contacts.c.name.label("contact_name_"), processed_messages.c.result.label("processed_"),
+    _PUBLISHED_LIST.label("published_")).select_from(
+    conversations.join(contacts, contacts.c.id == conversations.c.contact_id).outerjoin(
+        processed_messages, and_(processed_messages.c.channel == bindparam("_channel"),
+                                 processed_messages.c.external_id == bindparam("_message_id")))).where(
+    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
 _ASSIGNEES = select(conversation_assignees.c.login).where(
     conversation_assignees.c.conversation_id == bindparam("_id")).order_by(
     conversation_assignees.c.assigned_at, conversation_assignees.c.login)
@@ -83,6 +96,10 @@ _CANCEL_BOT_TIMERS = update(timers).where(
     timers.c.kind.in_(BOT_TIMER_KINDS)).values(status="cancelled")
 _PUBLISHED = select(flows.c.id, flows.c.published_version).where(
     flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
+
+
+_EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_"})
+_UNKNOWN = object()
 
 
 @dataclass
@@ -132,11 +149,13 @@ class Service:
             doc = self._docs[key] = row.document
         return flow_cache.get(doc, version)
 
-    def _published_flows(self, conn: Connection) -> list[CompiledFlow]:
-        rows = conn.execute(_PUBLISHED).all()
+    def _published_flows(self, conn: Connection, listed: list[tuple[str, int]] | None = None
+                         ) -> list[CompiledFlow]:
+        """Every published flow; ``listed``: their (id, version) pairs, when already read."""
+        rows = conn.execute(_PUBLISHED).all() if listed is None else listed
         found = []
-        for row in rows:
-            flow = self._flow(conn, row.id, row.published_version)
+        for flow_id, version in rows:
+            flow = self._flow(conn, flow_id, version)
             if flow is not None:
                 found.append(flow)
         return found
@@ -161,12 +180,13 @@ class Service:
             return None
         return self._flow(conn, run["flow_id"], run.get("flow_version"), run.get("draft_revision"))
 
-    def match_trigger(self, conn: Connection, text: str) -> tuple[CompiledFlow, int | None] | None:
+    def match_trigger(self, conn: Connection, text: str, published: list[tuple[str, int]] | None = None
+                      ) -> tuple[CompiledFlow, int | None] | None:
         """The flow an unsolicited message starts: keyword triggers by priority, then default."""
         if self.forced_flow_id:
             draft = self._latest_draft(conn, self.forced_flow_id)
             return (draft[0], draft[1]) if draft else None
-        candidates = self._published_flows(conn)
+        candidates = self._published_flows(conn, published)
         ordered = sorted(candidates, key=lambda f: (-int(f.doc.get("priority", 0)), f.id))
         norm = normalize(text)
         for flow in ordered:
@@ -198,10 +218,13 @@ class Service:
         text = text[:MAX_TEXT]
         now = self.clock()
         with self.db.begin() as conn:
-            conv = self._conversation_for(conn, channel, external_id, name, now)
-            done = conn.execute(_PROCESSED, {"_channel": channel, "_external_id": message_id}).first()
+            conv = self._conversation_for(conn, channel, external_id, name, now, message_id)
+            done = conv.pop("_processed", _UNKNOWN)
+            if done is _UNKNOWN:
+                row = conn.execute(_PROCESSED, {"_channel": channel, "_external_id": message_id}).first()
+                done = row.result if row is not None else None
             if done is not None:
-                return done.result
+                return done
             work = _Work(conv["id"])
             self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id,
                                 save=False)
@@ -258,7 +281,7 @@ class Service:
         if self.forced_flow_id and conv["state"].get("run") and \
                 conv["state"]["run"]["state"] != core.ENDED:
             return  # the simulator's run is waiting for a timer or a person: no restart
-        found = self.match_trigger(conn, text)
+        found = self.match_trigger(conn, text, conv.pop("_published", None))
         if found is None:
             return
         flow, draft_revision = found
@@ -290,7 +313,11 @@ class Service:
         conv["state"] = state
         now = event.at
         if run is not None and (run.get("id"), run.get("token")) != (before.get("id"), before.get("token")):
-            self._cancel_bot_timers(conn, conv["id"])
+            # The run moved: its wait or question timeout is void. ``timers`` in the run
+            # says whether one was scheduled (absent: not known, so cancel to be sure).
+            if before.get("timers", True):
+                self._cancel_bot_timers(conn, conv["id"])
+            run["timers"] = False
         for out in outbound:  # the state is saved once, at the end of this step
             self._store_message(conn, conv, "out", "bot", out["text"], out["buttons"], now, save=False)
             work.replies.append({"text": out["text"], "buttons": out["buttons"]})
@@ -300,6 +327,7 @@ class Service:
             if kind == "schedule_timer":
                 self._schedule(conn, conv["id"], effect["kind"], effect["due_at"],
                                {"token": effect["token"], "run_id": run["id"], "block_id": effect["block_id"]})
+                run["timers"] = True
             elif kind == "open":
                 self._flow_opens(conn, conv, effect, now, work)
             elif kind == "conclude":
@@ -420,14 +448,24 @@ class Service:
             return conv["id"]
 
     # ------------------------------------------------------------------ storage helpers
-    def _conversation_for(self, conn, channel, external_id, name, now) -> dict:
+    def _conversation_for(self, conn, channel, external_id, name, now, message_id=None) -> dict:
+        """The contact's conversation, locked (created if new). With ``message_id`` on
+        SQLite, also ``conv["_processed"]`` (that message's stored answer, or None) and
+        ``conv["_published"]`` (the published flows' ids and versions)."""
         key = {"_channel": channel, "_external_id": external_id}
-        query = _CONVERSATION_BY_CONTACT_FOR_UPDATE if self.is_postgres else _CONVERSATION_BY_CONTACT
-        found = conn.execute(query, key).mappings().first()
+        if message_id is not None and not self.is_postgres:
+            found = conn.execute(_INBOUND_SQLITE, {**key, "_message_id": message_id}).mappings().first()
+        else:
+            query = _CONVERSATION_BY_CONTACT_FOR_UPDATE if self.is_postgres else _CONVERSATION_BY_CONTACT
+            found = conn.execute(query, key).mappings().first()
         if found is not None:  # a known contact: its conversation, locked, in one query
             if name and found["contact_name_"] != name:
                 conn.execute(update(contacts).where(contacts.c.id == found["contact_id"]).values(name=name))
-            return self._renamed(self._locked(conn, found), name)
+            conv = self._renamed(self._locked(conn, found), name)
+            if "processed_" in found:
+                conv["_processed"] = found["processed_"]
+                conv["_published"] = [tuple(pair) for pair in json.loads(found["published_"])]
+            return conv
         row = conn.execute(_CONTACT, key).first()
         if row is None:
             conn.execute(self._insert_ignore(contacts, ["channel", "external_id"]).values(
@@ -465,12 +503,19 @@ class Service:
         """The conversation dict of a row read under the lock: a private copy to mutate.
 
         ``_unsaved`` (absent = unknown) tells whether it changed since it was last saved."""
-        conv = {k: v for k, v in row.items() if k != "contact_name_"}
+        conv = {k: v for k, v in row.items() if k not in _EXTRA_COLUMNS}
         conv["state"] = json.loads(json.dumps(row["state"]))
-        conv["assignees"] = [r.login for r in conn.execute(_ASSIGNEES, {"_id": row["id"]})]
         return conv
 
+    @staticmethod
+    def _attending(conn: Connection, conv: dict) -> list[str]:
+        """Who attends ``conv`` (read when a transition needs it, not on every message)."""
+        if "assignees" not in conv:
+            conv["assignees"] = [r.login for r in conn.execute(_ASSIGNEES, {"_id": conv["id"]})]
+        return conv["assignees"]
+
     def _save_state(self, conn, conv: dict, now: float) -> None:
+        self._flush_messages(conn, conv)
         conn.execute(_SAVE_STATE, {
             "_id": conv["id"], "_state": conv["state"], "_status": conv["status"],
             "_name_norm": conv["name_norm"], "_updated_at": utc(now),
@@ -478,24 +523,34 @@ class Service:
         conv["_unsaved"] = False
 
     def _store_message(self, conn, conv, direction, author, text, buttons, now, external_id=None,
-                       save: bool = True) -> int:
-        """Store one message (and its WhatsApp outbox row); ``save=False`` when the caller
-        saves the conversation itself later in the same transaction."""
-        result = conn.execute(_INSERT_MESSAGE, {
+                       save: bool = True) -> None:
+        """Store one message (and its WhatsApp outbox row) with the conversation's next save;
+        ``save=False`` when the caller saves the conversation itself later in the same
+        transaction (then one statement stores every message of the step)."""
+        conv.setdefault("_messages", []).append({
             "conversation_id": conv["id"], "direction": direction, "author": author, "text": text,
             "buttons": list(buttons or []), "at": utc(now), "external_id": external_id})
-        message_id = result.inserted_primary_key[0]
-        if direction == "out" and conv["channel"] == "whatsapp":
-            to = conv["state"].get("contact", {}).get("external_id")
-            conn.execute(insert(outbox).values(
-                conversation_id=conv["id"], channel="whatsapp", idempotency_key=f"msg-{message_id}",
-                payload={"to": to, "text": text, "buttons": list(buttons or []), "message_id": message_id},
-                status="pending", attempts=0, next_attempt_at=utc(now), created_at=utc(now)))
         if save:
             self._save_state(conn, conv, now)
         else:
             conv["_unsaved"] = True
-        return message_id
+
+    def _flush_messages(self, conn, conv: dict) -> None:
+        rows = conv.pop("_messages", None)
+        if not rows:
+            return
+        if conv["channel"] != "whatsapp":
+            conn.execute(_INSERT_MESSAGE, rows)
+            return
+        to = conv["state"].get("contact", {}).get("external_id")
+        for row in rows:
+            message_id = conn.execute(_INSERT_MESSAGE, row).inserted_primary_key[0]
+            if row["direction"] == "out":
+                conn.execute(insert(outbox).values(
+                    conversation_id=conv["id"], channel="whatsapp", idempotency_key=f"msg-{message_id}",
+                    payload={"to": to, "text": row["text"], "buttons": row["buttons"],
+                             "message_id": message_id},
+                    status="pending", attempts=0, next_attempt_at=row["at"], created_at=row["at"]))
 
     def _user_exists(self, conn, login: str) -> bool:
         return conn.execute(select(users.c.id).where(users.c.login == login)).first() is not None
@@ -630,12 +685,13 @@ class Service:
     def _transition(self, conn, conv: dict, action: str, actor: str, now: float, work: _Work,
                     user: str | None = None, detail: dict | None = None) -> bool:
         """Apply one row of the transition table to ``conv`` (locked) and its run."""
-        outcome = machine.plan(action, conv["status"], conv["assignees"], actor, user)
+        assigned = self._attending(conn, conv)
+        outcome = machine.plan(action, conv["status"], assigned, actor, user)
         if not outcome.changed:
             return False
         before = conv["status"]
-        added = [u for u in outcome.assignees if u not in conv["assignees"]]
-        removed = [u for u in conv["assignees"] if u not in outcome.assignees]
+        added = [u for u in outcome.assignees if u not in assigned]
+        removed = [u for u in assigned if u not in outcome.assignees]
         for login in added:
             conn.execute(insert(conversation_assignees).values(
                 conversation_id=conv["id"], login=login, assigned_at=utc(now)))
@@ -667,6 +723,7 @@ class Service:
         opened = conv.get("opened_at")
         if opened is None:
             return {}
+        self._flush_messages(conn, conv)
         first = conn.execute(select(func.min(messages.c.at)).where(
             messages.c.conversation_id == conv["id"], messages.c.direction == "out",
             messages.c.author != "bot", messages.c.at >= opened)).scalar()

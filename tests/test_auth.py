@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask import g
-from sqlalchemy import inspect, select, update
+from sqlalchemy import inspect, select
 
 from editor import create_app
 from editor.app import render_page
@@ -166,7 +166,7 @@ def test_token_is_stored_as_sha256_and_identifies_its_user(_app):
     assert accounts.user_for_token(_engine(_app), None) is None
 
 
-def test_token_last_used_is_written_at_most_once_a_minute(_app):
+def test_token_last_used_is_written_at_most_once_a_minute(_app, monkeypatch):
     engine = _engine(_app)
     token = accounts.create_token(engine, "bruno")
 
@@ -179,10 +179,29 @@ def test_token_last_used_is_written_at_most_once_a_minute(_app):
     assert first is not None
     accounts.user_for_token(engine, token)
     assert last_used() == first  # not rewritten within the minute
-    with engine.begin() as conn:
-        conn.execute(update(api_tokens).values(last_used_at=first.replace(year=2000)))
+    later = accounts._now() + accounts.TOKEN_TOUCH_INTERVAL
+    monkeypatch.setattr(accounts, "_now", lambda: later)
     accounts.user_for_token(engine, token)
-    assert last_used().year > 2000
+    assert last_used() > first
+
+
+def test_a_token_deleted_by_another_process_stops_working_within_seconds(_app, monkeypatch):
+    engine = _engine(_app)
+    token = accounts.create_token(engine, "bruno")
+    assert accounts.user_for_token(engine, token)["login"] == "bruno"
+    with engine.begin() as conn:  # what `papo` in another process would do
+        conn.execute(api_tokens.delete())
+    clock = time.monotonic() + accounts.TOKEN_CACHE_SECONDS + 0.1
+    monkeypatch.setattr(accounts.time, "monotonic", lambda: clock)
+    assert accounts.user_for_token(engine, token) is None
+
+
+def test_revoking_in_this_process_refuses_the_token_at_once(_app):
+    engine = _engine(_app)
+    token = accounts.create_token(engine, "bruno")
+    assert accounts.user_for_token(engine, token)["login"] == "bruno"
+    assert accounts.revoke_tokens(engine, "bruno") == 1
+    assert accounts.user_for_token(engine, token) is None
 
 
 # ------------------------------------------------------------------ browser login

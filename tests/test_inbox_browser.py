@@ -151,6 +151,7 @@ def test_filters_minhas_and_sem_atendente(new_page, live_server):
     page.get_by_role("link", name="Sem atendente", exact=True).click()
     expect(page.locator("#inbox-list .conv-item")).to_have_count(1)
     expect(item(page, "Cliente Livre")).to_be_visible()
+    expect(page.locator("#scope-unassigned")).to_have_attribute("aria-current", "true")
     page.get_by_label("Atendente", exact=True).select_option("carla")
     expect(page.locator("#inbox-list .conv-item")).to_have_count(1)
     expect(item(page, "Cliente Dela")).to_be_visible()

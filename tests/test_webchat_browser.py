@@ -117,14 +117,16 @@ def test_a_customer_flooding_the_chat_gets_the_calm_down_message(new_page, chat_
     customer.goto(f"{chat_server.url}/c/boas-vindas")
     box = customer.get_by_label("Mensagem", exact=True)
 
-    for n in range(12):
+    notice = customer.locator("#chat-notice")
+    sent = chat_log(customer).locator(".from-customer")
+    for n in range(12):  # one after the other, each once the previous one was answered
         box.fill(f"mensagem {n}")
         box.press("Enter")
+        if n < 10:
+            expect(sent).to_have_count(n + 1)
 
-    notice = customer.locator("#chat-notice")
     expect(notice).to_contain_text("Calma! Você está enviando mensagens rápido demais", timeout=8_000)
     expect(notice.get_by_role("alert")).to_be_visible()
-    sent = chat_log(customer).locator(".from-customer")
     expect(sent).to_have_count(10)
     expect(sent.last).to_have_text(re.compile(r"mensagem \d+"))
     expect(box).not_to_have_value("")  # the refused text stays in the box to send again

@@ -55,6 +55,14 @@
     }
   });
 
+  // Choosing an agent filters at once. The listener sits on the document, not on the
+  // freshly swapped form: requestSubmit() goes through htmx once it has processed the
+  // form, and is a plain GET of the same URL before that.
+  document.addEventListener("change", function (event) {
+    var select = event.target;
+    if (select && select.id === "inbox-assignee" && select.form) select.form.requestSubmit();
+  });
+
   document.addEventListener("keydown", function (event) {
     var box = event.target;
     if (box && box.id === "reply-text" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import threading
 import time
@@ -58,11 +59,14 @@ def prepare(db_url: str, *flows: dict):
 
 
 def send_with_retries(url: str, body: dict | bytes, headers: dict, stats: dict, lock) -> tuple[int, bytes]:
-    """POST until an answer other than a dropped connection or a 5xx comes (at most 40 tries)."""
+    """POST until an answer other than a dropped connection or a 5xx comes (at most 40 tries).
+
+    A worker killed mid-answer shows as a refused or reset connection (OSError) or as a
+    cut-off answer (http.client.HTTPException): both are retried, as a real client would."""
     for attempt in range(40):
         try:
             status, raw = post_json(url, body, headers, timeout=30)
-        except OSError:
+        except (OSError, http.client.HTTPException):
             status, raw = 0, b""
         if status and status < 500:
             return status, raw
@@ -91,6 +95,8 @@ def test_killing_gunicorn_workers_under_load_loses_and_doubles_nothing(db_url, t
                 body = {"channel": "api", "contact": contact, "message": message}
                 status, raw = send_with_retries(url, body, headers, stats, lock)
                 got = [x["text"] for x in json.loads(raw)["replies"]] if status == 200 else None
+                if status != 200:
+                    problems.append(f"{message['id']}: gave up after retries, last answer {status} {raw[:200]!r}")
                 if got != want:
                     problems.append(f"{message['id']}: {status} {got} != {want}")
                 with lock:
