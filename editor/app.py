@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, make_response, redirect, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 from sqlalchemy import Engine, inspect
@@ -128,6 +129,16 @@ def _settings_from(config: dict) -> Settings:
     return Settings.from_env({**os.environ, **overrides})
 
 
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus building the signer for requests that carry
+    no session cookie (every API call with a token, every channel webhook)."""
+
+    def open_session(self, app, request):
+        if app.config.get("SECRET_KEY") and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build the papo web application.
 
@@ -152,6 +163,7 @@ def create_app(config: dict | None = None) -> Flask:
         BABEL_DEFAULT_LOCALE="pt_BR",
         BABEL_TRANSLATION_DIRECTORIES="translations",
     )
+    app.session_interface = _CookieSessions()
     app.json.sort_keys = False  # answers keep their declared key order (code, message, ...)
     app.config.update({k: v for k, v in config.items() if not k.startswith("PAPO_")})
     if not app.config.get("SECRET_KEY"):

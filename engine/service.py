@@ -61,6 +61,11 @@ _SAVE_STATE = update(conversations).where(conversations.c.id == bindparam("_id")
     version=conversations.c.version + 1, updated_at=bindparam("_updated_at"),
     opened_at=bindparam("_opened_at"))
 _INSERT_MESSAGE = insert(messages)
+_INSERT_ANSWER = insert(answers)
+_INSERT_LOG = insert(run_log)
+_INSERT_TIMER = insert(timers)
+_INSERT_OUTBOX = insert(outbox)
+_INSERT_ACTIVITY = insert(activity)
 _PROCESSED = select(processed_messages.c.result).where(
     processed_messages.c.channel == bindparam("_channel"),
     processed_messages.c.external_id == bindparam("_external_id"))
@@ -338,16 +343,15 @@ class Service:
             elif kind == "jump":
                 jump = effect
             elif kind == "answer":
-                conn.execute(insert(answers).values(conversation_id=conv["id"], name=effect["name"],
-                                                    value=json.dumps(effect["value"], ensure_ascii=False)
-                                                    if not isinstance(effect["value"], str) else effect["value"],
-                                                    at=utc(now)))
+                value = effect["value"]
+                conn.execute(_INSERT_ANSWER, {
+                    "conversation_id": conv["id"], "name": effect["name"], "at": utc(now),
+                    "value": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)})
             elif kind == "visit":
                 self._record_visits(conn, effect, now)
             elif kind == "log":
-                conn.execute(insert(run_log).values(conversation_id=conv["id"], level=effect["level"],
-                                                    block_id=effect.get("block_id"),
-                                                    message=effect["message"][:2000], at=utc(now)))
+                self._log(conn, conv["id"], effect["level"], effect.get("block_id"),
+                          effect["message"][:2000], now)
         self._save_state(conn, conv, now)
         if jump is not None:
             self._jump(conn, conv, jump, now, work, jumps + 1)
@@ -397,8 +401,8 @@ class Service:
         return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
 
     def _log(self, conn, conversation_id, level, block_id, message, now) -> None:
-        conn.execute(insert(run_log).values(conversation_id=conversation_id, level=level,
-                                            block_id=block_id, message=message, at=utc(now)))
+        conn.execute(_INSERT_LOG, {"conversation_id": conversation_id, "level": level,
+                                   "block_id": block_id, "message": message, "at": utc(now)})
 
     # ------------------------------------------------------------------ HTTP blocks
     def _perform_http(self, conversation_id: int, call: dict) -> dict:
@@ -546,19 +550,20 @@ class Service:
         for row in rows:
             message_id = conn.execute(_INSERT_MESSAGE, row).inserted_primary_key[0]
             if row["direction"] == "out":
-                conn.execute(insert(outbox).values(
-                    conversation_id=conv["id"], channel="whatsapp", idempotency_key=f"msg-{message_id}",
-                    payload={"to": to, "text": row["text"], "buttons": row["buttons"],
-                             "message_id": message_id},
-                    status="pending", attempts=0, next_attempt_at=row["at"], created_at=row["at"]))
+                conn.execute(_INSERT_OUTBOX, {
+                    "conversation_id": conv["id"], "channel": "whatsapp",
+                    "idempotency_key": f"msg-{message_id}",
+                    "payload": {"to": to, "text": row["text"], "buttons": row["buttons"],
+                                "message_id": message_id},
+                    "status": "pending", "attempts": 0, "next_attempt_at": row["at"], "created_at": row["at"]})
 
     def _user_exists(self, conn, login: str) -> bool:
         return conn.execute(select(users.c.id).where(users.c.login == login)).first() is not None
 
     # ------------------------------------------------------------------ timers
     def _schedule(self, conn, conversation_id: int, kind: str, due_at: float, payload: dict) -> None:
-        conn.execute(insert(timers).values(conversation_id=conversation_id, kind=kind,
-                                           due_at=utc(due_at), payload=payload, status="pending"))
+        conn.execute(_INSERT_TIMER, {"conversation_id": conversation_id, "kind": kind,
+                                     "due_at": utc(due_at), "payload": payload, "status": "pending"})
 
     def _cancel_bot_timers(self, conn, conversation_id: int) -> None:
         conn.execute(_CANCEL_BOT_TIMERS, {"_id": conversation_id})
@@ -712,9 +717,10 @@ class Service:
             conn.execute(update(timers).where(
                 timers.c.conversation_id == conv["id"], timers.c.status == "pending",
                 timers.c.kind == "auto_conclude").values(status="cancelled"))
-        conn.execute(insert(activity).values(
-            conversation_id=conv["id"], actor=actor, action=outcome.activity["action"],
-            from_status=before, to_status=outcome.status, detail=entry_detail or None, at=utc(now)))
+        conn.execute(_INSERT_ACTIVITY, {
+            "conversation_id": conv["id"], "actor": actor, "action": outcome.activity["action"],
+            "from_status": before, "to_status": outcome.status, "detail": entry_detail or None,
+            "at": utc(now)})
         self._save_state(conn, conv, now)
         self._bot_after(conn, conv, outcome.bot, now, work)
         return True
