@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from blocks.text import contains_words, normalize
 from engine import conversation as machine
 from engine import core
+from engine.batch import NeedsConnection, Recorder
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
 from engine.graph import CompiledFlow, compile_flow, flow_cache
@@ -584,46 +585,91 @@ class Service:
 
     def fire_timers(self, timer_ids: list[int], now: float | None = None) -> list[dict]:
         """Fire several timers in ONE transaction (one commit for the batch, which is what
-        bounds throughput); each in a savepoint so one failing timer cannot spoil the others.
+        bounds throughput).
 
         Conversations are locked in id order, so two workers never deadlock. A timer fires
         exactly once: its status flips pending → fired under the conversation lock, in the
         same transaction as everything it caused; a crash rolls the whole batch back.
+        The engine steps run first and their writes go to the database together
+        (:mod:`engine.batch`); a timer whose step must read, or that fails, is fired on its
+        own in a savepoint, so one failing timer cannot spoil the others.
         Returns one ``{"timer_id", "fired", "replies", "conversation_id"?, "error"?}`` per id.
         """
         now = self.clock() if now is None else now
         results: dict[int, dict] = {i: {"timer_id": i, "fired": False, "replies": []} for i in timer_ids}
         works: list[_Work] = []
         with self.db.begin() as conn:
-            rows = conn.execute(select(timers.c.id, timers.c.conversation_id).where(
-                timers.c.id.in_(timer_ids), timers.c.status == "pending")).all()
-            for timer_id, _conversation_id in sorted(rows, key=lambda r: (r.conversation_id, r.id)):
-                try:
-                    with conn.begin_nested():
-                        work = self._fire_in(conn, timer_id, now)
-                except Exception as exc:  # the timer stays pending; the worker retries it later
-                    log.exception("timer %s failed", timer_id)
-                    results[timer_id]["error"] = f"{type(exc).__name__}: {exc}"
-                    continue
-                if work is not None:
-                    works.append(work)
-                    results[timer_id].update(fired=True, conversation_id=work.conversation_id,
-                                             replies=work.replies)
+            rows = conn.execute(select(timers).where(
+                timers.c.id.in_(timer_ids), timers.c.status == "pending")).mappings().all()
+            rows = sorted(rows, key=lambda r: (r["conversation_id"], r["id"]))
+            if rows:
+                works = self._fire_rows(conn, rows, now, results)
         for work in works:  # HTTP blocks reached by a timer run outside the transaction
             if work.pending_http:
                 work.replies.extend(self._perform_http(work.conversation_id, work.pending_http)["replies"])
         return [results[i] for i in timer_ids]
 
-    def _fire_in(self, conn, timer_id: int, now: float) -> _Work | None:
-        row = conn.execute(select(timers).where(timers.c.id == timer_id)).mappings().first()
-        if row is None or row["status"] != "pending":
-            return None
-        conv = self._lock(conn, row["conversation_id"])
-        # Flip the status under the conversation lock: another worker may have fired it.
-        again = conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.status == "pending")
-                             .values(status="fired", fired_at=utc(now)))
-        if again.rowcount != 1:
-            return None
+    def _fire_rows(self, conn, rows: list, now: float, results: dict[int, dict]) -> list[_Work]:
+        ids = sorted({r["conversation_id"] for r in rows})
+        query = select(conversations).where(conversations.c.id.in_(ids)).order_by(conversations.c.id)
+        locked = {r["id"]: r for r in conn.execute(
+            query.with_for_update() if self.is_postgres else query).mappings()}
+        # Flip them all under the conversation locks: another worker may have fired some.
+        flipped = set(conn.execute(update(timers).where(
+            timers.c.id.in_([r["id"] for r in rows]), timers.c.status == "pending")
+            .values(status="fired", fired_at=utc(now)).returning(timers.c.id)).scalars())
+        recorder = Recorder()
+        done: list[tuple[int, _Work]] = []
+        alone, failed, seen = [], [], set()
+        for row in rows:
+            conversation_id = row["conversation_id"]
+            if row["id"] not in flipped or conversation_id not in locked:
+                continue
+            if conversation_id in seen:  # a second timer of one conversation: after the first
+                alone.append(row)
+                continue
+            seen.add(conversation_id)
+            recorder.begin_step()
+            try:
+                work = self._fire_row(recorder, row, self._locked(conn, locked[conversation_id]), now)
+            except NeedsConnection:
+                recorder.end_step(keep=False)
+                alone.append(row)
+                continue
+            except Exception as exc:
+                recorder.end_step(keep=False)
+                log.exception("timer %s failed", row["id"])
+                failed.append(row["id"])
+                results[row["id"]]["error"] = f"{type(exc).__name__}: {exc}"
+                continue
+            recorder.end_step(keep=True)
+            done.append((row["id"], work))
+        try:
+            with conn.begin_nested():
+                recorder.replay(conn)
+        except Exception:  # e.g. a constraint: fire each of them on its own, to find the one
+            log.exception("writing %d timers together failed; firing them one by one", len(done))
+            batched = {timer_id for timer_id, _ in done}
+            alone = [row for row in rows if row["id"] in batched or row in alone]
+            done = []
+        for row in alone:
+            try:
+                with conn.begin_nested():
+                    work = self._fire_row(conn, row, self._lock(conn, row["conversation_id"]), now)
+            except Exception as exc:
+                log.exception("timer %s failed", row["id"])
+                failed.append(row["id"])
+                results[row["id"]]["error"] = f"{type(exc).__name__}: {exc}"
+                continue
+            done.append((row["id"], work))
+        if failed:  # they stay pending; the worker tries them again later
+            conn.execute(update(timers).where(timers.c.id.in_(failed)).values(status="pending", fired_at=None))
+        for timer_id, work in done:
+            results[timer_id].update(fired=True, conversation_id=work.conversation_id, replies=work.replies)
+        return [work for _, work in done]
+
+    def _fire_row(self, conn, row, conv: dict, now: float) -> _Work:
+        """What a timer (already flipped to fired) does to its locked conversation."""
         work = _Work(conv["id"])
         if row["kind"] == "auto_conclude":
             self._auto_conclude(conn, conv, now, work)

@@ -182,19 +182,35 @@ def test_a_failing_timer_stays_pending_and_the_others_fire(db, clock, caplog, mo
     service = waiting_service(db, clock, 3)
     [bad, *_] = Worker(service, "probe").claim(T0 + 2)
     Worker(service, "probe").release()
-    real = service._fire_in  # one timer inside the batch's transaction
+    real = service._fire_row  # one timer inside the batch's transaction
 
-    def fire(conn, timer_id, now):
-        if timer_id == bad:
+    def fire(conn, row, conv, now):
+        if row["id"] == bad:
             raise RuntimeError("a bug in a block")
-        return real(conn, timer_id, now)
+        return real(conn, row, conv, now)
 
-    monkeypatch.setattr(service, "_fire_in", fire)
+    monkeypatch.setattr(service, "_fire_row", fire)
     with caplog.at_level(logging.ERROR, logger="papo.worker"):
         assert Worker(service).run_once(T0 + 2) == 2
     assert "stays pending" in caplog.text
-    monkeypatch.setattr(service, "_fire_in", real)
+    monkeypatch.setattr(service, "_fire_row", real)
     assert Worker(service).run_once(T0 + 2 + 31) == 1  # tried again after the lease
+    assert counts(db)["after"] == 3
+    assert counts(db)["most_per_conversation"] == 1
+
+
+def test_timers_whose_writes_fail_together_are_fired_one_by_one(db, clock, monkeypatch):
+    from engine.batch import Recorder
+
+    service = waiting_service(db, clock, 4)
+
+    def broken(self, conn):
+        raise RuntimeError("the database refused the batch")
+
+    monkeypatch.setattr(Recorder, "replay", broken)
+    assert Worker(service).run_once(T0 + 2) == 4
+    found = counts(db)
+    assert (found["after"], found["most_per_conversation"], found["pending"]) == (4, 1, 0)
 
 
 # -- periodic jobs --------------------------------------------------------------------------
