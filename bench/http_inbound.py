@@ -601,22 +601,23 @@ def render(points: list[Point], notes: list[str], checks: list[str], profile: li
             f"Where the time goes, in one process without HTTP ({args.profile:,} requests each, SQLite): "
             f"papo {profile['papo_ms']:.2f} ms per request against bare {profile['bare_ms']:.2f} ms "
             f"(×{profile['papo_ms'] / profile['bare_ms']:.1f}); papo runs "
-            f"{profile['statements']:.1f} SQL statements per message (bare: 2, plus BEGIN/COMMIT) — "
-            "token check, contact and conversation (locked, one query), assignees, duplicate check, the inbound "
-            "message, published flows, timers to cancel, one row per bot reply, the funnel rows, "
-            "the state, the duplicate record. Self time under cProfile by package: "
-            f"{shares}.", ""]
+            f"{profile['statements']:.1f} SQL statements per message, BEGINs counted (COMMIT is a "
+            "driver call; bare, counted the same way: 3) — on SQLite: on a read snapshot, BEGIN "
+            "and one query for the contact's conversation, the duplicate check and the published "
+            "flows; then under the write lock, BEGIN IMMEDIATE, the version check, one insert for "
+            "the step's messages, the funnel rows, an answer when there is one, the state, the "
+            "duplicate record. The API token's owner is remembered for 5 s. Self time under cProfile by "
+            f"package: {shares}.", ""]
     below = [p for p in points if p.target == "papo" and by.get(("bare", p.database, p.clients))
              and p.rps < 0.5 * by[("bare", p.database, p.clients)].rps]
     if below and profile:
         lines += [
-            "Below the 50 % target. What the gap is made of, largest first: (1) SQL statements, "
-            f"{profile['statements']:.1f} per message against 2 — each one serves a rule of DESIGN §3/§6; "
-            "the next cuts would be a short per-process cache of token → user, the assignees read "
-            "folded into the locking query, and no timer cancel when the run had none pending; "
-            "(2) SQLAlchemy's per-execution overhead (the largest share of self time above), which "
-            "only raw driver calls would remove; (3) Werkzeug/Flask request handling and JSON Schema "
-            "validation of the body. The flow engine itself (`engine/` above) is a small share.", ""]
+            "Below the 50 % target at "
+            + ", ".join(f"{p.database} {p.clients} clients" for p in below) + ". What is left, "
+            "largest first: SQLAlchemy's per-execution overhead (the largest share of self time "
+            "above; only raw driver calls would remove it), Werkzeug/Flask request handling, "
+            "and the write lock itself on SQLite (one writer at a time across all workers). "
+            "The flow engine (`engine/` above) is a small share.", ""]
     lines += [f"- {n}" for n in notes]
     lines.append(f"- Load average before / after: {loadavg[0]} / {loadavg[1]} (2 cores; other work "
                  "may share them: ratios measured side by side are the robust figure).")

@@ -7,8 +7,9 @@ Run from the repository root (a module, so ``engine`` is the package, not this f
 
 For each database (SQLite file, PostgreSQL at ``--postgres-url``, default
 ``PAPO_BENCH_POSTGRES_URL`` or ``PAPO_TEST_POSTGRES_URL``) and each number of workers
-(``--workers``, default 1 and 2), then once more with one worker at a light
-``--steady-rate`` (default 50 a second) to show the lateness of a worker that keeps up:
+(``--workers``, default 1 and 2), again with more than the workers can keep up with
+(``--capacity-rate``, default 4,000 a second: their capacity), then once more with one
+worker at a light ``--steady-rate`` (default 50 a second):
 
 1. a fresh database gets ``--timers`` pending timers (default 100,000), inserted in bulk:
    ``--rate`` × ``--window`` of them (default 1,000 a second for 10 s) fall due during
@@ -295,20 +296,22 @@ def markdown(results: list[Result], args) -> str:
                      f"{seconds(r.p99, r.censored)} | {seconds(r.worst, r.censored)} |")
     scaling = []
     for kind in dict.fromkeys(r.database for r in results):
+        # capacity, measured where the workers fall behind (else it is the offered rate)
         by_workers = {r.workers: r.throughput for r in results
-                      if r.database == kind and r.rate == args.rate}
+                      if r.database == kind and r.rate == (args.capacity_rate or args.rate)}
         if 1 in by_workers and 2 in by_workers and by_workers[1]:
             scaling.append(f"{kind} ×{by_workers[2] / by_workers[1]:.2f}")
     lines += [
         "",
-        "Reading it: a worker fires claimed timers in transactions of 50 (per timer: the "
-        "conversation is locked, the timer flipped to fired and the engine's messages stored, "
-        "in a savepoint; one durable commit per 50), so throughput is bounded by those "
-        "transactions, not by the claim. While the "
-        "offered rate stays below the timers/s figure, lateness is the claim interval (≤ 1 s) "
-        "plus queueing; above it, a burst queues up and lateness grows until it is worked off."
-        + (f" A second worker: {', '.join(scaling)} — on SQLite every write takes the one "
-           "database lock; on PostgreSQL workers claim disjoint batches "
+        "Reading it: a worker fires claimed timers in transactions of 50: the 50 "
+        "conversations locked in one query, the timers flipped to fired in one `UPDATE`, the "
+        "engine steps run, and their writes (messages, funnel rows, states) sent together, "
+        "one `executemany` per kind of statement (`engine/batch.py`); a timer whose step must "
+        "read first fires on its own in a savepoint. While the offered rate stays below the "
+        "workers' capacity, lateness is the claim interval (≤ 1 s) plus queueing; above it "
+        "(the capacity rows), a burst queues up and lateness grows until it is worked off."
+        + (f" A second worker's capacity: {', '.join(scaling)} — on SQLite every write takes "
+           "the one database lock; on PostgreSQL workers claim disjoint batches "
            "(`FOR UPDATE SKIP LOCKED`) and fire in parallel." if scaling else ""),
         f"Load average of the machine during the runs: {args.load_seen}.",
     ]
@@ -346,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000, help="timers falling due per second")
     parser.add_argument("--steady-rate", type=float, default=50,
                         help="a second, light load (one worker); 0: skip it")
+    parser.add_argument("--capacity-rate", type=float, default=4000,
+                        help="a rate above what the workers keep up with, to measure their "
+                             "capacity (timers/s fired); 0 skips it")
     parser.add_argument("--window", type=float, default=10, help="seconds over which they fall due")
     parser.add_argument("--max-run", type=float, default=60, help="stop a run after this long")
     parser.add_argument("--lead", type=float, default=3, help="seconds before the first is due")
@@ -368,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             for workers in (int(w) for w in args.workers.split(",")):
                 results.append(run(kind, workers, args.rate, args, folder))
+                loads.append(os.getloadavg()[0])
+            for workers in (int(w) for w in args.workers.split(",")) if args.capacity_rate else ():
+                results.append(run(kind, workers, args.capacity_rate, args, folder))
                 loads.append(os.getloadavg()[0])
             if args.steady_rate:
                 results.append(run(kind, 1, args.steady_rate, args, folder))

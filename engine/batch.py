@@ -34,9 +34,13 @@ _UNANSWERED = _Unanswered()
 
 
 class Recorder:
-    """A stand-in connection: takes writes (with parameters) and keeps them for later."""
+    """A stand-in connection: takes writes (with parameters) and keeps them for later.
 
-    def __init__(self) -> None:
+    With a ``reader`` (a connection on a read snapshot), a step may read until its first
+    write; a read after that would not see the step's own writes, so it is refused."""
+
+    def __init__(self, reader=None) -> None:
+        self.reader = reader
         self.steps: list[list[tuple]] = []  # one list of (statement, parameters) per step
         self._current: list[tuple] | None = None
 
@@ -49,6 +53,8 @@ class Recorder:
         self._current = None
 
     def execute(self, statement, parameters=None):
+        if not isinstance(statement, UpdateBase) and self.reader is not None and not self._current:
+            return self.reader.execute(statement, parameters)
         if not isinstance(statement, UpdateBase) or statement._returning or parameters is None:
             raise NeedsConnection(f"not a plain write: {type(statement).__name__}")
         self._current.append((statement, parameters))
@@ -73,8 +79,8 @@ class Recorder:
                         rows.extend(parameters)
                     else:
                         rows.append(parameters)
-                if rows:
-                    conn.execute(statement, rows)
+                if rows:  # one row: a plain execute, cheaper than executemany of one
+                    conn.execute(statement, rows if len(rows) > 1 else rows[0])
                     sent += 1
         self.steps.clear()
         return sent

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import regex
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from blocks.text import contains_words, normalize
 from engine import conversation as machine
@@ -104,6 +105,13 @@ _PUBLISHED = select(flows.c.id, flows.c.published_version).where(
     flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
 
 
+_VERSION = select(conversations.c.version).where(conversations.c.id == bindparam("_id"))
+
+
+class _Stale(Exception):
+    """The conversation changed between reading it and taking the write lock."""
+
+
 _EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_"})
 _UNKNOWN = object()
 
@@ -115,6 +123,7 @@ class _Work:
     conversation_id: int
     replies: list[dict] = field(default_factory=list)
     pending_http: dict | None = None
+    read_version: int | None = None  # the conversation's version when it was read
 
 
 class Service:
@@ -223,32 +232,80 @@ class Service:
                 {"path": "$.message.text", "message": "Texto vazio ou ausente."}])
         text = text[:MAX_TEXT]
         now = self.clock()
-        with self.db.begin() as conn:
-            conv = self._conversation_for(conn, channel, external_id, name, now, message_id)
-            done = conv.pop("_processed", _UNKNOWN)
-            if done is _UNKNOWN:
-                row = conn.execute(_PROCESSED, {"_channel": channel, "_external_id": message_id}).first()
-                done = row.result if row is not None else None
-            if done is not None:
-                return done
-            work = _Work(conv["id"])
-            self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id,
-                                save=False)
-            self._bot_reads(conn, conv, text, now, work, start_flow_id)
-            if conv.get("_unsaved", True):  # the bot's step saved it already, most of the time
-                self._save_state(conn, conv, now)
-            result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
-            conn.execute(_INSERT_PROCESSED, {
-                "channel": channel, "external_id": message_id, "conversation_id": conv["id"],
-                "result": result, "at": utc(now)})
+        args = (channel, external_id, name, message_id, text, now, start_flow_id)
+        found = None if self.is_postgres else self._inbound_before_locking(*args)
+        if found is None:
+            with self.db.begin() as conn:
+                found = self._inbound(conn, *args)
+        result, work = found
+        if work is None:
+            return result  # a message already answered: the same answer again
         if work.pending_http:
-            extra = self._perform_http(conv["id"], work.pending_http)
+            extra = self._perform_http(work.conversation_id, work.pending_http)
             result = {**result, "replies": result["replies"] + extra["replies"], "status": extra["status"]}
             with self.db.begin() as conn:
                 conn.execute(update(processed_messages).where(
                     processed_messages.c.channel == channel,
                     processed_messages.c.external_id == message_id).values(result=result))
         return result
+
+    def _inbound(self, conn, channel, external_id, name, message_id, text, now, start_flow_id
+                 ) -> tuple[dict, _Work | None]:
+        conv = self._conversation_for(conn, channel, external_id, name, now, message_id)
+        done = conv.pop("_processed", _UNKNOWN)
+        if done is _UNKNOWN:
+            row = conn.execute(_PROCESSED, {"_channel": channel, "_external_id": message_id}).first()
+            done = row.result if row is not None else None
+        if done is not None:
+            return done, None
+        work = _Work(conv["id"])
+        self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id,
+                            save=False)
+        self._bot_reads(conn, conv, text, now, work, start_flow_id)
+        if conv.get("_unsaved", True):  # the bot's step saved it already, most of the time
+            self._save_state(conn, conv, now)
+        result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
+        conn.execute(_INSERT_PROCESSED, {
+            "channel": channel, "external_id": message_id, "conversation_id": conv["id"],
+            "result": result, "at": utc(now)})
+        work.read_version = conv["version"]
+        return result, work
+
+    def _inbound_before_locking(self, *args) -> tuple[dict, _Work | None] | None:
+        """SQLite: the bot's step computed on a read snapshot, outside the write lock.
+
+        SQLite has one write lock for the whole database, so how long a message holds it
+        is what bounds throughput with several gunicorn workers. Here the conversation is
+        read without it, the step runs against a :class:`~engine.batch.Recorder`, and only
+        then is the lock taken: if the conversation's ``version`` is still the one read,
+        the recorded writes are replayed and committed; else (another message or an agent
+        got there first), or when the step needs to read after writing (a new contact, a
+        handoff, a jump), None: the caller does it all again under the lock.
+        """
+        conn = read_only(self.db)
+        try:
+            recorder = Recorder(reader=conn)
+            recorder.begin_step()
+            try:
+                result, work = self._inbound(recorder, *args)
+            except NeedsConnection:
+                return None
+            conn.commit()  # end the read snapshot
+            if work is None:
+                return result, None
+            recorder.end_step(keep=True)
+            conn.execution_options(papo_read_only=False)
+            try:
+                with conn.begin():  # BEGIN IMMEDIATE: the write lock, from here to the commit
+                    version = conn.execute(_VERSION, {"_id": work.conversation_id}).scalar()
+                    if version != work.read_version:
+                        raise _Stale
+                    recorder.replay(conn)
+            except (_Stale, IntegrityError):  # e.g. the same message id, answered meanwhile
+                return None
+            return result, work
+        finally:
+            conn.close()
 
     def _bot_reads(self, conn: Connection, conv: dict, text: str, now: float, work: _Work,
                    start_flow_id: str | None = None) -> None:

@@ -9,7 +9,7 @@ over; firing a timer someone else already fired is a harmless no-op.
 
 Periodic jobs (APScheduler 3, :meth:`Worker.run_forever`): timers every second, the
 WhatsApp outbox every 5 s (``engine.outbox.send_due``) and an
-hourly cleanup of the inbound de-duplication records (``PAPO_DEDUP_RETENTION``).
+hourly cleanup of the inbound de-duplication records and of finished timers (``PAPO_DEDUP_RETENTION``).
 """
 from __future__ import annotations
 
@@ -265,22 +265,33 @@ class Worker:
         return outbox.send_due(self.service)
 
     def cleanup(self, now: float | None = None) -> int:
-        """Forget inbound message ids older than ``dedup_retention_s``; how many went."""
+        """Forget what is older than ``dedup_retention_s``: inbound message ids, and timers
+        that are over (fired or cancelled). Returns how many rows went."""
         cutoff = utc(self._now(now) - self.dedup_retention_s)
         key = tuple_(processed_messages.c.channel, processed_messages.c.external_id)
+        old_ids = select(processed_messages.c.channel, processed_messages.c.external_id) \
+            .where(processed_messages.c.at < cutoff).limit(CLEANUP_CHUNK)
+        ids = self._delete_in_chunks(delete(processed_messages).where(key.in_(old_ids)))
+        old_timers = select(timers.c.id).where(
+            timers.c.status.in_(("fired", "cancelled")), timers.c.due_at < cutoff).limit(CLEANUP_CHUNK)
+        over = self._delete_in_chunks(delete(timers).where(timers.c.id.in_(old_timers)))
+        days = round(self.dedup_retention_s / 86400, 2)
+        if ids:
+            log.info("forgot %d inbound message ids older than %g days", ids, days)
+        if over:
+            log.info("deleted %d fired or cancelled timers due over %g days ago", over, days)
+        return ids + over
+
+    def _delete_in_chunks(self, statement) -> int:
+        """Run ``statement`` (a DELETE of at most CLEANUP_CHUNK rows) until it deletes fewer:
+        a short write transaction each, so inbound messages are not held up."""
         removed = 0
         while not self._stopping.is_set():
-            # Chunks: a short write transaction each, so inbound messages are not held up.
-            old = select(processed_messages.c.channel, processed_messages.c.external_id) \
-                .where(processed_messages.c.at < cutoff).limit(CLEANUP_CHUNK)
             with self.db.begin() as conn:
-                done = conn.execute(delete(processed_messages).where(key.in_(old))).rowcount or 0
+                done = conn.execute(statement).rowcount or 0
             removed += done
             if done < CLEANUP_CHUNK:
                 break
-        if removed:
-            log.info("forgot %d inbound message ids older than %g days",
-                     removed, round(self.dedup_retention_s / 86400, 2))
         return removed
 
     # ------------------------------------------------------------------ running

@@ -62,3 +62,39 @@ def test_twenty_threads_sending_to_one_conversation_lose_and_duplicate_nothing(d
     assert outbound == sent  # one bot reply per message, none doubled
     assert processed == sent
     assert service.get_conversation(answers["t0-m0"]["conversation_id"])["run"]["state"] == "ended"
+
+
+def test_an_agent_acting_while_the_bot_thinks_wins_and_the_bot_stays_silent(sqlite_file_url, monkeypatch):
+    """SQLite only (PostgreSQL locks the conversation's row first): the bot's step is
+    computed before the write lock is taken; when the conversation changed meanwhile (here
+    an agent opens it), the step is done again under the lock, on what it is now."""
+    from conftest import make_test_engine
+
+    from engine import batch
+    from engine.db import create_schema
+
+    db = make_test_engine(sqlite_file_url)
+    create_schema(db)
+    flows = FlowRepository(db)
+    flows.create(ECHO)
+    flows.publish("eco")
+    service = Service(db, Settings())
+    contact = {"external_id": "5511999990001", "name": "Bia"}
+    conversation_id = service.handle_inbound("api", contact, {"id": "m0", "text": "oi"})["conversation_id"]
+    real_end_step = batch.Recorder.end_step
+    interfered = []
+
+    def agent_first(self, keep: bool) -> None:
+        if keep and not interfered:
+            interfered.append(service.act(conversation_id, "open", "ana"))
+        real_end_step(self, keep)
+
+    monkeypatch.setattr(batch.Recorder, "end_step", agent_first)
+    answer = service.handle_inbound("api", contact, {"id": "m1", "text": "oi de novo"})
+
+    assert answer["status"] == "open" and answer["replies"] == []
+    assert service.handle_inbound("api", contact, {"id": "m1", "text": "oi de novo"}) == answer
+    with db.connect() as conn:
+        texts = conn.execute(select(messages.c.direction, messages.c.text).where(
+            messages.c.conversation_id == conversation_id).order_by(messages.c.id)).all()
+    assert [tuple(t) for t in texts] == [("in", "oi"), ("out", "Recebido!"), ("in", "oi de novo")]

@@ -229,6 +229,21 @@ def test_cleanup_forgets_inbound_message_ids_older_than_the_retention(db, clock)
     assert left == ["recent"]
 
 
+def test_cleanup_deletes_finished_timers_older_than_the_retention_and_keeps_the_rest(db, clock):
+    service = waiting_service(db, clock, 4)
+    with db.begin() as conn:
+        ids = conn.execute(select(timers.c.id).order_by(timers.c.id)).scalars().all()
+        for timer_id, status, age_days in zip(ids, ("fired", "cancelled", "pending", "fired"),
+                                              (8, 9, 30, 6), strict=True):
+            conn.execute(update(timers).where(timers.c.id == timer_id).values(
+                status=status, due_at=utc(T0 - age_days * 86400)))
+    assert Worker(service).cleanup() == 2
+    with db.connect() as conn:
+        left = dict(conn.execute(select(timers.c.id, timers.c.status)).all())
+    # an overdue timer still pending is work to do, never "old"; a recent fired one stays
+    assert left == {ids[2]: "pending", ids[3]: "fired"}
+
+
 def test_the_outbox_job_sends_through_engine_outbox(db, monkeypatch):
     from engine import outbox
 
