@@ -100,7 +100,7 @@ _ASSIGNEES = select(conversation_assignees.c.login).where(
     conversation_assignees.c.assigned_at, conversation_assignees.c.login)
 _CANCEL_BOT_TIMERS = update(timers).where(
     timers.c.conversation_id == bindparam("_id"), timers.c.status == "pending",
-    timers.c.kind.in_(BOT_TIMER_KINDS)).values(status="cancelled")
+    or_(*(timers.c.kind == kind for kind in BOT_TIMER_KINDS))).values(status="cancelled")
 _PUBLISHED = select(flows.c.id, flows.c.published_version).where(
     flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
 
@@ -562,12 +562,11 @@ class Service:
         return self._locked(conn, row)
 
     def _locked(self, conn: Connection, row) -> dict:
-        """The conversation dict of a row read under the lock: a private copy to mutate.
+        """The conversation dict of a row read under the lock, ours to mutate: the JSON
+        ``state`` was decoded for this row alone, so no copy is needed (use a row once).
 
         ``_unsaved`` (absent = unknown) tells whether it changed since it was last saved."""
-        conv = {k: v for k, v in row.items() if k not in _EXTRA_COLUMNS}
-        conv["state"] = json.loads(json.dumps(row["state"]))
-        return conv
+        return {k: v for k, v in row.items() if k not in _EXTRA_COLUMNS}
 
     @staticmethod
     def _attending(conn: Connection, conv: dict) -> list[str]:

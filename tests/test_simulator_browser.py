@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -155,11 +154,12 @@ def test_inside_the_flow_editor_the_pane_runs_and_highlights_the_current_block(n
     _send(pane, "oi")
     expect(pane.locator(".sim-chat")).to_contain_text("Como posso te ajudar hoje?")
     expect(pane.locator("#sim-state")).to_have_attribute("data-current-block", "menu")
-    highlighted = page.evaluate("""() => {
+    # the canvas marks the block once the pane's new state has settled: wait for it
+    page.wait_for_function("""() => {
         const card = document.querySelector('[data-block-id="menu"]');
-        return !!card && (card.className + ' ' + (card.closest('.drawflow-node') || card).className);
-    }""")
-    assert highlighted and re.search(r"highlight|current|active|running", highlighted), highlighted
+        const classes = card && (card.className + ' ' + (card.closest('.drawflow-node') || card).className);
+        return !!classes && /highlight|current|active|running/.test(classes);
+    }""", timeout=5_000)
     pane.get_by_role("button", name="Falar com atendente", exact=True).click()
     expect(pane.locator("#sim-status")).to_contain_text("o bot está em silêncio")
     assert page.dialogs == []
