@@ -35,8 +35,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 def _sqlite_begin(conn) -> None:
     # Writers take the lock at BEGIN (no read-then-upgrade deadlocks); connections opened
     # with read_only() take a plain deferred BEGIN, so in WAL mode they never wait for one.
-    read_only = conn.get_execution_options().get("papo_read_only")
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    # papo_autocommit (with papo_read_only): no BEGIN at all, each query its own snapshot.
+    options = conn.get_execution_options()
+    if options.get("papo_autocommit") and options.get("papo_read_only"):
+        return
+    conn.exec_driver_sql("BEGIN" if options.get("papo_read_only") else "BEGIN IMMEDIATE")
 
 
 def read_only(engine: Engine):

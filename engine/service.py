@@ -105,7 +105,7 @@ _PUBLISHED = select(flows.c.id, flows.c.published_version).where(
     flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
 
 
-_VERSION = select(conversations.c.version).where(conversations.c.id == bindparam("_id"))
+_VERSION_SQL = "SELECT version FROM conversations WHERE id = ?"  # SQLite (qmark)
 
 
 class _Stale(Exception):
@@ -282,7 +282,9 @@ class Service:
         got there first), or when the step needs to read after writing (a new contact, a
         handoff, a jump), None: the caller does it all again under the lock.
         """
-        conn = read_only(self.db)
+        # Autocommit reads: no BEGIN/COMMIT for what is one query most of the time (the
+        # version check below is what makes the reads safe to act on).
+        conn = read_only(self.db).execution_options(papo_autocommit=True)
         try:
             recorder = Recorder(reader=conn)
             recorder.begin_step()
@@ -290,15 +292,17 @@ class Service:
                 result, work = self._inbound(recorder, *args)
             except NeedsConnection:
                 return None
-            conn.commit()  # end the read snapshot
+            conn.commit()  # nothing to commit: ends SQLAlchemy's idea of a transaction
             if work is None:
                 return result, None
             recorder.end_step(keep=True)
-            conn.execution_options(papo_read_only=False)
+            conn.execution_options(papo_read_only=False, papo_autocommit=False)
             try:
                 with conn.begin():  # BEGIN IMMEDIATE: the write lock, from here to the commit
-                    version = conn.execute(_VERSION, {"_id": work.conversation_id}).scalar()
-                    if version != work.read_version:
+                    cursor = conn.connection.driver_connection.cursor()  # as cheap as it gets
+                    version = cursor.execute(_VERSION_SQL, (work.conversation_id,)).fetchone()
+                    cursor.close()
+                    if version is None or version[0] != work.read_version:
                         raise _Stale
                     recorder.replay(conn)
             except (_Stale, IntegrityError):  # e.g. the same message id, answered meanwhile
