@@ -266,9 +266,9 @@ def forget_tokens(engine: Engine) -> None:
 
 def revoke_tokens(engine: Engine, login: str) -> int:
     """Delete every API token of ``login``; returns how many there were."""
-    forget_tokens(engine)
     with engine.begin() as conn:
         user_id = conn.execute(select(users.c.id).where(users.c.login == login)).scalar()
-        if user_id is None:
-            return 0
-        return conn.execute(api_tokens.delete().where(api_tokens.c.user_id == user_id)).rowcount
+        removed = 0 if user_id is None else \
+            conn.execute(api_tokens.delete().where(api_tokens.c.user_id == user_id)).rowcount
+    forget_tokens(engine)  # after the commit: a lookup meanwhile may have remembered it again
+    return removed

@@ -16,6 +16,8 @@ that needs to read, or the answer of a write (a new row's id), raises
 """
 from __future__ import annotations
 
+from itertools import groupby
+
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -103,8 +105,11 @@ class _DriverWrite:
 
     def __init__(self, statement, dialect, keys: tuple[str, ...]):
         compiled = statement.compile(dialect=dialect, column_keys=list(keys))
-        # An IN (…) of a list is expanded per execution: left to SQLAlchemy (sql = None).
-        self.sql = None if "POSTCOMPILE" in compiled.string else compiled.string
+        # Left to SQLAlchemy (sql = None): an IN (…) of a list, expanded per execution, and
+        # a column default computed in Python for a value the row leaves out.
+        plain = "POSTCOMPILE" not in compiled.string and not compiled.insert_prefetch \
+            and not compiled.update_prefetch
+        self.sql = compiled.string if plain else None
         self.names = tuple(compiled.positiontup)
         self.fixed = {name: bind.value for name, bind in compiled.binds.items()}
         self.convert = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -115,7 +120,7 @@ class _DriverWrite:
         for name in self.names:
             value = row[name] if name in row else self.fixed[name]
             convert = self.convert[name]
-            out.append(convert(value) if convert is not None and value is not None else value)
+            out.append(convert(value) if convert is not None else value)  # None too: JSON null
         return tuple(out)
 
 
@@ -124,12 +129,10 @@ _compiled: dict[tuple, tuple] = {}
 
 def _run_on_driver(conn, statement, rows: list[dict]) -> None:
     dialect = conn.dialect
-    by_keys: dict[tuple, list[dict]] = {}
-    for row in rows:
-        by_keys.setdefault(tuple(row), []).append(row)
     cursor = conn.connection.driver_connection.cursor()
-    try:
-        for keys, same in by_keys.items():
+    try:  # rows with the same keys run together; the order of the rows is kept
+        for keys, group in groupby(rows, key=tuple):
+            same = list(group)
             found = _compiled.get((id(statement), keys))
             if found is None or found[0] is not statement:
                 found = _compiled[(id(statement), keys)] = (statement, _DriverWrite(statement, dialect, keys))

@@ -674,24 +674,29 @@ class Service:
         query = select(conversations).where(conversations.c.id.in_(ids)).order_by(conversations.c.id)
         locked = {r["id"]: r for r in conn.execute(
             query.with_for_update() if self.is_postgres else query).mappings()}
-        # Flip them all under the conversation locks: another worker may have fired some.
+        first: dict[int, dict] = {}  # conversation id → its first due timer: fired together
+        later = []  # a second timer of a conversation: on its own, after the first one
+        for row in rows:
+            conversation_id = row["conversation_id"]
+            if conversation_id not in locked:
+                continue
+            if conversation_id in first:
+                later.append(row)
+            else:
+                first[conversation_id] = row
+        # Flip them under the conversation locks: another worker may have fired some.
         flipped = set(conn.execute(update(timers).where(
-            timers.c.id.in_([r["id"] for r in rows]), timers.c.status == "pending")
+            timers.c.id.in_([r["id"] for r in first.values()]), timers.c.status == "pending")
             .values(status="fired", fired_at=utc(now)).returning(timers.c.id)).scalars())
         recorder = Recorder()
         done: list[tuple[int, _Work]] = []
-        alone, failed, seen = [], [], set()
-        for row in rows:
-            conversation_id = row["conversation_id"]
-            if row["id"] not in flipped or conversation_id not in locked:
+        alone, failed = [], []  # alone: flipped, but to be fired on the real connection
+        for row in first.values():
+            if row["id"] not in flipped:
                 continue
-            if conversation_id in seen:  # a second timer of one conversation: after the first
-                alone.append(row)
-                continue
-            seen.add(conversation_id)
             recorder.begin_step()
             try:
-                work = self._fire_row(recorder, row, self._locked(conn, locked[conversation_id]), now)
+                work = self._fire_row(recorder, row, self._locked(conn, locked[row["conversation_id"]]), now)
             except NeedsConnection:
                 recorder.end_step(keep=False)
                 alone.append(row)
@@ -710,15 +715,22 @@ class Service:
         except Exception:  # e.g. a constraint: fire each of them on its own, to find the one
             log.exception("writing %d timers together failed; firing them one by one", len(done))
             batched = {timer_id for timer_id, _ in done}
-            alone = [row for row in rows if row["id"] in batched or row in alone]
+            alone = [row for row in first.values() if row["id"] in batched or row in alone]
             done = []
-        for row in alone:
+        flipped_alone = {row["id"] for row in alone}
+        for row in sorted(alone + later, key=lambda r: (r["conversation_id"], r["id"])):
             try:
                 with conn.begin_nested():
-                    work = self._fire_row(conn, row, self._lock(conn, row["conversation_id"]), now)
+                    conv = self._lock(conn, row["conversation_id"])
+                    if row["id"] not in flipped_alone and conn.execute(update(timers).where(
+                            timers.c.id == row["id"], timers.c.status == "pending")
+                            .values(status="fired", fired_at=utc(now))).rowcount != 1:
+                        continue  # cancelled by the first timer's step, or fired elsewhere
+                    work = self._fire_row(conn, row, conv, now)
             except Exception as exc:
                 log.exception("timer %s failed", row["id"])
-                failed.append(row["id"])
+                if row["id"] in flipped_alone:
+                    failed.append(row["id"])  # (a later one's flip was rolled back with it)
                 results[row["id"]]["error"] = f"{type(exc).__name__}: {exc}"
                 continue
             done.append((row["id"], work))

@@ -199,6 +199,21 @@ def test_a_failing_timer_stays_pending_and_the_others_fire(db, clock, caplog, mo
     assert counts(db)["most_per_conversation"] == 1
 
 
+def test_a_second_timer_of_a_conversation_fires_after_the_first_and_sends_nothing(db, clock):
+    service = waiting_service(db, clock, 3)
+    with db.begin() as conn:  # conversation 1 gets a copy of its wait timer, due as well
+        original = conn.execute(select(timers).order_by(timers.c.id).limit(1)).mappings().one()
+        copy_id = conn.execute(insert(timers).values(
+            conversation_id=original["conversation_id"], kind="wait", due_at=original["due_at"],
+            status="pending", payload=original["payload"])).inserted_primary_key[0]
+    results = service.fire_timers([copy_id, original["id"]], T0 + 2)
+    # the first one moved the run past the wait; the copy, fired after it, finds it there
+    assert [r["replies"] for r in results] == [[], [{"text": AFTER, "buttons": []}]]
+    assert Worker(service).run_once(T0 + 2) == 2  # the two other conversations
+    found = counts(db)
+    assert (found["after"], found["most_per_conversation"], found["pending"]) == (3, 1, 0)
+
+
 def test_timers_whose_writes_fail_together_are_fired_one_by_one(db, clock, monkeypatch):
     from engine.batch import Recorder
 
