@@ -135,6 +135,8 @@ def _run_on_driver(conn, statement, rows: list[dict]) -> None:
             same = list(group)
             found = _compiled.get((id(statement), keys))
             if found is None or found[0] is not statement:
+                if len(_compiled) > 500:  # only a handful of statements are ever recorded
+                    _compiled.clear()
                 found = _compiled[(id(statement), keys)] = (statement, _DriverWrite(statement, dialect, keys))
             write = found[1]
             if write.sql is None:

@@ -112,6 +112,7 @@ class _Stale(Exception):
     """The conversation changed between reading it and taking the write lock."""
 
 
+_INSERT_IGNORE: dict[tuple, object] = {}
 _EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_"})
 _UNKNOWN = object()
 
@@ -142,7 +143,6 @@ class Service:
         self._published: dict[str, int] = {}
         self._docs: dict[tuple[str, int], dict] = {}
         self.is_postgres = db.dialect.name == "postgresql"
-        self._visit_stmt = None
 
     # ------------------------------------------------------------------ flows
     def _flow(self, conn: Connection, flow_id: str, version: int | None,
@@ -451,16 +451,20 @@ class Service:
     def _record_visits(self, conn, effect: dict, now: float) -> None:
         rows = [{"run_id": effect["run_id"], "flow_id": effect["flow_id"], "block_id": b, "at": utc(now)}
                 for b in effect["block_ids"]]
-        if self._visit_stmt is None:
-            self._visit_stmt = self._insert_ignore(run_blocks, ["run_id", "flow_id", "block_id"])
-        conn.execute(self._visit_stmt, rows)
+        conn.execute(self._insert_ignore(run_blocks, ["run_id", "flow_id", "block_id"]), rows)
 
     def _insert_ignore(self, table, keys):
-        if self.is_postgres:
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-            return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
+        """``INSERT … ON CONFLICT DO NOTHING`` for this database, built once per process
+        (one statement object, so batched writes of many steps group together)."""
+        key = (self.is_postgres, table.name, tuple(keys))
+        found = _INSERT_IGNORE.get(key)
+        if found is None:
+            if self.is_postgres:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            found = _INSERT_IGNORE[key] = dialect_insert(table).on_conflict_do_nothing(index_elements=keys)
+        return found
 
     def _log(self, conn, conversation_id, level, block_id, message, now) -> None:
         conn.execute(_INSERT_LOG, {"conversation_id": conversation_id, "level": level,
