@@ -68,30 +68,9 @@ PG_PAPO_DB = "papo_bench_http_papo"
 PG_BARE_DB = "papo_bench_http_bare"
 
 
-def block(block_id: str, kind: str, **data) -> dict:
-    return {"id": block_id, "type": kind, "position": {"x": 0, "y": 0}, "data": data}
-
-
-FLOW = {
-    "schema_version": 1, "id": FLOW_ID, "name": "Bench inbound", "priority": 0,
-    "triggers": [{"type": "keyword", "match": "exact", "value": "oi"}],
-    "start": "m1",
-    "blocks": [
-        block("m1", "message", text="Olá, {{ contact.name }}!"),
-        block("q1", "question", text="Como posso ajudar?", input="choice", save_as="escolha",
-              options=[{"id": "o1", "label": "Planos"}, {"id": "o2", "label": "Suporte"}]),
-        block("m2", "message", text="Você escolheu {{ escolha }}. Obrigado!"),
-        block("t1", "add_tag", tag="bench"),
-        block("m3", "message", text="Até logo, {{ contact.name }}!"),
-    ],
-    "edges": [
-        {"from": "m1", "port": "next", "to": "q1"},
-        {"from": "q1", "port": "o1", "to": "m2"},
-        {"from": "q1", "port": "o2", "to": "m2"},
-        {"from": "m2", "port": "next", "to": "t1"},
-        {"from": "t1", "port": "next", "to": "m3"},
-    ],
-}
+# The 5-block flow (keyword "oi" → message → choice question → message → add_tag →
+# message); tests/reliability uses the same file.
+FLOW = json.loads((Path(__file__).resolve().parent / "flows" / "chat.json").read_text(encoding="utf-8"))
 
 WRK_SCRIPT = r"""
 -- One wrk thread = one connection = one client = one contact (bench/http_inbound.py).

@@ -43,27 +43,10 @@ def block(block_id: str, kind: str, **data) -> dict:
     return {"id": block_id, "type": kind, "position": {"x": 0, "y": 0}, "data": data}
 
 
-# "oi" → greeting + choice question; an option → confirmation + goodbye (as bench/http_inbound.py).
-CHAT_FLOW = {
-    "schema_version": 1, "id": "rel-chat", "name": "Reliability chat",
-    "triggers": [{"type": "keyword", "match": "exact", "value": "oi"}],
-    "start": "m1",
-    "blocks": [
-        block("m1", "message", text="Olá, {{ contact.name }}!"),
-        block("q1", "question", text="Como posso ajudar?", input="choice", save_as="escolha",
-              options=[{"id": "o1", "label": "Planos"}, {"id": "o2", "label": "Suporte"}]),
-        block("m2", "message", text="Você escolheu {{ escolha }}. Obrigado!"),
-        block("t1", "add_tag", tag="rel"),
-        block("m3", "message", text="Até logo, {{ contact.name }}!"),
-    ],
-    "edges": [
-        {"from": "m1", "port": "next", "to": "q1"},
-        {"from": "q1", "port": "o1", "to": "m2"},
-        {"from": "q1", "port": "o2", "to": "m2"},
-        {"from": "m2", "port": "next", "to": "t1"},
-        {"from": "t1", "port": "next", "to": "m3"},
-    ],
-}
+# "oi" → greeting + choice question; an option → confirmation + goodbye: the flow of
+# bench/http_inbound.py, from the same file.
+CHAT_FLOW = {**json.loads((ROOT / "bench" / "flows" / "chat.json").read_text(encoding="utf-8")),
+             "id": "rel-chat", "name": "Reliability chat"}
 # The answers cycle through the ways a customer picks an option.
 ANSWERS = (("1", "Planos"), ("suporte", "Suporte"), ("PLANOS", "Planos"), ("2", "Suporte"))
 
