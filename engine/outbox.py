@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, insert, or_, select, update
 
 from engine.moments import iso, utc
-from engine.store import contacts, conversations, outbox, run_log
+from engine.store import contacts, conversations, messages, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
 
 log = logging.getLogger("papo.outbox")
@@ -341,10 +341,14 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
 # ---------------------------------------------------------------------- reading and fixing
 def outbox_status(service, conversation_id: int) -> list[dict]:
     """Delivery state of each WhatsApp message of a conversation, oldest first (for the inbox)."""
+    # The message an outbox row sends keeps the row's key (messages.external_id).
     with service.db.connect() as conn:
-        rows = conn.execute(select(outbox).where(outbox.c.conversation_id == conversation_id)
-                            .order_by(outbox.c.id)).mappings().all()
-    return [{"id": r["id"], "message_id": (r["payload"] or {}).get("message_id"),
+        rows = conn.execute(select(outbox, messages.c.id.label("message_id")).outerjoin(
+            messages, and_(messages.c.conversation_id == outbox.c.conversation_id,
+                           messages.c.external_id == outbox.c.idempotency_key))
+            .where(outbox.c.conversation_id == conversation_id)
+            .order_by(outbox.c.id)).mappings().all()
+    return [{"id": r["id"], "message_id": r["message_id"],
              "status": r["status"], "attempts": r["attempts"], "last_error": r["last_error"],
              "next_attempt_at": iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
              "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"])} for r in rows]

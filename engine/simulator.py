@@ -113,14 +113,12 @@ class Simulation:
     def _ensure_conversation(self) -> int:
         """The conversation, created (concluded, no run) if no message made it yet.
 
-        The service creates conversations only for inbound messages; ``/open`` as the very
-        first action needs one too, so this borrows the service's own helper.
+        The service creates conversations for inbound messages; ``/open`` as the very
+        first action needs one too (``Service.ensure_conversation``).
         """
         if self.conversation_id is None:
-            with self.service.db.begin() as conn:
-                conv = self.service._conversation_for(conn, TEST_CHANNEL, self.external_id,
-                                                      self.contact_name, self.now)
-            self.conversation_id = conv["id"]
+            self.conversation_id = self.service.ensure_conversation(
+                TEST_CHANNEL, {"external_id": self.external_id, "name": self.contact_name})
         return self.conversation_id
 
     # ------------------------------------------------------------------ reading

@@ -64,32 +64,29 @@ def test_twenty_threads_sending_to_one_conversation_lose_and_duplicate_nothing(d
     assert service.get_conversation(answers["t0-m0"]["conversation_id"])["run"]["state"] == "ended"
 
 
-def test_an_agent_acting_while_the_bot_thinks_wins_and_the_bot_stays_silent(sqlite_file_url, monkeypatch):
-    """SQLite only (PostgreSQL locks the conversation's row first): the bot's step is
-    computed before the write lock is taken; when the conversation changed meanwhile (here
-    an agent opens it), the step is done again under the lock, on what it is now."""
-    from conftest import make_test_engine
+def test_an_agent_acting_while_the_bot_thinks_wins_and_the_bot_stays_silent(db, monkeypatch):
+    """The bot's step is decided before the write transaction; when the conversation
+    changed meanwhile (here an agent opens it), the write is refused by the version check
+    and the step decided again on what the conversation is now."""
+    from engine.service import unit
 
-    from engine import batch
-    from engine.db import create_schema
-
-    db = make_test_engine(sqlite_file_url)
-    create_schema(db)
     flows = FlowRepository(db)
     flows.create(ECHO)
     flows.publish("eco")
     service = Service(db, Settings())
     contact = {"external_id": "5511999990001", "name": "Bia"}
     conversation_id = service.handle_inbound("api", contact, {"id": "m0", "text": "oi"})["conversation_id"]
-    real_end_step = batch.Recorder.end_step
+    real_decide = unit.decide
     interfered = []
 
-    def agent_first(self, keep: bool) -> None:
-        if keep and not interfered:
-            interfered.append(service.act(conversation_id, "open", "ana"))
-        real_end_step(self, keep)
+    def agent_meanwhile(snapshot, event):
+        changes = real_decide(snapshot, event)
+        if not interfered:
+            interfered.append(True)  # (the agent's own decision goes through here too)
+            service.act(conversation_id, "open", "ana")
+        return changes
 
-    monkeypatch.setattr(batch.Recorder, "end_step", agent_first)
+    monkeypatch.setattr(unit, "decide", agent_meanwhile)
     answer = service.handle_inbound("api", contact, {"id": "m1", "text": "oi de novo"})
 
     assert answer["status"] == "open" and answer["replies"] == []
