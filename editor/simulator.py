@@ -35,15 +35,14 @@ from datetime import UTC, datetime
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from editor.app import get_engine, get_settings, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
+from engine import queries
 from engine.errors import PapoError
 from engine.flows import FlowRepository
 from engine.service import TEST_CHANNEL, Service, epoch
-from engine.store import contacts, conversations, run_log
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +79,8 @@ class SessionSimulation:
 
     def conversation_id(self) -> int | None:
         """The test conversation, once a message or an action created it."""
-        with get_engine().connect() as conn:
-            return conn.execute(
-                select(conversations.c.id)
-                .join(contacts, contacts.c.id == conversations.c.contact_id)
-                .where(contacts.c.channel == TEST_CHANNEL,
-                       contacts.c.external_id == self.external_id)).scalar()
+        found = queries.contact_conversation(get_engine(), TEST_CHANNEL, self.external_id)
+        return found["id"] if found else None
 
     def add_note(self, after: int, kind: str, value) -> None:
         self.notes.append([after, kind, value])
@@ -303,14 +298,7 @@ def _lint_errors(draft: dict) -> list[dict]:
 
 def _run_details(conversation_id: int) -> tuple[dict, list[dict]]:
     """The run as the engine keeps it (draft revision included) and its run-log problems."""
-    with get_engine().connect() as conn:
-        state = conn.execute(select(conversations.c.state).where(
-            conversations.c.id == conversation_id)).scalar() or {}
-        rows = conn.execute(select(run_log.c.level, run_log.c.block_id, run_log.c.message)
-                            .where(run_log.c.conversation_id == conversation_id)
-                            .order_by(run_log.c.id.desc()).limit(MAX_PROBLEMS)).all()
-    problems = [{"level": r.level, "block_id": r.block_id, "message": r.message} for r in reversed(rows)]
-    return (state.get("run") or {}), problems
+    return queries.run_details(get_engine(), conversation_id, problems=MAX_PROBLEMS)
 
 
 def _state_context(sim: SessionSimulation, draft: dict, note: str | None = None,
