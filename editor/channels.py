@@ -73,8 +73,7 @@ def whatsapp_receive():
     service = get_service()
     for message in delivery.messages:
         if message.reply_id:
-            with service.db.connect() as conn:
-                message = _with_text(message, whatsapp.full_reply_title(conn, message))
+            message = _with_text(message, whatsapp.full_reply_title(service.db, message))
         try:
             service.handle_inbound("whatsapp", message.contact(), message.message())
         except PapoError as exc:

@@ -312,12 +312,12 @@ def card_payload(block: dict) -> dict:
 
 def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
     """Variables blocks of ``doc`` save (for the variable picker), plus ``contact.name``."""
-    from engine.lint import _set_vars  # the one place that knows which field saves what
+    from engine.lint import variables_saved_by  # the one place that knows which field saves what
 
     names: set[str] = set()
     for block in doc.get("blocks", []):
         if block.get("id") != exclude:
-            names |= _set_vars(block)
+            names |= variables_saved_by(block)
     return ["contact.name", *sorted(names)]
 
 
@@ -498,7 +498,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     Fields the schema forbids in the current configuration (a question's options when
     the answer is not a choice) are dropped rather than reported.
     """
-    from schemas import _schema_problem  # the flow document's messages, in pt or en
+    from schemas import schema_problem  # the flow document's messages, in pt or en
 
     validator = Draft202012Validator(schema)
     lang = current_lang()
@@ -521,7 +521,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
                 messages.setdefault(key or "_", _("Preencha este campo."))
                 continue
             key = ".".join(path) or "_"
-            messages.setdefault(key, _schema_problem(leaf, {}, lang)["message"])
+            messages.setdefault(key, schema_problem(leaf, {}, lang)["message"])
     return data, messages
 
 

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
 
+from engine.db import read_only
 from engine.store import contacts, conversations, messages
 
 # Cloud API limits (interactive messages).
@@ -284,7 +285,7 @@ def _optional_str(value, path: str) -> str | None:
     return value.strip() or None
 
 
-def full_reply_title(conn: Connection, message: InboundMessage, lookback: int = 20) -> str:
+def full_reply_title(db: Engine, message: InboundMessage, lookback: int = 20) -> str:
     """The whole label of the button the customer tapped.
 
     WhatsApp titles are cut at 20 (buttons) or 24 (list rows) characters, so a label longer
@@ -296,13 +297,14 @@ def full_reply_title(conn: Connection, message: InboundMessage, lookback: int = 
     if found is None or message.kind != "interactive" or len(message.text) > ROW_DESCRIPTION_MAX:
         return message.text
     index = int(found.group(1)) - 1
-    rows = conn.execute(
-        select(messages.c.buttons)
-        .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .join(contacts, contacts.c.id == conversations.c.contact_id)
-        .where(contacts.c.channel == "whatsapp", contacts.c.external_id == message.wa_id,
-               messages.c.direction == "out")
-        .order_by(messages.c.id.desc()).limit(lookback)).scalars()
+    with read_only(db) as conn:
+        rows = conn.execute(
+            select(messages.c.buttons)
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .join(contacts, contacts.c.id == conversations.c.contact_id)
+            .where(contacts.c.channel == "whatsapp", contacts.c.external_id == message.wa_id,
+                   messages.c.direction == "out")
+            .order_by(messages.c.id.desc()).limit(lookback)).scalars().all()
     for buttons in rows:
         label = buttons[index] if buttons and 0 <= index < len(buttons) else None
         # Only a title our builder made from this very label counts.

@@ -87,7 +87,8 @@ def _path(parts) -> str:
     return out
 
 
-def _schema_problem(error, doc: dict, lang: str | None) -> dict:
+def schema_problem(error, doc: dict, lang: str | None) -> dict:
+    """One JSON Schema error as ``{"path", "message", "block_id"?}`` in ``lang`` (pt or en)."""
     kind = error.validator
     path = list(error.absolute_path)
     params: dict[str, Any] = {}
@@ -146,7 +147,7 @@ def validate_document(doc: Any, lang: str | None = None) -> dict:
     if _fast_validator().is_valid(doc):
         problems = []
     else:
-        problems = [_schema_problem(e, doc, lang) for e in _best_errors(doc)]
+        problems = [schema_problem(e, doc, lang) for e in _best_errors(doc)]
     if problems:
         unique = {(p["path"], p["message"]): p for p in problems}
         raise FlowDocumentError(sorted(unique.values(), key=lambda p: p["path"]))
