@@ -336,7 +336,7 @@ def new_block_data(kind: BlockKind, flow_id: str) -> dict:
         "add_tag": {"tag": _("etiqueta")},
         "remove_tag": {"tag": _("etiqueta")},
         "jump": {"flow_id": flow_id},
-        "open_conversation": {},
+        "open_conversation": {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
         "conclude_conversation": {},
     }
     if kind.type in presets:
@@ -364,19 +364,33 @@ def _defaults_from_schema(schema: dict) -> dict:
     return data
 
 
+def extra_presets() -> list[dict]:
+    """Palette items beyond one per kind: a kind preconfigured for a common job."""
+    return [{"key": "csat", "type": "question", "label": _("Avaliação (CSAT)"),
+             "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
+                      "input": "rating", "save_as": "csat", "csat": True}}]
+
+
 def palette(flow_id: str) -> list[dict]:
-    """The palette: families in order, each with its kinds and a template card."""
+    """The palette: families in order, each with its kinds and a template card.
+
+    An item's ``key`` names it in the page (``data-kind``); ``type`` is the block kind it
+    adds (the key is the kind's type, or a preset's own key such as ``csat``).
+    """
     groups = []
+    presets = extra_presets()
     for family in FAMILIES:
         items = []
         for kind in REGISTRY.values():
             if kind.family != family:
                 continue
-            data = new_block_data(kind, flow_id)
-            block = {"id": "novo", "type": kind.type, "data": data}
-            items.append({"type": kind.type, "label": kind_label(kind), "data": data,
-                          "card": render_card(block), "ports": block_ports(block),
-                          "family": kind.family})
+            entries = [{"key": kind.type, "label": kind_label(kind), "data": new_block_data(kind, flow_id)}]
+            entries += [p for p in presets if p["type"] == kind.type]
+            for entry in entries:
+                block = {"id": "novo", "type": kind.type, "data": entry["data"]}
+                items.append({"key": entry["key"], "type": kind.type, "label": entry["label"],
+                              "data": entry["data"], "card": render_card(block),
+                              "ports": block_ports(block), "family": kind.family})
         if items:
             groups.append({"family": family, "label": family_label(family), "kinds": items})
     return groups
@@ -464,6 +478,9 @@ def parse_block_form(kind: BlockKind, form) -> tuple[dict, dict[str, str], dict[
             mapping = {p["key"].strip(): p["value"] for p in pairs if p["key"].strip()}
             if mapping or name in required:
                 data[name] = mapping
+        elif kind_of == "boolean":
+            if form.get(name):  # a checkbox: present when checked
+                data[name] = True
         elif kind_of in ("integer", "number"):
             raw = (form.get(name) or "").strip()
             if not raw:
@@ -788,8 +805,8 @@ def edit(flow_id: str):
         "revision": draft["revision"],
         "cards": cards,
         "findings": draft.get("findings") or [],
-        "palette": {k["type"]: {"data": k["data"], "html": k["card"], "ports": k["ports"],
-                                "family": k["family"]}
+        "palette": {k["key"]: {"type": k["type"], "data": k["data"], "html": k["card"],
+                               "ports": k["ports"], "family": k["family"]}
                     for g in groups for k in g["kinds"]},
         "messages": editor_messages(),
         "urls": {

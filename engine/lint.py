@@ -40,7 +40,7 @@ def _template_fields(block: dict) -> list[str]:
     data = block.get("data", {})
     kind = block["type"]
     texts: list[str] = []
-    if kind in ("message", "question"):
+    if kind in ("message", "question", "open_conversation"):
         texts.append(data.get("text", ""))
         if data.get("invalid_text"):
             texts.append(data["invalid_text"])
