@@ -54,6 +54,7 @@ from markupsafe import Markup
 
 from blocks import REGISTRY
 from blocks.base import FAMILIES, BlockKind
+from editor import condition_form
 from editor.app import get_engine, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
@@ -231,6 +232,31 @@ def ordered_json(value) -> Markup:
     return htmlsafe_json_dumps(value, dumps=json.dumps)
 
 
+@bp.app_template_global("rule_views")
+def _rule_views(rules):
+    return condition_form.rule_views(rules)
+
+
+@bp.app_template_global("new_rule_view")
+def _new_rule_view(port: str = ""):
+    return condition_form.new_rule_view(port)
+
+
+@bp.app_template_global("condition_variables")
+def _condition_variables(variables):
+    return condition_form.variable_choices(list(variables))
+
+
+@bp.app_template_global("operator_labels")
+def _operator_labels():
+    return condition_form.operator_labels()
+
+
+@bp.app_template_global("rule_text")
+def _rule_text(when):
+    return condition_form.describe_rule(when)
+
+
 @bp.app_template_filter("pretty_json")
 def pretty_json(value) -> str:
     if value is None or isinstance(value, Undefined):
@@ -329,7 +355,8 @@ def new_block_data(kind: BlockKind, flow_id: str) -> dict:
                      "options": [{"id": "o1", "label": _("Opção 1")},
                                  {"id": "o2", "label": _("Opção 2")}],
                      "save_as": "resposta"},
-        "condition": {"rules": [{"port": "sim", "when": {"==": [{"var": "resposta"}, _("Opção 1")]}}]},
+        # No rule yet: the form opens with a blank builder row, never a made-up variable.
+        "condition": {"rules": []},
         "set_variable": {"name": "variavel", "value": ""},
         "wait": {"seconds": 60},
         "http_request": {"method": "GET", "url": "https://example.com/"},
@@ -424,10 +451,14 @@ def parse_block_form(kind: BlockKind, form) -> tuple[dict, dict[str, str], dict[
     data: dict[str, Any] = {}
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
+    builders = set(form.getlist("_builder"))
     for name in listed:
         prop = props[name]
         kind_of = prop.get("type")
-        if kind_of == "array" and prop.get("items", {}).get("type") == "object":
+        if name in builders:  # a condition's rules, from the builder's rows (or raw JSON)
+            data[name], values[name], rule_errors = condition_form.read_rules(form)
+            errors.update(rule_errors)
+        elif kind_of == "array" and prop.get("items", {}).get("type") == "object":
             item_props = prop["items"].get("properties", {})
             rows = _rows(form, name, list(item_props))
             taken = {r.get("id", "") for r in rows}
@@ -554,13 +585,13 @@ def block_connections(block: dict, doc: dict) -> list[dict]:
 
 def render_block_form(flow_id: str, block: dict, doc: dict, errors: dict | None = None,
                       values: dict | None = None, result: dict | None = None,
-                      saved: bool = False) -> str:
+                      saved: bool = False, notice: str | None = None) -> str:
     kind = REGISTRY[block["type"]]
     data = block.get("data") or {}
     variables = saved_variables(doc, exclude=block["id"])
     fields = Markup(_block_template(kind, "form.html").render(
         block=block, data=data, values=values or {}, errors=errors or {}, kind=kind,
-        schema=kind.data_schema, variables=variables, flow_id=flow_id,
+        schema=kind.data_schema, variables=variables, flow_id=flow_id, notice=notice,
         flow_ids=sorted(repository().flow_index())))
     # After a valid POST the page saves, then asks for the form again: only then do the
     # connections below match the saved document.
@@ -863,6 +894,14 @@ def block_form(flow_id: str, block_id: str):
     if kind is None:
         abort(400)
     doc = repository().get(flow_id, current_lang())[0]
+    if condition_form.is_preview(request.form):
+        # "Adicionar condição", "Adicionar regra", builder ⇄ advanced: the form again, as
+        # the person left it plus the change; nothing is validated or saved yet.
+        data, values, _errors = parse_block_form(kind, request.form)
+        views, notice = condition_form.apply_preview(request.form, values.get("rules") or [])
+        block = {"id": block_id, "type": kind.type, "data": data}
+        return render_block_form(flow_id, block, doc, values={**values, "rules": views},
+                                 notice=notice)
     data, values, errors = validate_block_form(kind, request.form)
     block = {"id": block_id, "type": kind.type, "data": data}
     if errors:
