@@ -834,7 +834,7 @@ def edit(flow_id: str):
         },
     }
     return render_template("flows/edit.html", flow=draft, flow_id=flow_id, doc=doc, boot=boot,
-                           palette=groups)
+                           palette=groups, differs=draft_differs(flow_id, doc))
 
 
 def _json_error(status: int, code: str, message: str, **extra):
@@ -862,7 +862,8 @@ def save_draft(flow_id: str):
                            details=problems)
     except PapoError as exc:
         return _json_error(exc.status, exc.code, exc.message, details=exc.details or [])
-    response = jsonify({"revision": result["revision"], "findings": result["findings"]})
+    response = jsonify({"revision": result["revision"], "findings": result["findings"],
+                        "unpublished": draft_differs(flow_id, repository().get(flow_id, lang)[0])})
     response.headers["ETag"] = f'"{result["revision"]}"'
     # validate + lint + store, for the browser's devtools and bench/editor.py
     response.headers["Server-Timing"] = f"save;dur={(time.perf_counter() - started) * 1000:.1f}"
@@ -1018,6 +1019,13 @@ def findings(flow_id: str):
 @bp.post("/flows/<flow_id>/publish")
 @admin_required
 def publish(flow_id: str):
+    """Publish the draft, or ``version`` (which also becomes the draft again).
+
+    With warnings and without ``confirm``, nothing is published: the warnings are shown
+    with "Publicar mesmo assim" (a second POST with ``confirm=1``).
+    """
+    from engine.lint import lint
+
     lang = current_lang()
     raw_version = (request.form.get("version") or "").strip()
     version = None
@@ -1027,6 +1035,12 @@ def publish(flow_id: str):
         except ValueError:
             abort(400)
     repo = repository()
+    if not request.form.get("confirm"):
+        doc = repo.published(flow_id, version)[0] if version else repo.get(flow_id, lang)[0]
+        found = lint(doc, flows=repo.flow_index(), lang=lang)
+        if found and not any(f.get("level") == "error" for f in found):
+            return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
+                                   checked=True, confirm_publish=True, version=version)
     try:
         result = repo.publish(flow_id, actor=actor(), version=version, lang=lang)
     except Invalid as exc:
@@ -1035,8 +1049,38 @@ def publish(flow_id: str):
         return _with_status(make_response(render_template(
             "flows/_findings.html", findings=exc.extra.get("findings", []), flow_id=flow_id,
             checked=True, publish_refused=exc.message)), 422)
+    restored = version_result(flow_id, version) if version else None
     return render_template("flows/_versions.html", **_versions_context(
-        flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True)
+        flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True,
+        restored=restored)
+
+
+def version_result(flow_id: str, version: int) -> dict:
+    """What the page applies to put published ``version`` into the draft (it saves it as
+    a new revision, so undo brings the previous draft back)."""
+    found = repository().published(flow_id, version)
+    if found is None:
+        raise NotFound(_("A versão %(n)d não existe.", n=version))
+    doc = copy.deepcopy(found[0])
+    doc["id"] = flow_id
+    cards = {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}
+    return {"action": "replace", "doc": doc, "cards": cards, "version": version}
+
+
+@bp.get("/flows/<flow_id>/versions/<int:version>/draft")
+@admin_required
+def restore_version(flow_id: str, version: int):
+    """"Restaurar no rascunho": the versions panel again, carrying the version for the page
+    to load into the canvas and save as the draft."""
+    repository().draft(flow_id, current_lang())  # 404 for an unknown flow
+    return render_template("flows/_versions.html", **_versions_context(flow_id),
+                           restored=version_result(flow_id, version))
+
+
+def draft_differs(flow_id: str, doc: dict) -> bool:
+    """True when ``doc`` (the draft) is not what is published (False if nothing is)."""
+    published = repository().published(flow_id)
+    return published is not None and published[0] != doc
 
 
 def _versions_context(flow_id: str, **extra) -> dict:
@@ -1061,6 +1105,7 @@ def _versions_context(flow_id: str, **extra) -> dict:
     published_doc = documents.get(draft["published_version"]) if draft["published_version"] else None
     unpublished = describe_diff(flow_diff(published_doc, draft["document"])) if published_doc else None
     return {"flow_id": flow_id, "flow": draft, "versions": rows, "unpublished": unpublished,
+            "differs": published_doc is not None and published_doc != draft["document"],
             **extra}
 
 

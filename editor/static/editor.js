@@ -468,6 +468,8 @@
       }
       state.revision = answer.revision;
       state.findings = answer.findings || [];
+      var changes = document.getElementById("draft-changes");
+      if (changes && typeof answer.unpublished === "boolean") changes.hidden = !answer.unpublished;
       state.retryDelay = 2000;
       hideOffline();
       decorate();
