@@ -118,6 +118,33 @@ def triggers_summary(triggers: list[dict], limit: int = 5) -> str:
     return shown or _("nenhum gatilho")
 
 
+def trigger_messages() -> dict[str, str]:
+    """The words of the header's trigger sentence (editor.js builds the same sentence)."""
+    return {"saysPrefix": _("Começa quando o cliente diz:"), "orDefault": _("ou por padrão"),
+            "onlyDefault": _("Começa com qualquer mensagem (fluxo padrão)"),
+            "none": _("Nenhum gatilho: este fluxo não começa sozinho"),
+            "contains": _("contém “%(value)s”"), "regex": _("expressão /%(value)s/")}
+
+
+def triggers_sentence(triggers: list[dict]) -> str:
+    """``Começa quando o cliente diz: oi, olá · ou por padrão`` — the editor's header."""
+    words = trigger_messages()
+    said = []
+    default = False
+    for trigger in triggers or []:
+        if trigger.get("type") == "default":
+            default = True
+        elif trigger.get("match") == "contains":
+            said.append(words["contains"].replace("%(value)s", str(trigger.get("value", ""))))
+        elif trigger.get("match") == "regex":
+            said.append(words["regex"].replace("%(value)s", str(trigger.get("value", ""))))
+        else:
+            said.append(str(trigger.get("value", "")))
+    if said:
+        return f"{words['saysPrefix']} {', '.join(said)}" + (f" · {words['orDefault']}" if default else "")
+    return words["onlyDefault"] if default else words["none"]
+
+
 def _is_htmx() -> bool:
     return bool(getattr(request, "htmx", False))
 
@@ -623,7 +650,9 @@ def index():
 def _starter_document(flow_id: str, name: str) -> dict:
     return {
         "schema_version": CURRENT_VERSION, "id": flow_id, "name": name, "description": "",
-        "priority": 0, "triggers": [], "start": "b1",
+        "priority": 0, "start": "b1",
+        # Customers can start it at once by writing its name; the header shows it.
+        "triggers": [{"type": "keyword", "match": "exact", "value": name.lower()[:200]}],
         "blocks": [{"id": "b1", "type": "message", "position": dict(START_POSITION),
                     "data": {"text": _("Olá, {{ contact.name }}! 👋")}}],
         "edges": [],
@@ -803,6 +832,9 @@ def editor_messages() -> dict[str, str]:
         "nothingToRedo": _("Nada para refazer."),
         "brokenRemoved": _("Ligações quebradas removidas."),
         "start": _("Início"),
+        "blockDeleted": _("Bloco excluído. “Desfazer” (Ctrl+Z) o traz de volta."),
+        "addNext": _("Adicionar o próximo bloco por esta saída"),
+        "triggers": trigger_messages(),
     }
 
 
@@ -817,6 +849,7 @@ def edit(flow_id: str):
         "flowId": flow_id,
         "doc": doc,
         "revision": draft["revision"],
+        "blockNumberMark": block_number_mark(flow_id),
         "cards": cards,
         "findings": draft.get("findings") or [],
         "palette": {k["type"]: {"data": k["data"], "html": k["card"], "ports": k["ports"],
@@ -834,7 +867,22 @@ def edit(flow_id: str):
         },
     }
     return render_template("flows/edit.html", flow=draft, flow_id=flow_id, doc=doc, boot=boot,
-                           palette=groups, differs=draft_differs(flow_id, doc))
+                           palette=groups, differs=draft_differs(flow_id, doc),
+                           triggers_text=triggers_sentence(doc.get("triggers") or []))
+
+
+def block_number_mark(flow_id: str) -> int:
+    """The highest ``b<n>`` block number this flow ever used (new blocks go above it).
+
+    Kept per process and flow; each call reads only the revisions saved since."""
+    marks = current_app.extensions.setdefault("papo_block_marks", {})
+    highest, revision = marks.get(flow_id, (0, 0))
+    found, last = repository().block_number_mark(flow_id, after_revision=revision)
+    if last < revision:  # the flow was deleted and created again: start over
+        found, last = repository().block_number_mark(flow_id)
+        highest = 0
+    marks[flow_id] = (max(highest, found), last)
+    return marks[flow_id][0]
 
 
 def _json_error(status: int, code: str, message: str, **extra):

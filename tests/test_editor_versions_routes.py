@@ -65,3 +65,22 @@ def test_publishing_with_warnings_asks_first_then_publishes_anyway(admin, repo):
     done = admin.post("/flows/boas-vindas/publish", data={"confirm": "1"})
     assert "Versão 1 publicada." in _text(done)
     assert repo.published("boas-vindas")[1] == 1
+
+
+def test_the_header_says_what_starts_the_flow_and_a_new_flow_starts_on_its_name(admin, repo):  # noqa: F811
+    created = admin.post("/flows", data={"id": "pedido-de-pizza", "name": "Pedido de Pizza"})
+    assert created.headers["Location"].endswith("/flows/pedido-de-pizza/edit")
+    assert repo.get("pedido-de-pizza")[0]["triggers"] == [
+        {"type": "keyword", "match": "exact", "value": "pedido de pizza"}]
+    page = _text(admin.get("/flows/pedido-de-pizza/edit"))
+    assert "Começa quando o cliente diz: pedido de pizza" in page
+    doc = _welcome(repo)
+    doc["triggers"] = [{"type": "keyword", "match": "exact", "value": "oi"},
+                       {"type": "keyword", "match": "exact", "value": "olá"}, {"type": "default"}]
+    repo.update("boas-vindas", doc, 1, actor="ana")
+    assert "Começa quando o cliente diz: oi, olá · ou por padrão" in _text(admin.get("/flows/boas-vindas/edit"))
+    doc["triggers"] = []
+    repo.update("boas-vindas", doc, 2, actor="ana")
+    assert "Nenhum gatilho: este fluxo não começa sozinho" in _text(admin.get("/flows/boas-vindas/edit"))
+    english = _text(admin.get("/flows/boas-vindas/edit?lang=en"))
+    assert "No trigger: this flow never starts on its own" in english or "Nenhum gatilho" in english
