@@ -26,6 +26,7 @@ from engine.store import flow_revisions, flow_versions, flows
 # the race; each retry re-reads the newest draft, so losing more than this means a
 # storm of concurrent edits and a clear conflict is the better answer.
 _RETRIES = 3
+_BLOCK_NUMBER = re.compile(r"^b(\d{1,9})$")
 
 
 _REVISION = re.compile(r'^\s*(?:W/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$')
@@ -154,6 +155,29 @@ class FlowRepository:
             rows = conn.execute(select(flows.c.id, flows.c.published_version).where(
                 flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))).all()
         return {r.id: r.published_version for r in rows}
+
+    def block_number_mark(self, flow_id: str, after_revision: int = 0) -> tuple[int, int]:
+        """``(highest n of a block id "b<n>", last revision read)`` over the flow's draft
+        revisions after ``after_revision`` (all of them by default).
+
+        Every block a person ever added is in some revision, so numbering new blocks above
+        this mark never gives a deleted block's id to a new one. The caller keeps the
+        answer and asks again with ``after_revision`` to read only the newer revisions.
+        """
+        highest, last = 0, after_revision
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(flow_revisions.c.revision, flow_revisions.c.document)
+                .where(flow_revisions.c.flow_id == flow_id,
+                       flow_revisions.c.revision > after_revision)
+                .order_by(flow_revisions.c.revision))
+            for row in rows:
+                last = row.revision
+                for block in (row.document or {}).get("blocks", []):
+                    found = _BLOCK_NUMBER.match(str(block.get("id", ""))) if isinstance(block, dict) else None
+                    if found:
+                        highest = max(highest, int(found.group(1)))
+        return highest, last
 
     @staticmethod
     def _exists(conn, flow_id: str) -> bool:

@@ -486,8 +486,11 @@ def test_versions_show_what_changed_and_roll_back_by_publishing_an_old_one(admin
     assert "1 ligação adicionada: obrigado →next→ extra" in html
     assert "Publicar esta versão" in html
     rolled = admin.post("/flows/boas-vindas/publish", data={"version": "1"})
-    assert "A versão 1 foi publicada de novo como versão 3." in _text(rolled)
+    assert "A versão 1 foi publicada de novo como versão 3 e está no rascunho." in _text(rolled)
     assert repo.published("boas-vindas") == (welcome, 3)
+    # the page is handed version 1 to load into the canvas and save as the draft
+    result = json.loads(re.search(r'class="papo-result">(.*?)</script>', _text(rolled), re.S).group(1))
+    assert result["action"] == "replace" and result["doc"] == welcome
 
 
 def test_flow_diff_names_blocks_and_edges_added_removed_changed_and_moved():
