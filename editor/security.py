@@ -1,7 +1,7 @@
 """What every request and response goes through (DESIGN §10.5).
 
-- **Entry cleaning**: query strings, form posts and path segments holding a NUL are
-  refused with a 400 in the user's language before any view runs (nothing is stored).
+- **Entry cleaning**: query strings and form posts holding a NUL are refused with a
+  400 (a path with one is a 404) in the user's language before any view runs (nothing is stored).
   Lone surrogates cannot arrive through them (Werkzeug keeps an undecodable ``%ED%A0%80``
   as literal text); JSON bodies, where ``"\\ud800"`` can, are cleaned where they are parsed
   (``editor.api.json_body``, ``schemas.load_document``, the WhatsApp webhook), all through
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask_babel import gettext as _
+from werkzeug.exceptions import NotFound
 
 from engine.clean import NUL, parse_int
 from engine.errors import PapoError
@@ -80,15 +81,13 @@ def _nul_in(items) -> str | None:
 
 
 def refuse_nul() -> None:
-    """``before_request``: a NUL anywhere in the path, the query string or a form post → 400."""
-    where = None
+    """``before_request``: a NUL in the query string or a form post → 400; in the path →
+    404 (no flow, conversation or page has a NUL in its name)."""
     if NUL in request.path:
-        where = "path"
-    else:
-        where = _nul_in((request.view_args or {}).items()) or \
-            _nul_in(request.args.items(multi=True))
-        if where is None and request.mimetype in FORM_TYPES:
-            where = _nul_in(request.form.items(multi=True))
+        raise NotFound()
+    where = _nul_in(request.args.items(multi=True))
+    if where is None and request.mimetype in FORM_TYPES:
+        where = _nul_in(request.form.items(multi=True))
     if where is not None:
         message = _("Texto com caractere não permitido (NUL) em “%(field)s”. Remova-o e "
                     "tente de novo.", field=where[:64])
