@@ -33,6 +33,7 @@ from editor.openapi import (
     operation,
     request_validator,
 )
+from engine.clean import clean
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import N_, gettext, normalize_lang
@@ -118,7 +119,8 @@ def _json_path(parts) -> str:
 
 
 def _unstorable(value) -> list[dict]:
-    """Values no database column takes (NUL, lone surrogates, NaN): found before storing."""
+    """Values no database column takes (NUL, NaN): found before storing. Lone surrogates
+    never get here: the body is cleaned first (``engine.clean``, U+FFFD)."""
     problems, stack = [], [((), value)]
     while stack:
         path, node = stack.pop()
@@ -137,13 +139,8 @@ def _unstorable(value) -> list[dict]:
 
 
 def _bad_text(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """A NUL (lone surrogates were already replaced by ``engine.clean``)."""
+    return "\x00" in text
 
 
 def _schema_details(error) -> list[dict]:
@@ -201,6 +198,7 @@ def json_body(schema: str, *, optional: bool = False) -> dict:
             raise BadRequest(_msg("not_json", error=reason), code="invalid_json",
                              details=[{"path": "$", "message": _msg("not_json", error=reason)}]
                              ) from None
+    data = clean(data)  # lone surrogates → U+FFFD (engine/clean.py)
     details = _unstorable(data)
     if not details and not fast_request_validator(schema).is_valid(data):
         errors = sorted(request_validator(schema).iter_errors(data),
@@ -446,7 +444,10 @@ def delete_flow(flow_id: str):
 @bp.post("/inbound")
 @operation("A customer's message: the bot answers", tag="channels", body="inbound",
            ok_schema="InboundResult",
-           description="Idempotent on (channel, message.id): a repeat gets the first answer.")
+           errors=(422,),
+           description="Idempotent on (channel, message.id): a repeat gets the first answer. "
+                       "`channel` can only be `api` (422 otherwise): WhatsApp and web chat "
+                       "messages come only through their own signed or cookie endpoints.")
 def inbound():
     body = json_body("inbound")
     return jsonify(get_service().handle_inbound(body.get("channel", "api"), body["contact"],

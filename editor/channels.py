@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from editor.app import get_service, get_settings
 from engine import whatsapp
+from engine.clean import clean
 from engine.errors import PapoError
 
 log = logging.getLogger("papo.channels")
@@ -60,7 +61,8 @@ def whatsapp_receive():
                                      request.headers.get("X-Hub-Signature-256")):
         return _error(403, "invalid_signature", "Assinatura X-Hub-Signature-256 ausente ou inválida.")
     try:
-        payload = json.loads(raw.decode("utf-8"))
+        # A third party's text: NUL removed, lone surrogates → U+FFFD (engine/clean.py).
+        payload = clean(json.loads(raw.decode("utf-8")), drop_nul=True)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nested too deep: 400 too
         return _error(400, "bad_request", "O corpo não é JSON válido.",
                       [{"path": "$", "message": str(exc)[:200]}])

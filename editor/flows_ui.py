@@ -58,6 +58,7 @@ from editor import condition_form
 from editor.app import get_engine, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
+from editor.security import query_int
 from engine.errors import Conflict, Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from schemas import CURRENT_VERSION, FlowDocumentError, load_document, validate_document
@@ -67,6 +68,7 @@ bp = Blueprint("flows", __name__)
 FLOW_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 START_POSITION = {"x": 80, "y": 160}
 MAX_VERSIONS_SHOWN = 30
+MAX_VERSION = 2**31 - 1  # flow_versions.version is a 32-bit INTEGER
 
 
 # ---------------------------------------------------------------------- helpers
@@ -1092,13 +1094,7 @@ def publish(flow_id: str):
     from engine.lint import lint
 
     lang = current_lang()
-    raw_version = (request.form.get("version") or "").strip()
-    version = None
-    if raw_version:
-        try:
-            version = int(raw_version)
-        except ValueError:
-            abort(400)
+    version = query_int("version", minimum=1, maximum=MAX_VERSION, source=request.form)
     repo = repository()
     if not request.form.get("confirm"):
         doc = repo.published(flow_id, version)[0] if version else repo.get(flow_id, lang)[0]

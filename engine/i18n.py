@@ -37,6 +37,7 @@ MESSAGES: dict[str, str] = {
     "not_utf8": N_("O arquivo não é um JSON válido em UTF-8 (byte inválido na posição %(position)s). Salve-o como UTF-8."),
     "too_large": N_("O documento tem %(size)s bytes; o limite é %(limit)s bytes (2 MiB)."),
     "too_deep": N_("O documento tem aninhamento profundo demais (limite: %(limit)s níveis)."),
+    "nul_text": N_("Texto com caractere não permitido (NUL). Remova-o e tente de novo."),
     "too_many_blocks": N_("O fluxo tem %(count)s blocos; o limite é %(limit)s."),
     "too_many_edges": N_("O fluxo tem %(count)s ligações; o limite é %(limit)s."),
     "not_object": N_("O documento precisa ser um objeto JSON ({ ... })."),

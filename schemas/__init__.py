@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
+from engine.clean import clean, nul_paths
 from engine.i18n import t
 from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED
 from schemas.migrations import migrate
@@ -198,6 +199,11 @@ def load_document(raw: bytes | str | dict, lang: str | None = None) -> dict:
         except (RecursionError, ValueError):
             raise FlowDocumentError([{"path": "$", "message": t(
                 "too_deep", lang, limit=MAX_DEPTH)}], code="too_deep") from None
+    # Entry cleaning (engine/clean.py): NUL refused, lone surrogates → U+FFFD.
+    nul = nul_paths(doc)
+    if nul:
+        raise FlowDocumentError([{"path": path, "message": t("nul_text", lang)} for path in nul])
+    doc = clean(doc)
     if not isinstance(doc, dict):
         raise FlowDocumentError([{"path": "$", "message": t("not_object", lang)}])
     version = doc.get("schema_version")
