@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from blocks.text import contains_words, normalize
 from engine import conversation as machine
-from engine import core
+from engine import core, timeline
 from engine.batch import NeedsConnection, Recorder
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
@@ -115,6 +115,16 @@ class _Stale(Exception):
 _INSERT_IGNORE: dict[tuple, object] = {}
 _EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_"})
 _UNKNOWN = object()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An inbound message's own facts: when the customer sent it (epoch seconds), whether
+    the bot reads it, and what it carried besides its text (``messages.details``)."""
+
+    at: float
+    answer: bool = True
+    details: dict | None = None
 
 
 @dataclass
@@ -215,11 +225,16 @@ class Service:
 
     # ------------------------------------------------------------------ inbound
     def handle_inbound(self, channel: str, contact: dict, message: dict,
-                       start_flow_id: str | None = None) -> dict:
+                       start_flow_id: str | None = None, *, at: float | None = None,
+                       answer: bool = True, details: dict | None = None) -> dict:
         """A customer message: store it, let the bot answer; idempotent on the message id.
 
         ``start_flow_id`` (the web chat's ``/c/<flow>``): a conversation that has never run a
-        flow starts that published flow instead of matching triggers.
+        flow starts that published flow instead of matching triggers. ``at``: when the
+        customer sent it (WhatsApp's timestamp; never later than now), else now.
+        ``answer=False``: stored and shown, the bot does not read it (a message WhatsApp
+        delivered more than 24 hours late). ``details``: what it carried besides its text
+        (``messages.details``: media, location, quoted message…).
         Returns ``{"conversation_id", "status", "replies": [{"text", "buttons"}]}``.
         """
         channel = _check_channel(channel)
@@ -232,7 +247,8 @@ class Service:
                 {"path": "$.message.text", "message": "Texto vazio ou ausente."}])
         text = text[:MAX_TEXT]
         now = self.clock()
-        args = (channel, external_id, name, message_id, text, now, start_flow_id)
+        sent = Sent(now if at is None else min(at, now), answer, details)
+        args = (channel, external_id, name, message_id, text, now, start_flow_id, sent)
         found = None if self.is_postgres else self._inbound_before_locking(*args)
         if found is None:
             with self.db.begin() as conn:
@@ -249,8 +265,8 @@ class Service:
                     processed_messages.c.external_id == message_id).values(result=result))
         return result
 
-    def _inbound(self, conn, channel, external_id, name, message_id, text, now, start_flow_id
-                 ) -> tuple[dict, _Work | None]:
+    def _inbound(self, conn, channel, external_id, name, message_id, text, now, start_flow_id,
+                 sent: Sent) -> tuple[dict, _Work | None]:
         conv = self._conversation_for(conn, channel, external_id, name, now, message_id)
         done = conv.pop("_processed", _UNKNOWN)
         if done is _UNKNOWN:
@@ -259,9 +275,10 @@ class Service:
         if done is not None:
             return done, None
         work = _Work(conv["id"])
-        self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id,
-                            save=False)
-        self._bot_reads(conn, conv, text, now, work, start_flow_id)
+        self._store_message(conn, conv, "in", "customer", text, [], sent.at, external_id=message_id,
+                            save=False, details=sent.details)
+        if sent.answer:
+            self._bot_reads(conn, conv, text, now, work, start_flow_id)
         if conv.get("_unsaved", True):  # the bot's step saved it already, most of the time
             self._save_state(conn, conv, now)
         result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
@@ -592,13 +609,14 @@ class Service:
         conv["_unsaved"] = False
 
     def _store_message(self, conn, conv, direction, author, text, buttons, now, external_id=None,
-                       save: bool = True) -> None:
+                       save: bool = True, details: dict | None = None) -> None:
         """Store one message (and its WhatsApp outbox row) with the conversation's next save;
         ``save=False`` when the caller saves the conversation itself later in the same
         transaction (then one statement stores every message of the step)."""
         conv.setdefault("_messages", []).append({
             "conversation_id": conv["id"], "direction": direction, "author": author, "text": text,
-            "buttons": list(buttons or []), "at": utc(now), "external_id": external_id})
+            "buttons": list(buttons or []), "at": utc(now), "external_id": external_id,
+            "details": details or None})
         if save:
             self._save_state(conn, conv, now)
         else:
@@ -944,7 +962,7 @@ class Service:
                 raise NotFound("Conversa não encontrada.")
             summary = self._summary(conn, row)
             msgs = conn.execute(select(messages).where(messages.c.conversation_id == conversation_id)
-                                .order_by(messages.c.id)).mappings()
+                                .order_by(messages.c.at, messages.c.id)).mappings().all()
             acts = conn.execute(select(activity).where(activity.c.conversation_id == conversation_id)
                                 .order_by(activity.c.id)).mappings()
             pending = conn.execute(select(timers).where(
@@ -952,8 +970,7 @@ class Service:
                 .order_by(timers.c.due_at)).mappings()
             summary.update(
                 variables=row["state"].get("vars", {}),
-                messages=[{"direction": m["direction"], "author": m["author"], "text": m["text"],
-                           "buttons": m["buttons"] or [], "at": iso(m["at"])} for m in msgs],
+                messages=timeline.message_views(msgs),
                 activity=[{"actor": a["actor"], "action": a["action"], "from": a["from_status"],
                            "to": a["to_status"], "at": iso(a["at"]), "detail": a["detail"]} for a in acts],
                 timers=[{"id": t["id"], "kind": t["kind"], "due_at": iso(t["due_at"])} for t in pending],
