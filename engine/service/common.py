@@ -24,6 +24,16 @@ _EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_"})
 _UNKNOWN = object()
 
 
+@dataclass(frozen=True)
+class Sent:
+    """An inbound message's own facts: when the customer sent it (epoch seconds), whether
+    the bot reads it, and what it carried besides its text (``messages.details``)."""
+
+    at: float
+    answer: bool = True
+    details: dict | None = None
+
+
 @dataclass
 class _Work:
     """What one transaction produced for the caller."""

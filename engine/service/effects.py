@@ -200,13 +200,14 @@ class EffectsMixin:
         conv["_unsaved"] = False
 
     def _store_message(self, conn, conv, direction, author, text, buttons, now, external_id=None,
-                       save: bool = True) -> None:
+                       save: bool = True, details: dict | None = None) -> None:
         """Store one message (and its WhatsApp outbox row) with the conversation's next save;
         ``save=False`` when the caller saves the conversation itself later in the same
         transaction (then one statement stores every message of the step)."""
         conv.setdefault("_messages", []).append({
             "conversation_id": conv["id"], "direction": direction, "author": author, "text": text,
-            "buttons": list(buttons or []), "at": utc(now), "external_id": external_id})
+            "buttons": list(buttons or []), "at": utc(now), "external_id": external_id,
+            "details": details or None})
         if save:
             self._save_state(conn, conv, now)
         else:

@@ -19,6 +19,7 @@ from engine.moments import epoch, utc
 from engine.service.common import (
     _UNKNOWN,
     MAX_TEXT,
+    Sent,
     _check_channel,
     _clean,
     _Stale,
@@ -45,11 +46,16 @@ class InboundMixin:
     """Inbound of :class:`engine.service.Service` (a mixin)."""
 
     def handle_inbound(self, channel: str, contact: dict, message: dict,
-                       start_flow_id: str | None = None) -> dict:
+                       start_flow_id: str | None = None, *, at: float | None = None,
+                       answer: bool = True, details: dict | None = None) -> dict:
         """A customer message: store it, let the bot answer; idempotent on the message id.
 
         ``start_flow_id`` (the web chat's ``/c/<flow>``): a conversation that has never run a
-        flow starts that published flow instead of matching triggers.
+        flow starts that published flow instead of matching triggers. ``at``: when the
+        customer sent it (WhatsApp's timestamp; never later than now), else now.
+        ``answer=False``: stored and shown, the bot does not read it (a message WhatsApp
+        delivered more than 24 hours late). ``details``: what it carried besides its text
+        (``messages.details``: media, location, quoted message…).
         Returns ``{"conversation_id", "status", "replies": [{"text", "buttons"}]}``.
         """
         channel = _check_channel(channel)
@@ -62,7 +68,8 @@ class InboundMixin:
                 {"path": "$.message.text", "message": "Texto vazio ou ausente."}])
         text = text[:MAX_TEXT]
         now = self.clock()
-        args = (channel, external_id, name, message_id, text, now, start_flow_id)
+        sent = Sent(now if at is None else min(at, now), answer, details)
+        args = (channel, external_id, name, message_id, text, now, start_flow_id, sent)
         found = None if self.is_postgres else self._inbound_before_locking(*args)
         if found is None:
             with self.db.begin() as conn:
@@ -79,8 +86,8 @@ class InboundMixin:
                     processed_messages.c.external_id == message_id).values(result=result))
         return result
 
-    def _inbound(self, conn, channel, external_id, name, message_id, text, now, start_flow_id
-                 ) -> tuple[dict, _Work | None]:
+    def _inbound(self, conn, channel, external_id, name, message_id, text, now, start_flow_id,
+                 sent: Sent) -> tuple[dict, _Work | None]:
         conv = self._conversation_for(conn, channel, external_id, name, now, message_id)
         done = conv.pop("_processed", _UNKNOWN)
         if done is _UNKNOWN:
@@ -89,9 +96,10 @@ class InboundMixin:
         if done is not None:
             return done, None
         work = _Work(conv["id"])
-        self._store_message(conn, conv, "in", "customer", text, [], now, external_id=message_id,
-                            save=False)
-        self._bot_reads(conn, conv, text, now, work, start_flow_id)
+        self._store_message(conn, conv, "in", "customer", text, [], sent.at,
+                            external_id=message_id, save=False, details=sent.details)
+        if sent.answer:
+            self._bot_reads(conn, conv, text, now, work, start_flow_id)
         if conv.get("_unsaved", True):  # the bot's step saved it already, most of the time
             self._save_state(conn, conv, now)
         result = {"conversation_id": conv["id"], "status": conv["status"], "replies": work.replies}
