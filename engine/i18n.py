@@ -122,3 +122,47 @@ CATALOG["pt"]["lint.unknown_port"] = "A ligação sai da saída \"{port}\", que 
 CATALOG["en"]["lint.unknown_port"] = "The connection leaves output \"{port}\", which this block does not have (outputs: {ports})."
 CATALOG["pt"]["lint.bad_trigger_regex"] = "O gatilho {index} tem uma expressão regular inválida: {error}."
 CATALOG["en"]["lint.bad_trigger_regex"] = "Trigger {index} has an invalid regular expression: {error}."
+
+# Flow tests (DESIGN §10.2): document shape, lint and the runner's failure messages.
+CATALOG["pt"].update({
+    "tests.unknown_step": "Passo de teste desconhecido: \"{field}\" (use um de: {kinds}).",
+    "tests.step_shape": "Cada passo de teste tem exatamente uma ação (uma de: {kinds}).",
+    "tests.duplicate_name": "Há mais de um teste chamado \"{name}\".",
+    "lint.test_buttons_none": "O teste \"{test}\" (passo {step}) espera botões, mas a mensagem \"{title}\" nunca tem botões.",
+    "lint.test_buttons_flow": "O teste \"{test}\" (passo {step}) espera botões, mas nenhum bloco deste fluxo envia botões.",
+    "flowtest.step": "passo {step}: {message}",
+    "flowtest.expected_got": "esperado {expected}, recebido {got}",
+    "flowtest.no_message": "nenhuma mensagem",
+    "flowtest.containing": "uma mensagem contendo {text}",
+    "flowtest.buttons": "os botões {labels}",
+    "flowtest.no_buttons": "nenhum botão",
+    "flowtest.status": "status \"{status}\"",
+    "flowtest.var": "{name} = {value}",
+    "flowtest.unset": "{name} sem valor",
+    "flowtest.end": "o fim (nenhuma mensagem a mais)",
+    "flowtest.unmocked": "requisição HTTP sem resposta simulada em http_mocks: {method} {url}",
+    "flowtest.refused": "o passo foi recusado: {error}",
+    "flowtest.failed_summary": "{count} teste(s) do fluxo falharam; corrija o fluxo ou os testes, ou publique mesmo assim.",
+    "flowtest.mock_error": "resposta simulada com status {status}",
+})
+CATALOG["en"].update({
+    "tests.unknown_step": "Unknown test step: \"{field}\" (use one of: {kinds}).",
+    "tests.step_shape": "Each test step has exactly one action (one of: {kinds}).",
+    "tests.duplicate_name": "More than one test is named \"{name}\".",
+    "lint.test_buttons_none": "Test \"{test}\" (step {step}) expects buttons, but message \"{title}\" never has any.",
+    "lint.test_buttons_flow": "Test \"{test}\" (step {step}) expects buttons, but no block of this flow sends buttons.",
+    "flowtest.step": "step {step}: {message}",
+    "flowtest.expected_got": "expected {expected}, got {got}",
+    "flowtest.no_message": "no message",
+    "flowtest.containing": "a message containing {text}",
+    "flowtest.buttons": "buttons {labels}",
+    "flowtest.no_buttons": "no buttons",
+    "flowtest.status": "status \"{status}\"",
+    "flowtest.var": "{name} = {value}",
+    "flowtest.unset": "{name} unset",
+    "flowtest.end": "the end (no more messages)",
+    "flowtest.unmocked": "HTTP request with no mocked answer in http_mocks: {method} {url}",
+    "flowtest.refused": "the step was refused: {error}",
+    "flowtest.failed_summary": "{count} flow test(s) failed; fix the flow or the tests, or publish anyway.",
+    "flowtest.mock_error": "mocked answer with status {status}",
+})
