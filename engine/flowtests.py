@@ -320,12 +320,47 @@ def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- recording
-def _epoch(value: str) -> float:
+def _epoch(value: str | float) -> float:
+    if isinstance(value, int | float):
+        return float(value)
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
+def transcript(db: Engine, conversation_id: int) -> dict | None:
+    """A conversation's contact, messages and activity with exact times (epoch seconds).
+
+    The API's timestamps are whole seconds; a simulated conversation typed quickly has
+    several actions in one second, so recording a test reads the stored times instead.
+    Same shape as the API's conversation (``contact``, ``messages``, ``activity``).
+    """
+    from sqlalchemy import select
+
+    from engine.moments import epoch
+    from engine.store import activity, contacts, conversations, messages
+
+    with db.connect() as conn:
+        head = conn.execute(select(contacts.c.name).join(
+            conversations, conversations.c.contact_id == contacts.c.id).where(
+            conversations.c.id == conversation_id)).first()
+        if head is None:
+            return None
+        said = conn.execute(select(messages.c.direction, messages.c.author, messages.c.text,
+                                   messages.c.buttons, messages.c.at)
+                            .where(messages.c.conversation_id == conversation_id)
+                            .order_by(messages.c.id)).all()
+        done = conn.execute(select(activity.c.actor, activity.c.from_status, activity.c.to_status,
+                                   activity.c.at)
+                            .where(activity.c.conversation_id == conversation_id)
+                            .order_by(activity.c.id)).all()
+    return {"contact": {"name": head.name},
+            "messages": [{"direction": m.direction, "author": m.author, "text": m.text,
+                          "buttons": list(m.buttons or []), "at": epoch(m.at)} for m in said],
+            "activity": [{"actor": a.actor, "from": a.from_status, "to": a.to_status,
+                          "at": epoch(a.at)} for a in done]}
+
+
 def test_from_conversation(conversation: dict, name: str, people: set[str] | None = None) -> dict:
-    """A test replaying a (simulated) conversation as the API shows it.
+    """A test replaying a (simulated) conversation: the API's shape, or :func:`transcript`'s.
 
     Each customer message is a ``say``, each bot message an ``expect`` (with
     ``expect_buttons`` when it had buttons), a person opening or concluding it ``open`` /
@@ -351,7 +386,8 @@ def test_from_conversation(conversation: dict, name: str, people: set[str] | Non
         by_person = actor not in ("bot", "customer", "system") if people is None else actor in people
         kind = ("open" if entry["to"] == "open" else "conclude") if by_person else "status"
         events.append((_epoch(entry["at"]), base + order, {"kind": kind, "status": entry["to"]}))
-    # Same instant: what a person did first, then what the bot said, then the flow's own changes.
+    # Same instant (one action): what a person did first, then what the bot said, then the
+    # flow's own status changes.
     rank = {"say": 0, "open": 0, "conclude": 0, "bot": 1, "status": 2}
     events.sort(key=lambda e: (e[0], rank[e[2]["kind"]], e[1]))
 

@@ -142,7 +142,7 @@ CATALOG["pt"].update({
     "flowtest.end": "o fim (nenhuma mensagem a mais)",
     "flowtest.unmocked": "requisição HTTP sem resposta simulada em http_mocks: {method} {url}",
     "flowtest.refused": "o passo foi recusado: {error}",
-    "flowtest.failed_summary": "{count} teste(s) do fluxo falharam; corrija o fluxo ou os testes, ou publique mesmo assim.",
+    "flowtest.failed_summary": "Testes do fluxo que falharam: {count}. Corrija o fluxo ou os testes, ou publique mesmo assim.",
     "flowtest.mock_error": "resposta simulada com status {status}",
 })
 CATALOG["en"].update({
@@ -163,6 +163,6 @@ CATALOG["en"].update({
     "flowtest.end": "the end (no more messages)",
     "flowtest.unmocked": "HTTP request with no mocked answer in http_mocks: {method} {url}",
     "flowtest.refused": "the step was refused: {error}",
-    "flowtest.failed_summary": "{count} flow test(s) failed; fix the flow or the tests, or publish anyway.",
+    "flowtest.failed_summary": "Flow tests that failed: {count}. Fix the flow or the tests, or publish anyway.",
     "flowtest.mock_error": "mocked answer with status {status}",
 })

@@ -853,6 +853,14 @@
     commit();
   }
 
+  // The flow's tests (the Tests panel, static/flowtests.js): one undoable change.
+  function setTests(tests) {
+    snapshot();
+    if (tests && tests.length) state.doc.tests = tests; else delete state.doc.tests;
+    commit();
+    return save();
+  }
+
   function processResults(container) {
     container.querySelectorAll("script.papo-result:not([data-done])").forEach(function (script) {
       script.setAttribute("data-done", "1");
@@ -1035,7 +1043,8 @@
     addBlock: addBlock,
     deleteBlock: deleteBlock,
     openBlock: openBlockForm,
-    setStart: setStart
+    setStart: setStart,
+    setTests: setTests
   };
   document.dispatchEvent(new CustomEvent("papo:editor-ready", { detail: { flowId: boot.flowId } }));
 })();
