@@ -33,6 +33,7 @@ from editor.openapi import (
     operation,
     request_validator,
 )
+from editor.ops import observed_inbound
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import normalize_lang
@@ -475,8 +476,7 @@ def delete_flow(flow_id: str):
            description="Idempotent on (channel, message.id): a repeat gets the first answer.")
 def inbound():
     body = json_body("inbound")
-    return jsonify(get_service().handle_inbound(body.get("channel", "api"), body["contact"],
-                                                body["message"]))
+    return jsonify(observed_inbound(body.get("channel", "api"), body["contact"], body["message"]))
 
 
 # ---------------------------------------------------------------------- conversations

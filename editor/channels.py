@@ -17,7 +17,8 @@ from dataclasses import replace
 from flask import Blueprint, Response, jsonify, request
 
 from editor.app import get_service, get_settings
-from engine import whatsapp
+from editor.ops import observed_inbound
+from engine import metrics, whatsapp
 from engine.errors import PapoError
 
 log = logging.getLogger("papo.channels")
@@ -58,6 +59,7 @@ def whatsapp_receive():
         return _error(403, "forbidden", "Canal WhatsApp sem segredo do app configurado.")
     if not whatsapp.verify_signature(settings.whatsapp_app_secret, raw,
                                      request.headers.get("X-Hub-Signature-256")):
+        metrics.webhook_signature_failure("whatsapp")
         return _error(403, "invalid_signature", "Assinatura X-Hub-Signature-256 ausente ou inválida.")
     try:
         payload = json.loads(raw.decode("utf-8"))
@@ -76,7 +78,7 @@ def whatsapp_receive():
             with service.db.connect() as conn:
                 message = _with_text(message, whatsapp.full_reply_title(conn, message))
         try:
-            service.handle_inbound("whatsapp", message.contact(), message.message())
+            observed_inbound("whatsapp", message.contact(), message.message())
         except PapoError as exc:
             # Retrying would fail the same way: log it and acknowledge the delivery.
             log.warning("WhatsApp message %s not processed: %s", message.message_id, exc.message)

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, insert, or_, select, update
 
+from engine import metrics
 from engine.moments import iso, utc
 from engine.store import contacts, conversations, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
@@ -320,6 +321,7 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
         sent = 0
         while claim is not None:
             outcome = deliver(service, claim, http, now)
+            metrics.outbox_send(outcome)
             if outcome not in ("sent", "failed"):
                 break
             sent += outcome == "sent"

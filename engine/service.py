@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from blocks.text import contains_words, normalize
 from engine import conversation as machine
-from engine import core
+from engine import core, logs, metrics
 from engine.batch import NeedsConnection, Recorder
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
@@ -239,6 +239,7 @@ class Service:
                 found = self._inbound(conn, *args)
         result, work = found
         if work is None:
+            metrics.inbound_duplicate(channel)
             return result  # a message already answered: the same answer again
         if work.pending_http:
             extra = self._perform_http(work.conversation_id, work.pending_http)
@@ -372,6 +373,8 @@ class Service:
         """Run one engine step and apply what it produced, in this transaction."""
         before = conv["state"].get("run") or {}
         state, outbound, effects = core.step(flow, conv["state"], event)
+        metrics.bot_step(event)
+        logs.bind(conversation_id=conv["id"], flow_id=flow.id, flow_version=flow.version)
         run = state.get("run")
         if run is not None and isinstance(event, core.Start) and draft_revision is not None:
             run["draft_revision"] = draft_revision
@@ -816,6 +819,7 @@ class Service:
         outcome = machine.plan(action, conv["status"], assigned, actor, user)
         if not outcome.changed:
             return False
+        metrics.transition(action)
         before = conv["status"]
         added = [u for u in outcome.assignees if u not in assigned]
         removed = [u for u in assigned if u not in outcome.assignees]

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from engine import metrics
 from engine.moments import epoch, utc
 from engine.settings import SettingsError, parse_duration
 from engine.store import processed_messages, timers
@@ -232,16 +233,19 @@ class Worker:
                     continue  # cancelled, failed, or fired by another worker meanwhile
                 fired += 1
                 late = at - timer.due_at
+                metrics.timer_fired(timer.kind, late)
                 if late > LATE_WARNING_S and late_warnings < LATE_WARNINGS_PER_BATCH:
                     late_warnings += 1
                     log.warning("timer %d (%s, conversation %d) fired %.0f s late: no worker was "
                                 "running, or the workers fell behind",
-                                timer.id, timer.kind, timer.conversation_id, late)
+                                timer.id, timer.kind, timer.conversation_id, late,
+                                extra={"timer_id": timer.id, "conversation_id": timer.conversation_id})
                 else:
                     if late > LATE_WARNING_S:
                         late_silenced.append(late)
                     log.info("timer %d (%s, conversation %d) fired %.3f s late",
-                             timer.id, timer.kind, timer.conversation_id, max(late, 0.0))
+                             timer.id, timer.kind, timer.conversation_id, max(late, 0.0),
+                             extra={"timer_id": timer.id, "conversation_id": timer.conversation_id})
         if late_silenced:
             log.warning("%d more timers fired over %.0f s late (up to %.0f s)",
                         len(late_silenced), LATE_WARNING_S, max(late_silenced))
