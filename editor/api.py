@@ -33,7 +33,7 @@ from editor.openapi import (
     operation,
     request_validator,
 )
-from editor.ops import observed_inbound
+from editor.ops import handle_inbound, inbound_request
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import normalize_lang
@@ -475,8 +475,9 @@ def delete_flow(flow_id: str):
            ok_schema="InboundResult",
            description="Idempotent on (channel, message.id): a repeat gets the first answer.")
 def inbound():
-    body = json_body("inbound")
-    return jsonify(observed_inbound(body.get("channel", "api"), body["contact"], body["message"]))
+    with inbound_request("api"):  # a refused body counts as an invalid inbound message too
+        body = json_body("inbound")
+        return jsonify(handle_inbound(body.get("channel", "api"), body["contact"], body["message"]))
 
 
 # ---------------------------------------------------------------------- conversations

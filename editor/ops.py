@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Blueprint, Flask, Response, abort, jsonify, request
 
@@ -52,21 +54,35 @@ def metrics_view():
                                                "Cache-Control": "no-store"})
 
 
-def observed_inbound(channel: str, contact: dict, message: dict, *, service=None,
-                     **kwargs) -> dict:
-    """``Service.handle_inbound`` with the message's ids on every log line written meanwhile,
-    its latency and outcome counted, and one INFO line at the end (ids, never the text)."""
+@contextmanager
+def inbound_request(channel: str) -> Iterator[None]:
+    """Around one inbound request: counted and timed by outcome (a refused body counts as
+    ``invalid``), with the channel on every log line written inside."""
+    with logs.context(channel=channel), metrics.inbound(channel):
+        yield
+
+
+def handle_inbound(channel: str, contact: dict, message: dict, *, service=None, **kwargs) -> dict:
+    """``Service.handle_inbound`` inside :func:`inbound_request`: the message's ids on every
+    log line written meanwhile, and one INFO line at the end (ids, never the text)."""
     message_id = message.get("id") if isinstance(message, dict) else None
     started = time.perf_counter()
-    with logs.context(channel=channel, message_id=message_id), metrics.inbound(channel):
-        result = (service or get_service()).handle_inbound(channel, contact, message, **kwargs)
-        logs.bind(conversation_id=result.get("conversation_id"))
-        log.info("inbound %s message %s: conversation %s %s, %d replies, %.1f ms", channel,
-                 message_id, result.get("conversation_id"), result.get("status"),
-                 len(result.get("replies") or ()), (time.perf_counter() - started) * 1000,
-                 extra={"status": result.get("status"), "replies": len(result.get("replies") or ()),
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+    logs.bind(channel=channel, message_id=message_id)
+    result = (service or get_service()).handle_inbound(channel, contact, message, **kwargs)
+    logs.bind(conversation_id=result.get("conversation_id"))
+    replies = len(result.get("replies") or ())
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    log.info("inbound %s message %s: conversation %s %s, %d replies, %.1f ms", channel, message_id,
+             result.get("conversation_id"), result.get("status"), replies, elapsed_ms,
+             extra={"status": result.get("status"), "replies": replies,
+                    "duration_ms": round(elapsed_ms, 2)})
     return result
+
+
+def observed_inbound(channel: str, contact: dict, message: dict, **kwargs) -> dict:
+    """One customer message, counted, timed and logged (webhook, web chat)."""
+    with inbound_request(channel):
+        return handle_inbound(channel, contact, message, **kwargs)
 
 
 def init_app(app: Flask) -> None:
