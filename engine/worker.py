@@ -137,7 +137,7 @@ class Worker:
     def __init__(self, service, worker_id: str | None = None, batch: int = DEFAULT_BATCH,
                  lease_s: float = DEFAULT_LEASE_S, *,
                  dedup_retention_s: float = DEFAULT_DEDUP_RETENTION_S,
-                 backoff: Backoff | None = None):
+                 backoff: Backoff | None = None, outbox_lease_s: float | None = None):
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if lease_s <= 0:
@@ -148,6 +148,7 @@ class Worker:
         self.batch = batch
         self.lease_s = float(lease_s)
         self.dedup_retention_s = float(dedup_retention_s)
+        self.outbox_lease_s = outbox_lease_s  # None: engine.outbox.LEASE_S
         self.backoff = backoff or Backoff()
         self._stopping = threading.Event()
         self._scheduler = None
@@ -266,7 +267,9 @@ class Worker:
         """Send due WhatsApp outbox rows (``engine.outbox.send_due``)."""
         from engine import outbox
 
-        return outbox.send_due(self.service)
+        if self.outbox_lease_s is None:
+            return outbox.send_due(self.service)
+        return outbox.send_due(self.service, lease_s=self.outbox_lease_s)
 
     def cleanup(self, now: float | None = None) -> int:
         """Forget what is older than ``dedup_retention_s``: inbound message ids, and timers

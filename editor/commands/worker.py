@@ -58,6 +58,9 @@ def register(group: click.Group) -> None:
                   help="Timers claimed at a time.")
     @click.option("--lease", "lease_s", default=30.0, show_default=True,
                   type=click.FloatRange(min=1), help="Seconds a claim lasts if this worker dies.")
+    @click.option("--outbox-lease", "outbox_lease_s", default=None, type=click.FloatRange(min=20),
+                  help="Seconds a WhatsApp message being sent stays with this worker if it dies "
+                       "(default 60; over the 15 s request timeout).")
     @click.option("--once", is_flag=True,
                   help="Fire the timers due now, print how many, and exit (cron, scripts).")
     @click.option("--log-level", default="INFO", show_default=True, envvar="PAPO_LOG_LEVEL",
@@ -67,8 +70,8 @@ def register(group: click.Group) -> None:
                        "token when it is set) and GET /healthz on this port (0: any free port).")
     @click.option("--metrics-host", default="127.0.0.1", show_default=True,
                   help="Address for --metrics-port (0.0.0.0: every interface).")
-    def worker(batch: int, lease_s: float, once: bool, log_level: str, metrics_port: int | None,
-               metrics_host: str) -> None:
+    def worker(batch: int, lease_s: float, outbox_lease_s: float | None, once: bool, log_level: str,
+               metrics_port: int | None, metrics_host: str) -> None:
         from engine.db import make_engine
         from engine.service import Service
         from engine.settings import SettingsError
@@ -88,7 +91,8 @@ def register(group: click.Group) -> None:
         url = worker_database_url(settings)
         _configure_logging(log_level.upper())
         service = Service(make_engine(url), settings)
-        runner = Worker(service, batch=batch, lease_s=lease_s, dedup_retention_s=retention)
+        runner = Worker(service, batch=batch, lease_s=lease_s, dedup_retention_s=retention,
+                        outbox_lease_s=outbox_lease_s)
         click.echo(f"papo worker {runner.worker_id} started, database {safe_url(url)}")
         metrics_server = None
         if metrics_port is not None and not once:

@@ -240,10 +240,11 @@ class Gunicorn:
 class PapoWorker:
     """``papo worker`` as a real process; ``kill()`` is SIGKILL by its pid."""
 
-    def __init__(self, env: dict, log: Path, lease_s: float = 2):
+    def __init__(self, env: dict, log: Path, lease_s: float = 2, extra: tuple[str, ...] = ()):
         handle = open(log, "a")  # noqa: SIM115
         self.log = log
-        self.proc = subprocess.Popen([str(BIN / "papo"), "worker", "--lease", str(lease_s)], cwd=ROOT,
+        self.proc = subprocess.Popen([str(BIN / "papo"), "worker", "--lease", str(lease_s), *extra],
+                                     cwd=ROOT,
                                      env=env, stdout=handle, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
