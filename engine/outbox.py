@@ -212,7 +212,8 @@ def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
         conn.execute(insert(run_log).values(
             conversation_id=claim.conversation_id, level="error", block_id=None,
             message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))
-    log.warning("outbox row %s failed for good: %s", claim.id, error)
+    log.warning("outbox row %s failed for good: %s", claim.id, error,
+                extra={"outbox_id": claim.id, "conversation_id": claim.conversation_id})
     return True
 
 
@@ -265,7 +266,8 @@ def deliver(service, claim: Claim, http: Transport | None = None, now: float | N
 def _after_failure(service, claim: Claim, at: float, error: str, retry_after, *, transient: bool) -> str:
     if transient and claim.attempts < MAX_ATTEMPTS:
         log.info("outbox row %s: attempt %s failed (%s); trying again later",
-                 claim.id, claim.attempts, error)
+                 claim.id, claim.attempts, error,
+                 extra={"outbox_id": claim.id, "conversation_id": claim.conversation_id})
         return "retry" if _mark_retry(service, claim, at, error, retry_after) else "lost"
     if transient:
         error = f"{error} — desistimos após {claim.attempts} tentativas"
