@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -231,20 +232,47 @@ def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app):
     if db_url.startswith("postgresql"):
         pytest.skip("one database kind is enough for the process plumbing")
     token = ops_app.config["token"]
-    env = papo_env(db_url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # editor/gunicorn_conf.py makes one
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"left by an earlier run")  # emptied at start
+    env = papo_env(db_url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN,
+                   PROMETHEUS_MULTIPROC_DIR=folder)
     server = Gunicorn(env, tmp_path / "gunicorn.log", config="python:editor.gunicorn_conf")
     try:
-        for n in range(20):
-            status, _ = post_json(server.url + "/api/v1/inbound", {
+        def sender(first: int) -> list[int]:  # 4 at once: both sync workers are kept busy
+            return [post_json(server.url + "/api/v1/inbound", {
                 "channel": "api", "contact": {"external_id": f"g{n}", "name": "Rita"},
                 "message": {"id": f"g{n}", "text": "olá"}}, {"Authorization": f"Bearer {token}",
-                                                            "Connection": "close"})
-            assert status == 200
+                                                            "Connection": "close"})[0]
+                    for n in range(first, 20, 4)]
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = [status for batch in pool.map(sender, range(4)) for status in batch]
+        assert statuses == [200] * 20
         for _ in range(4):  # each scrape may land on either worker
             status, text = _get(server.url + "/metrics", AUTH)
             assert status == 200
             samples = scrape(text)
             assert value(samples, "papo_inbound_messages_total", channel="api", outcome="ok") == 20
+        # both workers counted some of them (a file of values per process)
+        assert len(list(folder.glob("counter_*.db"))) == 2, sorted(folder.iterdir())
+    finally:
+        server.stop()
+
+
+def test_gunicorn_makes_its_own_metrics_folder_when_none_is_given(db_url, tmp_path, ops_app):
+    from reliability.reliability_support import Gunicorn, papo_env
+
+    if db_url.startswith("postgresql"):
+        pytest.skip("one database kind is enough for the process plumbing")
+    env = papo_env(db_url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    server = Gunicorn(env, tmp_path / "gunicorn.log", config="python:editor.gunicorn_conf")
+    try:
+        for _ in range(3):
+            status, text = _get(server.url + "/metrics", AUTH)
+            assert status == 200
+        # the scrapes themselves were counted, whichever worker made them
+        assert value(scrape(text), "papo_http_responses_total", code="200") >= 2
     finally:
         server.stop()
