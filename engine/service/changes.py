@@ -27,8 +27,11 @@ class Inbound:
     name: str  # the contact's name as the channel gave it ("" = unknown)
     message_id: str  # the channel's id of the message: duplicates are answered from the record
     text: str
-    at: float
+    at: float  # now: when papo got it (the bot's step and the conversation's activity)
     start_flow_id: str | None = None  # the web chat's /c/<flow>: a first run starts this flow
+    sent_at: float | None = None  # when the customer sent it (WhatsApp's timestamp), else ``at``
+    answer: bool = True  # False: stored and shown, the bot does not read it (delivered too late)
+    details: dict | None = None  # what it carried besides its text (messages.details)
 
 
 @dataclass(frozen=True)
@@ -161,4 +164,8 @@ class Changes:
     pending_http: dict | None = None  # an http_request block's call, made after the write
     result: dict | None = None  # Inbound: {"conversation_id", "status", "replies"}
     fired: bool = False  # TimerFired: the timer fired
+    duplicate: bool = False  # Inbound: a message answered before (``result`` is that answer)
+    steps: list = field(default_factory=list)  # the engine events fed (for metrics)
+    transitions: list[str] = field(default_factory=list)  # the actions applied (for metrics)
+    flow: tuple[str, int | None] | None = None  # the last flow stepped: (id, version), for logs
     needs: frozenset[str] = frozenset()  # not decided: read these and decide again

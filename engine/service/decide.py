@@ -42,6 +42,7 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
     d = _Draft(snapshot)
     if isinstance(event, Inbound):
         if snapshot.processed is not None:  # a duplicate: the original answer, nothing written
+            d.duplicate = True
             return d.changes(write=False, result=snapshot.processed)
         _inbound(d, event)
     elif isinstance(event, TimerFired):
@@ -104,6 +105,10 @@ class _Draft:
         self.pending_http: dict | None = None
         self.result: dict | None = None
         self.fired = False
+        self.duplicate = False
+        self.steps: list = []
+        self.transitions: list[str] = []
+        self.flow: tuple[str, int | None] | None = None
 
     # -- what the snapshot may lack --------------------------------------------------
     def attending(self) -> list[str]:
@@ -145,7 +150,7 @@ class _Draft:
         return changed
 
     def message(self, direction: str, author: str, text: str, buttons, now: float,
-                external_id: str | None = None) -> None:
+                external_id: str | None = None, details: dict | None = None) -> None:
         at = utc(now)
         buttons = list(buttons or [])
         if direction == "out" and self.channel == "whatsapp":
@@ -158,7 +163,8 @@ class _Draft:
                             "buttons": buttons},
                 "status": "pending", "attempts": 0, "next_attempt_at": at, "created_at": at})
         self.messages.append({"conversation_id": self.id, "direction": direction, "author": author,
-                              "text": text, "buttons": buttons, "at": at, "external_id": external_id})
+                              "text": text, "buttons": buttons, "at": at, "external_id": external_id,
+                              "details": details or None})
         if direction == "out" and author != "bot" and self.opened_at is not None \
                 and self.first_response_at is None:
             self.first_response_at = at
@@ -201,6 +207,7 @@ class _Draft:
             assignees_removed=removed, answers=self.answers, logs=self.logs, visits=self.visits,
             processed=self.processed, replies=self.replies, pending_http=self.pending_http,
             result=result if result is not None else self.result, fired=self.fired and write,
+            duplicate=self.duplicate, steps=self.steps, transitions=self.transitions, flow=self.flow,
             needs=needs)
 
 
@@ -209,8 +216,10 @@ class _Draft:
 
 def _inbound(d: _Draft, event: Inbound) -> None:
     d.rename(event.name)
-    d.message("in", "customer", event.text, [], event.at, external_id=event.message_id)
-    _bot_reads(d, event.text, event.at, event.start_flow_id)
+    d.message("in", "customer", event.text, [], event.at if event.sent_at is None else event.sent_at,
+              external_id=event.message_id, details=event.details)
+    if event.answer:
+        _bot_reads(d, event.text, event.at, event.start_flow_id)
     d.touch(event.at)
     d.result = {"conversation_id": d.id, "status": d.status, "replies": d.replies}
     d.processed = {"channel": event.channel, "external_id": event.message_id, "conversation_id": d.id,
@@ -308,6 +317,8 @@ def _feed(d: _Draft, flow: CompiledFlow, event, draft_revision: int | None = Non
     """One engine step and what it produced."""
     before = d.state.get("run") or {}
     state, outbound, effects = core.step(flow, d.state, event)
+    d.steps.append(event)
+    d.flow = (flow.id, flow.version)
     run = state.get("run")
     if run is not None and isinstance(event, core.Start) and draft_revision is not None:
         run["draft_revision"] = draft_revision
@@ -392,6 +403,7 @@ def _transition(d: _Draft, action: str, actor: str, now: float, user: str | None
     outcome = machine.plan(action, d.status, assigned, actor, user)
     if not outcome.changed:
         return False
+    d.transitions.append(action)
     before = d.status
     for login in outcome.assignees:
         if login not in assigned:

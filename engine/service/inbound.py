@@ -1,6 +1,7 @@
 """A customer's message: the contact, its conversation and the bot's answer."""
 from __future__ import annotations
 
+from engine import metrics
 from engine.errors import Invalid
 from engine.service import load, unit
 from engine.service.changes import Inbound, Rename
@@ -12,11 +13,16 @@ class InboundMixin:
     """Inbound messages of :class:`engine.service.Service` (a mixin)."""
 
     def handle_inbound(self, channel: str, contact: dict, message: dict,
-                       start_flow_id: str | None = None) -> dict:
+                       start_flow_id: str | None = None, *, at: float | None = None,
+                       answer: bool = True, details: dict | None = None) -> dict:
         """A customer message: store it, let the bot answer; idempotent on the message id.
 
         ``start_flow_id`` (the web chat's ``/c/<flow>``): a conversation that has never run a
-        flow starts that published flow instead of matching triggers.
+        flow starts that published flow instead of matching triggers. ``at``: when the
+        customer sent it (WhatsApp's timestamp; never later than now), else now.
+        ``answer=False``: stored and shown, the bot does not read it (a message WhatsApp
+        delivered more than 24 hours late). ``details``: what it carried besides its text
+        (``messages.details``: media, location, quoted message…).
         Returns ``{"conversation_id", "status", "replies": [{"text", "buttons"}]}``.
         """
         channel = _check_channel(channel)
@@ -27,7 +33,9 @@ class InboundMixin:
         if not isinstance(text, str) or not text.strip():
             raise Invalid("A mensagem precisa de um texto.", details=[
                 {"path": "$.message.text", "message": "Texto vazio ou ausente."}])
-        event = Inbound(channel, external_id, name, message_id, text[:MAX_TEXT], self.clock(), start_flow_id)
+        now = self.clock()
+        event = Inbound(channel, external_id, name, message_id, text[:MAX_TEXT], now, start_flow_id,
+                        sent_at=now if at is None else min(at, now), answer=answer, details=details)
 
         def locate(conn, lock):
             return load.inbound(self, conn, event, lock)
@@ -37,6 +45,9 @@ class InboundMixin:
             self._create_conversation(channel, external_id, name, event.at)
             changes = unit.run(self, event, locate)
         result = changes.result
+        if changes.duplicate:
+            metrics.inbound_duplicate(channel)
+            return result  # a message already answered: the same answer again
         if changes.pending_http:
             extra = self._perform_http(changes.conversation_id, changes.pending_http)
             result = {**result, "replies": result["replies"] + extra["replies"], "status": extra["status"]}

@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, or_, select
 
 from blocks.text import normalize
 from engine import conversation as machine
+from engine import timeline
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
 from engine.moments import iso
@@ -41,7 +42,7 @@ class ReadsMixin:
                 raise NotFound("Conversa não encontrada.")
             summary = self._summary(conn, row)
             msgs = conn.execute(select(messages).where(messages.c.conversation_id == conversation_id)
-                                .order_by(messages.c.id)).mappings()
+                                .order_by(messages.c.at, messages.c.id)).mappings().all()
             acts = conn.execute(select(activity).where(activity.c.conversation_id == conversation_id)
                                 .order_by(activity.c.id)).mappings()
             pending = conn.execute(select(timers).where(
@@ -49,8 +50,7 @@ class ReadsMixin:
                 .order_by(timers.c.due_at)).mappings()
             summary.update(
                 variables=row["state"].get("vars", {}),
-                messages=[{"direction": m["direction"], "author": m["author"], "text": m["text"],
-                           "buttons": m["buttons"] or [], "at": iso(m["at"])} for m in msgs],
+                messages=timeline.message_views(msgs),
                 activity=[{"actor": a["actor"], "action": a["action"], "from": a["from_status"],
                            "to": a["to_status"], "at": iso(a["at"]), "detail": a["detail"]} for a in acts],
                 timers=[{"id": t["id"], "kind": t["kind"], "due_at": iso(t["due_at"])} for t in pending],

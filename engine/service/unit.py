@@ -21,6 +21,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from engine import logs, metrics
 from engine.service import load
 from engine.service.changes import Changes, Event, Snapshot
 from engine.service.decide import decide
@@ -55,6 +56,7 @@ def _attempt(service, event: Event, locate, lock: bool) -> tuple[bool, Changes |
             return True, None
         changes = _decide(service, conn, [snap], [event])[0]
         if not changes.write:
+            _report(changes, written=False)
             return True, changes
         if not lock:
             _start_writing(service, conn)
@@ -68,11 +70,26 @@ def _attempt(service, event: Event, locate, lock: bool) -> tuple[bool, Changes |
             return False, changes
         if ok:
             conn.commit()
+            _report(changes, written=True)
             return True, changes
         conn.rollback()
         if lock:  # pragma: no cover - nobody else can move under the lock
             raise RuntimeError(f"conversation {changes.conversation_id} changed under the lock")
         return False, changes
+
+
+def _report(changes: Changes, written: bool) -> None:
+    """Metrics and log context of what was decided (and, for steps, written)."""
+    if changes.flow is not None:
+        logs.bind(conversation_id=changes.conversation_id, flow_id=changes.flow[0],
+                  flow_version=changes.flow[1])
+    else:
+        logs.bind(conversation_id=changes.conversation_id)
+    if written:
+        for step in changes.steps:
+            metrics.bot_step(step)
+        for action in changes.transitions:
+            metrics.transition(action)
 
 
 def _decide(service, conn: Connection, snaps: list[Snapshot], events: list[Event]) -> list[Changes]:
@@ -177,6 +194,7 @@ def _fire_attempt(service, timer_ids, at, results, failed, lock) -> tuple[bool, 
                 return False, batch
             conn.commit()
         for event, changes in decided:
+            _report(changes, written=changes.write)
             if changes.fired:
                 results[event.timer_id].update(fired=True, replies=changes.replies,
                                                conversation_id=changes.conversation_id)
@@ -209,6 +227,7 @@ def _fire_one_by_one(service, decided, results, failed) -> list[Changes]:
             failed.add(event.timer_id)
             continue
         if ok:
+            _report(changes, written=True)
             if changes.fired:
                 results[event.timer_id].update(fired=True, replies=changes.replies,
                                                conversation_id=changes.conversation_id)
