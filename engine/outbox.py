@@ -1,7 +1,9 @@
 """The WhatsApp outbox sender: rows the service wrote become Cloud API requests.
 
-``Service._store_message`` writes one ``outbox`` row per outbound WhatsApp message in the
-same transaction as the message itself, so a reply is never lost. The worker calls
+The service's unit of work writes one ``outbox`` row per outbound WhatsApp message in the
+same transaction as the message itself, so a reply is never lost; the row's key (a uuid
+made before the write, ``idempotency_key``) is also the message's ``external_id`` until
+the Graph API gives its wamid. The worker calls
 :func:`send_due` every few seconds. A row moves::
 
     pending --claim--> sending --2xx--> sent
