@@ -269,16 +269,15 @@ def _translator():
 
 
 def port_labels(block: dict) -> dict[str, str]:
-    """A readable name for each out port of ``block`` (option labels for choices)."""
-    data = block.get("data") or {}
-    _ = _translator()  # still spelled _() so that the catalog extraction finds the texts
-    labels = {"next": _("Em seguida"), "answered": _("Respondida"),
-              "invalid": _("Resposta inválida"), "timeout": _("Sem resposta"),
-              "else": _("Senão"), "ok": _("Sucesso"), "error": _("Erro")}
-    for option in data.get("options") or []:
-        if isinstance(option, dict) and "id" in option:
-            labels[option["id"]] = option.get("label") or option["id"]
-    return labels
+    """A readable name for each out port of ``block``, as its kind names them (option
+    labels for choices); ports it does not name show their id."""
+    kind = REGISTRY.get(block.get("type"))
+    if kind is None:
+        return {}
+    try:
+        return kind.port_labels(_translator(), block.get("data") or {})
+    except (KeyError, TypeError, AttributeError):  # a draft mid-edit
+        return {}
 
 
 def block_ports(block: dict) -> list[str]:
@@ -322,25 +321,10 @@ def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
 
 
 def new_block_data(kind: BlockKind, flow_id: str) -> dict:
-    """Data for a block dropped from the palette: valid, so the draft saves at once."""
-    presets = {
-        "message": {"text": _("Nova mensagem")},
-        "question": {"text": _("Qual opção você prefere?"), "input": "choice",
-                     "options": [{"id": "o1", "label": _("Opção 1")},
-                                 {"id": "o2", "label": _("Opção 2")}],
-                     "save_as": "resposta"},
-        "condition": {"rules": [{"port": "sim", "when": {"==": [{"var": "resposta"}, _("Opção 1")]}}]},
-        "set_variable": {"name": "variavel", "value": ""},
-        "wait": {"seconds": 60},
-        "http_request": {"method": "GET", "url": "https://example.com/"},
-        "add_tag": {"tag": _("etiqueta")},
-        "remove_tag": {"tag": _("etiqueta")},
-        "jump": {"flow_id": flow_id},
-        "open_conversation": {},
-        "conclude_conversation": {},
-    }
-    if kind.type in presets:
-        return copy.deepcopy(presets[kind.type])
+    """Data for a block dropped from the palette (its kind's preset): valid, so the draft
+    saves at once."""
+    if kind.preset is not None:
+        return copy.deepcopy(kind.preset(_translator(), flow_id))
     return _defaults_from_schema(kind.data_schema)
 
 

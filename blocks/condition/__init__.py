@@ -20,4 +20,7 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="condition", family="action", ports=ports, execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Condição", label_en="Condition",
+    logic_fields=lambda data: [rule.get("when") for rule in data.get("rules", [])],
+    preset=lambda _, flow_id: {"rules": [{"port": "sim", "when": {"==": [{"var": "resposta"}, _("Opção 1")]}}]},
+    port_labels=lambda _, data: {"else": _("Senão")},
 )

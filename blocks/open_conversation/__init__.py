@@ -18,4 +18,5 @@ BLOCK = BlockKind(
     type="open_conversation", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER,
     label_pt="Abrir atendimento", label_en="Open conversation",
+    pauses_run=True, resume_on_conclude="next", preset=lambda _, flow_id: {},
 )
