@@ -2,7 +2,7 @@
 
 Executors are pure: they get the block, a :class:`Context` (variables, contact, the
 current time as data, a template renderer) and return a :class:`Result`. Only
-``engine/service.py`` performs the effects a result names.
+``engine/service/`` (:mod:`engine.service.effects`) performs the effects a result names.
 
 A :class:`BlockKind` also describes itself to the rest of papo, so that a new kind is
 one folder plus one registry line: the engine asks it which timers it waits on and what

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
-from editor.app import get_engine, get_service
+from editor.app import get_engine, get_service, get_settings
 from editor.auth import require_role, token_required
 from editor.openapi import (
     FLOW,
@@ -33,6 +33,8 @@ from editor.openapi import (
     operation,
     request_validator,
 )
+from editor.ops import handle_inbound, inbound_request
+from engine.clean import clean
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import N_, gettext, normalize_lang
@@ -118,7 +120,8 @@ def _json_path(parts) -> str:
 
 
 def _unstorable(value) -> list[dict]:
-    """Values no database column takes (NUL, lone surrogates, NaN): found before storing."""
+    """Values no database column takes (NUL, NaN): found before storing. Lone surrogates
+    never get here: the body is cleaned first (``engine.clean``, U+FFFD)."""
     problems, stack = [], [((), value)]
     while stack:
         path, node = stack.pop()
@@ -137,13 +140,8 @@ def _unstorable(value) -> list[dict]:
 
 
 def _bad_text(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """A NUL (lone surrogates were already replaced by ``engine.clean``)."""
+    return "\x00" in text
 
 
 def _schema_details(error) -> list[dict]:
@@ -201,6 +199,7 @@ def json_body(schema: str, *, optional: bool = False) -> dict:
             raise BadRequest(_msg("not_json", error=reason), code="invalid_json",
                              details=[{"path": "$", "message": _msg("not_json", error=reason)}]
                              ) from None
+    data = clean(data)  # lone surrogates → U+FFFD (engine/clean.py)
     details = _unstorable(data)
     if not details and not fast_request_validator(schema).is_valid(data):
         errors = sorted(request_validator(schema).iter_errors(data),
@@ -417,12 +416,29 @@ def update_flow(flow_id: str):
 @admin_only
 @operation("Publish the latest draft, or roll back to an older version", tag="flows",
            body="publish", body_required=False, ok_schema="Published", errors=(403, 404, 409),
-           description="Lint errors → 422 with code flow_has_errors and the findings.")
+           description="Lint errors → 422 with code flow_has_errors and the findings. Then the "
+                       "draft's tests run: a failing one → 422 with code flow_tests_failed and "
+                       "one {path: tests/<name>, message} per failing test in details, unless "
+                       "{\"force\": true}. A rollback ({\"version\": N}) runs no tests.")
 def publish_flow(flow_id: str):
     flow_id = _flow_id(flow_id)
     body = json_body("publish", optional=True)
     return jsonify(_flows().publish(flow_id, actor=_actor(), version=body.get("version"),
-                                    lang=_lang()))
+                                    lang=_lang(), force=bool(body.get("force")),
+                                    settings=get_settings()))
+
+
+@bp.post("/flows/<flow_id>/tests/run")
+@admin_only
+@operation("Run the tests saved in the latest draft", tag="flows", ok_schema="TestRun",
+           errors=(403, 404),
+           description="On a private in-memory database with a simulated clock; HTTP requests "
+                       "are answered by each test's http_mocks only. Nothing is stored.")
+def run_flow_tests(flow_id: str):
+    from engine.flowtests import summary
+
+    results = _flows().run_tests(_flow_id(flow_id), lang=_lang(), settings=get_settings())
+    return jsonify(summary(results))
 
 
 @bp.get("/flows/<flow_id>/versions")
@@ -446,11 +462,14 @@ def delete_flow(flow_id: str):
 @bp.post("/inbound")
 @operation("A customer's message: the bot answers", tag="channels", body="inbound",
            ok_schema="InboundResult",
-           description="Idempotent on (channel, message.id): a repeat gets the first answer.")
+           errors=(422,),
+           description="Idempotent on (channel, message.id): a repeat gets the first answer. "
+                       "`channel` can only be `api` (422 otherwise): WhatsApp and web chat "
+                       "messages come only through their own signed or cookie endpoints.")
 def inbound():
-    body = json_body("inbound")
-    return jsonify(get_service().handle_inbound(body.get("channel", "api"), body["contact"],
-                                                body["message"]))
+    with inbound_request("api"):  # a refused body counts as an invalid inbound message too
+        body = json_body("inbound")
+        return jsonify(handle_inbound(body.get("channel", "api"), body["contact"], body["message"]))
 
 
 # ---------------------------------------------------------------------- conversations

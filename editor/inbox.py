@@ -47,6 +47,7 @@ from flask_babel import gettext as _
 from blocks import timer_kinds
 from editor.app import get_engine, get_service, render_page
 from editor.auth import current_user, login_required
+from editor.security import query_int
 from engine import accounts, queries
 from engine import conversation as machine
 from engine.errors import Invalid, NotFound
@@ -82,10 +83,7 @@ class Filters:
         status = args.get("status")
         if status not in machine.STATUSES:
             status = machine.OPEN
-        try:
-            limit = int(args.get("limit") or PAGE_SIZE)
-        except ValueError:
-            limit = PAGE_SIZE
+        limit = query_int("limit", default=PAGE_SIZE, minimum=1, source=args)
         assignee = (args.get("assignee") or "").strip()[:64]
         mine = args.get("mine") == "1"
         unassigned = args.get("unassigned") == "1"

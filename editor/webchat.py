@@ -41,6 +41,8 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from editor.app import get_engine, get_service
+from editor.ops import observed_inbound
+from editor.security import MAX_ID, BadParameter
 from engine import queries
 from engine.flows import FlowRepository
 
@@ -180,15 +182,23 @@ def _marker(last_id: int, conv) -> str:
 
 
 def _parse_marker(value: str | None) -> tuple[int, int] | None:
-    found = re.fullmatch(r"(\d{1,19})\.(\d{1,19})", value or "")
-    return (int(found.group(1)), int(found.group(2))) if found else None
+    """``(last message id, version)`` from ``since``; None when absent; a malformed or
+    out-of-range one (``9223372036854775808.0``) is a 400 (``editor.security``)."""
+    if value is None or not value.strip():
+        return None
+    found = re.fullmatch(r"([0-9]{1,19})\.([0-9]{1,19})", value.strip())
+    if found and int(found.group(1)) <= MAX_ID and int(found.group(2)) <= MAX_ID:
+        return int(found.group(1)), int(found.group(2))
+    message = _("Parâmetro inválido: %(name)s. Use um número inteiro entre %(minimum)d e "
+                "%(maximum)d.", name="since", minimum=0, maximum=MAX_ID)
+    raise BadParameter(message, details=[{"path": "since", "message": message}])
 
 
 # ---------------------------------------------------------------------------- sending
 
 def deliver(service, flow_id: str, contact: dict, message: dict) -> dict:
     """One customer message into the service; a conversation's first run is ``flow_id``."""
-    return service.handle_inbound(CHANNEL, contact, message, start_flow_id=flow_id)
+    return observed_inbound(CHANNEL, contact, message, service=service, start_flow_id=flow_id)
 
 
 # ---------------------------------------------------------------------------- views

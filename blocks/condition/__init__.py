@@ -21,6 +21,7 @@ BLOCK = BlockKind(
     type="condition", family="action", ports=ports, execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Condição", label_en="Condition",
     logic_fields=lambda data: [rule.get("when") for rule in data.get("rules", [])],
-    preset=lambda _, flow_id: {"rules": [{"port": "sim", "when": {"==": [{"var": "resposta"}, _("Opção 1")]}}]},
+    # No rule yet: the form opens with a blank builder row, never a made-up variable.
+    preset=lambda _, flow_id: {"rules": []},
     port_labels=lambda _, data: {"else": _("Senão")},
 )
