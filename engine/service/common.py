@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from blocks import timer_kinds
 from engine.errors import Invalid
+from engine.queries import TEST_CHANNEL
 
 log = logging.getLogger("papo.service")
 
 CHANNELS = ("api", "whatsapp", "web")
-TEST_CHANNEL = "test"  # the simulator's conversations: hidden from inbox, API lists and reports
 MAX_TEXT = 4096 * 4
 MAX_JUMPS = 10
 BOT_TIMER_KINDS = tuple(timer_kinds())  # every timer a block schedules (blocks/<kind>)
