@@ -14,14 +14,13 @@ import regex
 from blocks import REGISTRY, pausing_kinds
 from engine.graph import build_graph
 from engine.i18n import t
-from engine.templates import _env as template_env
-from engine.templates import referenced_names, syntax_error
+from engine.templates import global_names, referenced_names, syntax_error
 
 WHATSAPP_MAX_BUTTONS = 3
 WHATSAPP_MAX_LABEL = 20
 WHATSAPP_MAX_TEXT = 4096
 ANSWER_PORTS_EXCLUDED = {"invalid", "timeout"}
-TEMPLATE_GLOBALS = set(template_env.globals) | {"contact", "vars", "loop", "true", "false", "none"}
+TEMPLATE_GLOBALS = set(global_names()) | {"contact", "vars", "loop", "true", "false", "none"}
 
 
 def _finding(level: str, code: str, block_id: str | None, lang: str | None, **params) -> dict:

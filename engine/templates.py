@@ -291,6 +291,12 @@ _env = _BoundedSandbox(undefined=_RecordingUndefined, autoescape=False)
 _check_env = _BoundedSandbox(undefined=StrictUndefined)
 
 
+def global_names() -> frozenset[str]:
+    """Names every template can use without a variable (``range``, ``dict``…): the
+    linter must not report them as variables used before being set."""
+    return frozenset(_env.globals)
+
+
 @lru_cache(maxsize=4096)
 def _compile(source: str):
     return _env.from_string(source)
