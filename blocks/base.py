@@ -129,6 +129,9 @@ class BlockKind:
     preset: Callable[[Translate, str], dict] | None = None
     # ``(_, data) -> {port: name}``: names people read on the canvas and in the forms.
     port_labels: Callable[[Translate, dict], dict[str, str]] = next_port_label
+    # ``_ -> [{"key", "label", "data"}]``: extra palette items, the kind preconfigured for
+    # a common job (``key`` names the item in the page).
+    variants: Callable[[Translate], list[dict]] = no_texts
 
     def template(self, name: str) -> str:
         """The text of ``form.html`` or ``node.html`` beside this kind."""

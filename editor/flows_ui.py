@@ -404,10 +404,11 @@ def _defaults_from_schema(schema: dict) -> dict:
 
 
 def extra_presets() -> list[dict]:
-    """Palette items beyond one per kind: a kind preconfigured for a common job."""
-    return [{"key": "csat", "type": "question", "label": _("Avaliação (CSAT)"),
-             "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
-                      "input": "rating", "save_as": "csat", "csat": True}}]
+    """Palette items beyond one per kind: a kind preconfigured for a common job (its
+    kind's ``variants``)."""
+    translate = _translator()
+    return [{**variant, "type": kind.type} for kind in REGISTRY.values()
+            for variant in kind.variants(translate)]
 
 
 def palette(flow_id: str) -> list[dict]:

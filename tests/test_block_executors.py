@@ -147,3 +147,13 @@ def test_every_kind_offers_a_valid_palette_preset_with_named_ports(kind):
     assert list(Draft202012Validator(block_kind.data_schema).iter_errors(data)) == []
     labels = block_kind.port_labels(lambda text, **params: text, data)
     assert [p for p in block_kind.ports(data) if p not in labels and kind != "condition"] == []
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_every_palette_variant_of_a_kind_is_valid(kind):
+    from jsonschema import Draft202012Validator
+
+    block_kind = REGISTRY[kind]
+    for variant in block_kind.variants(lambda text, **params: text):
+        assert variant["key"] not in REGISTRY and variant["label"]
+        assert list(Draft202012Validator(block_kind.data_schema).iter_errors(variant["data"])) == []

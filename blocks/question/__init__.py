@@ -231,4 +231,7 @@ BLOCK = BlockKind(
     timers=(TimerKind("question_timeout", "timeout", N_("Prazo da pergunta")),),
     default_attempts=DEFAULT_MAX_ATTEMPTS, pauses_run=True, template_fields=template_fields,
     saves=lambda data: data.get("save_as"), preset=preset, port_labels=port_labels,
+    variants=lambda _: [{"key": "csat", "label": _("Avaliação (CSAT)"),
+                         "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
+                                  "input": "rating", "save_as": "csat", "csat": True}}],
 )
