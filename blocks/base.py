@@ -111,6 +111,9 @@ class BlockKind:
     timers: tuple[TimerKind, ...] = ()
     # Invalid answers a question takes before its ``invalid`` port (``max_attempts``).
     default_attempts: int = 0
+    # ``data -> text``: what an answer the kind refused gets when the block sets no
+    # ``invalid_text`` (before the question is asked again).
+    invalid_text: Callable[[dict], str] = lambda data: ""
     # The port followed when the conversation is concluded while the flow paused here.
     resume_on_conclude: str | None = None
     # ``(block, ok, status, body) -> Result`` (port + variables) when an HTTP call it

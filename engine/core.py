@@ -19,15 +19,6 @@ from engine.templates import render as render_template
 
 BLOCK_BUDGET = 200
 STATE_VERSION = 1
-DEFAULT_INVALID_TEXT = {
-    "text": "Não entendi sua resposta. Pode tentar de novo?",
-    "number": "Por favor, responda com um número.",
-    "email": "Por favor, informe um e-mail válido (exemplo: nome@dominio.com).",
-    "phone": "Por favor, informe um telefone válido com DDD.",
-    "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
-    "choice": "Por favor, escolha uma das opções (pode responder com o número).",
-    "rating": "Por favor, responda com uma nota de 1 a 5.",
-}
 
 # Run states (DESIGN §3)
 RUNNING, WAITING_INPUT, WAITING_TIMER, SUSPENDED, ENDED = (
@@ -374,7 +365,7 @@ def _answer(s: _Step, text: str) -> None:
         s.follow(block["id"], "invalid")
         return
     invalid = data.get("invalid_text")
-    s.outbound.append(message(s.render(invalid) if invalid else DEFAULT_INVALID_TEXT[data["input"]],
+    s.outbound.append(message(s.render(invalid) if invalid else kind.invalid_text(data),
                               None, block["id"]))
     asked = kind.execute(block, ctx)
     s.outbound.extend(asked.outbound)  # the question again, with its buttons; same timeout

@@ -157,3 +157,10 @@ def test_every_palette_variant_of_a_kind_is_valid(kind):
     for variant in block_kind.variants(lambda text, **params: text):
         assert variant["key"] not in REGISTRY and variant["label"]
         assert list(Draft202012Validator(block_kind.data_schema).iter_errors(variant["data"])) == []
+
+
+@pytest.mark.parametrize(("answer_kind", "start"), [
+    ("email", "Por favor, informe um e-mail válido"), ("rating", "Por favor, responda com uma nota"),
+    ("choice", "Por favor, escolha uma das opções"), ("text", "Não entendi sua resposta")])
+def test_question_kind_says_what_an_invalid_answer_gets_by_default(answer_kind, start):
+    assert REGISTRY["question"].invalid_text({"input": answer_kind}).startswith(start)

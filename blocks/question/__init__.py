@@ -29,6 +29,16 @@ from blocks.text import normalize
 
 FOLDER = Path(__file__).parent
 DEFAULT_MAX_ATTEMPTS = 3
+# Sent to the customer (in the flow's language, pt-BR) when ``invalid_text`` is not set.
+DEFAULT_INVALID_TEXT = {
+    "text": "Não entendi sua resposta. Pode tentar de novo?",
+    "number": "Por favor, responda com um número.",
+    "email": "Por favor, informe um e-mail válido (exemplo: nome@dominio.com).",
+    "phone": "Por favor, informe um telefone válido com DDD.",
+    "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
+    "choice": "Por favor, escolha uma das opções (pode responder com o número).",
+    "rating": "Por favor, responda com uma nota de 1 a 5.",
+}
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATE_FORMATS = (
@@ -231,6 +241,7 @@ BLOCK = BlockKind(
     timers=(TimerKind("question_timeout", "timeout", N_("Prazo da pergunta")),),
     default_attempts=DEFAULT_MAX_ATTEMPTS, pauses_run=True, template_fields=template_fields,
     saves=lambda data: data.get("save_as"), preset=preset, port_labels=port_labels,
+    invalid_text=lambda data: DEFAULT_INVALID_TEXT.get(data.get("input"), DEFAULT_INVALID_TEXT["text"]),
     variants=lambda _: [{"key": "csat", "label": _("Avaliação (CSAT)"),
                          "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
                                   "input": "rating", "save_as": "csat", "csat": True}}],
