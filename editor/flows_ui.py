@@ -970,10 +970,7 @@ def import_draft(flow_id: str):
     renamed_from = None
     if doc["id"] != flow_id:
         renamed_from, doc["id"] = doc["id"], flow_id
-    from engine.lint import lint
-
-    index = repository().flow_index()
-    findings = lint(doc, flows=index, lang=lang)
+    findings = repository().lint(doc, lang)
     cards = {b["id"]: card_payload(b) for b in doc["blocks"]}
     result = {"action": "replace", "doc": doc, "cards": cards}
     return render_template("flows/_import_draft.html", problems=[], findings=findings,
@@ -984,11 +981,9 @@ def import_draft(flow_id: str):
 @admin_required
 def findings(flow_id: str):
     """"Validar": lint the latest draft now (jump targets may have changed since saving)."""
-    from engine.lint import lint
-
     lang = current_lang()
-    doc = repository().get(flow_id, lang)[0]
-    found = lint(doc, flows=repository().flow_index(), lang=lang)
+    repo = repository()
+    found = repo.lint(repo.get(flow_id, lang)[0], lang)
     return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
                            checked=True)
 

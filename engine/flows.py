@@ -142,6 +142,31 @@ class FlowRepository:
                 .where(flows.c.deleted_at.is_(None))).all()
         return {r.id: _block_ids(r.document) for r in rows}
 
+    def jumped_into(self) -> set[str]:
+        """Ids of the flows that some stored flow, draft or published, jumps into (so a
+        flow without triggers reached that way is not ``no_trigger``)."""
+        from engine.lint import jump_targets
+
+        with self.engine.connect() as conn:
+            drafts = conn.execute(
+                select(flow_revisions.c.document)
+                .join(flows, and_(flow_revisions.c.flow_id == flows.c.id,
+                                  flow_revisions.c.revision == flows.c.revision))
+                .where(flows.c.deleted_at.is_(None))).scalars().all()
+            published = conn.execute(
+                select(flow_versions.c.document)
+                .join(flows, and_(flows.c.id == flow_versions.c.flow_id,
+                                  flows.c.published_version == flow_versions.c.version))
+                .where(flows.c.deleted_at.is_(None))).scalars().all()
+        return jump_targets([*drafts, *published])
+
+    def lint(self, doc: dict, lang: str | None = None) -> list[dict]:
+        """Lint ``doc`` against the stored flows (``jump`` targets, jumps into it)."""
+        from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
+
+        # lint() counts the document itself as known with its current blocks.
+        return lint(doc, flows=self.flow_index(), lang=lang, jumped_into=self.jumped_into())
+
     def versions(self, flow_id: str, lang: str | None = None) -> list[dict]:
         """Published versions, oldest first: ``[{"version","published_at","published_by","revision"}]``."""
         with self.engine.connect() as conn:
@@ -194,12 +219,6 @@ class FlowRepository:
 
     # -- saving drafts -----------------------------------------------------------------
 
-    def _lint(self, doc: dict, lang: str | None) -> list[dict]:
-        from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
-
-        # lint() counts the document itself as known with its current blocks.
-        return lint(doc, flows=self.flow_index(), lang=lang)
-
     def create(self, raw: bytes | str | dict, actor: str | None = None,
                lang: str | None = None) -> dict:
         """Store a new flow's first draft; ``{"id","revision","findings"}``.
@@ -210,7 +229,7 @@ class FlowRepository:
         from schemas import load_document
 
         doc = load_document(raw, lang)
-        findings = self._lint(doc, lang)
+        findings = self.lint(doc, lang)
         flow_id, now = doc["id"], _now()
         try:
             with self.engine.begin() as conn:
@@ -256,7 +275,7 @@ class FlowRepository:
                           code="id_mismatch",
                           details=[{"path": "$.id", "message": _msg(
                               "id_mismatch", lang, doc_id=doc["id"], flow_id=flow_id)}])
-        findings = self._lint(doc, lang)
+        findings = self.lint(doc, lang)
         revision = self._save_revision(flow_id, doc, findings, seen, actor, lang)
         return {"id": flow_id, "revision": revision, "findings": findings}
 
@@ -293,7 +312,7 @@ class FlowRepository:
         for attempt in range(_RETRIES):
             draft = self.draft(flow_id, lang)
             doc = load_document(change(copy.deepcopy(draft["document"])), lang)
-            findings = self._lint(doc, lang)
+            findings = self.lint(doc, lang)
             try:
                 revision = self._save_revision(flow_id, doc, findings, draft["revision"],
                                                actor, lang)
@@ -350,8 +369,6 @@ class FlowRepository:
         Refused with ``Invalid`` code ``flow_has_errors`` (findings in ``extra``) when lint
         finds errors.
         """
-        from engine.lint import lint
-
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise Invalid(_msg("bad_version", lang, value=str(version)[:40]), code="bad_version")
         for _attempt in range(_RETRIES):
@@ -359,7 +376,7 @@ class FlowRepository:
                 doc, revision = self.get(flow_id, lang)
             else:
                 doc, revision = self._version(flow_id, version, lang)
-            findings = lint(doc, flows=self.flow_index(), lang=lang)
+            findings = self.lint(doc, lang)
             errors = [f for f in findings if f.get("level") == "error"]
             if errors:
                 raise Invalid(_msg("flow_has_errors", lang, count=len(errors)),

@@ -78,13 +78,15 @@ def render(source: str, variables: dict, contact: dict) -> tuple[str, list[str],
 
 @lru_cache(maxsize=8192)
 def _parse_for_names(source: str) -> frozenset[str] | None:
-    try:
-        tree = _check_env.parse(source)
-    except TemplateSyntaxError:
-        return None
     from jinja2 import nodes
 
-    names = set(meta.find_undeclared_variables(tree))
+    try:
+        tree = _check_env.parse(source)
+        # Analysing compiles the template: an unknown filter is a TemplateAssertionError
+        # (a TemplateSyntaxError) here, reported by lint as bad_template, never a crash.
+        names = set(meta.find_undeclared_variables(tree))
+    except TemplateSyntaxError:
+        return None
     for node in tree.find_all(nodes.Getattr):
         if isinstance(node.node, nodes.Name) and node.node.name == "vars":
             names.add(node.attr)
@@ -100,11 +102,48 @@ def referenced_names(source: str) -> set[str] | None:
     return None if names is None else set(names)
 
 
+_SYNTAX_HINTS = (
+    # (what Jinja says, pt-BR, English): plain words for the mistakes authors make
+    ("unexpected end of template, expected 'end of print statement'",
+     "falta fechar as chaves: cada {{{{ precisa de um }}}}", "a brace is not closed: every {{{{ needs a }}}}"),
+    ("unexpected '}'", "há um }} sobrando ou um {{{{ faltando", "there is a stray }} or a missing {{{{"),
+    ("Unexpected end of template. Jinja was looking for the following tags",
+     "um bloco {{% … %}} foi aberto e não foi fechado (falta {{% end… %}})",
+     "a {{% … %}} block is opened and never closed (missing {{% end… %}})"),
+    ("Expected an expression", "há chaves vazias ou incompletas", "there are empty or incomplete braces"),
+    ("expected token 'end of print statement'",
+     "dentro de {{{{ }}}} cabe um só nome de variável (ex.: {{{{ contact.name }}}})",
+     "only one variable name fits inside {{{{ }}}} (e.g. {{{{ contact.name }}}})"),
+)
+
+
+def _unknown_names(tree) -> tuple[list[str], list[str]]:
+    """Filters and tests a template uses that the sandbox does not have."""
+    from jinja2 import nodes
+
+    filters = sorted({n.name for n in tree.find_all(nodes.Filter) if n.name not in _check_env.filters})
+    tests = sorted({n.name for n in tree.find_all(nodes.Test) if n.name not in _check_env.tests})
+    return filters, tests
+
+
 @lru_cache(maxsize=8192)
 def syntax_error(source: str, lang: str | None = None) -> str | None:
+    """What is wrong with a template, in plain words (pt-BR, or English for ``lang="en"``),
+    or None. Unknown filters and tests count: they would fail every time the text is sent."""
+    english = (lang or "").startswith("en")
+    line = "line" if english else "linha"
     try:
-        _check_env.parse(source)
+        tree = _check_env.parse(source)
     except TemplateSyntaxError as exc:
-        line = "line" if (lang or "").startswith("en") else "linha"
+        for jinja_says, pt, en in _SYNTAX_HINTS:
+            if exc.message and exc.message.startswith(jinja_says):
+                return f"{(en if english else pt).format()} ({line} {exc.lineno})"
         return f"{exc.message} ({line} {exc.lineno})"
+    filters, tests = _unknown_names(tree)
+    if filters:
+        names = ", ".join(f"\"{n}\"" for n in filters)
+        return f"unknown filter {names}" if english else f"o filtro {names} não existe"
+    if tests:
+        names = ", ".join(f"\"{n}\"" for n in tests)
+        return f"unknown test {names}" if english else f"o teste {names} não existe"
     return None

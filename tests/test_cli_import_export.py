@@ -164,7 +164,8 @@ def test_lint_errors_store_a_draft_and_print_findings(database, repo, tmp_path):
     result = papo("import", path)
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        f'{path}: error [m] dangling_edge: A ligação da saída "next" aponta para o bloco "fantasma", que não existe.',
+        f'{path}: error [m] dangling_edge: Bloco "Olá!" (m): a ligação da saída "Em seguida" aponta para o bloco '
+        '"fantasma", que não existe.',
         f"{path}: imported quebrado revision 1",
     ]
     assert repo.get("quebrado")[0] == dangling()

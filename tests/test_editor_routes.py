@@ -149,7 +149,7 @@ def test_import_lists_structural_problems_per_path_and_block_and_stores_nothing(
     twice = json.loads(WELCOME.read_text(encoding="utf-8"))
     twice["blocks"].append(copy.deepcopy(twice["blocks"][0]))
     response = _upload(admin, "/flows/import", json.dumps(twice).encode())
-    assert response.status_code == 422 and "$.blocks[9].id" in _text(response)
+    assert response.status_code == 422 and "$.blocks[11].id" in _text(response)
     assert repo.list() == []
     not_json = _upload(admin, "/flows/import", b"{oops")
     assert not_json.status_code == 422 and "JSON" in _text(not_json)
@@ -416,7 +416,7 @@ def test_the_block_form_shows_where_each_port_leads(admin, welcome):
     assert [port for port, _options in selects] == ["produtos", "pedido", "atendente", "invalid", "timeout"]
     chosen = {port: re.findall(r'<option value="([^"]*)" selected', options) for port, options in selects}
     assert chosen == {"produtos": ["produtos"], "pedido": ["numero_pedido"],
-                      "atendente": ["chama_atendente"], "invalid": [], "timeout": []}
+                      "atendente": ["chama_atendente"], "invalid": ["menu_nao_entendi"], "timeout": []}
     assert "Saída “Ver produtos” leva a" in html
 
 

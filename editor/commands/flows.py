@@ -128,12 +128,13 @@ def _store(repo, item: _Imported) -> None:
         item.status = EXIT_ERRORS
 
 
-def _lint_and_publish(repo, item: _Imported, index: dict, publish: bool) -> None:
+def _lint_and_publish(repo, item: _Imported, index: dict, jumped_into: set[str],
+                      publish: bool) -> None:
     from engine.errors import PapoError
     from engine.lint import lint
 
     doc = item.doc
-    findings = lint(doc, flows=index)
+    findings = lint(doc, flows=index, jumped_into=jumped_into)
     item.lines.extend(format_finding({**f, "file": item.path}) for f in findings)
     errors = sum(f["level"] == "error" for f in findings)
     done = f"{item.path}: imported {doc['id']} revision {item.revision}"
@@ -177,10 +178,10 @@ def import_command(ctx: click.Context, files: tuple[str, ...], publish: bool) ->
             for item in stored:
                 _store(repo, item)
             # Lint after every file is in, so flows that jump into each other are known.
-            index = repo.flow_index()
+            index, jumped_into = repo.flow_index(), repo.jumped_into()
             for item in stored:
                 if item.revision is not None:
-                    _lint_and_publish(repo, item, index, publish)
+                    _lint_and_publish(repo, item, index, jumped_into, publish)
         except SQLAlchemyError as exc:
             raise _database_error(exc) from None
         finally:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import click
 
 from engine.i18n import normalize_lang
-from engine.lint import has_errors, lint
+from engine.lint import has_errors, jump_targets, lint
 from schemas import FlowDocumentError, load_document
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
@@ -134,9 +134,10 @@ def validate_files(paths: Iterable[str], lang: str | None = None) -> tuple[list[
         loaded.append((i, path, doc))
         known.setdefault(doc["id"], set()).update(b["id"] for b in doc["blocks"])
 
+    jumped_into = jump_targets(doc for _, _, doc in loaded)
     for i, path, doc in loaded:
         try:
-            found = lint(doc, flows=known, lang=lang)
+            found = lint(doc, flows=known, lang=lang, jumped_into=jumped_into)
         except Exception as exc:  # a linter bug must not hide the other files' findings
             found = [{"level": "error", "code": "internal_error", "block_id": None,
                       "message": _text("internal_error", lang, error=f"{type(exc).__name__}: {exc}")}]
