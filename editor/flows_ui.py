@@ -515,7 +515,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     Fields the schema forbids in the current configuration (a question's options when
     the answer is not a choice) are dropped rather than reported.
     """
-    from schemas import _schema_problem  # the flow document's messages, in pt or en
+    from schemas import field_message  # the flow document's wording, in pt or en
 
     validator = Draft202012Validator(schema)
     lang = current_lang()
@@ -538,7 +538,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
                 messages.setdefault(key or "_", _("Preencha este campo."))
                 continue
             key = ".".join(path) or "_"
-            messages.setdefault(key, _schema_problem(leaf, {}, lang)["message"])
+            messages.setdefault(key, field_message(leaf, lang))
     return data, messages
 
 

@@ -265,7 +265,7 @@ def test_structural_errors_are_printed_and_exit_1(tmp_path):
     path = write(tmp_path, doc)
     result = chat(path, lines=["oi"])
     assert result.exit_code == 1
-    assert f"{path}: error [m] invalid_flow: $.blocks[0].data" in result.stdout
+    assert f'{path}: error [m] invalid_flow: Bloco "Mensagem" (m): o campo "txt" não existe' in result.stdout
     assert "🤖" not in result.stdout
 
 

@@ -83,14 +83,14 @@ def test_schema_error_names_the_json_path_and_block(write):
     result = run(name)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        'f.json: error [b2] invalid_flow: $.blocks[1].data: Falta o campo obrigatório "text".']
+        'f.json: error [b2] invalid_flow: Bloco "Mensagem" (b2): falta o campo obrigatório "Texto" (text)']
 
 
 def test_newer_schema_version_is_refused_with_its_code(write):
     name = write("f.json", {**UNKNOWN_START, "schema_version": 99})
     result = run(name)
     assert result.exit_code == 1
-    assert result.stdout.startswith("f.json: error newer_version: $.schema_version: ")
+    assert result.stdout.startswith("f.json: error newer_version: Este fluxo usa o formato versão 99")
 
 
 def test_warnings_alone_exit_zero(write):
@@ -179,7 +179,7 @@ def test_english_with_papo_lang(write):
     name = write("f.json", SCHEMA_ERROR)
     result = run(name, env={"PAPO_LANG": "en"})
     assert result.stdout.splitlines() == [
-        'f.json: error [b2] invalid_flow: $.blocks[1].data: Missing required field "text".']
+        'f.json: error [b2] invalid_flow: Block "Message" (b2): the required field "text" is missing']
 
 
 def test_jump_to_a_flow_given_in_the_same_run_is_known(write):

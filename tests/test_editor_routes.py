@@ -144,12 +144,13 @@ def test_import_lists_structural_problems_per_path_and_block_and_stores_nothing(
         response = _upload(admin, "/flows/import", json.dumps(doc).encode(), **headers)
         assert response.status_code == 422
         html = _text(response)
-        assert "$.blocks[1].data.text" in html and "<code>menu</code>" in html
-        assert "$.blocks[2].data" in html and "bogus" in html
+        assert 'data-block-id="menu"' in html and "$.blocks[1].data.text" not in html.split("data-path")[0]
+        assert "Bloco &#34;Pergunta&#34; (menu): &#34;Pergunta&#34; (text) não pode ficar vazio" in html
+        assert "o campo &#34;bogus&#34; não existe" in html
     twice = json.loads(WELCOME.read_text(encoding="utf-8"))
     twice["blocks"].append(copy.deepcopy(twice["blocks"][0]))
     response = _upload(admin, "/flows/import", json.dumps(twice).encode())
-    assert response.status_code == 422 and "$.blocks[11].id" in _text(response)
+    assert response.status_code == 422 and "Dois blocos têm o mesmo id &#34;saudacao&#34;" in _text(response)
     assert repo.list() == []
     not_json = _upload(admin, "/flows/import", b"{oops")
     assert not_json.status_code == 422 and "JSON" in _text(not_json)
@@ -365,9 +366,9 @@ def test_invalid_block_fields_come_back_with_their_errors_as_422(admin, every_ki
     assert response.status_code == 422
     html = _text(response)
     errors = _field_errors(html)
-    assert "Não pode ficar vazio." in errors
-    assert "Precisa de pelo menos 1 item(ns)." in errors
-    assert any(e.startswith("Formato inválido") for e in errors)
+    assert "Este campo não pode ficar vazio." in errors
+    assert "Este campo precisa de pelo menos 1 item(ns)." in errors
+    assert any(e.startswith("Este campo tem um formato inválido") for e in errors)
     assert "Digite um número inteiro." in errors
     assert 'value="três"' in html  # what the person typed is kept
     assert _result(html) is None

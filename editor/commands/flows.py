@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from editor.commands.validate import FILE_LEVEL_CODES, UNREADABLE_CODES, format_finding
+from editor.commands.validate import UNREADABLE_CODES, format_finding
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 STDIN = "-"
@@ -65,9 +65,7 @@ def read_flow_file(path: str, lang: str | None = None) -> tuple[dict | None, lis
     except FlowDocumentError as exc:
         problems = []
         for problem in exc.problems:
-            message = problem["message"]
-            if exc.code not in FILE_LEVEL_CODES:
-                message = f"{problem['path']}: {message}"
+            message = problem["message"]  # says where in words; the block id is in brackets
             problems.append(_problem(path, exc.code, message, problem.get("block_id")))
         status = EXIT_UNREADABLE if exc.code in UNREADABLE_CODES else EXIT_ERRORS
         return None, problems, status

@@ -20,8 +20,6 @@ from schemas import FlowDocumentError, load_document
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 STDIN = "-"
-# Problems with the file's bytes, not with a place in a JSON document: no "$" path prefix.
-FILE_LEVEL_CODES = {"not_json", "too_large"}
 # Codes that mean "this is not a flow file we could even parse": exit 2.
 UNREADABLE_CODES = {"unreadable", "not_json"}
 
@@ -75,9 +73,7 @@ def _unreadable_message(exc: OSError, lang: str) -> str:
 def _structural_findings(path: str, error: FlowDocumentError) -> list[dict]:
     findings = []
     for problem in error.problems:
-        message = problem["message"]
-        if error.code not in FILE_LEVEL_CODES:
-            message = f"{problem['path']}: {message}"
+        message = problem["message"]  # says where in words; the block id is in brackets
         findings.append(_finding(path, "error", error.code, problem.get("block_id"), message))
     return findings
 
