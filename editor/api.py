@@ -443,12 +443,13 @@ def update_flow(flow_id: str):
 @admin_only
 @operation("Publish the latest draft, or roll back to an older version", tag="flows",
            body="publish", body_required=False, ok_schema="Published", errors=(403, 404, 409),
-           description="Lint errors → 422 with code flow_has_errors and the findings.")
+           description="Lint errors → 422 with code flow_has_errors and the findings. "
+                       "With a version, that version is also copied into the draft.")
 def publish_flow(flow_id: str):
     flow_id = _flow_id(flow_id)
     body = json_body("publish", optional=True)
-    return jsonify(_flows().publish(flow_id, actor=_actor(), version=body.get("version"),
-                                    lang=_lang()))
+    published = _flows().publish(flow_id, actor=_actor(), version=body.get("version"), lang=_lang())
+    return jsonify({"version": published["version"]})
 
 
 @bp.get("/flows/<flow_id>/versions")

@@ -15,8 +15,12 @@ Routes (blueprint ``flows``)::
     GET|POST /flows/<id>/settings        the flow's name, description, priority, triggers
     POST /flows/<id>/import-draft        read an uploaded file to replace the draft
     GET  /flows/<id>/findings            "Validar": the linter's findings
-    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback)
+    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback: also
+                                         copied into the draft, see restore)
     GET  /flows/<id>/versions            version history with what changed
+    POST /flows/<id>/versions/<n>/restore  "Restaurar no rascunho": version n → a new draft
+                                         revision (answers the panel + a "restored" result)
+    GET  /flows/<id>/status              JSON: revision, published_version, differs_from_published
 
 The editor's JavaScript (``static/editor.js``) holds the document being edited and is
 the only writer of drafts from the editor page: forms are validated here and their
@@ -1008,8 +1012,46 @@ def publish(flow_id: str):
         return _with_status(make_response(render_template(
             "flows/_findings.html", findings=exc.extra.get("findings", []), flow_id=flow_id,
             checked=True, publish_refused=exc.message)), 422)
+    restored = _restored_result(flow_id) if version is not None else None
     return render_template("flows/_versions.html", **_versions_context(
-        flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True)
+        flow_id, published_now=result["version"], rolled_back_from=version, result=restored),
+        oob_badge=True)
+
+
+def _restored_result(flow_id: str) -> dict:
+    """What the page needs to show a draft the server just replaced (restore, rollback):
+    the document, its revision (the page saves on top of it) and the cards."""
+    draft = repository().draft(flow_id, current_lang())
+    doc = draft["document"]
+    return {"action": "restored", "doc": doc, "revision": draft["revision"],
+            "findings": draft.get("findings") or [],
+            "cards": {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}}
+
+
+@bp.post("/flows/<flow_id>/versions/<int:version>/restore")
+@admin_required
+def restore_version(flow_id: str, version: int):
+    """"Restaurar no rascunho": copy published ``version`` into the draft as a new revision
+    (nothing is published). Answers the versions panel with a ``papo-result`` script
+    ``{"action": "restored", "doc", "revision", "cards", "findings"}`` for the page, or that
+    object as JSON when the request asks for JSON. Unknown version → 404."""
+    repository().restore(flow_id, version, actor=actor(), lang=current_lang())
+    result = _restored_result(flow_id)
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(result)
+    return render_template("flows/_versions.html", **_versions_context(
+        flow_id, restored_from=version, result=result))
+
+
+@bp.get("/flows/<flow_id>/status")
+@admin_required
+def draft_status(flow_id: str):
+    """The header's draft state as JSON: ``{"revision", "published_version",
+    "differs_from_published"}`` ("Rascunho com alterações não publicadas" when true)."""
+    repo = repository()
+    draft = repo.draft(flow_id, current_lang())
+    return jsonify({"revision": draft["revision"], "published_version": draft["published_version"],
+                    "differs_from_published": repo.draft_differs(flow_id, current_lang())})
 
 
 def _versions_context(flow_id: str, **extra) -> dict:

@@ -364,7 +364,12 @@ class FlowRepository:
 
     def publish(self, flow_id: str, actor: str | None = None, version: int | None = None,
                 lang: str | None = None) -> dict:
-        """Publish the latest draft (or a copy of older ``version``) as a new version; ``{"version"}``.
+        """Publish the latest draft as a new version; ``{"version", "revision"}``.
+
+        With ``version`` (rollback, the editor's "Publicar esta versão"): publish a copy of
+        that older version as a new version *and* put it in the draft (a new revision), so
+        the next "Publicar" does not ship the rolled-back change again. History is never
+        rewritten: the draft that was there stays as an older revision.
 
         Refused with ``Invalid`` code ``flow_has_errors`` (findings in ``extra``) when lint
         finds errors.
@@ -375,7 +380,8 @@ class FlowRepository:
             if version is None:
                 doc, revision = self.get(flow_id, lang)
             else:
-                doc, revision = self._version(flow_id, version, lang)
+                doc, _old_revision = self._version(flow_id, version, lang)
+                revision = self.draft(flow_id, lang)["revision"]
             findings = self.lint(doc, lang)
             errors = [f for f in findings if f.get("level") == "error"]
             if errors:
@@ -390,17 +396,44 @@ class FlowRepository:
                 if current is None:
                     raise NotFound(_msg("flow_not_found", lang, flow_id=flow_id),
                                    code="flow_not_found")
-                if version is None and current != revision:
+                if current != revision:
                     continue  # a save landed after our lint: lint the newer draft instead
                 number = (conn.execute(select(func.max(flow_versions.c.version)).where(
                     flow_versions.c.flow_id == flow_id)).scalar() or 0) + 1
+                values = {"published_version": number}
+                if version is not None:
+                    revision = current + 1
+                    conn.execute(insert(flow_revisions).values(
+                        flow_id=flow_id, revision=revision, document=doc, findings=findings,
+                        created_at=now, created_by=actor))
+                    values.update(revision=revision, name=doc["name"], updated_at=now,
+                                  updated_by=actor)
                 conn.execute(insert(flow_versions).values(
                     flow_id=flow_id, version=number, revision=revision, document=doc,
                     published_at=now, published_by=actor))
-                conn.execute(update(flows).where(flows.c.id == flow_id)
-                             .values(published_version=number))
-            return {"version": number}
+                conn.execute(update(flows).where(flows.c.id == flow_id).values(**values))
+            return {"version": number, "revision": revision}
         raise Conflict(_msg("busy", lang, flow_id=flow_id), code="busy")
+
+    def restore(self, flow_id: str, version: int, actor: str | None = None,
+                lang: str | None = None) -> dict:
+        """"Restaurar no rascunho": copy published ``version`` into the draft as a new
+        revision (nothing is published); ``{"id","revision","findings"}``. The draft that
+        was there stays as the previous revision, so undo can bring it back."""
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise Invalid(_msg("bad_version", lang, value=str(version)[:40]), code="bad_version")
+        doc = self._version(flow_id, version, lang)[0]
+        return self._revise(flow_id, lambda _draft: copy.deepcopy(doc), actor, lang)
+
+    def draft_differs(self, flow_id: str, lang: str | None = None) -> bool:
+        """Whether the draft differs from the published version ("Rascunho com alterações
+        não publicadas"); True for a flow never published. Block positions count: they
+        are part of what publishing would store."""
+        draft = self.draft(flow_id, lang)
+        if draft["published_version"] is None:
+            return True
+        published = self.published(flow_id)
+        return published is None or published[0] != draft["document"]
 
     def _version(self, flow_id: str, version: int, lang: str | None) -> tuple[dict, int]:
         """``(document, revision)`` of published ``version`` of a flow that is not deleted."""

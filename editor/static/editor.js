@@ -853,6 +853,19 @@
     commit();
   }
 
+  // The server replaced the draft (restore a version, publish an older one): show it and
+  // take its revision; the previous document stays on the undo stack.
+  function applyRestored(result) {
+    snapshot();
+    state.doc = result.doc;
+    state.cards = result.cards;
+    state.revision = result.revision;
+    state.findings = result.findings || [];
+    document.getElementById("flow-name").textContent = state.doc.name;
+    renderAll();
+    decorate();
+  }
+
   function processResults(container) {
     container.querySelectorAll("script.papo-result:not([data-done])").forEach(function (script) {
       script.setAttribute("data-done", "1");
@@ -861,6 +874,7 @@
       if (result.action === "block") applyBlockResult(result);
       else if (result.action === "settings") applySettings(result.settings);
       else if (result.action === "replace") applyReplacement(result);
+      else if (result.action === "restored") applyRestored(result);
       else if (result.action === "findings") { state.findings = result.findings; decorate(); }
     });
   }
