@@ -155,6 +155,17 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "type": "object", "required": ["version"],
         "properties": {"version": {"type": "integer"}},
     },
+    "TestRun": {
+        "type": "object", "required": ["passed", "failed", "results"],
+        "properties": {"passed": {"type": "integer"}, "failed": {"type": "integer"},
+                       "results": {"type": "array", "items": _ref("TestResult")}},
+    },
+    "TestResult": {
+        "type": "object", "required": ["name", "passed", "step", "message"],
+        "properties": {"name": {"type": "string"}, "passed": {"type": "boolean"},
+                       "step": {"type": ["integer", "null"], "description": "The failing step, from 1."},
+                       "message": _NULLABLE_STRING},
+    },
     "Reply": {
         "type": "object",
         "required": ["text", "buttons"],
@@ -202,10 +213,26 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "variables": {"type": "object"},
             "messages": {"type": "array", "items": {
                 "type": "object",
-                "required": ["direction", "author", "text", "buttons", "at"],
-                "properties": {"direction": {"enum": ["in", "out"]},
+                "required": ["id", "direction", "author", "text", "buttons", "at"],
+                "properties": {"id": {"type": "integer"}, "direction": {"enum": ["in", "out"]},
                                "author": {"type": "string"}, "text": {"type": "string"},
-                               "buttons": _STRINGS, "at": _TIME}}},
+                               "buttons": _STRINGS, "at": _TIME,
+                               # WhatsApp (docs/WHATSAPP.md, "What is kept"): present when they apply
+                               "media": {"type": "object", "required": ["type"]},
+                               "contacts": {"type": "array", "items": {"type": "object"}},
+                               "order": {"type": "object"},
+                               "referral": {"type": "object"},
+                               "forwarded": {"type": "boolean"},
+                               "reply_to": {"type": "object", "required": ["id", "text"],
+                                            "properties": {"id": {"type": ["integer", "null"]},
+                                                           "text": _NULLABLE_STRING}},
+                               "reaction": {"type": "object", "required": ["emoji", "at"],
+                                            "properties": {"emoji": {"type": "string"}, "at": _TIME}},
+                               "deleted": {"type": "boolean"},
+                               "edited": {"type": "boolean"},
+                               "edits": {"type": "array", "items": {
+                                   "type": "object", "properties": {"text": {"type": "string"},
+                                                                    "at": _TIME}}}}}},
             "activity": {"type": "array", "items": {
                 "type": "object",
                 "required": ["actor", "action", "from", "to", "at"],

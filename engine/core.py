@@ -6,6 +6,7 @@ Effects are plain dicts that ``engine.service`` applies in one transaction.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,13 +95,26 @@ def _compiled_rule(rule: Any):
     return compiled
 
 
-def evaluate_logic(rule: Any, variables: dict, contact: dict) -> Any:
-    """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``."""
+_PHONE = re.compile(r"\+?\d{8,15}")
+
+
+def rule_contact(contact: dict, tags: list[str] | tuple[str, ...] = ()) -> dict:
+    """``contact`` as conditions see it: plus ``tags`` (the condition builder's "Etiquetas")
+    and ``phone`` (the external id when it is a phone number, as on WhatsApp; else "")."""
+    external = str(contact.get("external_id") or "")
+    return {**contact, "phone": contact.get("phone") or (external if _PHONE.fullmatch(external) else ""),
+            "tags": list(tags)}
+
+
+def evaluate_logic(rule: Any, variables: dict, contact: dict,
+                   tags: list[str] | tuple[str, ...] = ()) -> Any:
+    """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``
+    (with ``contact.phone`` and ``contact.tags``, see :func:`rule_contact`)."""
     if not isinstance(rule, dict | list):
         return rule  # a bare value is a literal in JSONLogic
     data = dict(variables)
     data["vars"] = variables
-    data["contact"] = contact
+    data["contact"] = rule_contact(contact, tags)
     return _compiled_rule(rule).evaluate(data)
 
 
@@ -138,7 +152,8 @@ class _Step:
 
     def evaluate(self, rule: Any) -> Any:
         try:
-            return evaluate_logic(rule, self.state["vars"], self.state["contact"])
+            return evaluate_logic(rule, self.state["vars"], self.state["contact"],
+                                  self.state["tags"])
         except Exception as exc:  # a bad rule is the author's error, logged, never a crash
             self.log("error", f"erro na regra JSONLogic: {exc}")
             return None

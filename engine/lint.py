@@ -125,7 +125,8 @@ def _used_vars(block: dict) -> set[str]:
     return names - TEMPLATE_GLOBALS
 
 
-def _set_vars(block: dict) -> set[str]:
+def variables_saved_by(block: dict) -> set[str]:
+    """The variable a block saves (``save_as``, or a ``set_variable``'s ``name``), if any."""
     data = block.get("data", {})
     name = data.get("name") if block["type"] == "set_variable" else data.get("save_as")
     return {name} if isinstance(name, str) and name else set()
@@ -191,6 +192,9 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
                 findings.append(_about(blocks[block_id], "warning", "unreachable", lang))
         findings.extend(_vars_before_set(graph, blocks, start, reachable, lang))
 
+    from engine.flowtests import lint_tests
+
+    findings.extend(lint_tests(doc, lang))
     findings.sort(key=lambda f: (f["level"] != "error",))
     return findings
 
@@ -307,7 +311,7 @@ def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, reachable
     sets: dict[str, int] = {}
     for block_id in reachable:
         mask = 0
-        for name in _set_vars(blocks[block_id]):
+        for name in variables_saved_by(blocks[block_id]):
             mask |= 1 << bit.setdefault(name, len(bit))
         sets[block_id] = mask
     everything = (1 << len(bit)) - 1

@@ -14,8 +14,9 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
-from engine.i18n import has_message, normalize_lang, t
-from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED
+from engine.clean import clean, nul_paths
+from engine.i18n import gettext, has_message, normalize_lang, t
+from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED, STEP_KINDS
 from schemas.migrations import migrate
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -120,11 +121,16 @@ def _english(lang: str | None) -> bool:
 
 def _field_label(key: str, schema: dict | None, lang: str | None) -> str:
     """``"Salvar resposta em" (save_as)``: the label the editor shows, then the key the file
-    has; the key alone in English (block labels are written in Portuguese) or without one."""
+    has. Schema titles are the editor's pt-BR labels, so the catalog translates them; a
+    field without a label (or without its translation) is named by its key alone."""
     title = (schema or {}).get("properties", {}).get(key, {}).get("title")
-    if not title:
-        title = t(f"field.{key}", lang) if has_message(f"field.{key}", lang) else None
-    if title and not _english(lang) and title != key:
+    if title:
+        title = gettext(title, lang)
+        if _english(lang) and title == gettext(title):  # no English text for this label
+            title = None
+    elif has_message(f"field.{key}"):
+        title = t(f"field.{key}", lang)
+    if title and title != key:
         return f"\"{title}\" ({key})"
     return f"\"{key}\""
 
@@ -171,11 +177,18 @@ def _suggestion(unknown: str, allowed: list[str]) -> str | None:
     return lowered.get(unknown.lower())
 
 
-def _schema_problem(error, doc: dict, lang: str | None) -> dict:
+def schema_problem(error, doc: dict, lang: str | None = None) -> dict:
     """One JSON Schema error as a problem: ``path`` for programs (``$.blocks[0].data``),
     ``message`` for people — where (the block's title), the field's label, what is wrong,
     and what to do — in pt-BR or English, without paths or the validator's English."""
     path = list(error.absolute_path)
+    if len(path) == 4 and path[0] == "tests" and path[2] == "steps" and \
+            error.validator in ("additionalProperties", "minProperties", "maxProperties"):
+        # One key per step: name the step kinds instead of a generic "unknown field".
+        extra = sorted(set(error.instance) - set(STEP_KINDS)) if isinstance(error.instance, dict) else []
+        key = "unknown_step" if extra else "step_shape"
+        return {"path": _path(path), "message": t(f"tests.{key}", lang, field=", ".join(extra),
+                                                   kinds=", ".join(STEP_KINDS))}
     where, holder, rest = _locate(path, doc, lang)
     field = next((p for p in reversed(rest) if isinstance(p, str)), None)
     item = next((p for p in reversed(rest) if isinstance(p, int)), None)
@@ -239,9 +252,6 @@ def _what(error, holder: dict | None, label: str | None, lang: str | None) -> st
     return what
 
 
-def schema_problem(error, doc: dict, lang: str | None = None) -> dict:
-    """Public name of :func:`_schema_problem`: ``{"path", "message", "block_id"?}``."""
-    return _schema_problem(error, doc, lang)
 
 
 def _best_errors(doc: dict):
@@ -297,7 +307,7 @@ def validate_document(doc: Any, lang: str | None = None) -> dict:
     if _fast_validator().is_valid(doc):
         problems = []
     else:
-        problems = [_schema_problem(e, doc, lang) for e in _without_echoes(list(_best_errors(doc)))]
+        problems = [schema_problem(e, doc, lang) for e in _without_echoes(list(_best_errors(doc)))]
     if problems:
         unique = {(p["path"], p["message"]): p for p in problems}
         raise FlowDocumentError(sorted(unique.values(), key=lambda p: p["path"]))
@@ -321,6 +331,12 @@ def validate_document(doc: Any, lang: str | None = None) -> dict:
                              "message": f"{where}: " + t("duplicate_port", lang,
                                                         port=port_label(source, edge["port"], lang))})
         used.add(key)
+    names: set[str] = set()
+    for i, test in enumerate(doc.get("tests") or []):
+        if test["name"] in names:
+            problems.append({"path": f"$.tests[{i}].name",
+                             "message": t("tests.duplicate_name", lang, name=test["name"])})
+        names.add(test["name"])
     if problems:
         raise FlowDocumentError(problems)
     return doc
@@ -356,6 +372,11 @@ def load_document(raw: bytes | str | dict, lang: str | None = None) -> dict:
         except (RecursionError, ValueError):
             raise FlowDocumentError([{"path": "$", "message": t(
                 "too_deep", lang, limit=MAX_DEPTH)}], code="too_deep") from None
+    # Entry cleaning (engine/clean.py): NUL refused, lone surrogates → U+FFFD.
+    nul = nul_paths(doc)
+    if nul:
+        raise FlowDocumentError([{"path": path, "message": t("nul_text", lang)} for path in nul])
+    doc = clean(doc)
     if not isinstance(doc, dict):
         raise FlowDocumentError([{"path": "$", "message": t("not_object", lang)}])
     version = doc.get("schema_version")

@@ -487,48 +487,13 @@ def test_versions_show_what_changed_and_roll_back_by_publishing_an_old_one(admin
     assert "1 ligação adicionada: obrigado →next→ extra" in html
     assert "Publicar esta versão" in html
     rolled = admin.post("/flows/boas-vindas/publish", data={"version": "1"})
-    assert "A versão 1 foi publicada de novo como versão 3." in _text(rolled)
+    assert "A versão 1 foi publicada de novo como versão 3 e está no rascunho." in _text(rolled)
     assert repo.published("boas-vindas") == (welcome, 3)
-    # "Publicar esta versão" also puts it in the draft, and hands it to the page
+    # "Publicar esta versão" also put it in the draft (a new revision): the page adopts it
     result = _result(_text(rolled))
     assert result["action"] == "restored" and result["doc"] == welcome and result["revision"] == 3
     assert set(result["cards"]) == {b["id"] for b in welcome["blocks"]}
     assert repo.get("boas-vindas") == (welcome, 3)
-
-
-def test_restore_to_draft_copies_a_version_into_a_new_draft_revision(admin, welcome, repo):
-    repo.publish("boas-vindas", actor="ana")
-    changed = copy.deepcopy(welcome)
-    changed["blocks"][0]["data"]["text"] = "Oi, mudou!"
-    repo.update("boas-vindas", changed, 1, actor="ana")
-    status = admin.get("/flows/boas-vindas/status").get_json()
-    assert status == {"revision": 2, "published_version": 1, "differs_from_published": True}
-    html = _text(admin.get("/flows/boas-vindas/versions"))
-    assert re.search(r'<form hx-post="/flows/boas-vindas/versions/1/restore"[^>]*>\s*'
-                     r'<button type="submit"[^>]*>Restaurar no rascunho', html)
-
-    response = admin.post("/flows/boas-vindas/versions/1/restore")
-    assert response.status_code == 200
-    page = _text(response)
-    assert "A versão 1 foi copiada para o rascunho." in page
-    result = _result(page)
-    assert result["action"] == "restored" and result["revision"] == 3 and result["doc"] == welcome
-    assert repo.get("boas-vindas") == (welcome, 3)
-    assert repo.published("boas-vindas") == (welcome, 1)  # nothing published
-    assert admin.get("/flows/boas-vindas/status").get_json()["differs_from_published"] is False
-
-    as_json = admin.post("/flows/boas-vindas/versions/1/restore", headers={"Accept": "application/json"})
-    assert as_json.get_json()["revision"] == 4
-    english = _text(admin.post("/flows/boas-vindas/versions/1/restore?lang=en"))
-    assert "Version 1 was copied into the draft." in english and "Restore to draft" in english
-    assert admin.post("/flows/boas-vindas/versions/9/restore").status_code == 404
-    assert repo.get("boas-vindas")[1] == 5
-
-
-def test_restore_needs_an_admin(agent, welcome, repo):
-    repo.publish("boas-vindas", actor="ana")
-    assert agent.post("/flows/boas-vindas/versions/1/restore").status_code in (302, 403)
-    assert repo.get("boas-vindas")[1] == 1
 
 
 def test_flow_diff_names_blocks_and_edges_added_removed_changed_and_moved():
