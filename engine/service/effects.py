@@ -10,7 +10,7 @@ from engine import core, logs, metrics
 from engine.errors import NotFound
 from engine.graph import CompiledFlow
 from engine.moments import utc
-from engine.service.common import _EXTRA_COLUMNS, _INSERT_IGNORE, MAX_JUMPS, _Work
+from engine.service.common import _EXTRA_COLUMNS, _INSERT_IGNORE, MAX_JUMPS, TEST_CHANNEL, _Work
 from engine.service.statements import (
     _ASSIGNEES,
     _CONVERSATION,
@@ -73,9 +73,11 @@ class EffectsMixin:
                 value = effect["value"]
                 conn.execute(_INSERT_ANSWER, {
                     "conversation_id": conv["id"], "name": effect["name"], "at": utc(now),
-                    "value": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)})
+                    "value": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False),
+                    "csat": effect.get("csat")})
             elif kind == "visit":
-                self._record_visits(conn, effect, now)
+                if conv.get("channel") != TEST_CHANNEL:  # the simulator's runs stay out of the funnel
+                    self._record_visits(conn, effect, now)
             elif kind == "log":
                 self._log(conn, conv["id"], effect["level"], effect.get("block_id"),
                           effect["message"][:2000], now)

@@ -174,7 +174,9 @@ class InboundMixin:
         # 2. an answer to the waiting question
         if block is not None:
             self._feed(conn, conv, flow, core.UserMessage(now, text), work)
-            return
+            if not self._let_go_by_csat(block, text):
+                return
+            # DESIGN §10.8: the csat question let go; the message goes on to the triggers
         # 3. triggers of published flows (or the forced flow of the simulator)
         if start_flow_id and run is None:
             flow = self._published_flow(conn, start_flow_id)
@@ -182,6 +184,14 @@ class InboundMixin:
                 self._start(conn, conv, flow, now, work)
                 return
         self._start_triggered(conn, conv, text, now, work)
+
+    @staticmethod
+    def _let_go_by_csat(block: dict, text: str) -> bool:
+        """Whether a ``csat: true`` question just let this message go (it is not a rating:
+        the engine ended the run without ``invalid_text``, DESIGN §10.8 "CSAT never traps")."""
+        from blocks.question import parse_rating
+
+        return block["data"].get("csat") is True and parse_rating(text) is None
 
     def _start_triggered(self, conn, conv, text, now, work) -> None:
         if self.forced_flow_id and conv["state"].get("run") and \

@@ -14,6 +14,7 @@ from engine import timeline
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
 from engine.moments import iso
+from engine.reports import csat_answers
 from engine.service.common import TEST_CHANNEL
 from engine.store import (
     activity,
@@ -182,7 +183,7 @@ def report_summary(service: Service, date_from, date_to) -> dict:
             activity.c.at >= start, activity.c.at < end,
             activity.c.conversation_id.not_in(test_conversations))).all()
         csat_values = conn.execute(select(answers.c.value).where(
-            answers.c.name == service.settings.csat_variable, answers.c.at >= start, answers.c.at < end,
+            csat_answers(service.settings.csat_variable), answers.c.at >= start, answers.c.at < end,
             answers.c.conversation_id.not_in(test_conversations))).scalars().all()
     resolution, first_response, by_agent = [], [], {}
     for actor, resolution_s, first_response_s in rows:
