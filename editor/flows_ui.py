@@ -328,6 +328,8 @@ def port_labels(block: dict) -> dict[str, str]:
     labels = {"next": _("Em seguida"), "answered": _("Respondida"),
               "invalid": _("Resposta inválida"), "timeout": _("Sem resposta"),
               "else": _("Senão"), "ok": _("Sucesso"), "error": _("Erro")}
+    if block.get("type") == "open_conversation":
+        labels["next"] = _("Depois de concluído")  # DESIGN: `next` is taken when concluded
     for option in data.get("options") or []:
         if isinstance(option, dict) and "id" in option:
             labels[option["id"]] = option.get("label") or option["id"]

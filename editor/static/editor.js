@@ -1098,8 +1098,9 @@
     // The block's form opens in the side panel: a block dropped where the panel will be
     // is moved left of it, so it never lands underneath.
     var wrap = canvas.getBoundingClientRect();
-    var panelWidth = panel.hidden ? Math.min(380, wrap.width * 0.92) : panel.getBoundingClientRect().width;
-    var limit = wrap.right - panelWidth - 24 - 220 * editor.zoom;
+    var body = root.querySelector(".editor-body").getBoundingClientRect();
+    var panelLeft = panel.hidden ? body.right - Math.min(360, body.width * 0.92) : panel.getBoundingClientRect().left;
+    var limit = Math.min(wrap.right, panelLeft) - 24 - 220 * editor.zoom;
     var point = clientToCanvas(Math.max(wrap.left + 8, Math.min(event.clientX - 20 * editor.zoom, limit)), event.clientY - 20 * editor.zoom);
     addBlock(kind, point.x, point.y);
   });
