@@ -58,6 +58,7 @@ from editor import condition_form
 from editor.app import get_engine, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
+from editor.security import query_int
 from engine.errors import Conflict, Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from schemas import CURRENT_VERSION, FlowDocumentError, load_document, validate_document
@@ -67,6 +68,7 @@ bp = Blueprint("flows", __name__)
 FLOW_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 START_POSITION = {"x": 80, "y": 160}
 MAX_VERSIONS_SHOWN = 30
+MAX_VERSION = 2**31 - 1  # flow_versions.version is a 32-bit INTEGER
 
 
 # ---------------------------------------------------------------------- helpers
@@ -367,12 +369,12 @@ def card_payload(block: dict) -> dict:
 
 def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
     """Variables blocks of ``doc`` save (for the variable picker), plus ``contact.name``."""
-    from engine.lint import _set_vars  # the one place that knows which field saves what
+    from engine.lint import variables_saved_by  # the one place that knows which field saves what
 
     names: set[str] = set()
     for block in doc.get("blocks", []):
         if block.get("id") != exclude:
-            names |= _set_vars(block)
+            names |= variables_saved_by(block)
     return ["contact.name", *sorted(names)]
 
 
@@ -392,7 +394,7 @@ def new_block_data(kind: BlockKind, flow_id: str) -> dict:
         "add_tag": {"tag": _("etiqueta")},
         "remove_tag": {"tag": _("etiqueta")},
         "jump": {"flow_id": flow_id},
-        "open_conversation": {},
+        "open_conversation": {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
         "conclude_conversation": {},
     }
     if kind.type in presets:
@@ -420,19 +422,33 @@ def _defaults_from_schema(schema: dict) -> dict:
     return data
 
 
+def extra_presets() -> list[dict]:
+    """Palette items beyond one per kind: a kind preconfigured for a common job."""
+    return [{"key": "csat", "type": "question", "label": _("Avaliação (CSAT)"),
+             "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
+                      "input": "rating", "save_as": "csat", "csat": True}}]
+
+
 def palette(flow_id: str) -> list[dict]:
-    """The palette: families in order, each with its kinds and a template card."""
+    """The palette: families in order, each with its kinds and a template card.
+
+    An item's ``key`` names it in the page (``data-kind``); ``type`` is the block kind it
+    adds (the key is the kind's type, or a preset's own key such as ``csat``).
+    """
     groups = []
+    presets = extra_presets()
     for family in FAMILIES:
         items = []
         for kind in REGISTRY.values():
             if kind.family != family:
                 continue
-            data = new_block_data(kind, flow_id)
-            block = {"id": "novo", "type": kind.type, "data": data}
-            items.append({"type": kind.type, "label": kind_label(kind), "data": data,
-                          "card": render_card(block), "ports": block_ports(block),
-                          "family": kind.family})
+            entries = [{"key": kind.type, "label": kind_label(kind), "data": new_block_data(kind, flow_id)}]
+            entries += [p for p in presets if p["type"] == kind.type]
+            for entry in entries:
+                block = {"id": "novo", "type": kind.type, "data": entry["data"]}
+                items.append({"key": entry["key"], "type": kind.type, "label": entry["label"],
+                              "data": entry["data"], "card": render_card(block),
+                              "ports": block_ports(block), "family": kind.family})
         if items:
             groups.append({"family": family, "label": family_label(family), "kinds": items})
     return groups
@@ -524,6 +540,9 @@ def parse_block_form(kind: BlockKind, form) -> tuple[dict, dict[str, str], dict[
             mapping = {p["key"].strip(): p["value"] for p in pairs if p["key"].strip()}
             if mapping or name in required:
                 data[name] = mapping
+        elif kind_of == "boolean":
+            if form.get(name):  # a checkbox: present when checked
+                data[name] = True
         elif kind_of in ("integer", "number"):
             raw = (form.get(name) or "").strip()
             if not raw:
@@ -558,7 +577,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     Fields the schema forbids in the current configuration (a question's options when
     the answer is not a choice) are dropped rather than reported.
     """
-    from schemas import _schema_problem  # the flow document's messages, in pt or en
+    from schemas import schema_problem  # the flow document's messages, in pt or en
 
     validator = Draft202012Validator(schema)
     lang = current_lang()
@@ -581,7 +600,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
                 messages.setdefault(key or "_", _("Preencha este campo."))
                 continue
             key = ".".join(path) or "_"
-            messages.setdefault(key, _schema_problem(leaf, {}, lang)["message"])
+            messages.setdefault(key, schema_problem(leaf, {}, lang)["message"])
     return data, messages
 
 
@@ -854,8 +873,8 @@ def edit(flow_id: str):
         "blockNumberMark": block_number_mark(flow_id),
         "cards": cards,
         "findings": draft.get("findings") or [],
-        "palette": {k["type"]: {"data": k["data"], "html": k["card"], "ports": k["ports"],
-                                "family": k["family"]}
+        "palette": {k["key"]: {"type": k["type"], "data": k["data"], "html": k["card"],
+                               "ports": k["ports"], "family": k["family"]}
                     for g in groups for k in g["kinds"]},
         "messages": editor_messages(),
         "urls": {
@@ -1077,13 +1096,7 @@ def publish(flow_id: str):
     from engine.lint import lint
 
     lang = current_lang()
-    raw_version = (request.form.get("version") or "").strip()
-    version = None
-    if raw_version:
-        try:
-            version = int(raw_version)
-        except ValueError:
-            abort(400)
+    version = query_int("version", minimum=1, maximum=MAX_VERSION, source=request.form)
     repo = repository()
     if not request.form.get("confirm"):
         doc = repo.published(flow_id, version)[0] if version else repo.get(flow_id, lang)[0]

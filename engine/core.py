@@ -26,6 +26,7 @@ DEFAULT_INVALID_TEXT = {
     "phone": "Por favor, informe um telefone válido com DDD.",
     "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
     "choice": "Por favor, escolha uma das opções (pode responder com o número).",
+    "rating": "Por favor, responda com uma nota de 1 a 5.",
 }
 
 # Run states (DESIGN §3)
@@ -340,10 +341,21 @@ def _answer(s: _Step, text: str) -> None:
     data = block["data"]
     if reply.valid:
         s.state["vars"][data["save_as"]] = reply.value
-        s.effects.append({"type": "answer", "name": data["save_as"], "value": reply.value})
+        # ``csat``: True for a csat question's answer, False for any other answer in a
+        # flow that has one, None in a flow without (PAPO_CSAT_VARIABLE decides).
+        csat = True if data.get("csat") is True else (False if s.flow.has_csat_question else None)
+        s.effects.append({"type": "answer", "name": data["save_as"], "value": reply.value,
+                          "csat": csat})
         run["attempts"] = 0
         run["token"] = run.get("token", 0) + 1  # the question timeout no longer applies
         s.follow(block["id"], reply.port)
+        return
+    if data.get("csat"):
+        # DESIGN §10.8 "CSAT never traps": a customer who writes something else after a
+        # rating request has moved on; the run ends quietly (no invalid_text) and the
+        # service handles the message as if no run were waiting.
+        run["token"] = run.get("token", 0) + 1
+        s.end()
         return
     run["attempts"] = run.get("attempts", 0) + 1
     if run["attempts"] >= data.get("max_attempts", 3):

@@ -685,7 +685,7 @@
     var id = newBlockId();
     snapshot();
     var block = {
-      id: id, type: kind, position: { x: Math.round(x), y: Math.round(y) },
+      id: id, type: preset.type || kind, position: { x: Math.round(x), y: Math.round(y) },
       data: JSON.parse(JSON.stringify(preset.data))
     };
     state.doc.blocks.push(block);
