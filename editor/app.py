@@ -38,6 +38,7 @@ OPTIONAL_BLUEPRINTS = (
     ("api", "editor.api"),
     ("flows", "editor.flows_ui"),
     ("simulator", "editor.simulator"),
+    ("flowtests", "editor.flowtests_ui"),
     ("inbox", "editor.inbox"),
     ("reports", "editor.reports"),
     ("channels", "editor.channels"),
