@@ -22,6 +22,7 @@ def wait_saved(page):
 def test_clicking_a_connection_and_pressing_delete_or_backspace_removes_it(new_page, live_server):
     repo(live_server).create(WELCOME.read_bytes(), actor="admin")
     page = open_editor(new_page(), live_server, "boas-vindas")
+    page.get_by_role("button", name="Validar").click()  # a button of the page has the focus
     for key, (source, target) in (("Delete", ("csat", "obrigado")), ("Backspace", ("atendente", "csat"))):
         path = page.locator(f".connection.node_out_node-{source}.node_in_node-{target} path")
         page.mouse.click(*middle_of(path))

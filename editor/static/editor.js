@@ -1190,7 +1190,11 @@
     if (first) first.focus();
   }
   canvas.addEventListener("mousedown", function (event) {
-    if (event.target.closest(".port-add")) event.stopPropagation();  // not a drag for Drawflow
+    if (event.target.closest(".port-add")) { event.stopPropagation(); return; }  // not a drag for Drawflow
+    // A click on the canvas (a connection, the background) takes the keyboard focus from
+    // whatever had it (a button of the panel), so Delete then acts on the canvas.
+    var focusable = event.target.closest("input, textarea, select, button, [tabindex]");
+    if (!focusable || focusable === canvas) canvas.focus({ preventScroll: true });
   }, true);
   canvas.addEventListener("click", function (event) {
     var button = event.target.closest(".port-add");
