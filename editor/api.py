@@ -33,6 +33,7 @@ from editor.openapi import (
     operation,
     request_validator,
 )
+from editor.ops import handle_inbound, inbound_request
 from engine.clean import clean
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
@@ -466,9 +467,9 @@ def delete_flow(flow_id: str):
                        "`channel` can only be `api` (422 otherwise): WhatsApp and web chat "
                        "messages come only through their own signed or cookie endpoints.")
 def inbound():
-    body = json_body("inbound")
-    return jsonify(get_service().handle_inbound(body.get("channel", "api"), body["contact"],
-                                                body["message"]))
+    with inbound_request("api"):  # a refused body counts as an invalid inbound message too
+        body = json_body("inbound")
+        return jsonify(handle_inbound(body.get("channel", "api"), body["contact"], body["message"]))
 
 
 # ---------------------------------------------------------------------- conversations

@@ -41,6 +41,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from editor.app import get_engine, get_service
+from editor.ops import observed_inbound
 from editor.security import MAX_ID, BadParameter
 from engine import queries
 from engine.flows import FlowRepository
@@ -197,7 +198,7 @@ def _parse_marker(value: str | None) -> tuple[int, int] | None:
 
 def deliver(service, flow_id: str, contact: dict, message: dict) -> dict:
     """One customer message into the service; a conversation's first run is ``flow_id``."""
-    return service.handle_inbound(CHANNEL, contact, message, start_flow_id=flow_id)
+    return observed_inbound(CHANNEL, contact, message, service=service, start_flow_id=flow_id)
 
 
 # ---------------------------------------------------------------------------- views

@@ -54,8 +54,11 @@ class Receipt:
     errors: int = 0
 
 
-def receive(service, delivery: Delivery) -> Receipt:
-    """Apply a parsed delivery: every message, change and status on its own, in order."""
+def receive(service, delivery: Delivery, inbound=None) -> Receipt:
+    """Apply a parsed delivery: every message, change and status on its own, in order.
+
+    ``inbound``: what stores one customer message (default ``service.handle_inbound``; the
+    web layer passes its counted and logged wrapper, same signature)."""
     receipt = Receipt(skipped=len(delivery.skipped), errors=len(delivery.errors))
     for path, reason in delivery.skipped:
         log.warning("WhatsApp delivery: %s skipped: %s", path, reason)
@@ -64,7 +67,7 @@ def receive(service, delivery: Delivery) -> Receipt:
                     error["title"] or "", error["details"] or "")
     for item in delivery.inbound:
         if isinstance(item, InboundMessage):
-            if receive_message(service, item):
+            if receive_message(service, item, inbound):
                 receipt.messages += 1
             else:
                 receipt.refused += 1
@@ -79,7 +82,7 @@ def receive(service, delivery: Delivery) -> Receipt:
     return receipt
 
 
-def receive_message(service, message: InboundMessage) -> bool:
+def receive_message(service, message: InboundMessage, inbound=None) -> bool:
     """Store one customer message (the bot answers it unless it is over 24 hours old).
 
     False when the service refused it (logged: a retry would be refused the same way)."""
@@ -95,7 +98,8 @@ def receive_message(service, message: InboundMessage) -> bool:
         log.info("WhatsApp message %s was sent more than 24 hours ago: stored without an answer",
                  message.message_id)
     try:
-        service.handle_inbound(CHANNEL, {"external_id": external_id, "name": message.name},
+        (inbound or service.handle_inbound)(
+            CHANNEL, {"external_id": external_id, "name": message.name},
                                {"id": message.message_id, "text": text}, at=message.at,
                                answer=answer, details=message.details or None)
     except PapoError as exc:

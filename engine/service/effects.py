@@ -6,7 +6,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from engine import core
+from engine import core, logs, metrics
 from engine.errors import NotFound
 from engine.graph import CompiledFlow
 from engine.moments import utc
@@ -35,6 +35,8 @@ class EffectsMixin:
         """Run one engine step and apply what it produced, in this transaction."""
         before = conv["state"].get("run") or {}
         state, outbound, effects = core.step(flow, conv["state"], event)
+        metrics.bot_step(event)
+        logs.bind(conversation_id=conv["id"], flow_id=flow.id, flow_version=flow.version)
         run = state.get("run")
         if run is not None and isinstance(event, core.Start) and draft_revision is not None:
             run["draft_revision"] = draft_revision

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from blocks.text import normalize
 from engine import conversation as machine
-from engine import core, triggers
+from engine import core, metrics, triggers
 from engine.batch import NeedsConnection, Recorder
 from engine.db import read_only
 from engine.errors import Invalid
@@ -76,6 +76,7 @@ class InboundMixin:
                 found = self._inbound(conn, *args)
         result, work = found
         if work is None:
+            metrics.inbound_duplicate(channel)
             return result  # a message already answered: the same answer again
         if work.pending_http:
             extra = self._perform_http(work.conversation_id, work.pending_http)

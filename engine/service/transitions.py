@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, insert, select, update
 
 from engine import conversation as machine
-from engine import core
+from engine import core, metrics
 from engine.errors import Invalid
 from engine.moments import epoch, iso, utc
 from engine.service.common import MAX_TEXT, _Work
@@ -26,6 +26,7 @@ class TransitionsMixin:
         outcome = machine.plan(action, conv["status"], assigned, actor, user)
         if not outcome.changed:
             return False
+        metrics.transition(action)
         before = conv["status"]
         added = [u for u in outcome.assignees if u not in assigned]
         removed = [u for u in assigned if u not in outcome.assignees]
