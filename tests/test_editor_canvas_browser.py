@@ -132,3 +132,30 @@ def test_a_block_dropped_where_the_panel_opens_lands_beside_it(new_page, live_se
     form.wait_for()
     box = card(page, form.get_attribute("data-form-block")).bounding_box()
     assert box["x"] + box["width"] <= page.locator("#panel").bounding_box()["x"]
+
+
+def test_the_condition_builder_adds_rows_and_switches_to_advanced_in_the_panel(new_page, live_server):
+    doc = json.loads(WELCOME.read_text(encoding="utf-8"))
+    doc["blocks"].append({"id": "regra", "type": "condition", "position": {"x": 40, "y": 600},
+                          "data": {"rules": [{"port": "vip", "when": {"==": [{"var": "escolha"}, "Ver planos"]}}]}})
+    repo(live_server).create(doc, actor="admin")
+    page = open_editor(new_page(), live_server, "boas-vindas")
+    card(page, "regra").locator(".card-head").click()
+    form = page.locator("#panel-body")
+    form.get_by_role("button", name="Adicionar condição").click()
+    form.get_by_label("Variável da condição 2 da regra 1").select_option("contact.tags")
+    form.get_by_label("Operador da condição 2 da regra 1").select_option(label="contém")
+    form.get_by_label("Valor da condição 2 da regra 1").fill("vip")
+    form.get_by_label("Segue por esta saída quando").select_option(label="qualquer")
+    form.get_by_role("button", name="Regra avançada (JSONLogic)").click()
+    advanced = form.get_by_label("Regra avançada (JSONLogic), regra 1")
+    expect(advanced).to_be_visible()
+    assert json.loads(advanced.input_value()) == {"or": [
+        {"==": [{"var": "escolha"}, "Ver planos"]}, {"in": ["vip", {"var": "contact.tags"}]}]}
+    form.get_by_role("button", name="Usar o construtor").click()
+    expect(form.get_by_label("Valor da condição 2 da regra 1")).to_have_value("vip")
+    form.get_by_role("button", name="Salvar bloco").click()
+    expect(card(page, "regra")).to_contain_text("escolha é igual a Ver planos ou Etiquetas do contato contém vip")
+    wait_saved(page)
+    rule = next(b for b in repo(live_server).get("boas-vindas")[0]["blocks"] if b["id"] == "regra")
+    assert rule["data"]["rules"][0]["when"]["or"][1] == {"in": ["vip", {"var": "contact.tags"}]}
