@@ -10,6 +10,7 @@ from sqlalchemy import (
     DDL,
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -251,7 +252,11 @@ answers = Table(
     Column("name", String(64), nullable=False),
     Column("value", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
+    # True: an answer to a ``csat: true`` question; False: another question of a flow that
+    # has one; NULL: a flow without one (PAPO_CSAT_VARIABLE decides, at report time).
+    Column("csat", Boolean, nullable=True),
     Index("ix_answers_name_at", "name", "at"),
+    Index("ix_answers_csat_at", "csat", "at"),
 )
 
 # Which blocks each run reached, for the flow funnel in reports.

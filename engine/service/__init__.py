@@ -25,12 +25,12 @@ from engine.service.common import BOT_TIMER_KINDS, CHANNELS, MAX_JUMPS, MAX_TEXT
 from engine.service.continuation import ContinuationMixin
 from engine.service.flows import FlowsMixin
 from engine.service.inbound import InboundMixin
-from engine.service.reads import CONCLUDING_ACTIONS, ReadsMixin, funnel, iso_micro, report_summary
+from engine.service.reads import ReadsMixin, funnel, iso_micro, report_summary
 from engine.service.timers import TimersMixin
 from engine.service.transitions import TransitionsMixin
 from engine.settings import Settings
 
-__all__ = ["BOT_TIMER_KINDS", "CHANNELS", "CONCLUDING_ACTIONS", "MAX_JUMPS", "MAX_TEXT", "TEST_CHANNEL",
+__all__ = ["BOT_TIMER_KINDS", "CHANNELS", "MAX_JUMPS", "MAX_TEXT", "TEST_CHANNEL",
            "Service", "Settings", "epoch", "funnel", "iso", "iso_micro", "report_summary", "utc"]
 
 

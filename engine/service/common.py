@@ -1,13 +1,14 @@
 """What every part of the service shares: channels, limits, input checks."""
 from __future__ import annotations
 
+from blocks import timer_kinds
 from engine.errors import Invalid
+from engine.queries import TEST_CHANNEL
 
 CHANNELS = ("api", "whatsapp", "web")
-TEST_CHANNEL = "test"  # the simulator's conversations: hidden from inbox, API lists and reports
 MAX_TEXT = 4096 * 4
 MAX_JUMPS = 10
-BOT_TIMER_KINDS = ("wait", "question_timeout")
+BOT_TIMER_KINDS = tuple(timer_kinds())  # every timer a block schedules (blocks/<kind>)
 
 
 def _check_channel(channel: str) -> str:
