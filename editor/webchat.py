@@ -43,7 +43,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
 from editor.app import get_engine, get_service
-from editor.security import MAX_ID, BadParameter
+from editor.security import MAX_ID, BadParameter, BadText
 from engine.flows import FlowRepository
 from engine.store import contacts, conversations, messages, users
 
@@ -333,6 +333,21 @@ def send(flow_id: str):
     conv = _conversation(contact["external_id"])
     response = _update(flow_id, conv, seen[0] if seen else 0, fresh_form=True)
     return _remember(response, flow_id, visitor) if is_new else response
+
+
+@bp.errorhandler(BadText)
+def _bad_text(error: BadText):
+    """A message with a NUL (refused before the view ran, ``editor.security``): the
+    customer sees why in the chat, their conversation untouched."""
+    from editor.errors import handle_papo_error
+
+    flow_id = (request.view_args or {}).get("flow_id", "")
+    doc = _published_flow(flow_id) if request.method == "POST" else None
+    if doc is None:
+        return handle_papo_error(error)
+    visitor, is_new = _visitor()
+    return _refuse(flow_id, doc, visitor, is_new, bool(getattr(request, "htmx", False)), 422,
+                   error.message)
 
 
 def _refuse(flow_id, doc, visitor, is_new, htmx, status, notice, text="", retry_after=5):
