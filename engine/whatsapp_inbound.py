@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.db import read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
-from engine.store import activity, contacts, conversations, messages
+from engine.store import activity, contacts, conversations, messages, processed_messages
 from engine.whatsapp import (
     DELETED_PLACEHOLDER,
     Delivery,
@@ -62,14 +62,21 @@ def receive(service, delivery: Delivery) -> Receipt:
     for error in delivery.errors:
         log.warning("WhatsApp reported an error (%s): code %s, %s: %s", error["path"], error["code"],
                     error["title"] or "", error["details"] or "")
+    # Meta delivers again whatever it did not see answered: one query finds what is done.
+    done = already_received(service, [m.message_id for m in delivery.messages])
+    senders: dict[tuple, str] = {}  # who is who, for the rest of this delivery
     for item in delivery.inbound:
         if isinstance(item, InboundMessage):
-            if receive_message(service, item):
+            if item.message_id in done:
+                continue
+            if receive_message(service, item, senders):
                 receipt.messages += 1
             else:
                 receipt.refused += 1
-        elif apply_change(service, item):
-            receipt.changes += 1
+        else:
+            senders.clear()  # a change may move a contact
+            if apply_change(service, item):
+                receipt.changes += 1
     if delivery.statuses:
         from engine.outbox import record_status
 
@@ -79,13 +86,28 @@ def receive(service, delivery: Delivery) -> Receipt:
     return receipt
 
 
-def receive_message(service, message: InboundMessage) -> bool:
+def already_received(service, message_ids: list[str]) -> set[str]:
+    """Which of these WhatsApp message ids papo already stored (and answered)."""
+    found: set[str] = set()
+    with read_only(service.db) as conn:
+        for start in range(0, len(message_ids), 500):
+            found.update(conn.execute(select(processed_messages.c.external_id).where(
+                processed_messages.c.channel == CHANNEL,
+                processed_messages.c.external_id.in_(message_ids[start:start + 500]))).scalars())
+    return found
+
+
+def receive_message(service, message: InboundMessage, senders: dict | None = None) -> bool:
     """Store one customer message (the bot answers it unless it is over 24 hours old).
 
-    False when the service refused it (logged: a retry would be refused the same way)."""
+    False when the service refused it (logged: a retry would be refused the same way).
+    ``senders``: contacts already identified in this delivery."""
     if message.problem:
         log.warning("WhatsApp message %s stored as unsupported: %s", message.message_id, message.problem)
-    external_id = identify(service, message.wa_id, message.user_id)
+    key = (message.wa_id, message.user_id)
+    external_id = (senders or {}).get(key) or identify(service, message.wa_id, message.user_id)
+    if senders is not None:
+        senders[key] = external_id
     text = message.text
     if message.reply_id:
         with read_only(service.db) as conn:
