@@ -1,0 +1,100 @@
+"""Fuzzing the WhatsApp webhook with the real payload shapes, broken (DESIGN §10.7).
+
+Hypothesis takes a body of the corpus (tests/fixtures/whatsapp), removes fields or gives
+them a value of another type (null, numbers too big for anything, NaN, NUL, lone
+surrogates, long text, lists, objects), signs it and delivers it. A signed body is
+always answered 200, a wrongly signed one 403: never 400, never 500. Both databases.
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_whatsapp import WEBHOOK, make_app, sign
+from test_whatsapp_corpus import FILES
+
+from engine.service import Service
+
+T = 1_800_000_000
+BODIES = [json.loads(path.read_text(encoding="utf-8")) for path in FILES]
+ODD_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
+    st.sampled_from(["", " ", "\x00", "a\x00b", "\ud800", "\udfff oi", "x" * 5000, "+1 (650) 555-1234",
+                     "US.13491208655302741918", "wamid.", "0", "text", "image", "interactive",
+                     "revoke", "edit", "reaction", "system", "user_changed_number", "javascript:alert(1)",
+                     "1800000000", "99999999999999999999"]),
+    st.lists(st.integers(min_value=-5, max_value=5), max_size=3),
+    st.dictionaries(st.sampled_from(["id", "body", "type", "wa_id", "message_id"]), st.text(max_size=8),
+                    max_size=3),
+)
+
+
+def paths(node, prefix: tuple = ()):
+    """Every place in a JSON document, as a tuple of keys and indexes."""
+    for key, child in (node.items() if isinstance(node, dict) else
+                       enumerate(node) if isinstance(node, list) else ()):
+        yield (*prefix, key)
+        yield from paths(child, (*prefix, key))
+
+
+def at(doc, path: tuple):
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+@st.composite
+def broken_bodies(draw) -> dict:
+    doc = copy.deepcopy(draw(st.sampled_from(BODIES)))
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        places = list(paths(doc))
+        if not places:
+            break
+        path = draw(st.sampled_from(places))
+        parent = at(doc, path[:-1])
+        if draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(ODD_VALUES)
+    return doc
+
+
+@pytest.fixture
+def papo(db_url, tmp_path, fake_graph):
+    app = make_app(db_url, tmp_path, fake_graph)
+    papo = app.extensions["papo"]
+    papo["service"] = Service(papo["engine"], papo["settings"], clock=lambda: T + 600.0)
+    yield app
+    papo["engine"].dispose()
+
+
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(doc=broken_bodies(), signed=st.sampled_from([True, True, True, False]))
+def test_a_signed_body_of_the_real_shapes_is_always_200_and_a_badly_signed_one_403(papo, doc, signed):
+    raw = json.dumps(doc).encode()  # NaN and Infinity too, as Python's json reads them
+    signature = sign(raw) if signed else sign(raw + b" ")
+
+    answer = papo.test_client().post(WEBHOOK, data=raw, content_type="application/json",
+                                     headers={"X-Hub-Signature-256": signature})
+
+    assert answer.status_code == (200 if signed else 403), answer.get_data(as_text=True)[:500]
+    assert answer.is_json
+
+
+def test_after_the_fuzzing_shapes_an_ordinary_message_is_still_answered(papo):
+    doc = copy.deepcopy(BODIES[0])
+    doc["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"] = "a\x00b\ud800c"
+    raw = json.dumps(doc).encode()
+    answer = papo.test_client().post(WEBHOOK, data=raw, content_type="application/json",
+                                     headers={"X-Hub-Signature-256": sign(raw)})
+    assert answer.status_code == 200
+    service = papo.extensions["papo"]["service"]
+    conversation = service.get_conversation(1)
+    assert conversation["messages"][0]["text"] == "ab\ufffdc"  # NUL removed, surrogate replaced
+    assert len([m for m in conversation["messages"] if m["author"] == "bot"]) == 2
