@@ -19,7 +19,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from editor.app import get_service, get_settings
-from engine import whatsapp, whatsapp_inbound
+from editor.ops import observed_inbound
+from engine import metrics, whatsapp, whatsapp_inbound
+from engine.clean import clean
 
 log = logging.getLogger("papo.channels")
 
@@ -70,16 +72,18 @@ def whatsapp_receive():
                     "no X-Hub-Signature-256 header" if not header else
                     "X-Hub-Signature-256 does not match the body and the app secret",
                     len(raw), request.remote_addr)
+        metrics.webhook_signature_failure("whatsapp")
         return _error(403, "invalid_signature", "Assinatura X-Hub-Signature-256 ausente ou inválida.")
     try:
-        payload = json.loads(raw.decode("utf-8"))
+        # A third party's text: NUL removed, lone surrogates → U+FFFD (engine/clean.py).
+        payload = clean(json.loads(raw.decode("utf-8")), drop_nul=True)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nested too deep: 400 too
         log.warning("WhatsApp delivery refused (400): the signed body is not JSON: %s", str(exc)[:200])
         return _error(400, "bad_request", "O corpo não é JSON válido.",
                       [{"path": "$", "message": str(exc)[:200]}])
     delivery = whatsapp.parse_delivery(payload, settings.whatsapp_phone_number_id)
     try:
-        receipt = whatsapp_inbound.receive(get_service(), delivery)
+        receipt = whatsapp_inbound.receive(get_service(), delivery, inbound=observed_inbound)
     except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
         log.error("WhatsApp delivery not processed (503, Meta will retry): database unavailable: %s",
                   str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)

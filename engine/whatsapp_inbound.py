@@ -54,8 +54,11 @@ class Receipt:
     errors: int = 0
 
 
-def receive(service, delivery: Delivery) -> Receipt:
-    """Apply a parsed delivery: every message, change and status on its own, in order."""
+def receive(service, delivery: Delivery, inbound=None) -> Receipt:
+    """Apply a parsed delivery: every message, change and status on its own, in order.
+
+    ``inbound``: what stores one customer message (default ``service.handle_inbound``; the
+    web layer passes its counted and logged wrapper, same signature)."""
     receipt = Receipt(skipped=len(delivery.skipped), errors=len(delivery.errors))
     for path, reason in delivery.skipped:
         log.warning("WhatsApp delivery: %s skipped: %s", path, reason)
@@ -69,7 +72,7 @@ def receive(service, delivery: Delivery) -> Receipt:
         if isinstance(item, InboundMessage):
             if item.message_id in done:
                 continue
-            if receive_message(service, item, senders):
+            if receive_message(service, item, inbound, senders):
                 receipt.messages += 1
             else:
                 receipt.refused += 1
@@ -97,11 +100,12 @@ def already_received(service, message_ids: list[str]) -> set[str]:
     return found
 
 
-def receive_message(service, message: InboundMessage, senders: dict | None = None) -> bool:
+def receive_message(service, message: InboundMessage, inbound=None, senders: dict | None = None) -> bool:
     """Store one customer message (the bot answers it unless it is over 24 hours old).
 
     False when the service refused it (logged: a retry would be refused the same way).
-    ``senders``: contacts already identified in this delivery."""
+    ``inbound``: as for :func:`receive`; ``senders``: contacts already identified in this
+    delivery."""
     if message.problem:
         log.warning("WhatsApp message %s stored as unsupported: %s", message.message_id, message.problem)
     key = (message.wa_id, message.user_id)
@@ -117,9 +121,10 @@ def receive_message(service, message: InboundMessage, senders: dict | None = Non
         log.info("WhatsApp message %s was sent more than 24 hours ago: stored without an answer",
                  message.message_id)
     try:
-        service.handle_inbound(CHANNEL, {"external_id": external_id, "name": message.name},
-                               {"id": message.message_id, "text": text}, at=message.at,
-                               answer=answer, details=message.details or None)
+        (inbound or service.handle_inbound)(
+            CHANNEL, {"external_id": external_id, "name": message.name},
+            {"id": message.message_id, "text": text}, at=message.at, answer=answer,
+            details=message.details or None)
     except PapoError as exc:
         log.warning("WhatsApp message %s not stored: %s", message.message_id, exc.message)
         return False

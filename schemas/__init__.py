@@ -14,8 +14,9 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
+from engine.clean import clean, nul_paths
 from engine.i18n import t
-from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED
+from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED, STEP_KINDS
 from schemas.migrations import migrate
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -87,7 +88,8 @@ def _path(parts) -> str:
     return out
 
 
-def _schema_problem(error, doc: dict, lang: str | None) -> dict:
+def schema_problem(error, doc: dict, lang: str | None) -> dict:
+    """One JSON Schema error as ``{"path", "message", "block_id"?}`` in ``lang`` (pt or en)."""
     kind = error.validator
     path = list(error.absolute_path)
     params: dict[str, Any] = {}
@@ -111,6 +113,13 @@ def _schema_problem(error, doc: dict, lang: str | None) -> dict:
         params = {"limit": error.validator_value}
     elif kind not in ("minLength", "const", "not"):
         kind, params = "other", {"detail": error.message[:200]}
+    if len(path) == 4 and path[0] == "tests" and path[2] == "steps" and \
+            kind in ("additionalProperties", "minProperties", "maxProperties", "other"):
+        # One key per step: name the step kinds instead of a generic "unknown field".
+        extra = sorted(set(error.instance) - set(STEP_KINDS)) if isinstance(error.instance, dict) else []
+        key = "unknown_step" if extra else "step_shape"
+        return {"path": _path(path), "message": t(f"tests.{key}", lang, field=", ".join(extra),
+                                                   kinds=", ".join(STEP_KINDS))}
     problem = {"path": _path(path), "message": t(f"schema.{kind}", lang, **params)}
     if len(path) >= 2 and path[0] == "blocks" and isinstance(path[1], int):
         block = doc["blocks"][path[1]]
@@ -146,7 +155,7 @@ def validate_document(doc: Any, lang: str | None = None) -> dict:
     if _fast_validator().is_valid(doc):
         problems = []
     else:
-        problems = [_schema_problem(e, doc, lang) for e in _best_errors(doc)]
+        problems = [schema_problem(e, doc, lang) for e in _best_errors(doc)]
     if problems:
         unique = {(p["path"], p["message"]): p for p in problems}
         raise FlowDocumentError(sorted(unique.values(), key=lambda p: p["path"]))
@@ -163,6 +172,12 @@ def validate_document(doc: Any, lang: str | None = None) -> dict:
             problems.append({"path": f"$.edges[{i}]", "block_id": edge["from"],
                              "message": t("duplicate_port", lang, port=edge["port"], block_id=edge["from"])})
         used.add(key)
+    names: set[str] = set()
+    for i, test in enumerate(doc.get("tests") or []):
+        if test["name"] in names:
+            problems.append({"path": f"$.tests[{i}].name",
+                             "message": t("tests.duplicate_name", lang, name=test["name"])})
+        names.add(test["name"])
     if problems:
         raise FlowDocumentError(problems)
     return doc
@@ -197,6 +212,11 @@ def load_document(raw: bytes | str | dict, lang: str | None = None) -> dict:
         except (RecursionError, ValueError):
             raise FlowDocumentError([{"path": "$", "message": t(
                 "too_deep", lang, limit=MAX_DEPTH)}], code="too_deep") from None
+    # Entry cleaning (engine/clean.py): NUL refused, lone surrogates → U+FFFD.
+    nul = nul_paths(doc)
+    if nul:
+        raise FlowDocumentError([{"path": path, "message": t("nul_text", lang)} for path in nul])
+    doc = clean(doc)
     if not isinstance(doc, dict):
         raise FlowDocumentError([{"path": "$", "message": t("not_object", lang)}])
     version = doc.get("schema_version")
