@@ -452,7 +452,9 @@ def _parse_status(status) -> DeliveryStatus | None:
     if not wamid or not state:
         return None
     errors = [e for e in _items(status, "errors") if isinstance(e, dict)]
-    return DeliveryStatus(wamid=wamid, status=state.strip(), recipient_id=_id(status.get("recipient_id")),
+    # A message sent to a business-scoped user id names its recipient by that id alone.
+    recipient = _id(status.get("recipient_id")) or _id(status.get("recipient_user_id"))
+    return DeliveryStatus(wamid=wamid, status=state.strip(), recipient_id=recipient,
                           errors=errors, at=_timestamp(status.get("timestamp")))
 
 
