@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from engine.db import read_only
 from engine.errors import PapoError
@@ -40,6 +42,9 @@ log = logging.getLogger("papo.whatsapp")
 CHANNEL = "whatsapp"
 ANSWER_WITHIN_S = 24 * 3600  # older messages are stored and shown, never answered
 NUMBER_CHANGED = "number_changed"  # activity action
+# What "the database cannot be reached" looks like: refused or dropped connections,
+# SQLite's lock timeout, an exhausted pool. The webhook answers 503 for these.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 @dataclass
@@ -69,17 +74,27 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
     done = already_received(service, [m.message_id for m in delivery.messages])
     senders: dict[tuple, str] = {}  # who is who, for the rest of this delivery
     for item in delivery.inbound:
-        if isinstance(item, InboundMessage):
-            if item.message_id in done:
-                continue
-            if receive_message(service, item, inbound, senders):
-                receipt.messages += 1
+        if isinstance(item, InboundMessage) and item.message_id in done:
+            continue
+        try:
+            if isinstance(item, InboundMessage):
+                if receive_message(service, item, inbound, senders):
+                    receipt.messages += 1
+                else:
+                    receipt.refused += 1
             else:
-                receipt.refused += 1
-        else:
-            senders.clear()  # a change may move a contact
-            if apply_change(service, item):
-                receipt.changes += 1
+                senders.clear()  # a change may move a contact
+                if apply_change(service, item):
+                    receipt.changes += 1
+        except DATABASE_UNAVAILABLE:
+            raise  # papo cannot work: the webhook answers 503 and Meta delivers again
+        except Exception:  # fault isolation, see below
+            # A bug met by one message must not hold the rest of the delivery hostage: Meta
+            # would deliver the whole batch again for a week and then drop it. Its
+            # transaction rolled back; the stack goes to the log.
+            log.exception("WhatsApp %s %s not processed (a papo bug)", type(item).__name__,
+                          item.message_id)
+            receipt.refused += 1
     if delivery.statuses:
         from engine.outbox import record_status
 

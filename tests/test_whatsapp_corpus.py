@@ -250,6 +250,7 @@ def test_each_payload_is_answered_200_twice_and_stored_once(papo, caplog):
             assert inbound_count(papo) - inbound_before == inbound_added, name
         check(name, papo)
 
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # no part crashed
     # Every skipped part and every error Meta reported left a line saying why.
     assert "code 130429, Rate limit hit" in caplog.text
     assert "stored as unsupported: interactive sem conteúdo não é suportado" in caplog.text

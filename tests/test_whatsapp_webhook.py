@@ -340,6 +340,24 @@ def test_a_database_that_is_down_is_a_503_so_meta_delivers_again(hook, caplog, t
     assert hook.said() == ["oi"]
 
 
+def test_a_papo_bug_met_by_one_message_does_not_hold_back_the_others(hook, monkeypatch, caplog):
+    from engine import whatsapp_inbound
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug reading button titles")
+
+    monkeypatch.setattr(whatsapp_inbound, "full_reply_title", broken)
+    tap = {"from": NUMBER, "id": "wamid.B2", "timestamp": str(T), "type": "interactive",
+           "interactive": {"type": "button_reply", "button_reply": {"id": "b1", "title": "Ver produtos"}}}
+
+    answer = hook.deliver(body(text(1, "oi"), tap, text(3, "alguém aí?"), contacts_=[person()]))
+
+    assert answer.status_code == 200
+    assert hook.said() == ["oi", "alguém aí?"]
+    assert "InboundMessage wamid.B2 not processed (a papo bug)" in caplog.text
+    assert "RuntimeError: a bug reading button titles" in caplog.text  # the stack is in the log
+
+
 # -- a delivery of 1,000 messages -------------------------------------------------------------
 
 def thousand_messages() -> tuple[dict, set[str]]:
@@ -391,7 +409,7 @@ def thousand_messages() -> tuple[dict, set[str]]:
     return payload, readable
 
 
-def test_a_delivery_of_1000_messages_of_every_type_stores_each_readable_one_once(hook):
+def test_a_delivery_of_1000_messages_of_every_type_stores_each_readable_one_once(hook, caplog):
     payload, readable = thousand_messages()
     raw = json.dumps(payload).encode()
     hook.now = T + 200.0
@@ -401,6 +419,7 @@ def test_a_delivery_of_1000_messages_of_every_type_stores_each_readable_one_once
     second = hook.deliver(raw)  # Meta's retry of the whole batch
 
     assert (first.status_code, second.status_code) == (200, 200)
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []
     assert (hook.count(messages), hook.count(outbox), hook.count(contacts)) == after_first
     assert hook.count(contacts) == 40 and hook.count(conversations) == 40
     with hook.engine.connect() as conn:
