@@ -1,9 +1,10 @@
 """WhatsApp Cloud API: webhook checks, payload parsing and outbound message bodies.
 
-Pure functions (no Flask, no network): ``editor/channels.py`` uses the webhook half,
-``engine/outbox.py`` the outbound half. The one database read here,
-:func:`full_reply_title`, recovers a button label WhatsApp shortened.
-See docs/WHATSAPP.md for what is understood and why.
+Pure functions (no Flask, no network): ``editor/channels.py`` uses the webhook half
+(:func:`parse_delivery` reads a body into a :class:`Delivery`, part by part, and never
+raises; ``engine/whatsapp_inbound.py`` stores it), ``engine/outbox.py`` the outbound half.
+The one database read here, :func:`full_reply_title`, recovers a button label WhatsApp
+shortened. See docs/WHATSAPP.md for what is understood and why.
 """
 from __future__ import annotations
 
