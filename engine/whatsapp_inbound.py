@@ -169,28 +169,42 @@ def identify(service, wa_id: str | None, user_id: str | None) -> str:
     along is keyed on the number from now on (``external_id`` is what replies are sent to).
     """
     with read_only(service.db) as conn:
-        by_phone, by_user = known_as(conn, wa_id, user_id)
-    if by_phone is not None and (user_id is None or by_phone.user_id == user_id):
-        return wa_id  # the everyday case: nothing to write
-    if by_phone is None and by_user is not None and (wa_id is None or by_user.external_id == wa_id):
-        return by_user.external_id
-    if by_phone is None and by_user is None and user_id is None:
-        return wa_id  # a new customer: the service creates the contact
+        action, key = _identity(*known_as(conn, wa_id, user_id), wa_id, user_id)
+    if action == "use":
+        return key  # the everyday case: nothing to write
     with service.db.begin() as conn:
         by_phone, by_user = known_as(conn, wa_id, user_id)  # again, under the write lock
-        if by_phone is None and by_user is None:
+        action, key = _identity(by_phone, by_user, wa_id, user_id)
+        if action == "create":
             conn.execute(_insert_ignore(service, contacts).values(
-                channel=CHANNEL, external_id=wa_id or user_id, name="", user_id=user_id))
-            return wa_id or user_id
-        if by_phone is not None:
-            if by_user is None:
-                conn.execute(update(contacts).where(contacts.c.id == by_phone.id).values(user_id=user_id))
-            elif by_user.id != by_phone.id:
-                log.warning("WhatsApp user id %s belongs to contact %s, its number %s to contact %s: "
-                            "kept apart", user_id, by_user.external_id, wa_id, by_phone.external_id)
-            return wa_id
-        _move_contact(service, conn, by_user.id, by_user.external_id, wa_id)
-        return wa_id
+                channel=CHANNEL, external_id=key, name="", user_id=user_id))
+        elif action == "link":
+            conn.execute(update(contacts).where(contacts.c.id == by_phone.id).values(user_id=user_id))
+        elif action == "rekey":
+            _move_contact(service, conn, by_user.id, by_user.external_id, key)
+        elif action == "clash":
+            log.warning("WhatsApp user id %s belongs to contact %s, its number %s to contact %s: "
+                        "kept apart", user_id, by_user.external_id, wa_id, by_phone.external_id)
+    return key
+
+
+def _identity(by_phone, by_user, wa_id: str | None, user_id: str | None) -> tuple[str, str]:
+    """What to do about a sender, given the contacts its two ids find: ``(action, key)``.
+
+    ``use`` (nothing to write), ``create`` (a new contact with a user id), ``link`` (the
+    number's contact learns its user id), ``rekey`` (the user id's contact is keyed on the
+    number from now on) or ``clash`` (each id has its own contact: both kept)."""
+    if by_phone is not None:
+        if user_id is None or by_phone.user_id == user_id:
+            return "use", wa_id
+        return ("link" if by_user is None else "clash"), wa_id
+    if by_user is not None:
+        if wa_id is None or by_user.external_id == wa_id:
+            return "use", by_user.external_id
+        return "rekey", wa_id
+    if user_id is None:
+        return "use", wa_id  # a new customer: the service creates the contact
+    return "create", wa_id or user_id
 
 
 def _move_contact(service, conn, contact_id: int, old: str, new: str, *, at: float | None = None,

@@ -121,6 +121,20 @@ def test_defect_1_a_customer_with_a_username_is_answered_and_replied_to_by_user_
     assert first["recipient"] == BSUID and "to" not in first  # how Meta addresses a user id
 
 
+def test_defect_1_a_customer_who_adopts_a_username_stays_the_same_customer(hook):
+    hook.deliver(body(text(1, "oi"), contacts_=[person()]))  # before usernames: the number only
+    hook.deliver(body(text(2, "sou eu", from_user_id=BSUID),
+                      contacts_=[person(user_id=BSUID)]))  # both ids: the user id is stored
+    hook.deliver(body({"from": "", "from_user_id": BSUID, "id": "wamid.U3", "timestamp": str(T),
+                       "type": "text", "text": {"body": "agora com nome de usuário"}},
+                      contacts_=[{"profile": {"name": "Ana Souza", "username": "ana.souza"}, "user_id": BSUID}]))
+
+    assert hook.count(contacts) == 1 and hook.count(conversations) == 1
+    assert hook.said() == ["oi", "sou eu", "agora com nome de usuário"]
+    with hook.engine.connect() as conn:
+        assert conn.execute(select(contacts.c.external_id, contacts.c.user_id)).one() == (NUMBER, BSUID)
+
+
 def test_defect_2_an_unreadable_message_never_refuses_its_siblings(hook, caplog):
     batch = body(
         text(1, "Bom dia, quero um orçamento"),
