@@ -85,10 +85,10 @@ class Hook:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(table).where(*where)).scalar()
 
-    def inbox_page(self, conversation_id: int) -> str:
+    def inbox_page(self, conversation_id: int, lang: str | None = None) -> str:
         client = self.app.test_client()
         assert client.post("/login", data={"login": "ana", "password": PASSWORD}).status_code == 302
-        page = client.get(f"/inbox/{conversation_id}")
+        page = client.get(f"/inbox/{conversation_id}" + (f"?lang={lang}" if lang else ""))
         assert page.status_code == 200
         return page.get_data(as_text=True)
 
@@ -236,6 +236,8 @@ def test_defect_6_revoke_and_edit_change_the_original_and_never_run_the_bot(hook
     page = hook.inbox_page(hook.conversation()["id"])
     assert "Mensagem apagada pelo cliente" in page and "quero cancelar" not in page
     assert "editada" in page and "pedido 1234" in page
+    english = hook.inbox_page(hook.conversation()["id"], lang="en")
+    assert "Message deleted by the customer" in english and ">edited<" in english
 
 
 def test_defect_6_a_revoke_of_a_message_not_yet_received_hides_it_when_it_comes(hook):
