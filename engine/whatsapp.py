@@ -299,9 +299,10 @@ def _parse_message(message: dict, path: str, senders: list[dict], to_number: str
         inner = _object(edit, "message")
         text, details, _reply, problem = _content(inner, inner.get("type") if isinstance(
             inner.get("type"), str) else "unknown")
-        if problem:
-            delivery.skipped.append((f"{path}.edit.message", problem))
-        return MessageChange("edit", target_id=target, text=text or UNSUPPORTED, details=details, **who)
+        if problem or not text.strip():  # the original keeps what it said
+            delivery.skipped.append((f"{path}.edit.message", problem or "edição sem texto"))
+            return None
+        return MessageChange("edit", target_id=target, text=text, details=details, **who)
     if kind == "system":
         system = _object(message, "system")
         new_wa_id = _digits(system.get("wa_id"))

@@ -240,6 +240,17 @@ def test_defect_6_revoke_and_edit_change_the_original_and_never_run_the_bot(hook
     assert "Message deleted by the customer" in english and ">edited<" in english
 
 
+def test_defect_6_an_edit_whose_new_content_cannot_be_read_leaves_the_original(hook, caplog):
+    hook.deliver(body(text(1, "pedido 123"), contacts_=[person()]))
+    hook.deliver(body({"from": NUMBER, "id": "wamid.E2", "timestamp": str(T + 6), "type": "edit",
+                       "edit": {"original_message_id": "wamid.T1", "message": {"type": "poll"}}},
+                      contacts_=[person()]))
+
+    assert hook.said() == ["pedido 123"]
+    assert "edited" not in hook.conversation()["messages"][0]
+    assert "edit.message skipped: tipo de mensagem desconhecido: poll" in caplog.text
+
+
 def test_defect_6_a_revoke_of_a_message_not_yet_received_hides_it_when_it_comes(hook):
     hook.deliver(body({"from": NUMBER, "id": "wamid.R9", "timestamp": str(T + 5), "type": "revoke",
                        "revoke": {"original_message_id": "wamid.T9"}}, contacts_=[person()]))
