@@ -84,7 +84,7 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
                     receipt.refused += 1
             else:
                 senders.clear()  # a change may move a contact
-                if apply_change(service, item):
+                if apply_change(service, item, inbound):
                     receipt.changes += 1
         except DATABASE_UNAVAILABLE:
             raise  # papo cannot work: the webhook answers 503 and Meta delivers again
@@ -233,10 +233,11 @@ def _insert_ignore(service, table):
 
 
 # ---------------------------------------------------------------------------- changes
-def apply_change(service, change: MessageChange) -> bool:
+def apply_change(service, change: MessageChange, inbound=None) -> bool:
     """A revoke, edit, reaction or number change; none of them runs the bot.
 
-    True when something changed (a repeated delivery changes nothing the second time)."""
+    True when something changed (a repeated delivery changes nothing the second time).
+    ``inbound``: as for :func:`receive` (a change to a message papo never got stores it)."""
     now = service.clock()
     at = min(change.at, now) if change.at is not None else now
     if change.action == NUMBER_CHANGED:
@@ -261,9 +262,9 @@ def apply_change(service, change: MessageChange) -> bool:
     else:
         text, details = change.text, {**change.details, "edited_at": iso(utc(at))}
     try:
-        service.handle_inbound(CHANNEL, {"external_id": external_id, "name": change.name},
-                               {"id": change.target_id, "text": text}, at=at, answer=False,
-                               details=details)
+        (inbound or service.handle_inbound)(
+            CHANNEL, {"external_id": external_id, "name": change.name},
+            {"id": change.target_id, "text": text}, at=at, answer=False, details=details)
     except PapoError as exc:
         log.warning("WhatsApp %s of %s not stored: %s", change.action, change.target_id, exc.message)
         return False
