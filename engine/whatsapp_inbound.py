@@ -41,6 +41,7 @@ log = logging.getLogger("papo.whatsapp")
 
 CHANNEL = "whatsapp"
 ANSWER_WITHIN_S = 24 * 3600  # older messages are stored and shown, never answered
+LATE_S = 5.0  # a message arriving later than this after it was sent may be behind a read mark
 NUMBER_CHANGED = "number_changed"  # activity action
 # What "the database cannot be reached" looks like: refused or dropped connections,
 # SQLite's lock timeout, an exhausted pool. The webhook answers 503 for these.
@@ -136,14 +137,27 @@ def receive_message(service, message: InboundMessage, inbound=None, senders: dic
         log.info("WhatsApp message %s was sent more than 24 hours ago: stored without an answer",
                  message.message_id)
     try:
-        (inbound or service.handle_inbound)(
+        result = (inbound or service.handle_inbound)(
             CHANNEL, {"external_id": external_id, "name": message.name},
             {"id": message.message_id, "text": text}, at=message.at, answer=answer,
             details=message.details or None)
     except PapoError as exc:
         log.warning("WhatsApp message %s not stored: %s", message.message_id, exc.message)
         return False
+    if message.at is not None and service.clock() - message.at > LATE_S:
+        unread_if_read_since(service, result["conversation_id"], message.at)
     return True
+
+
+def unread_if_read_since(service, conversation_id: int, at: float) -> None:
+    """A message WhatsApp delivered late keeps its own time, which may be before an agent
+    last read the conversation: the read mark moves back to just before it, so the
+    conversation shows as unread (the one case where the mark moves back)."""
+    moment = utc(at - 0.001)
+    with service.db.begin() as conn:
+        conn.execute(update(conversations).where(
+            conversations.c.id == conversation_id, conversations.c.last_read_at > moment)
+            .values(last_read_at=moment))
 
 
 # ---------------------------------------------------------------------------- contacts

@@ -191,6 +191,22 @@ def test_defect_4_a_message_over_24_hours_old_is_stored_and_shown_but_not_answer
     assert len(hook.bot_said()) == 2  # a fresh message is answered as usual
 
 
+def test_defect_4_a_message_delivered_late_is_unread_even_if_the_agent_read_since(hook):
+    hook.deliver(body(text(1, "oi"), contacts_=[person()]))
+    conversation_id = hook.conversation()["id"]
+    agent = hook.app.test_client()
+    agent.post("/login", data={"login": "ana", "password": PASSWORD})
+    agent.get(f"/inbox/{conversation_id}")  # read at T + 60
+    listed = agent.get("/inbox?status=concluded").get_data(as_text=True)
+    assert f'data-conversation-id="{conversation_id}"\n        data-status="concluded" data-unread="false"' in listed
+
+    hook.now = T + 7200.0  # Meta delivers a message sent at T + 30 only now (retries)
+    hook.deliver(body(text(2, "esqueci de dizer", at=T + 30), contacts_=[person()]))
+
+    listed = agent.get("/inbox?status=concluded").get_data(as_text=True)
+    assert f'data-conversation-id="{conversation_id}"\n        data-status="concluded" data-unread="true"' in listed
+
+
 def test_defect_5_a_changed_number_keeps_the_customer_and_the_conversation(hook):
     hook.deliver(body(text(1, "oi"), contacts_=[person()]))
     change = body({"from": NUMBER, "id": "wamid.SYS1", "timestamp": str(T + 10), "type": "system",
