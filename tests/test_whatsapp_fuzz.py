@@ -3,20 +3,26 @@
 Hypothesis takes a body of the corpus (tests/fixtures/whatsapp), removes fields or gives
 them a value of another type (null, numbers too big for anything, NaN, NUL, lone
 surrogates, long text, lists, objects), signs it and delivers it. A signed body is
-always answered 200, a wrongly signed one 403: never 400, never 500. Both databases.
+always answered 200, a wrongly signed one 403: never 400, never 500; and what was stored
+reads back in the API and renders in the inbox. Both databases.
 """
 from __future__ import annotations
 
 import copy
 import json
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 from test_whatsapp import WEBHOOK, make_app, sign
 from test_whatsapp_corpus import FILES
+from werkzeug.security import generate_password_hash
 
+from engine import accounts
 from engine.service import Service
+from engine.store import conversations
 
 T = 1_800_000_000
 BODIES = [json.loads(path.read_text(encoding="utf-8")) for path in FILES]
@@ -64,12 +70,24 @@ def broken_bodies(draw) -> dict:
 
 
 @pytest.fixture
-def papo(db_url, tmp_path, fake_graph):
-    app = make_app(db_url, tmp_path, fake_graph)
+def papo(db_url, tmp_path, fake_graph, monkeypatch):
+    app = make_app(db_url, tmp_path, fake_graph, WTF_CSRF_ENABLED=False)
     papo = app.extensions["papo"]
     papo["service"] = Service(papo["engine"], papo["settings"], clock=lambda: T + 600.0)
+    monkeypatch.setattr(accounts, "generate_password_hash",
+                        partial(generate_password_hash, method="pbkdf2:sha256:1"))
+    accounts.create_user(papo["engine"], "ana", "agent", password="senha-de-teste-123")
+    agent = app.test_client()
+    assert agent.post("/login", data={"login": "ana", "password": "senha-de-teste-123"}).status_code == 302
+    app.agent = agent
     yield app
     papo["engine"].dispose()
+
+
+def newest_conversation(app) -> int | None:
+    with app.extensions["papo"]["engine"].connect() as conn:
+        return conn.execute(select(conversations.c.id).order_by(conversations.c.updated_at.desc(),
+                                                                conversations.c.id.desc()).limit(1)).scalar()
 
 
 @settings(max_examples=120, deadline=None, derandomize=True,
@@ -89,6 +107,11 @@ def test_a_signed_body_of_the_real_shapes_is_always_200_and_a_badly_signed_one_4
     assert answer.is_json
     crashed = [r.getMessage() for r in caplog.records if r.exc_info]
     assert crashed == []  # no part was let through by the webhook's fault isolation
+    shown = newest_conversation(papo)  # what was stored reads back, in the API and the inbox
+    if shown is not None:
+        assert papo.extensions["papo"]["service"].get_conversation(shown)["messages"]
+        page = papo.agent.get(f"/inbox/{shown}")
+        assert page.status_code == 200, page.get_data(as_text=True)[:500]
 
 
 def test_after_the_fuzzing_shapes_an_ordinary_message_is_still_answered(papo):
