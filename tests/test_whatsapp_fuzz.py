@@ -125,3 +125,31 @@ def test_after_the_fuzzing_shapes_an_ordinary_message_is_still_answered(papo):
     conversation = service.get_conversation(1)
     assert conversation["messages"][0]["text"] == "ab\ufffdc"  # NUL removed, surrogate replaced
     assert len([m for m in conversation["messages"] if m["author"] == "bot"]) == 2
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(doc=st.one_of(broken_bodies(), JSON))
+def test_reading_any_json_gives_storable_parts_and_never_raises(doc):
+    from engine.whatsapp import InboundMessage, parse_delivery
+
+    delivery = parse_delivery(doc, "106540352242922")
+
+    for item in delivery.inbound:
+        assert item.wa_id is None or item.wa_id.isdigit()
+        assert item.wa_id or item.user_id  # every part has a sender
+        assert 0 < len(item.message_id) <= 200
+        if isinstance(item, InboundMessage):
+            assert item.text.strip()
+        # What is stored is plain JSON: no NaN, no NUL, no lone surrogate (PostgreSQL refuses them).
+        stored = json.dumps(item.details, allow_nan=False, ensure_ascii=False)
+        assert "\x00" not in stored and "\x00" not in (item.text or "")
+        for text in (stored, item.text or "", item.name, item.message_id, item.user_id or ""):
+            text.encode("utf-8")
+    for status in delivery.statuses:
+        assert status.wamid and status.status
