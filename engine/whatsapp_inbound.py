@@ -84,7 +84,8 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
                 else:
                     receipt.refused += 1
             else:
-                senders.clear()  # a change may move a contact
+                if item.action == NUMBER_CHANGED:
+                    senders.clear()  # the contact moved
                 if apply_change(service, item, inbound):
                     receipt.changes += 1
         except DATABASE_UNAVAILABLE:
