@@ -11,7 +11,7 @@ Limits, so that no template can freeze a process or fill its memory:
   ``str.format``, ``%``), ``indent``, ``join``, ``replace``, ``batch``, ``*`` — may not
   build more than ``MAX_RENDERED`` characters (or items); ``+`` and a value passed to a
   macro or stored in a ``namespace`` at most four times that;
-- a render budget of 100 ms (``RENDER_BUDGET_S``) of the render's own code: checked on
+- a render budget of 100 ms (``RENDER_BUDGET_S``) of the render's own CPU time (the thread's, so a busy machine does not cut it short): checked on
   every line the compiled template runs, so even empty nested loops stop.
 
 Over a limit the render stops: the text rendered up to that point is kept (cut at
@@ -32,7 +32,7 @@ from functools import lru_cache
 # The render budget measures elapsed time, not the conversation's clock (which comes from
 # events: engine/core.py never reads it). Bound once, so a test faking the clock does not
 # fake this too.
-from time import perf_counter as _elapsed
+from time import thread_time as _elapsed  # CPU time of this thread: a busy machine does not cut renders short
 
 from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
