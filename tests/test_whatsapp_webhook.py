@@ -332,6 +332,22 @@ def test_defect_7_reactions_errors_and_refusals_leave_a_log_line(hook, caplog):
 
 # -- more of the same contract ----------------------------------------------------------------
 
+def test_an_unreadable_status_is_skipped_and_logged_and_its_siblings_still_apply(hook, caplog):
+    hook.deliver(body(text(1, "oi"), contacts_=[person()]))
+    sender.send_due(hook.service, now=hook.now)
+    menu_id = outbox_rows(hook)[1]["payload"]["wamid"]
+    failed = {"id": menu_id, "status": "failed", "timestamp": str(T + 9), "recipient_id": NUMBER,
+              "errors": [{"code": 131026, "title": "Message undeliverable"}]}
+
+    answer = hook.deliver(body(statuses=[{"status": "read", "timestamp": str(T + 8)}, "lixo", failed]))
+
+    assert answer.status_code == 200
+    assert [r["status"] for r in sender.outbox_status(hook.service, hook.conversation()["id"])] == [
+        "sent", "failed"]
+    assert "statuses[0] skipped: status sem id ou sem status" in caplog.text
+    assert "statuses[1] skipped" in caplog.text
+
+
 def test_a_customer_reacting_to_a_bot_message_shows_on_that_message(hook):
     hook.deliver(body(text(1, "oi"), contacts_=[person()]))
     sender.send_due(hook.service, now=hook.now)  # the Graph API gives the bot's messages ids
