@@ -457,7 +457,7 @@ def publish_flow(flow_id: str):
 
 @bp.post("/flows/<flow_id>/tests/run")
 @admin_only
-@operation("Run the tests saved in the latest draft", tag="flows", ok_schema="TestRun",
+@operation("Run the tests saved in the latest draft", tag="flows", ok_schema="FlowTestRun",
            errors=(403, 404),
            description="On a private in-memory database with a simulated clock; HTTP requests "
                        "are answered by each test's http_mocks only. Nothing is stored.")

@@ -124,10 +124,10 @@ def _default_name(tests: list[dict]) -> str:
 
 
 def _save_form(flow_id: str, name: str, error: str | None = None, status: int = 200):
-    from engine.flowtests import test_from_conversation
+    from engine.flowtests import recorded_test
 
     conversation = _simulated_conversation(flow_id)
-    steps = test_from_conversation(conversation, name or "-")["steps"] if conversation else []
+    steps = recorded_test(conversation, name or "-")["steps"] if conversation else []
     response = make_response(render_template(
         "flowtests/_save_form.html", flow_id=flow_id, name=name, steps=steps, error=error))
     response.status_code = status
@@ -144,7 +144,7 @@ def save_form(flow_id: str):
 @bp.post("/flows/<flow_id>/tests/save")
 @admin_required
 def save(flow_id: str):
-    from engine.flowtests import test_from_conversation
+    from engine.flowtests import recorded_test
 
     doc, _revision = _draft(flow_id)
     tests = list(doc.get("tests") or [])
@@ -157,7 +157,7 @@ def save(flow_id: str):
     elif any(t["name"] == name for t in tests):
         error = _("Já existe um teste chamado “%(name)s”. Escolha outro nome.", name=name)
     conversation = _simulated_conversation(flow_id)
-    test = test_from_conversation(conversation, name) if conversation and not error else None
+    test = recorded_test(conversation, name) if conversation and not error else None
     if error is None and (test is None or not test["steps"]):
         error = _("Converse com o bot no simulador antes de salvar um teste.")
     if error is not None:

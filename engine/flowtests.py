@@ -16,7 +16,7 @@ that the current exchange has no message left unexpected. ``expect_buttons`` rea
 buttons of the last message an ``expect``/``expect_contains`` matched in this exchange,
 else of the newest bot message.
 
-:func:`test_from_conversation` turns a simulated conversation (as the API shows it) into
+:func:`recorded_test` turns a simulated conversation (as the API shows it) into
 a test: the editor's "Salvar como teste".
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ STATUSES = ("open", "concluded")
 
 # ---------------------------------------------------------------------- results
 @dataclass
-class TestResult:
+class FlowTestResult:
     name: str
     passed: bool
     step: int | None = None  # the failing step, numbered from 1
@@ -52,14 +52,14 @@ class TestResult:
         return {"name": self.name, "passed": self.passed, "step": self.step, "message": self.message}
 
 
-def summary(results: list[TestResult]) -> dict:
+def summary(results: list[FlowTestResult]) -> dict:
     """The API's answer: ``{"passed", "failed", "results": [{"name","passed","step","message"}]}``."""
     passed = sum(r.passed for r in results)
     return {"passed": passed, "failed": len(results) - passed,
             "results": [r.to_json() for r in results]}
 
 
-def failure_details(results: list[TestResult]) -> list[dict]:
+def failure_details(results: list[FlowTestResult]) -> list[dict]:
     """``[{"path": "tests/<name>", "message"}]`` for each failing test (publish's 422)."""
     return [{"path": f"tests/{r.name}", "message": r.message or ""} for r in results if not r.passed]
 
@@ -130,7 +130,7 @@ class _Exchange:
 
 
 def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, lang: str | None
-             ) -> TestResult:
+             ) -> FlowTestResult:
     from engine.simulator import Simulation
 
     mocks = _Mocks(list(test.get("http_mocks") or []))
@@ -144,9 +144,9 @@ def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, la
             call = mocks.unmocked[0]
             problem = t("flowtest.unmocked", lang, method=call["method"], url=call["url"])
         if problem is not None:
-            return TestResult(test["name"], False, number,
+            return FlowTestResult(test["name"], False, number,
                               t("flowtest.step", lang, step=number, message=problem))
-    return TestResult(test["name"], True)
+    return FlowTestResult(test["name"], True)
 
 
 def _expected_got(lang, expected: str, got: str) -> str:
@@ -222,7 +222,7 @@ def _same(actual: Any, expected: Any) -> bool:
 
 # ---------------------------------------------------------------------- running
 def run_tests(doc: dict, *, names: list[str] | None = None, settings: Settings | None = None,
-              lang: str | None = None, others: list[dict] | None = None) -> list[TestResult]:
+              lang: str | None = None, others: list[dict] | None = None) -> list[FlowTestResult]:
     """Run the document's tests (or those named) on its content as a draft.
 
     ``doc``: a flow document already checked by ``schemas.load_document``. ``others``:
@@ -359,7 +359,7 @@ def transcript(db: Engine, conversation_id: int) -> dict | None:
                           "at": epoch(a.at)} for a in done]}
 
 
-def test_from_conversation(conversation: dict, name: str, people: set[str] | None = None) -> dict:
+def recorded_test(conversation: dict, name: str, people: set[str] | None = None) -> dict:
     """A test replaying a (simulated) conversation: the API's shape, or :func:`transcript`'s.
 
     Each customer message is a ``say``, each bot message an ``expect`` (with
