@@ -1,0 +1,179 @@
+"""The editor's Tests panel and "Salvar como teste" through HTTP (Flask test client)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html import unescape
+
+import pytest
+
+from editor import create_app
+from editor.app import get_engine
+from engine import accounts
+from engine.db import create_schema, make_engine
+from engine.flows import FlowRepository
+
+PASSWORD = "uma senha bem longa"
+HTMX = {"HX-Request": "true"}
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def _seed_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("seed-flowtests") / "papo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    create_schema(engine)
+    accounts.create_user(engine, "ana", "admin", password=PASSWORD, name="Ana")
+    accounts.create_user(engine, "bruno", "agent", password=PASSWORD, name="Bruno")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, _seed_db, sample_flow):
+    shutil.copyfile(_seed_db, tmp_path / "papo.db")
+    app = create_app({
+        "PAPO_DATABASE_URL": f"sqlite:///{tmp_path / 'papo.db'}",
+        "PAPO_INSTANCE_PATH": str(tmp_path / "instance"),
+        "TESTING": True, "SECRET_KEY": "test", "WTF_CSRF_ENABLED": False,
+    })
+    FlowRepository(get_engine(app)).create(sample_flow("boas-vindas"), actor="ana")
+    yield app
+    get_engine(app).dispose()
+
+
+def _client(app, login="ana"):
+    client = app.test_client()
+    assert client.post("/login", data={"login": login, "password": PASSWORD}).status_code == 302
+    return client
+
+
+@pytest.fixture
+def client(app):
+    return _client(app)
+
+
+def _text_of(html: str) -> str:
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+def _text(response) -> str:
+    return _text_of(response.get_data(as_text=True))
+
+
+def _result_tests(response) -> list[dict]:
+    found = re.search(r'<script type="application/json" class="flowtests-result">(.*?)</script>',
+                      response.get_data(as_text=True), re.S)
+    assert found, "no tests list for the editor"
+    return json.loads(found.group(1))["tests"]
+
+
+def _repo(app) -> FlowRepository:
+    return FlowRepository(get_engine(app))
+
+
+def _simulate(client, *texts):
+    for text in texts:
+        assert client.post("/flows/boas-vindas/simulator/send", data={"text": text}, headers=HTMX).status_code == 200
+
+
+def test_the_panel_lists_the_drafts_tests_not_yet_run(client):
+    page = _text(client.get("/flows/boas-vindas/tests", headers=HTMX))
+    assert "Testes" in page and "Rodar testes" in page
+    assert "Menu e status do pedido" in page
+    assert "não rodado" in page
+
+
+def test_run_tests_shows_each_result_and_remembers_it(client, app):
+    page = _text(client.post("/flows/boas-vindas/tests/run", headers=HTMX))
+    assert "Todos os 3 testes passaram." in page
+    assert page.count("passou") >= 3
+    doc, revision = _repo(app).get("boas-vindas")
+    doc["tests"][0]["steps"].append({"expect": "Qual sabor?"})
+    _repo(app).update("boas-vindas", doc, revision, actor="ana")
+    page = _text(client.get("/flows/boas-vindas/tests", headers=HTMX))
+    assert "Todos os 3 testes passaram." in page
+    assert "resultado de antes da última mudança no fluxo" in page
+    page = _text(client.post("/flows/boas-vindas/tests/run", headers=HTMX))
+    assert "1 teste falhou, 2 passaram." in page
+    assert 'passo 12: esperado "Qual sabor?", recebido nenhuma mensagem' in page
+
+
+def test_save_as_test_turns_the_simulated_conversation_into_a_test(client, app):
+    _simulate(client, "oi", "2", "12345")
+    html = client.get("/flows/boas-vindas/tests/save", headers=HTMX).get_data(as_text=True)
+    assert 'value="Teste 4"' in html
+    form = _text_of(html)
+    assert "Nome do teste" in form
+    assert "Cliente diz 12345" in form
+    response = client.post("/flows/boas-vindas/tests/save", data={"name": "Pedido 12345"}, headers=HTMX)
+    assert response.status_code == 200
+    assert "Teste “Pedido 12345” salvo" in _text(response)
+    tests = _result_tests(response)
+    assert [t["name"] for t in tests][-1] == "Pedido 12345"
+    steps = tests[-1]["steps"]
+    assert steps[0] == {"say": "oi"}
+    assert {"expect_buttons": ["Ver produtos", "Status do pedido", "Falar com atendente"]} in steps
+    assert {"say": "12345"} in steps
+    assert tests[-1]["contact"] == {"name": "Ana"}
+    # Nothing is stored by the route: the editor saves the list with its revision check.
+    assert len(_repo(app).get("boas-vindas")[0]["tests"]) == 3
+    doc, revision = _repo(app).get("boas-vindas")
+    _repo(app).update("boas-vindas", {**doc, "tests": tests}, revision, actor="ana")
+    page = _text(client.post("/flows/boas-vindas/tests/run", headers=HTMX))
+    assert "Todos os 4 testes passaram." in page
+
+
+def test_save_as_test_refuses_an_empty_or_taken_name_and_an_empty_conversation(client):
+    nothing = client.post("/flows/boas-vindas/tests/save", data={"name": "Novo"}, headers=HTMX)
+    assert nothing.status_code == 422
+    assert "Converse com o bot no simulador antes de salvar um teste." in _text(nothing)
+    _simulate(client, "oi")
+    empty = client.post("/flows/boas-vindas/tests/save", data={"name": "   "}, headers=HTMX)
+    assert empty.status_code == 422 and "Dê um nome ao teste." in _text(empty)
+    taken = client.post("/flows/boas-vindas/tests/save", data={"name": "Menu e status do pedido"}, headers=HTMX)
+    assert taken.status_code == 422
+    assert "Já existe um teste chamado “Menu e status do pedido”" in _text(taken)
+
+
+def test_delete_answers_the_list_without_that_test(client):
+    response = client.post("/flows/boas-vindas/tests/delete", data={"name": "Menu e status do pedido"},
+                           headers=HTMX)
+    assert [t["name"] for t in _result_tests(response)] == [
+        "Atendente e avaliação depois de concluir", "Pedir atendente na primeira mensagem"]
+
+
+def test_test_names_and_steps_are_escaped(client, app):
+    doc, revision = _repo(app).get("boas-vindas")
+    doc["tests"] = [{"name": XSS, "steps": [{"say": XSS}, {"expect": XSS}]}]
+    _repo(app).update("boas-vindas", doc, revision, actor="ana")
+    html = client.post("/flows/boas-vindas/tests/run", headers=HTMX).get_data(as_text=True)
+    assert XSS not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_publishing_from_the_editor_lists_failing_tests_and_offers_to_publish_anyway(client, app):
+    doc, revision = _repo(app).get("boas-vindas")
+    doc["tests"][0]["steps"].append({"expect": "Qual sabor?"})
+    _repo(app).update("boas-vindas", doc, revision, actor="ana")
+    refused = client.post("/flows/boas-vindas/publish", headers=HTMX)
+    assert refused.status_code == 422
+    page = _text(refused)
+    assert "Não foi publicado." in page and "Menu e status do pedido" in page
+    assert "Publicar mesmo assim" in page
+    assert _repo(app).versions("boas-vindas") == []
+    forced = client.post("/flows/boas-vindas/publish", data={"force": "1"}, headers=HTMX)
+    assert forced.status_code == 200
+    assert [v["version"] for v in _repo(app).versions("boas-vindas")] == [1]
+
+
+def test_the_panel_speaks_english(client):
+    page = _text(client.get("/flows/boas-vindas/tests?lang=en", headers=HTMX))
+    assert "Tests" in page and "Run tests" in page and "not run" in page
+
+
+def test_agents_cannot_use_the_tests_routes(app):
+    agent = _client(app, "bruno")
+    assert agent.get("/flows/boas-vindas/tests", headers=HTMX).status_code == 403
+    assert agent.post("/flows/boas-vindas/tests/run", headers=HTMX).status_code == 403
