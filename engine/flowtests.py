@@ -136,7 +136,7 @@ def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, la
     mocks = _Mocks(list(test.get("http_mocks") or []))
     name = (test.get("contact") or {}).get("name") or DEFAULT_CONTACT_NAME
     sim = Simulation(None, db=db, settings=settings, start_at=START_AT, flow_id=flow_id, http=mocks,
-                     contact_name=name)
+                     contact_name=name, record_events=False)
     exchange = _Exchange()
     for number, step in enumerate(test["steps"], start=1):
         problem = _play(sim, exchange, step, mocks, lang)
@@ -242,7 +242,8 @@ def run_tests(doc: dict, *, names: list[str] | None = None, settings: Settings |
         for other in others or []:
             if other.get("id") != doc["id"]:
                 _publish_quietly(repo, other)
-        repo.create(doc, actor="teste")
+        # The service reads the draft at every step: store it without its (long) tests.
+        repo.create({k: v for k, v in doc.items() if k != "tests"}, actor="teste")
         return [_run_one(db, doc["id"], test, settings, lang) for test in tests]
     finally:
         db.dispose()
