@@ -7,6 +7,7 @@ Routes (admins only, like the editor)::
     GET  /flows/<id>/tests/save            the "Salvar como teste" form (name + the steps)
     POST /flows/<id>/tests/save            field ``name``: the simulated conversation so far
                                            becomes a test
+    POST /flows/<id>/tests/rename          fields ``name``, ``new_name``: rename a test
     POST /flows/<id>/tests/delete          field ``name``: remove that test
 
 The tests live in the flow document, which the editor page owns and saves (with its
@@ -63,7 +64,8 @@ def _last_results(flow_id: str) -> tuple[dict, int | None]:
 
 
 def _panel(flow_id: str, *, tests: list[dict] | None = None, note: str | None = None,
-           ran: bool = False, status: int = 200, result_tests: list[dict] | None = None):
+           ran: bool = False, status: int = 200, result_tests: list[dict] | None = None,
+           note_error: bool = False):
     doc, revision = _draft(flow_id)
     shown = doc.get("tests") or [] if tests is None else tests
     results, results_revision = _last_results(flow_id)
@@ -76,7 +78,7 @@ def _panel(flow_id: str, *, tests: list[dict] | None = None, note: str | None = 
     failed = sum(1 for row in rows if row["result"] and not row["result"]["passed"])
     passed = sum(1 for row in rows if row["result"] and row["result"]["passed"])
     response = make_response(render_template(
-        "flowtests/_panel.html", flow_id=flow_id, rows=rows, note=note, ran=ran,
+        "flowtests/_panel.html", flow_id=flow_id, rows=rows, note=note, note_error=note_error, ran=ran,
         passed=passed, failed=failed, stale=results_revision is not None and results_revision != revision,
         result_tests=result_tests))
     response.status_code = status
@@ -149,13 +151,7 @@ def save(flow_id: str):
     doc, _revision = _draft(flow_id)
     tests = list(doc.get("tests") or [])
     name = " ".join((request.form.get("name") or "").split())
-    error = None
-    if not name:
-        error = _("Dê um nome ao teste.")
-    elif len(name) > MAX_NAME:
-        error = _("O nome pode ter até %(limit)d caracteres.", limit=MAX_NAME)
-    elif any(t["name"] == name for t in tests):
-        error = _("Já existe um teste chamado “%(name)s”. Escolha outro nome.", name=name)
+    error = _name_error(name, tests)
     conversation = _simulated_conversation(flow_id)
     test = recorded_test(conversation, name) if conversation and not error else None
     if error is None and (test is None or not test["steps"]):
@@ -166,6 +162,38 @@ def save(flow_id: str):
     return _panel(flow_id, tests=tests, result_tests=tests,
                   note=_("Teste “%(name)s” salvo com %(count)d passos.", name=name,
                          count=len(test["steps"])))
+
+
+def _name_error(name: str, tests: list[dict]) -> str | None:
+    if not name:
+        return _("Dê um nome ao teste.")
+    if len(name) > MAX_NAME:
+        return _("O nome pode ter até %(limit)d caracteres.", limit=MAX_NAME)
+    if any(t["name"] == name for t in tests):
+        return _("Já existe um teste chamado “%(name)s”. Escolha outro nome.", name=name)
+    return None
+
+
+@bp.post("/flows/<flow_id>/tests/rename")
+@admin_required
+def rename(flow_id: str):
+    doc, _revision = _draft(flow_id)
+    tests = list(doc.get("tests") or [])
+    old = request.form.get("name") or ""
+    new = " ".join((request.form.get("new_name") or "").split())
+    if new == old:
+        return _panel(flow_id)
+    error = _name_error(new, tests)
+    if error is not None:
+        return _panel(flow_id, note=error, note_error=True, status=422)
+    renamed = [{**t, "name": new} if t["name"] == old else t for t in tests]
+    kept = dict(session.get(SESSION_KEY) or {})
+    entry = kept.get(flow_id)
+    if isinstance(entry, dict) and isinstance(entry.get("res"), dict) and old in entry["res"]:
+        entry["res"][new] = entry["res"].pop(old)
+        session[SESSION_KEY] = kept
+    return _panel(flow_id, tests=renamed, result_tests=renamed,
+                  note=_("Teste “%(old)s” renomeado para “%(new)s”.", old=old, new=new))
 
 
 @bp.post("/flows/<flow_id>/tests/delete")

@@ -26,9 +26,11 @@ def _repo(live_server):
     return FlowRepository(get_engine(live_server.app))
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, area: bool = False) -> None:
     if os.environ.get("PAPO_SCREENSHOTS"):
         page.screenshot(path=f"/tmp/papo-flowtests-{name}.png", full_page=True)
+        if area:
+            page.locator("#flowtests-area").screenshot(path=f"/tmp/papo-flowtests-{name}-area.png")
 
 
 def _send(page, text: str):
@@ -61,7 +63,7 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
     name = page.get_by_label("Nome do teste")
     expect(name).to_have_value("Teste 1")
     expect(page.locator(".flowtests-save-form")).to_contain_text("Cliente diz")
-    _shot(page, "1-save-form")
+    _shot(page, "1-save-form", area=True)
     name.fill("Status do pedido")
     page.get_by_role("button", name="Salvar teste").click()
     expect(tests).to_contain_text("Teste “Status do pedido” salvo")
@@ -91,7 +93,7 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
     expect(failure).to_contain_text('esperado "Qual é o número do seu pedido? (só os números, ex.: 12345)", '
                                     'recebido "Me passa o número do pedido?"')
     expect(failure).to_contain_text("passo ")
-    _shot(page, "3-failed")
+    _shot(page, "3-failed", area=True)
 
     page.get_by_role("button", name="Publicar", exact=True).click()
     panel = page.locator("#panel-body")

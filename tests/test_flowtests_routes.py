@@ -177,3 +177,16 @@ def test_agents_cannot_use_the_tests_routes(app):
     agent = _client(app, "bruno")
     assert agent.get("/flows/boas-vindas/tests", headers=HTMX).status_code == 403
     assert agent.post("/flows/boas-vindas/tests/run", headers=HTMX).status_code == 403
+
+
+def test_rename_answers_the_list_with_the_new_name_and_refuses_a_taken_one(client):
+    response = client.post("/flows/boas-vindas/tests/rename",
+                           data={"name": "Menu e status do pedido", "new_name": "  Menu  principal "}, headers=HTMX)
+    assert "Teste “Menu e status do pedido” renomeado para “Menu principal”." in _text(response)
+    assert [t["name"] for t in _result_tests(response)][0] == "Menu principal"
+    taken = client.post("/flows/boas-vindas/tests/rename",
+                        data={"name": "Menu e status do pedido",
+                              "new_name": "Pedir atendente na primeira mensagem"}, headers=HTMX)
+    assert taken.status_code == 422
+    assert "Já existe um teste chamado" in _text(taken)
+    assert "flowtests-result" not in taken.get_data(as_text=True)
