@@ -207,8 +207,9 @@ def spawn(argv: list[str], env: dict, log: Path) -> subprocess.Popen:
                             start_new_session=True)  # its own group: stop() ends gunicorn's workers too
 
 
-def gunicorn(app: str, port: int, workers: int) -> list[str]:
-    return [str(BIN / "gunicorn"), "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
+def gunicorn(app: str, port: int, workers: int, config: str | None = None) -> list[str]:
+    options = ["-c", config] if config else []
+    return [str(BIN / "gunicorn"), *options, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{port}",
             "--log-level", "warning", "--timeout", "60", app]
 
 
@@ -249,10 +250,11 @@ def papo_env(db_url: str, instance: Path) -> dict:
     return env
 
 
-def start_papo(database: str, db_url: str, tmp: Path, workers: int) -> Target:
-    instance = tmp / f"papo-{database}"
+def start_papo(database: str, db_url: str, tmp: Path, workers: int, *, name: str = "papo",
+               extra_env: dict | None = None, config: str | None = None) -> Target:
+    instance = tmp / f"{name}-{database}"
     instance.mkdir(parents=True, exist_ok=True)
-    env = papo_env(db_url, instance)
+    env = {**papo_env(db_url, instance), **(extra_env or {})}
     papo = str(BIN / "papo")
     run([papo, "db", "upgrade"], env)
     flow_file = instance / "bench-inbound.json"
@@ -261,9 +263,9 @@ def start_papo(database: str, db_url: str, tmp: Path, workers: int) -> Target:
     run([papo, "user", "create", "bench", "--role", "admin", "--password", "bench-senha-123"], env)
     token = run([papo, "token", "create", "--user", "bench"], env).strip().splitlines()[-1].strip()
     port = free_port()
-    target = Target("papo", database, f"http://127.0.0.1:{port}", "/api/v1/inbound", token=token,
-                    log=tmp / f"papo-{database}.log", db_url=db_url)
-    target.proc = spawn(gunicorn("editor:create_app()", port, workers), env, target.log)
+    target = Target(name, database, f"http://127.0.0.1:{port}", "/api/v1/inbound", token=token,
+                    log=tmp / f"{name}-{database}.log", db_url=db_url)
+    target.proc = spawn(gunicorn("editor:create_app()", port, workers, config), env, target.log)
     wait_ready(target)
     return target
 
@@ -674,6 +676,11 @@ def parse_args(argv) -> argparse.Namespace:
                         help="keep the temporary folder (databases, server logs) and print its path")
     parser.add_argument("--no-write", dest="write", action="store_false", default=True,
                         help="print the section instead of rewriting docs/PERFORMANCE.md")
+    parser.add_argument("--ops", action="store_true",
+                        help="instead: papo with metrics and JSON logs on vs off, same run, SQLite "
+                             "(section \"HTTP inbound: metrics and logs\")")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="--ops: measurements of each variant per concurrency, interleaved (default 3)")
     args = parser.parse_args(argv)
     args.clients = [int(x) for x in str(args.clients).split(",") if x.strip()]
     return args
@@ -695,6 +702,10 @@ def pg_database(base_url: str, name: str, create: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.ops:
+        from bench._ops_overhead import measure_ops
+
+        return measure_ops(args, argv)
     tmp = Path(tempfile.mkdtemp(prefix="papo-bench-http-"))
     notes: list[str] = []
     checks: list[str] = []

@@ -28,6 +28,7 @@ from htmx_flask import Htmx
 from sqlalchemy import Engine, inspect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from engine import logs
 from engine.db import create_schema, default_url, make_engine
 from engine.settings import Settings, SettingsError
 
@@ -139,6 +140,11 @@ class _CookieSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app) -> bool:
+        # Served over HTTPS (directly, or behind PAPO_TRUSTED_PROXIES saying so in
+        # X-Forwarded-Proto): the cookie never travels over plain HTTP.
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the papo web application.
@@ -150,6 +156,8 @@ def create_app(config: dict | None = None) -> Flask:
     instance_path = config.get("PAPO_INSTANCE_PATH") or default_instance_path()
     app = Flask("editor", instance_path=str(Path(instance_path).resolve()))
     settings = _settings_from(config)
+    logs.configure(*logs.from_env({**os.environ, **{k: str(v) for k, v in config.items()
+                                                   if k.startswith("PAPO_LOG_")}}))
 
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -196,8 +204,10 @@ def create_app(config: dict | None = None) -> Flask:
             return
         csrf.protect(apply_exemptions=True)
 
-    from editor import auth, errors, i18n
+    from editor import auth, errors, i18n, ops, security
 
+    security.init_app(app)
+    ops.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
     errors.init_app(app)

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from engine import metrics
 from engine.moments import epoch, utc
 from engine.settings import SettingsError, parse_duration
 from engine.store import processed_messages, timers
@@ -136,7 +137,7 @@ class Worker:
     def __init__(self, service, worker_id: str | None = None, batch: int = DEFAULT_BATCH,
                  lease_s: float = DEFAULT_LEASE_S, *,
                  dedup_retention_s: float = DEFAULT_DEDUP_RETENTION_S,
-                 backoff: Backoff | None = None):
+                 backoff: Backoff | None = None, outbox_lease_s: float | None = None):
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if lease_s <= 0:
@@ -147,6 +148,7 @@ class Worker:
         self.batch = batch
         self.lease_s = float(lease_s)
         self.dedup_retention_s = float(dedup_retention_s)
+        self.outbox_lease_s = outbox_lease_s  # None: engine.outbox.LEASE_S
         self.backoff = backoff or Backoff()
         self._stopping = threading.Event()
         self._scheduler = None
@@ -232,16 +234,19 @@ class Worker:
                     continue  # cancelled, failed, or fired by another worker meanwhile
                 fired += 1
                 late = at - timer.due_at
+                metrics.timer_fired(timer.kind, late)
                 if late > LATE_WARNING_S and late_warnings < LATE_WARNINGS_PER_BATCH:
                     late_warnings += 1
                     log.warning("timer %d (%s, conversation %d) fired %.0f s late: no worker was "
                                 "running, or the workers fell behind",
-                                timer.id, timer.kind, timer.conversation_id, late)
+                                timer.id, timer.kind, timer.conversation_id, late,
+                                extra={"timer_id": timer.id, "conversation_id": timer.conversation_id})
                 else:
                     if late > LATE_WARNING_S:
                         late_silenced.append(late)
                     log.info("timer %d (%s, conversation %d) fired %.3f s late",
-                             timer.id, timer.kind, timer.conversation_id, max(late, 0.0))
+                             timer.id, timer.kind, timer.conversation_id, max(late, 0.0),
+                             extra={"timer_id": timer.id, "conversation_id": timer.conversation_id})
         if late_silenced:
             log.warning("%d more timers fired over %.0f s late (up to %.0f s)",
                         len(late_silenced), LATE_WARNING_S, max(late_silenced))
@@ -262,7 +267,9 @@ class Worker:
         """Send due WhatsApp outbox rows (``engine.outbox.send_due``)."""
         from engine import outbox
 
-        return outbox.send_due(self.service)
+        if self.outbox_lease_s is None:
+            return outbox.send_due(self.service)
+        return outbox.send_due(self.service, lease_s=self.outbox_lease_s)
 
     def cleanup(self, now: float | None = None) -> int:
         """Forget what is older than ``dedup_retention_s``: inbound message ids, and timers

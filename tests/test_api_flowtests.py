@@ -81,7 +81,7 @@ def test_publish_with_a_failing_test_is_refused_with_one_detail_per_failing_test
     assert error["message"]
     assert error["details"] == [
         {"path": "tests/Sabor", "message": 'passo 3: esperado "Qual sabor?", recebido "Como posso te ajudar hoje?"'},
-        {"path": "tests/Status", "message": 'passo 2: esperado status "open", recebido "concluded"'},
+        {"path": "tests/Status", "message": 'passo 2: esperado o status "open", recebido "concluded"'},
     ]
     assert _published(api) is None
     assert api.get(f"{FLOWS}/boas-vindas/versions").get_json() == []

@@ -97,7 +97,7 @@ def test_expect_status_and_open_and_conclude():
              {"conclude": True}, {"expect_status": "concluded"}]
     assert _one(WELCOME, steps)["passed"] is True
     result = _one(WELCOME, [{"say": "oi"}, {"expect_status": "open"}])
-    assert result["message"] == 'passo 2: esperado status "open", recebido "concluded"'
+    assert result["message"] == 'passo 2: esperado o status "open", recebido "concluded"'
 
 
 def test_conclude_resumes_the_flow_and_its_replies_are_expected():
@@ -111,9 +111,9 @@ def test_expect_vars_compares_values_and_reports_unset_ones():
     steps = [{"say": "oi"}, {"say": "2"}, {"say": "12345"}]
     assert _one(WELCOME, [*steps, {"expect_vars": {"pedido": "12345", "escolha": "Status do pedido"}}])["passed"]
     wrong = _one(WELCOME, [*steps, {"expect_vars": {"pedido": "54321"}}])
-    assert wrong["message"] == 'passo 4: esperado pedido = "54321", recebido pedido = "12345"'
+    assert wrong["message"] == 'passo 4: esperado pedido valendo "54321", recebido pedido valendo "12345"'
     unset = _one(WELCOME, [*steps, {"expect_vars": {"csat": 5}}])
-    assert unset["message"] == "passo 4: esperado csat = 5, recebido csat sem valor"
+    assert unset["message"] == "passo 4: esperado csat valendo 5, recebido csat sem valor"
 
 
 def test_expect_vars_tells_a_number_from_text_and_true_from_one():
@@ -161,7 +161,7 @@ def test_each_test_starts_a_fresh_conversation():
     ]}
     results = run_tests(load_document(doc))
     assert [r.passed for r in results] == [True, True, False]
-    assert results[2].message == "passo 2: esperado pedido = \"12345\", recebido pedido sem valor"
+    assert results[2].message == "passo 2: esperado pedido valendo \"12345\", recebido pedido sem valor"
 
 
 def test_the_contact_name_of_a_test():

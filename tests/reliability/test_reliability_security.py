@@ -40,6 +40,9 @@ PUBLIC = {
     "api.openapi": "the OpenAPI document (DESIGN §6)",
     "channels.whatsapp_verify": "Meta's handshake; checks the verify token",
     "channels.whatsapp_receive": "authenticated by the X-Hub-Signature-256 HMAC",
+    "ops.healthz": "liveness for load balancers and supervisors; says only 'ok'",
+    "ops.readyz": "readiness for load balancers; says only whether the database is usable",
+    "ops.metrics_view": "404 unless PAPO_METRICS_TOKEN is set, then that bearer token is required",
 }
 PUBLIC_BLUEPRINTS = {"webchat": "/c/<flow>: the customer's web chat (DESIGN §8)"}
 ADMIN_BLUEPRINTS = ("flows", "simulator")
