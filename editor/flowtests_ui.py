@@ -8,6 +8,7 @@ Routes (admins only, like the editor)::
     POST /flows/<id>/tests/save            field ``name``: the simulated conversation so far
                                            becomes a test
     POST /flows/<id>/tests/rename          fields ``name``, ``new_name``: rename a test
+    POST /flows/<id>/tests/remove-step     fields ``name``, ``step`` (from 1): drop a step
     POST /flows/<id>/tests/delete          field ``name``: remove that test
 
 The tests live in the flow document, which the editor page owns and saves (with its
@@ -194,6 +195,30 @@ def rename(flow_id: str):
         session[SESSION_KEY] = kept
     return _panel(flow_id, tests=renamed, result_tests=renamed,
                   note=_("Teste “%(old)s” renomeado para “%(new)s”.", old=old, new=new))
+
+
+@bp.post("/flows/<flow_id>/tests/remove-step")
+@admin_required
+def remove_step(flow_id: str):
+    """Drop one step of a test (a check that is too strict, a message no longer wanted)."""
+    doc, _revision = _draft(flow_id)
+    tests = list(doc.get("tests") or [])
+    name = request.form.get("name") or ""
+    try:
+        number = int(request.form.get("step") or "")
+    except ValueError:
+        number = 0
+    found = next((t for t in tests if t["name"] == name), None)
+    if found is None or not 1 <= number <= len(found["steps"]):
+        return _panel(flow_id, note=_("Esse passo não existe mais; a lista foi atualizada."),
+                      note_error=True, status=422)
+    if len(found["steps"]) == 1:
+        return _panel(flow_id, note=_("Um teste precisa de pelo menos um passo: exclua o teste."),
+                      note_error=True, status=422)
+    steps = found["steps"][:number - 1] + found["steps"][number:]
+    changed = [{**t, "steps": steps} if t is found else t for t in tests]
+    return _panel(flow_id, tests=changed, result_tests=changed,
+                  note=_("Passo %(step)d removido do teste “%(name)s”.", step=number, name=name))
 
 
 @bp.post("/flows/<flow_id>/tests/delete")

@@ -109,3 +109,22 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
     _shot(page, "5-published")
     assert [v["version"] for v in _repo(live_server).versions("boas-vindas")] == [1]
     assert page.dialogs == []
+
+
+def test_the_tests_area_speaks_english_and_runs_the_sample_tests(new_page, live_server):
+    _repo(live_server).create(WELCOME.read_bytes(), actor="admin")
+    page = new_page(lang="en")
+    page.goto(f"{live_server.url}/flows/boas-vindas/edit?lang=en")
+    page.wait_for_function("window.papoEditor && window.papoEditor.ready")
+    tests = page.get_by_role("region", name="Tests")
+    expect(tests.locator(".flowtests-name")).to_have_count(3)
+    expect(tests).to_contain_text("not run")
+    page.get_by_role("button", name="Run tests").click()
+    expect(tests).to_contain_text("All 3 tests passed.")
+    tests.locator(".flowtests-steps summary").first.click()
+    expect(tests).to_contain_text("Customer says")
+    _shot(page, "6-english", area=True)
+    page.get_by_role("button", name="Save as test").click()
+    expect(page.locator(".flowtests-save-form")).to_contain_text("Chat with the bot in the simulator before saving a test.")
+    page.get_by_role("button", name="Close").click()
+    expect(page.locator(".flowtests-save-form")).to_have_count(0)

@@ -190,3 +190,13 @@ def test_rename_answers_the_list_with_the_new_name_and_refuses_a_taken_one(clien
     assert taken.status_code == 422
     assert "Já existe um teste chamado" in _text(taken)
     assert "flowtests-result" not in taken.get_data(as_text=True)
+
+
+def test_remove_step_answers_the_test_without_that_step(client, app):
+    steps = _repo(app).get("boas-vindas")[0]["tests"][2]["steps"]
+    response = client.post("/flows/boas-vindas/tests/remove-step",
+                           data={"name": "Pedir atendente na primeira mensagem", "step": "2"}, headers=HTMX)
+    assert "Passo 2 removido do teste “Pedir atendente na primeira mensagem”." in _text(response)
+    assert _result_tests(response)[2]["steps"] == [steps[0], *steps[2:]]
+    gone = client.post("/flows/boas-vindas/tests/remove-step", data={"name": "Nenhum", "step": "1"}, headers=HTMX)
+    assert gone.status_code == 422 and "flowtests-result" not in gone.get_data(as_text=True)
