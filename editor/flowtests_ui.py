@@ -9,6 +9,7 @@ Routes (admins only, like the editor)::
                                            becomes a test
     POST /flows/<id>/tests/rename          fields ``name``, ``new_name``: rename a test
     POST /flows/<id>/tests/remove-step     fields ``name``, ``step`` (from 1): drop a step
+    GET|POST /flows/<id>/tests/edit        the steps as text, one JSON object per line
     POST /flows/<id>/tests/delete          field ``name``: remove that test
 
 The tests live in the flow document, which the editor page owns and saves (with its
@@ -20,6 +21,7 @@ the session lives in a cookie.
 """
 from __future__ import annotations
 
+import json
 import time
 
 from flask import Blueprint, make_response, render_template, request, session
@@ -219,6 +221,78 @@ def remove_step(flow_id: str):
     changed = [{**t, "steps": steps} if t is found else t for t in tests]
     return _panel(flow_id, tests=changed, result_tests=changed,
                   note=_("Passo %(step)d removido do teste “%(name)s”.", step=number, name=name))
+
+
+def _step_lines(steps: list[dict]) -> str:
+    return "\n".join(json.dumps(step, ensure_ascii=False) for step in steps)
+
+
+def _edit_form(flow_id: str, name: str, text: str, errors: list[str] | None = None, status: int = 200):
+    response = make_response(render_template(
+        "flowtests/_edit_form.html", flow_id=flow_id, name=name, text=text, errors=errors or []))
+    response.status_code = status
+    return response
+
+
+@bp.get("/flows/<flow_id>/tests/edit")
+@admin_required
+def edit_form(flow_id: str):
+    doc, _revision = _draft(flow_id)
+    name = request.args.get("name") or ""
+    found = next((t for t in doc.get("tests") or [] if t["name"] == name), None)
+    if found is None:
+        return _panel(flow_id, note=_("Esse teste não existe mais; a lista foi atualizada."),
+                      note_error=True, status=422)
+    return _edit_form(flow_id, name, _step_lines(found["steps"]))
+
+
+@bp.post("/flows/<flow_id>/tests/edit")
+@admin_required
+def edit(flow_id: str):
+    """Steps edited as text, one JSON object per line, checked as the document would be."""
+    from schemas import FlowDocumentError, validate_document
+
+    doc, _revision = _draft(flow_id)
+    tests = list(doc.get("tests") or [])
+    name = request.form.get("name") or ""
+    text = request.form.get("steps") or ""
+    if not any(t["name"] == name for t in tests):
+        return _panel(flow_id, note=_("Esse teste não existe mais; a lista foi atualizada."),
+                      note_error=True, status=422)
+    steps, errors, lines = [], [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            step = json.loads(line)
+        except ValueError:
+            step = None
+        if not isinstance(step, dict):
+            errors.append(_("Linha %(line)d: escreva um passo como {\"say\": \"oi\"}.", line=number))
+            continue
+        steps.append(step)
+        lines.append(number)
+    if not errors and not steps:
+        errors.append(_("Um teste precisa de pelo menos um passo: exclua o teste."))
+    changed = [{**t, "steps": steps} if t["name"] == name else t for t in tests]
+    if not errors:
+        try:
+            validate_document({**doc, "tests": changed}, current_lang())
+        except FlowDocumentError as exc:
+            index = next(i for i, t in enumerate(changed) if t["name"] == name)
+            prefix = f"$.tests[{index}].steps["
+            for problem in exc.problems:
+                where = problem["path"]
+                if where.startswith(prefix):
+                    step_index = int(where[len(prefix):].split("]", 1)[0])
+                    errors.append(_("Linha %(line)d: %(message)s", line=lines[step_index],
+                                    message=problem["message"]))
+                else:
+                    errors.append(problem["message"])
+    if errors:
+        return _edit_form(flow_id, name, text, errors=errors, status=422)
+    return _panel(flow_id, tests=changed, result_tests=changed,
+                  note=_("Passos do teste “%(name)s” salvos.", name=name))
 
 
 @bp.post("/flows/<flow_id>/tests/delete")

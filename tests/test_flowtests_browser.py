@@ -8,6 +8,7 @@ Set ``PAPO_SCREENSHOTS=1`` to keep screenshots of each stage in ``/tmp/papo-flow
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,14 @@ def test_the_tests_area_speaks_english_and_runs_the_sample_tests(new_page, live_
     tests.locator(".flowtests-steps summary").first.click()
     expect(tests).to_contain_text("Customer says")
     _shot(page, "6-english", area=True)
+    tests.get_by_role("button", name="Edit steps").first.click()
+    steps = page.get_by_label("Steps of “Menu e status do pedido”, one per line")
+    expect(steps).to_have_value(re.compile(r'^\{"say": "oi"\}\n'))
+    steps.fill('{"say": "oi"}\n{"expect_buttons": ["Ver produtos", "Status do pedido", "Falar com atendente"]}')
+    page.get_by_role("button", name="Save steps").click()
+    expect(tests).to_contain_text("Steps of the test “Menu e status do pedido” saved.")
+    page.wait_for_function("papoEditor.document().tests[0].steps.length === 2")
+    _shot(page, "7-edited", area=True)
     page.get_by_role("button", name="Save as test").click()
     expect(page.locator(".flowtests-save-form")).to_contain_text("Chat with the bot in the simulator before saving a test.")
     page.get_by_role("button", name="Close").click()

@@ -200,3 +200,25 @@ def test_remove_step_answers_the_test_without_that_step(client, app):
     assert _result_tests(response)[2]["steps"] == [steps[0], *steps[2:]]
     gone = client.post("/flows/boas-vindas/tests/remove-step", data={"name": "Nenhum", "step": "1"}, headers=HTMX)
     assert gone.status_code == 422 and "flowtests-result" not in gone.get_data(as_text=True)
+
+
+def test_edit_steps_as_lines_of_json_checked_like_the_document(client, app):
+    form = client.get("/flows/boas-vindas/tests/edit", query_string={"name": "Pedir atendente na primeira mensagem"},
+                      headers=HTMX).get_data(as_text=True)
+    assert "{&#34;say&#34;: &#34;quero falar com um atendente&#34;}" in form or '{"say": "quero' in unescape(form)
+    lines = '{"say": "atendente"}\n\n{"expect_status": "open"}\n'
+    saved = client.post("/flows/boas-vindas/tests/edit",
+                        data={"name": "Pedir atendente na primeira mensagem", "steps": lines}, headers=HTMX)
+    assert "Passos do teste “Pedir atendente na primeira mensagem” salvos." in _text(saved)
+    assert _result_tests(saved)[2]["steps"] == [{"say": "atendente"}, {"expect_status": "open"}]
+    bad = client.post("/flows/boas-vindas/tests/edit",
+                      data={"name": "Pedir atendente na primeira mensagem",
+                            "steps": '{"say": "oi"}\n{"sya": "oi"}\nnot json\n{"wait": -1}'}, headers=HTMX)
+    assert bad.status_code == 422
+    page = _text(bad)
+    assert 'Linha 3: escreva um passo como {"say": "oi"}.' in page
+    bad = client.post("/flows/boas-vindas/tests/edit",
+                      data={"name": "Pedir atendente na primeira mensagem",
+                            "steps": '{"say": "oi"}\n\n{"sya": "oi"}'}, headers=HTMX)
+    assert 'Linha 3: Passo de teste desconhecido: "sya"' in _text(bad)
+    assert "flowtests-result" not in bad.get_data(as_text=True)

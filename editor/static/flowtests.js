@@ -7,7 +7,7 @@
  *   to the editor (papoEditor.setTests), which saves it like any change (undo works).
  * - After the editor saves, the panel is reloaded only if the tests it lists changed
  *   (an undo, a redo), so nothing moves under the pointer while the author edits.
- * - "Cancelar" closes the "Salvar como teste" form.
+ * - "Cancelar" closes the "Salvar como teste" form or a test's "Editar passos" form.
  */
 (function () {
   "use strict";
@@ -57,6 +57,12 @@
   });
 
   document.addEventListener("click", function (event) {
+    var editCancel = event.target.closest && event.target.closest("[data-flowtests-cancel-edit]");
+    if (editCancel) {
+      var holder = editCancel.closest(".flowtests-edit");
+      if (holder) holder.innerHTML = "";
+      return;
+    }
     var cancel = event.target.closest && event.target.closest("[data-flowtests-cancel]");
     if (!cancel) return;
     var box = document.getElementById("flowtests-save");
