@@ -128,6 +128,8 @@ def test_the_tests_area_speaks_english_and_runs_the_sample_tests(new_page, live_
     tests.get_by_role("button", name="Edit steps").first.click()
     steps = page.get_by_label("Steps of “Menu e status do pedido”, one per line")
     expect(steps).to_have_value(re.compile(r'^\{"say": "oi"\}\n'))
+    steps.scroll_into_view_if_needed()
+    _shot(page, "6b-edit-form")
     steps.fill('{"say": "oi"}\n{"expect_buttons": ["Ver produtos", "Status do pedido", "Falar com atendente"]}')
     page.get_by_role("button", name="Save steps").click()
     expect(tests).to_contain_text("Steps of the test “Menu e status do pedido” saved.")

@@ -222,3 +222,12 @@ def test_edit_steps_as_lines_of_json_checked_like_the_document(client, app):
                             "steps": '{"say": "oi"}\n\n{"sya": "oi"}'}, headers=HTMX)
     assert 'Linha 3: Passo de teste desconhecido: "sya"' in _text(bad)
     assert "flowtests-result" not in bad.get_data(as_text=True)
+
+
+def test_the_version_history_says_when_only_the_tests_changed(client, app):
+    _repo(app).publish("boas-vindas", actor="ana")
+    doc, revision = _repo(app).get("boas-vindas")
+    doc["tests"] = doc["tests"][:1]
+    _repo(app).update("boas-vindas", doc, revision, actor="ana")
+    page = _text(client.get("/flows/boas-vindas/versions", headers=HTMX))
+    assert "Configurações alteradas: testes do fluxo" in page
