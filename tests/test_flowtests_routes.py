@@ -231,3 +231,19 @@ def test_the_version_history_says_when_only_the_tests_changed(client, app):
     _repo(app).update("boas-vindas", doc, revision, actor="ana")
     page = _text(client.get("/flows/boas-vindas/versions", headers=HTMX))
     assert "Configurações alteradas: testes do fluxo" in page
+
+
+def test_advance_time_in_the_simulator_is_recorded_as_a_wait_that_replays(client, app, sample_flow):
+    doc = sample_flow("lembrete")
+    doc.pop("tests")
+    _repo(app).create(doc, actor="ana")
+    assert client.post("/flows/lembrete/simulator/send", data={"text": "lembrete"}, headers=HTMX).status_code == 200
+    assert client.post("/flows/lembrete/simulator/advance", headers=HTMX).status_code == 200
+    response = client.post("/flows/lembrete/tests/save", data={"name": "Sem resposta"}, headers=HTMX)
+    (test,) = _result_tests(response)
+    waits = [step["wait"] for step in test["steps"] if "wait" in step]
+    assert len(waits) == 1 and 1800 <= waits[0] <= 1810
+    assert test["steps"][-2]["expect"].startswith("Como não tive resposta")
+    doc, revision = _repo(app).get("lembrete")
+    _repo(app).update("lembrete", {**doc, "tests": [test]}, revision, actor="ana")
+    assert "O teste passou." in _text(client.post("/flows/lembrete/tests/run", headers=HTMX))
