@@ -66,9 +66,13 @@ def test_running_tests_changes_nothing_stored(api, welcome):
     assert api.get("/api/v1/conversations").get_json()["items"] == []
 
 
-def test_agents_cannot_run_tests(api, welcome):
+def test_agents_may_run_tests_as_they_may_read_flows_but_not_publish(api, welcome):
     _save(api, welcome)
-    assert api.post(f"{FLOWS}/boas-vindas/tests/run", user="ana").status_code == 403
+    response = api.post(f"{FLOWS}/boas-vindas/tests/run", user="ana")
+    assert response.status_code == 200
+    assert response.get_json()["failed"] == 1
+    assert api.post(f"{FLOWS}/boas-vindas/publish", user="ana", json={"force": True}).status_code == 403
+    assert api.post(f"{FLOWS}/boas-vindas/tests/run", user=None).status_code == 401
 
 
 def test_publish_with_a_failing_test_is_refused_with_one_detail_per_failing_test(api, welcome):
