@@ -139,13 +139,13 @@ def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, la
                      contact_name=name, record_events=False)
     exchange = _Exchange()
     for number, step in enumerate(test["steps"], start=1):
-        problem = _play(sim, exchange, step, mocks, lang)
+        problem = _play(sim, exchange, step, lang)
         if problem is None and mocks.unmocked:
             call = mocks.unmocked[0]
             problem = t("flowtest.unmocked", lang, method=call["method"], url=call["url"])
         if problem is not None:
             return FlowTestResult(test["name"], False, number,
-                              t("flowtest.step", lang, step=number, message=problem))
+                                  t("flowtest.step", lang, step=number, message=problem))
     return FlowTestResult(test["name"], True)
 
 
@@ -153,7 +153,7 @@ def _expected_got(lang, expected: str, got: str) -> str:
     return t("flowtest.expected_got", lang, expected=expected, got=got)
 
 
-def _play(sim, exchange: _Exchange, step: dict, mocks: _Mocks, lang: str | None) -> str | None:
+def _play(sim, exchange: _Exchange, step: dict, lang: str | None) -> str | None:
     """Do or check one step; the failure message, or None when it holds."""
     (kind, value), = step.items()
     nothing = t("flowtest.no_message", lang)

@@ -118,7 +118,6 @@ MESSAGES: dict[str, str] = {
     "flowtest.unmocked": N_("requisição HTTP sem resposta simulada em http_mocks: %(method)s %(url)s"),
     "flowtest.refused": N_("o passo foi recusado: %(error)s"),
     "flowtest.failed_summary": N_("Testes do fluxo que falharam: %(count)s. Corrija o fluxo ou os testes, ou publique mesmo assim."),
-    "flowtest.mock_error": N_("resposta simulada com status %(status)s"),
 }
 
 
