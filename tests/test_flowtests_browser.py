@@ -117,7 +117,11 @@ def test_the_tests_area_speaks_english_and_runs_the_sample_tests(new_page, live_
     page = new_page(lang="en")
     page.goto(f"{live_server.url}/flows/boas-vindas/edit?lang=en")
     page.wait_for_function("window.papoEditor && window.papoEditor.ready")
+    page.get_by_role("button", name="Simulator", exact=True).click()  # hide the column…
     tests = page.get_by_role("region", name="Tests")
+    expect(tests).to_be_hidden()
+    page.get_by_role("button", name="Tests", exact=True).click()  # …"Tests" brings it back
+    expect(tests).to_be_visible()
     expect(tests.locator(".flowtests-name")).to_have_count(3)
     expect(tests).to_contain_text("not run")
     page.get_by_role("button", name="Run tests").click()

@@ -7,6 +7,7 @@
  *   to the editor (papoEditor.setTests), which saves it like any change (undo works).
  * - After the editor saves, the panel is reloaded only if the tests it lists changed
  *   (an undo, a redo), so nothing moves under the pointer while the author edits.
+ * - The toolbar's "Testes" shows the panel (and the simulator column, if hidden).
  * - "Cancelar" closes the "Salvar como teste" form or a test's "Editar passos" form.
  */
 (function () {
@@ -84,5 +85,22 @@
   }
   document.addEventListener("papo:saved", refreshIfChanged);
 
-  window.papoFlowTests = { refresh: refreshIfChanged };
+  // The toolbar's "Testes": bring the simulator column back if hidden, then the panel.
+  function showPanel() {
+    var root = document.getElementById("flow-editor");
+    if (root && root.classList.contains("simulator-hidden")) {
+      var toggle = document.getElementById("btn-simulator");
+      if (toggle) toggle.click();
+    }
+    var panel = document.getElementById("flowtests");
+    if (!panel) return;
+    panel.scrollIntoView({ block: "start" });
+    var title = document.getElementById("flowtests-title");
+    if (title) { title.setAttribute("tabindex", "-1"); title.focus(); }
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#btn-tests")) showPanel();
+  });
+
+  window.papoFlowTests = { refresh: refreshIfChanged, show: showPanel };
 })();
