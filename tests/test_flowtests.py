@@ -78,14 +78,20 @@ def test_expect_contains_passes_on_part_of_the_text_and_fails_otherwise():
     assert result["message"] == f'passo 2: esperado uma mensagem contendo "Loja do João", recebido "{GREETING}"'
 
 
-def test_expect_buttons_reads_the_message_the_last_expect_matched():
-    passed = _one(WELCOME, [{"say": "oi"}, {"expect": GREETING}, {"expect_buttons": []},
-                            {"expect": "Como posso te ajudar hoje?"}, {"expect_buttons": MENU}])
+def test_expect_buttons_reads_the_last_bot_message():
+    passed = _one(WELCOME, [{"say": "oi"}, {"expect": GREETING}, {"expect_buttons": MENU}])
     assert passed["passed"] is True
-    failed = _one(WELCOME, [{"say": "oi"}, {"expect": GREETING}, {"expect_contains": "ajudar"},
-                            {"expect_buttons": ["Ver produtos", "Falar com atendente"]}])
-    assert failed["message"] == ('passo 4: esperado os botões ["Ver produtos", "Falar com atendente"], '
+    failed = _one(WELCOME, [{"say": "oi"}, {"expect_buttons": ["Ver produtos", "Falar com atendente"]}])
+    assert failed["message"] == ('passo 2: esperado os botões ["Ver produtos", "Falar com atendente"], '
                                  'recebido ["Ver produtos", "Status do pedido", "Falar com atendente"]')
+    none = _one(WELCOME, [{"say": "oi"}, {"say": "2"}, {"expect_buttons": MENU}])
+    assert none["message"] == 'passo 3: esperado os botões ["Ver produtos", "Status do pedido", "Falar com atendente"], recebido nenhum botão'
+    nothing_yet = _one(WELCOME, [{"open": True}, {"expect_buttons": []}])
+    assert nothing_yet["message"] == "passo 2: esperado nenhum botão, recebido nenhuma mensagem"
+
+
+def test_expect_buttons_after_an_open_still_reads_the_last_bot_message():
+    assert _one(WELCOME, [{"say": "oi"}, {"open": True}, {"expect_buttons": MENU}])["passed"] is True
 
 
 def test_expect_buttons_without_an_expect_reads_the_newest_message():
@@ -325,6 +331,7 @@ def test_a_document_without_tests_is_still_valid_and_stays_without_them():
 def test_lint_warns_of_expect_buttons_on_a_message_that_never_has_buttons():
     doc = _welcome([{"name": "Menu", "steps": [{"say": "oi"}, {"expect": "Como posso te ajudar hoje?"},
                                                {"expect_buttons": MENU}]},
+                    {"name": "Saudação", "steps": [{"say": "oi"}, {"expect": GREETING}, {"expect_buttons": MENU}]},
                     {"name": "Produtos", "steps": [{"say": "oi"}, {"say": "1"},
                                                    {"expect": "De 1 a 5, como foi o atendimento?"},
                                                    {"expect_buttons": ["1", "2"]}]}])
