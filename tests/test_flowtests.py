@@ -400,3 +400,9 @@ def test_a_handoff_and_an_open_by_a_person_are_recorded():
     sim.send("oi")
     steps = recorded_test(transcript(sim.db, sim.conversation_id), "x")["steps"]
     assert steps == [{"open": True}, {"say": "oi"}, {"expect_status": "open"}]
+
+
+def test_a_message_the_service_refuses_fails_the_test_at_that_step():
+    result = _one(WELCOME, [{"say": "oi"}, {"say": "   "}])
+    assert result["step"] == 2
+    assert result["message"].startswith("passo 2: o passo foi recusado: ")
