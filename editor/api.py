@@ -34,11 +34,11 @@ from editor.openapi import (
     request_validator,
 )
 from editor.ops import handle_inbound, inbound_request
+from engine import reports
 from engine.clean import clean
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import N_, gettext, normalize_lang
-from engine.service import report_summary
 from schemas import FlowDocumentError, load_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -554,4 +554,4 @@ def report():
         date_from = max(FIRST_DAY, date_to - timedelta(days=REPORT_DAYS - 1))
     if date_to < date_from:
         raise _bad_parameter("to", "date_order")
-    return jsonify(report_summary(service, date_from, date_to))
+    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to))

@@ -324,16 +324,15 @@ def _translator():
 
 
 def port_labels(block: dict) -> dict[str, str]:
-    """A readable name for each out port of ``block`` (option labels for choices)."""
-    data = block.get("data") or {}
-    _ = _translator()  # still spelled _() so that the catalog extraction finds the texts
-    labels = {"next": _("Em seguida"), "answered": _("Respondida"),
-              "invalid": _("Resposta inválida"), "timeout": _("Sem resposta"),
-              "else": _("Senão"), "ok": _("Sucesso"), "error": _("Erro")}
-    for option in data.get("options") or []:
-        if isinstance(option, dict) and "id" in option:
-            labels[option["id"]] = option.get("label") or option["id"]
-    return labels
+    """A readable name for each out port of ``block``, as its kind names them (option
+    labels for choices); ports it does not name show their id."""
+    kind = REGISTRY.get(block.get("type"))
+    if kind is None:
+        return {}
+    try:
+        return kind.port_labels(_translator(), block.get("data") or {})
+    except (KeyError, TypeError, AttributeError):  # a draft mid-edit
+        return {}
 
 
 def block_ports(block: dict) -> list[str]:
@@ -377,26 +376,10 @@ def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
 
 
 def new_block_data(kind: BlockKind, flow_id: str) -> dict:
-    """Data for a block dropped from the palette: valid, so the draft saves at once."""
-    presets = {
-        "message": {"text": _("Nova mensagem")},
-        "question": {"text": _("Qual opção você prefere?"), "input": "choice",
-                     "options": [{"id": "o1", "label": _("Opção 1")},
-                                 {"id": "o2", "label": _("Opção 2")}],
-                     "save_as": "resposta"},
-        # No rule yet: the form opens with a blank builder row, never a made-up variable.
-        "condition": {"rules": []},
-        "set_variable": {"name": "variavel", "value": ""},
-        "wait": {"seconds": 60},
-        "http_request": {"method": "GET", "url": "https://example.com/"},
-        "add_tag": {"tag": _("etiqueta")},
-        "remove_tag": {"tag": _("etiqueta")},
-        "jump": {"flow_id": flow_id},
-        "open_conversation": {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
-        "conclude_conversation": {},
-    }
-    if kind.type in presets:
-        return copy.deepcopy(presets[kind.type])
+    """Data for a block dropped from the palette (its kind's preset): valid, so the draft
+    saves at once."""
+    if kind.preset is not None:
+        return copy.deepcopy(kind.preset(_translator(), flow_id))
     return _defaults_from_schema(kind.data_schema)
 
 
@@ -421,10 +404,11 @@ def _defaults_from_schema(schema: dict) -> dict:
 
 
 def extra_presets() -> list[dict]:
-    """Palette items beyond one per kind: a kind preconfigured for a common job."""
-    return [{"key": "csat", "type": "question", "label": _("Avaliação (CSAT)"),
-             "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
-                      "input": "rating", "save_as": "csat", "csat": True}}]
+    """Palette items beyond one per kind: a kind preconfigured for a common job (its
+    kind's ``variants``)."""
+    translate = _translator()
+    return [{**variant, "type": kind.type} for kind in REGISTRY.values()
+            for variant in kind.variants(translate)]
 
 
 def palette(flow_id: str) -> list[dict]:

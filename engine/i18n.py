@@ -82,6 +82,10 @@ MESSAGES: dict[str, str] = {
     "lint.bad_jsonlogic": N_("A regra JSONLogic é inválida: %(error)s."),
     "lint.unknown_port": N_("A ligação sai da saída \"%(port)s\", que este bloco não tem (saídas: %(ports)s)."),
     "lint.bad_trigger_regex": N_("O gatilho %(index)s tem uma expressão regular inválida: %(error)s."),
+    # template checks (engine.templates.syntax_error)
+    "templates.unknown_filter": N_("Filtro desconhecido: \"%(name)s\""),
+    "templates.unknown_test": N_("Teste desconhecido: \"%(name)s\""),
+    "templates.at_line": N_("%(problem)s (linha %(line)s)"),
     # the flow repository (engine.flows)
     "flows.flow_exists": N_("Já existe um fluxo com o id \"%(flow_id)s\"."),
     "flows.flow_not_found": N_("O fluxo \"%(flow_id)s\" não existe."),

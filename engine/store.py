@@ -133,6 +133,8 @@ conversations = Table(
     Column("updated_at", UtcDateTime, nullable=False),  # last message or transition
     Column("opened_at", UtcDateTime, nullable=True),  # start of the current open period
     Column("last_read_at", UtcDateTime, nullable=True),
+    # The first agent message of the current open period (reports' first response time).
+    Column("first_response_at", UtcDateTime, nullable=True),
     Index("ix_conversations_status_updated", "status", "updated_at"),
     Index("ix_conversations_updated", "updated_at"),
     # The inbox's change marker reads max(last_read_at) every 2 s per agent.

@@ -39,6 +39,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
+from engine.i18n import t
+
 log = logging.getLogger("papo.templates")
 
 MAX_RENDERED = 4096
@@ -50,20 +52,6 @@ _TEMPLATE_FILE = "<template>"  # the filename Jinja gives code compiled from a s
 
 class TemplateLimit(SecurityError):
     """A render went over one of the limits above."""
-
-
-_MESSAGES = {
-    "pt": {
-        "unknown_filter": "Filtro desconhecido: \"{name}\"",
-        "unknown_test": "Teste desconhecido: \"{name}\"",
-        "line": "linha",
-    },
-    "en": {
-        "unknown_filter": "Unknown filter: \"{name}\"",
-        "unknown_test": "Unknown test: \"{name}\"",
-        "line": "line",
-    },
-}
 
 
 # ---------------------------------------------------------------------- the budget
@@ -291,6 +279,12 @@ _env = _BoundedSandbox(undefined=_RecordingUndefined, autoescape=False)
 _check_env = _BoundedSandbox(undefined=StrictUndefined)
 
 
+def global_names() -> frozenset[str]:
+    """Names every template can use without a variable (``range``, ``dict``…): the
+    linter must not report them as variables used before being set."""
+    return frozenset(_env.globals)
+
+
 @lru_cache(maxsize=4096)
 def _compile(source: str):
     return _env.from_string(source)
@@ -382,17 +376,17 @@ def unknown_names(source: str) -> list[tuple[str, str, int]]:
 def syntax_error(source: str, lang: str | None = None) -> str | None:
     """Why ``source`` cannot be rendered (syntax, unknown filter or test), in the author's
     language; None when it can."""
-    catalog = _MESSAGES["en" if (lang or "").startswith("en") else "pt"]
     try:
         _check_env.parse(source)
     except TemplateSyntaxError as exc:
-        return f"{exc.message} ({catalog['line']} {exc.lineno})"
+        return t("templates.at_line", lang, problem=exc.message, line=exc.lineno)
     unknown = unknown_names(source)
     if unknown:
         kind, name, line = unknown[0]
-        return f"{catalog['unknown_' + kind].format(name=name)} ({catalog['line']} {line})"
+        return t("templates.at_line", lang, problem=t(f"templates.unknown_{kind}", lang, name=name),
+                 line=line)
     try:
         _check_env.from_string(source)
     except TemplateSyntaxError as exc:  # anything else the compiler refuses
-        return f"{exc.message} ({catalog['line']} {exc.lineno})"
+        return t("templates.at_line", lang, problem=exc.message, line=exc.lineno)
     return None

@@ -74,7 +74,8 @@ def read_flow_file(path: str, lang: str | None = None) -> tuple[dict | None, lis
 
 
 # ---------------------------------------------------------------------- the database
-def _database_error(exc: Exception) -> click.ClickException:
+def database_error(exc: Exception) -> click.ClickException:
+    """The CLI's error for a database that cannot be used (its URL without the password)."""
     from editor.commands.db import safe_url
     from engine.db import database_url
 
@@ -82,7 +83,7 @@ def _database_error(exc: Exception) -> click.ClickException:
     return click.ClickException(f"Cannot use the database {safe_url(database_url())}: {reason}")
 
 
-def _repository(migrate: bool):
+def repository(migrate: bool):
     """A FlowRepository on PAPO_DATABASE_URL (migrated first when ``migrate``)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -97,7 +98,7 @@ def _repository(migrate: bool):
         except MigrationError as exc:
             raise click.ClickException(str(exc)) from None
         except SQLAlchemyError as exc:
-            raise _database_error(exc) from None
+            raise database_error(exc) from None
     return FlowRepository(make_engine(url))
 
 
@@ -175,7 +176,7 @@ def import_command(ctx: click.Context, files: tuple[str, ...], publish: bool) ->
     if stored:
         from sqlalchemy.exc import SQLAlchemyError
 
-        repo = _repository(migrate=True)
+        repo = repository(migrate=True)
         try:
             for item in stored:
                 _store(repo, item)
@@ -185,7 +186,7 @@ def import_command(ctx: click.Context, files: tuple[str, ...], publish: bool) ->
                 if item.revision is not None:
                     _lint_and_publish(repo, item, index, publish)
         except SQLAlchemyError as exc:
-            raise _database_error(exc) from None
+            raise database_error(exc) from None
         finally:
             repo.engine.dispose()
     for item in items:
@@ -207,7 +208,7 @@ def export_command(ctx: click.Context, flow_id: str, output: str | None) -> None
 
     from engine.errors import NotFound
 
-    repo = _repository(migrate=False)
+    repo = repository(migrate=False)
     try:
         doc, revision = repo.get(flow_id)
     except NotFound:
