@@ -9,7 +9,7 @@ Routes (admins only, like the editor)::
                                            becomes a test
     POST /flows/<id>/tests/rename          fields ``name``, ``new_name``: rename a test
     POST /flows/<id>/tests/remove-step     fields ``name``, ``step`` (from 1): drop a step
-    GET|POST /flows/<id>/tests/edit        the steps as text, one JSON object per line
+    GET|POST /flows/<id>/tests/edit        steps and HTTP mocks as text, one JSON object per line
     POST /flows/<id>/tests/delete          field ``name``: remove that test
 
 The tests live in the flow document, which the editor page owns and saves (with its
@@ -223,13 +223,15 @@ def remove_step(flow_id: str):
                   note=_("Passo %(step)d removido do teste “%(name)s”.", step=number, name=name))
 
 
-def _step_lines(steps: list[dict]) -> str:
-    return "\n".join(json.dumps(step, ensure_ascii=False) for step in steps)
+def _lines(items: list[dict]) -> str:
+    return "\n".join(json.dumps(item, ensure_ascii=False) for item in items)
 
 
-def _edit_form(flow_id: str, name: str, text: str, errors: list[str] | None = None, status: int = 200):
+def _edit_form(flow_id: str, name: str, steps: str, mocks: str, errors: list[str] | None = None,
+               status: int = 200):
     response = make_response(render_template(
-        "flowtests/_edit_form.html", flow_id=flow_id, name=name, text=text, errors=errors or []))
+        "flowtests/_edit_form.html", flow_id=flow_id, name=name, steps=steps, mocks=mocks,
+        errors=errors or []))
     response.status_code = status
     return response
 
@@ -243,56 +245,80 @@ def edit_form(flow_id: str):
     if found is None:
         return _panel(flow_id, note=_("Esse teste não existe mais; a lista foi atualizada."),
                       note_error=True, status=422)
-    return _edit_form(flow_id, name, _step_lines(found["steps"]))
+    return _edit_form(flow_id, name, _lines(found["steps"]), _lines(found.get("http_mocks") or []))
+
+
+def _parse_lines(text: str, example: str, errors: list[str]) -> tuple[list[dict], list[int]]:
+    """JSON objects, one per non-empty line; ``(objects, their line numbers)``."""
+    items, numbers = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            item = None
+        if not isinstance(item, dict):
+            errors.append(_("Linha %(line)d: escreva como %(example)s.", line=number, example=example))
+            continue
+        items.append(item)
+        numbers.append(number)
+    return items, numbers
 
 
 @bp.post("/flows/<flow_id>/tests/edit")
 @admin_required
 def edit(flow_id: str):
-    """Steps edited as text, one JSON object per line, checked as the document would be."""
+    """Steps and HTTP mocks edited as text, one JSON object per line, checked as the
+    document would be."""
     from schemas import FlowDocumentError, validate_document
 
     doc, _revision = _draft(flow_id)
     tests = list(doc.get("tests") or [])
     name = request.form.get("name") or ""
-    text = request.form.get("steps") or ""
+    steps_text = request.form.get("steps") or ""
+    mocks_text = request.form.get("mocks") or ""
     if not any(t["name"] == name for t in tests):
         return _panel(flow_id, note=_("Esse teste não existe mais; a lista foi atualizada."),
                       note_error=True, status=422)
-    steps, errors, lines = [], [], []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            step = json.loads(line)
-        except ValueError:
-            step = None
-        if not isinstance(step, dict):
-            errors.append(_("Linha %(line)d: escreva um passo como {\"say\": \"oi\"}.", line=number))
-            continue
-        steps.append(step)
-        lines.append(number)
+    errors: list[str] = []
+    steps, step_lines = _parse_lines(steps_text, '{"say": "oi"}', errors)
+    mock_errors: list[str] = []
+    mocks, mock_lines = _parse_lines(
+        mocks_text, '{"method": "GET", "url": "https://…", "status": 200, "json": {}}', mock_errors)
+    errors += [_("Respostas simuladas: %(problem)s", problem=e) for e in mock_errors]
     if not errors and not steps:
         errors.append(_("Um teste precisa de pelo menos um passo: exclua o teste."))
-    changed = [{**t, "steps": steps} if t["name"] == name else t for t in tests]
+
+    def edited(test: dict) -> dict:
+        test = {**test, "steps": steps}
+        test.pop("http_mocks", None)
+        return {**test, "http_mocks": mocks} if mocks else test
+
+    changed = [edited(t) if t["name"] == name else t for t in tests]
     if not errors:
         try:
             validate_document({**doc, "tests": changed}, current_lang())
         except FlowDocumentError as exc:
             index = next(i for i, t in enumerate(changed) if t["name"] == name)
-            prefix = f"$.tests[{index}].steps["
             for problem in exc.problems:
-                where = problem["path"]
-                if where.startswith(prefix):
-                    step_index = int(where[len(prefix):].split("]", 1)[0])
-                    errors.append(_("Linha %(line)d: %(message)s", line=lines[step_index],
-                                    message=problem["message"]))
-                else:
-                    errors.append(problem["message"])
+                errors.append(_where(problem, index, step_lines, mock_lines))
     if errors:
-        return _edit_form(flow_id, name, text, errors=errors, status=422)
+        return _edit_form(flow_id, name, steps_text, mocks_text, errors=errors, status=422)
     return _panel(flow_id, tests=changed, result_tests=changed,
                   note=_("Passos do teste “%(name)s” salvos.", name=name))
+
+
+def _where(problem: dict, index: int, step_lines: list[int], mock_lines: list[int]) -> str:
+    """A document problem in the edited test as "Linha N: …" of the text it came from."""
+    path = problem["path"]
+    for prefix, lines, label in ((f"$.tests[{index}].steps[", step_lines, None),
+                                 (f"$.tests[{index}].http_mocks[", mock_lines, "mocks")):
+        if path.startswith(prefix):
+            line = lines[int(path[len(prefix):].split("]", 1)[0])]
+            message = _("Linha %(line)d: %(message)s", line=line, message=problem["message"])
+            return _("Respostas simuladas: %(problem)s", problem=message) if label else message
+    return problem["message"]
 
 
 @bp.post("/flows/<flow_id>/tests/delete")

@@ -216,7 +216,7 @@ def test_edit_steps_as_lines_of_json_checked_like_the_document(client, app):
                             "steps": '{"say": "oi"}\n{"sya": "oi"}\nnot json\n{"wait": -1}'}, headers=HTMX)
     assert bad.status_code == 422
     page = _text(bad)
-    assert 'Linha 3: escreva um passo como {"say": "oi"}.' in page
+    assert 'Linha 3: escreva como {"say": "oi"}.' in page
     bad = client.post("/flows/boas-vindas/tests/edit",
                       data={"name": "Pedir atendente na primeira mensagem",
                             "steps": '{"say": "oi"}\n\n{"sya": "oi"}'}, headers=HTMX)
@@ -247,3 +247,17 @@ def test_advance_time_in_the_simulator_is_recorded_as_a_wait_that_replays(client
     doc, revision = _repo(app).get("lembrete")
     _repo(app).update("lembrete", {**doc, "tests": [test]}, revision, actor="ana")
     assert "O teste passou." in _text(client.post("/flows/lembrete/tests/run", headers=HTMX))
+
+
+def test_edit_http_mocks_beside_the_steps(client, app):
+    name = "Pedir atendente na primeira mensagem"
+    mock = {"method": "GET", "url": "https://api.loja.com.br/x", "status": 200, "json": {"ok": True}}
+    saved = client.post("/flows/boas-vindas/tests/edit",
+                        data={"name": name, "steps": '{"say": "atendente"}', "mocks": json.dumps(mock)},
+                        headers=HTMX)
+    assert _result_tests(saved)[2] == {"name": name, "steps": [{"say": "atendente"}], "http_mocks": [mock]}
+    bad = client.post("/flows/boas-vindas/tests/edit",
+                      data={"name": name, "steps": '{"say": "atendente"}',
+                            "mocks": '\n{"method": "GET", "url": "https://x", "status": 99}'}, headers=HTMX)
+    assert bad.status_code == 422
+    assert "Respostas simuladas: Linha 2: O valor mínimo é 100." in _text(bad)
