@@ -133,8 +133,11 @@ def _save_form(flow_id: str, name: str, error: str | None = None, status: int = 
 
     conversation = _simulated_conversation(flow_id)
     steps = recorded_test(conversation, name or "-")["steps"] if conversation else []
+    doc, _revision = _draft(flow_id)
+    calls_http = any(b.get("type") == "http_request" for b in doc.get("blocks", []))
     response = make_response(render_template(
-        "flowtests/_save_form.html", flow_id=flow_id, name=name, steps=steps, error=error))
+        "flowtests/_save_form.html", flow_id=flow_id, name=name, steps=steps, error=error,
+        calls_http=calls_http))
     response.status_code = status
     return response
 
