@@ -21,8 +21,8 @@ the session lives in a cookie.
 """
 from __future__ import annotations
 
+import hashlib
 import json
-import time
 
 from flask import Blueprint, make_response, render_template, request, session
 from flask_babel import gettext as _
@@ -35,10 +35,13 @@ from engine.flows import FlowRepository
 bp = Blueprint("flowtests", __name__)
 
 SESSION_KEY = "flowtests"
-MAX_FLOWS_REMEMBERED = 3
-MAX_RESULTS_REMEMBERED = 60
-MAX_MESSAGE = 300
+# The session is a cookie (about 4 KB for everything): the last run of one flow is kept,
+# each test as a short hash of its name, and the first few failure messages, cut.
+MAX_FLOWS_REMEMBERED = 1
+MAX_MESSAGES_REMEMBERED = 5
+MAX_MESSAGE = 160
 MAX_NAME = 100
+MAX_TESTS_KEPT = 100  # as many as a flow may have
 
 
 def _repo() -> FlowRepository:
@@ -49,40 +52,53 @@ def _draft(flow_id: str) -> tuple[dict, int]:
     return _repo().get(flow_id, current_lang())
 
 
+def _key(name: str) -> str:
+    return hashlib.blake2s(name.encode("utf-8"), digest_size=4).hexdigest()
+
+
 def _remember(flow_id: str, revision: int, results: list) -> None:
-    """Keep this run's results in the session (a cookie: messages cut, few flows)."""
-    kept = dict(session.get(SESSION_KEY) or {})
-    kept[flow_id] = {"r": revision, "t": int(time.time()),
-                     "res": {r.name: [r.passed, r.step, (r.message or "")[:MAX_MESSAGE]]
-                             for r in results[:MAX_RESULTS_REMEMBERED]}}
-    recent = sorted(kept.items(), key=lambda item: (item[1] or {}).get("t", 0), reverse=True)
-    session[SESSION_KEY] = dict(recent[:MAX_FLOWS_REMEMBERED])
+    """Keep this run's results in the session, small (see MAX_*)."""
+    kept, messages = [], 0
+    for result in results[:MAX_TESTS_KEPT]:
+        message = ""
+        if not result.passed and messages < MAX_MESSAGES_REMEMBERED:
+            message, messages = (result.message or "")[:MAX_MESSAGE], messages + 1
+        kept.append([_key(result.name), int(result.passed), result.step, message])
+    session[SESSION_KEY] = {flow_id: {"r": revision, "res": kept}}
 
 
 def _last_results(flow_id: str) -> tuple[dict, int | None]:
+    """``({name hash: {"passed", "step", "message"}}, revision)`` of the last run kept."""
     entry = (session.get(SESSION_KEY) or {}).get(flow_id)
-    if not isinstance(entry, dict) or not isinstance(entry.get("res"), dict):
+    if not isinstance(entry, dict) or not isinstance(entry.get("res"), list):
         return {}, None
-    return entry["res"], entry.get("r")
+    found = {}
+    for item in entry["res"]:
+        if isinstance(item, list) and len(item) == 4:
+            found[item[0]] = {"passed": bool(item[1]), "step": item[2], "message": item[3]}
+    return found, entry.get("r")
 
 
 def _panel(flow_id: str, *, tests: list[dict] | None = None, note: str | None = None,
-           ran: bool = False, status: int = 200, result_tests: list[dict] | None = None,
+           ran: list | None = None, status: int = 200, result_tests: list[dict] | None = None,
            note_error: bool = False):
+    """The panel fragment. ``ran``: the results of a run just made (shown in full)."""
     doc, revision = _draft(flow_id)
     shown = doc.get("tests") or [] if tests is None else tests
-    results, results_revision = _last_results(flow_id)
-    rows = []
-    for test in shown:
-        last = results.get(test["name"])
-        rows.append({"name": test["name"], "steps": test["steps"],
-                     "result": None if last is None else
-                     {"passed": bool(last[0]), "step": last[1], "message": last[2]}})
+    if ran is not None:
+        results = {_key(r.name): {"passed": r.passed, "step": r.step, "message": r.message or ""}
+                   for r in ran}
+        results_revision = revision
+    else:
+        results, results_revision = _last_results(flow_id)
+    rows = [{"name": test["name"], "steps": test["steps"], "result": results.get(_key(test["name"]))}
+            for test in shown]
     failed = sum(1 for row in rows if row["result"] and not row["result"]["passed"])
     passed = sum(1 for row in rows if row["result"] and row["result"]["passed"])
     response = make_response(render_template(
-        "flowtests/_panel.html", flow_id=flow_id, rows=rows, note=note, note_error=note_error, ran=ran,
-        passed=passed, failed=failed, stale=results_revision is not None and results_revision != revision,
+        "flowtests/_panel.html", flow_id=flow_id, rows=rows, note=note, note_error=note_error,
+        ran=ran is not None, passed=passed, failed=failed,
+        stale=results_revision is not None and results_revision != revision,
         result_tests=result_tests))
     response.status_code = status
     return response
@@ -104,7 +120,7 @@ def run(flow_id: str):
     results = run_tests(doc, settings=get_settings(), lang=current_lang(),
                         others=repo.jump_targets(doc))
     _remember(flow_id, revision, results)
-    return _panel(flow_id, ran=True)
+    return _panel(flow_id, ran=results)
 
 
 # ---------------------------------------------------------------------- save as test
@@ -193,11 +209,12 @@ def rename(flow_id: str):
     if error is not None:
         return _panel(flow_id, note=error, note_error=True, status=422)
     renamed = [{**t, "name": new} if t["name"] == old else t for t in tests]
-    kept = dict(session.get(SESSION_KEY) or {})
-    entry = kept.get(flow_id)
-    if isinstance(entry, dict) and isinstance(entry.get("res"), dict) and old in entry["res"]:
-        entry["res"][new] = entry["res"].pop(old)
-        session[SESSION_KEY] = kept
+    entry = (session.get(SESSION_KEY) or {}).get(flow_id)
+    if isinstance(entry, dict) and isinstance(entry.get("res"), list):
+        for item in entry["res"]:
+            if isinstance(item, list) and item and item[0] == _key(old):
+                item[0] = _key(new)
+        session[SESSION_KEY] = {flow_id: entry}
     return _panel(flow_id, tests=renamed, result_tests=renamed,
                   note=_("Teste “%(old)s” renomeado para “%(new)s”.", old=old, new=new))
 

@@ -261,3 +261,18 @@ def test_edit_http_mocks_beside_the_steps(client, app):
                             "mocks": '\n{"method": "GET", "url": "https://x", "status": 99}'}, headers=HTMX)
     assert bad.status_code == 422
     assert "Respostas simuladas: Linha 2: O valor mínimo é 100." in _text(bad)
+
+
+def test_the_last_results_kept_in_the_session_cookie_stay_small(client, app):
+    doc, revision = _repo(app).get("boas-vindas")
+    long_text = "x" * 4000
+    doc["tests"] = [{"name": f"{i:03d} " + "n" * 96, "steps": [{"say": "oi"}, {"expect": long_text}]}
+                    for i in range(100)]
+    _repo(app).update("boas-vindas", doc, revision, actor="ana")
+    response = client.post("/flows/boas-vindas/tests/run", headers=HTMX)
+    assert "100 testes falharam" in _text(response)
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("session="))
+    assert len(cookie) < 4000
+    page = _text(client.get("/flows/boas-vindas/tests", headers=HTMX))
+    assert "100 testes falharam, 0 passaram." in page
+    assert "Falhou no passo 2; rode os testes de novo para ver o detalhe." in page
