@@ -2,7 +2,7 @@
 
 Executors are pure: they get the block, a :class:`Context` (variables, contact, the
 current time as data, a template renderer) and return a :class:`Result`. Only
-``engine/service.py`` performs the effects a result names.
+``engine/service/`` (:mod:`engine.service.effects`) performs the effects a result names.
 """
 from __future__ import annotations
 

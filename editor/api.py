@@ -33,10 +33,12 @@ from editor.openapi import (
     operation,
     request_validator,
 )
-from editor.ops import handle_inbound, inbound_request
+from editor.ops import handle_inbound
+from engine.clean import clean
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
-from engine.i18n import normalize_lang
+from engine.i18n import N_, gettext, normalize_lang
+from engine.observe import inbound_request
 from engine.service import report_summary
 from schemas import FlowDocumentError, load_document
 
@@ -52,55 +54,30 @@ _DIGITS = re.compile(r"^\+?\d{1,30}$")
 
 admin_only = require_role("admin")
 
-_MESSAGES = {
-    "pt": {
-        "empty_body": "O pedido precisa de um corpo JSON.",
-        "not_json": "O corpo do pedido não é JSON válido: {error}.",
-        "media_type": "Envie o corpo como JSON (Content-Type: application/json), não {mimetype}.",
-        "invalid_body": "O corpo do pedido tem {count} problema(s).",
-        "bad_text": "Texto com caractere não permitido (NUL ou Unicode inválido).",
-        "bad_number": "Número não permitido (NaN ou infinito).",
-        "required": "Campo obrigatório.",
-        "unknown_field": "Campo desconhecido.",
-        "type": "Tipo errado: esperado {expected}.",
-        "min_length": "Não pode ficar vazio.",
-        "max_length": "No máximo {limit} caracteres.",
-        "blank": "Não pode ficar em branco.",
-        "enum": "Use um destes valores: {allowed}.",
-        "minimum": "O menor valor aceito é {limit}.",
-        "maximum": "O maior valor aceito é {limit}.",
-        "bad_parameter": "Parâmetro inválido: {name}.",
-        "bad_limit": "Use um número inteiro a partir de 1 (acima de 200 vale 200).",
-        "bad_status": "Use open ou concluded.",
-        "bad_cursor": "Cursor inválido: use o next_cursor da página anterior.",
-        "bad_date": "Data inválida: use AAAA-MM-DD (entre 1970 e 9999).",
-        "date_order": "A data final (to) vem antes da inicial (from).",
-        "flow_not_found": "O fluxo \"{flow_id}\" não existe.",
-    },
-    "en": {
-        "empty_body": "The request needs a JSON body.",
-        "not_json": "The request body is not valid JSON: {error}.",
-        "media_type": "Send the body as JSON (Content-Type: application/json), not {mimetype}.",
-        "invalid_body": "The request body has {count} problem(s).",
-        "bad_text": "Text with a character that is not allowed (NUL or invalid Unicode).",
-        "bad_number": "Number not allowed (NaN or infinity).",
-        "required": "Required field.",
-        "unknown_field": "Unknown field.",
-        "type": "Wrong type: expected {expected}.",
-        "min_length": "Cannot be empty.",
-        "max_length": "At most {limit} characters.",
-        "blank": "Cannot be blank.",
-        "enum": "Use one of: {allowed}.",
-        "minimum": "The smallest value allowed is {limit}.",
-        "maximum": "The largest value allowed is {limit}.",
-        "bad_parameter": "Invalid parameter: {name}.",
-        "bad_limit": "Use a whole number from 1 up (over 200 counts as 200).",
-        "bad_status": "Use open or concluded.",
-        "bad_cursor": "Invalid cursor: use next_cursor from the previous page.",
-        "bad_date": "Invalid date: use YYYY-MM-DD (between 1970 and 9999).",
-        "date_order": "The end date (to) is before the start date (from).",
-        "flow_not_found": "Flow \"{flow_id}\" does not exist.",
-    },
+# The API's own messages (pt-BR ids; English in the one catalog, editor/translations).
+MESSAGES = {
+    "empty_body": N_("O pedido precisa de um corpo JSON."),
+    "not_json": N_("O corpo do pedido não é JSON válido: %(error)s."),
+    "media_type": N_("Envie o corpo como JSON (Content-Type: application/json), não %(mimetype)s."),
+    "invalid_body": N_("O corpo do pedido tem %(count)s problema(s)."),
+    "bad_text": N_("Texto com caractere não permitido (NUL ou Unicode inválido)."),
+    "bad_number": N_("Número não permitido (NaN ou infinito)."),
+    "required": N_("Campo obrigatório."),
+    "unknown_field": N_("Campo desconhecido."),
+    "type": N_("Tipo errado: esperado %(expected)s."),
+    "min_length": N_("Não pode ficar vazio."),
+    "max_length": N_("No máximo %(limit)s caracteres."),
+    "blank": N_("Não pode ficar em branco."),
+    "enum": N_("Use um destes valores: %(allowed)s."),
+    "minimum": N_("O menor valor aceito é %(limit)s."),
+    "maximum": N_("O maior valor aceito é %(limit)s."),
+    "bad_parameter": N_("Parâmetro inválido: %(name)s."),
+    "bad_limit": N_("Use um número inteiro a partir de 1 (acima de 200 vale 200)."),
+    "bad_status": N_("Use open ou concluded."),
+    "bad_cursor": N_("Cursor inválido: use o next_cursor da página anterior."),
+    "bad_date": N_("Data inválida: use AAAA-MM-DD (entre 1970 e 9999)."),
+    "date_order": N_("A data final (to) vem antes da inicial (from)."),
+    "flow_not_found": N_("O fluxo \"%(flow_id)s\" não existe."),
 }
 
 
@@ -116,7 +93,7 @@ def _lang() -> str:
 
 
 def _msg(key: str, **params) -> str:
-    return _MESSAGES[_lang()][key].format(**params)
+    return gettext(MESSAGES[key], _lang(), **params)
 
 
 def _actor() -> str:
@@ -144,7 +121,8 @@ def _json_path(parts) -> str:
 
 
 def _unstorable(value) -> list[dict]:
-    """Values no database column takes (NUL, lone surrogates, NaN): found before storing."""
+    """Values no database column takes (NUL, NaN): found before storing. Lone surrogates
+    never get here: the body is cleaned first (``engine.clean``, U+FFFD)."""
     problems, stack = [], [((), value)]
     while stack:
         path, node = stack.pop()
@@ -163,13 +141,8 @@ def _unstorable(value) -> list[dict]:
 
 
 def _bad_text(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """A NUL (lone surrogates were already replaced by ``engine.clean``)."""
+    return "\x00" in text
 
 
 def _schema_details(error) -> list[dict]:
@@ -227,6 +200,7 @@ def json_body(schema: str, *, optional: bool = False) -> dict:
             raise BadRequest(_msg("not_json", error=reason), code="invalid_json",
                              details=[{"path": "$", "message": _msg("not_json", error=reason)}]
                              ) from None
+    data = clean(data)  # lone surrogates → U+FFFD (engine/clean.py)
     details = _unstorable(data)
     if not details and not fast_request_validator(schema).is_valid(data):
         errors = sorted(request_validator(schema).iter_errors(data),
@@ -354,7 +328,6 @@ def _authenticate():
 
 # ---------------------------------------------------------------------- parameters
 
-FLOW_ERRORS = (400, 404)
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
              "description": "The revision you edited, quoted (as in the ETag) or bare. "
                             "Missing: 428; not the latest: 409.",
@@ -473,7 +446,10 @@ def delete_flow(flow_id: str):
 @bp.post("/inbound")
 @operation("A customer's message: the bot answers", tag="channels", body="inbound",
            ok_schema="InboundResult",
-           description="Idempotent on (channel, message.id): a repeat gets the first answer.")
+           errors=(422,),
+           description="Idempotent on (channel, message.id): a repeat gets the first answer. "
+                       "`channel` can only be `api` (422 otherwise): WhatsApp and web chat "
+                       "messages come only through their own signed or cookie endpoints.")
 def inbound():
     with inbound_request("api"):  # a refused body counts as an invalid inbound message too
         body = json_body("inbound")

@@ -139,6 +139,11 @@ class _CookieSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def get_cookie_secure(self, app) -> bool:
+        # Served over HTTPS (directly, or behind PAPO_TRUSTED_PROXIES saying so in
+        # X-Forwarded-Proto): the cookie never travels over plain HTTP.
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the papo web application.
@@ -198,9 +203,10 @@ def create_app(config: dict | None = None) -> Flask:
             return
         csrf.protect(apply_exemptions=True)
 
-    from editor import auth, errors, i18n, ops
+    from editor import auth, errors, i18n, ops, security
 
     ops.init_app(app)
+    security.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
     errors.init_app(app)

@@ -44,7 +44,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import ValidationError, validate_csrf
 
 from engine import accounts
-from engine.errors import Forbidden, PapoError
+from engine.errors import Forbidden
 
 bp = Blueprint("auth", __name__)
 
@@ -52,10 +52,6 @@ SESSION_USER = "user_id"
 SESSION_ROLE = "role"
 SESSION_LOGIN = "login"
 HOME = "/inbox"
-
-
-class Unauthorized(PapoError):
-    status, code = 401, "unauthorized"
 
 
 # ------------------------------------------------------------------ login throttle

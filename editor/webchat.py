@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from datetime import UTC
 
 from flask import (
     Blueprint,
@@ -40,12 +39,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
 
 from editor.app import get_engine, get_service
 from editor.ops import observed_inbound
+from editor.security import MAX_ID, BadParameter
+from engine import queries
 from engine.flows import FlowRepository
-from engine.store import contacts, conversations, messages, users
 
 bp = Blueprint("webchat", __name__)
 
@@ -155,50 +154,44 @@ def _published_flow(flow_id: str) -> dict | None:
     return found[0] if found else None
 
 
-def _conversation(external_id: str):
-    """``(id, status, version, name)`` of the visitor's conversation, or None before the first message."""
-    with get_engine().connect() as conn:
-        return conn.execute(
-            select(conversations.c.id, conversations.c.status, conversations.c.version, contacts.c.name)
-            .join(contacts, contacts.c.id == conversations.c.contact_id)
-            .where(contacts.c.channel == CHANNEL, contacts.c.external_id == external_id)).first()
+def _conversation(external_id: str) -> dict | None:
+    """``{"id","status","version","name"}`` of the visitor's conversation, or None before the first message."""
+    return queries.contact_conversation(get_engine(), CHANNEL, external_id)
 
 
 def _messages(conversation_id: int, after: int = 0) -> list[dict]:
     """Messages newer than id ``after`` (at most the last ``HISTORY``), oldest first, with author labels."""
-    with get_engine().connect() as conn:
-        rows = conn.execute(
-            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
-                   messages.c.buttons, messages.c.at)
-            .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
-            .order_by(messages.c.id.desc()).limit(HISTORY)).all()[::-1]
-        logins = {r.author for r in rows if r.author not in ("customer", "bot")}
-        names = dict(conn.execute(select(users.c.login, users.c.name).where(
-            users.c.login.in_(logins))).all()) if logins else {}
     out = []
-    for row in rows:
-        if row.author == "customer":
+    for row in queries.recent_messages(get_engine(), conversation_id, after, limit=HISTORY):
+        if row["author"] == "customer":
             kind, label = "customer", _("Você")
-        elif row.author == "bot":
+        elif row["author"] == "bot":
             kind, label = "bot", _("Assistente")
         else:
-            kind, label = "agent", names.get(row.author) or row.author
-        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
-        out.append({"id": row.id, "kind": kind, "author": label, "text": row.text,
-                    "buttons": [str(b) for b in (row.buttons or [])],
-                    "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "time": at.astimezone(UTC).strftime("%H:%M")})
+            kind, label = "agent", row["author_name"]
+        at = row["at"]
+        out.append({"id": row["id"], "kind": kind, "author": label, "text": row["text"],
+                    "buttons": row["buttons"], "at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "time": at.strftime("%H:%M")})
     return out
 
 
 def _marker(last_id: int, conv) -> str:
     """What the page has seen: its newest message id and the conversation's write counter."""
-    return f"{last_id}.{conv.version if conv else 0}"
+    return f"{last_id}.{conv['version'] if conv else 0}"
 
 
 def _parse_marker(value: str | None) -> tuple[int, int] | None:
-    found = re.fullmatch(r"(\d{1,19})\.(\d{1,19})", value or "")
-    return (int(found.group(1)), int(found.group(2))) if found else None
+    """``(last message id, version)`` from ``since``; None when absent; a malformed or
+    out-of-range one (``9223372036854775808.0``) is a 400 (``editor.security``)."""
+    if value is None or not value.strip():
+        return None
+    found = re.fullmatch(r"([0-9]{1,19})\.([0-9]{1,19})", value.strip())
+    if found and int(found.group(1)) <= MAX_ID and int(found.group(2)) <= MAX_ID:
+        return int(found.group(1)), int(found.group(2))
+    message = _("Parâmetro inválido: %(name)s. Use um número inteiro entre %(minimum)d e "
+                "%(maximum)d.", name="since", minimum=0, maximum=MAX_ID)
+    raise BadParameter(message, details=[{"path": "since", "message": message}])
 
 
 # ---------------------------------------------------------------------------- sending
@@ -223,8 +216,8 @@ def _missing():
 def _page(flow_id: str, doc: dict, visitor: str, is_new: bool, *, notice: str | None = None,
           status: int = 200, text: str = ""):
     conv = _conversation(_external_id(flow_id, visitor))
-    shown = _messages(conv.id) if conv else []
-    name = _clean_name(request.values.get("name")) or (conv.name if conv else "") or DEFAULT_NAME
+    shown = _messages(conv["id"]) if conv else []
+    name = _clean_name(request.values.get("name")) or (conv["name"] if conv else "") or DEFAULT_NAME
     response = make_response(render_template(
         "webchat/page.html", flow_id=flow_id, flow_name=doc.get("name") or flow_id,
         messages=shown, conv=conv, name=name, text=text, notice=notice,
@@ -236,7 +229,7 @@ def _page(flow_id: str, doc: dict, visitor: str, is_new: bool, *, notice: str | 
 
 def _update(flow_id: str, conv, after: int, *, fresh_form: bool = False):
     """The htmx answer: new messages (appended), the status line and a new poller."""
-    new = _messages(conv.id, after) if conv else []
+    new = _messages(conv["id"], after) if conv else []
     last = new[-1]["id"] if new else after
     response = make_response(render_template(
         "webchat/_update.html", flow_id=flow_id, messages=new, conv=conv,
@@ -261,7 +254,7 @@ def poll(flow_id: str):
     visitor, is_new = _visitor()
     conv = None if is_new else _conversation(_external_id(flow_id, visitor))
     seen = _parse_marker(request.args.get("since"))
-    if conv is None or (seen is not None and seen[1] == conv.version):
+    if conv is None or (seen is not None and seen[1] == conv["version"]):
         return "", 204
     return _update(flow_id, conv, seen[0] if seen else 0)
 
@@ -287,7 +280,7 @@ def send(flow_id: str):
     name = _clean_name(request.form.get("name"))
     if not name:  # a bot button without JavaScript: keep the name the contact has
         known = _conversation(external_id)
-        name = (known.name if known else "") or DEFAULT_NAME
+        name = (known["name"] if known else "") or DEFAULT_NAME
     contact = {"external_id": external_id, "name": name}
     # The visitor id namespaces the message id: nobody can replay someone else's.
     deliver(get_service(), flow_id, contact, {"id": f"{visitor}:{message_id}", "text": text})

@@ -19,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.db import read_only
 from engine.errors import Conflict, Invalid, NotFound
+from engine.i18n import t
 from engine.store import api_tokens, users
 
 ROLES = ("admin", "agent")
@@ -37,29 +38,10 @@ _token_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # same, so timing does not reveal which logins exist.
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
-_MESSAGES = {
-    "pt": {
-        "bad_login": "Login inválido: \"{login}\". Use de 1 a 64 caracteres: letras minúsculas, "
-                     "números, ponto, hífen ou sublinhado, começando por letra ou número.",
-        "bad_role": "Papel inválido: \"{role}\". Use \"admin\" ou \"agent\".",
-        "bad_password": "A senha não pode ficar vazia nem passar de {limit} caracteres.",
-        "login_taken": "Já existe um usuário com o login \"{login}\".",
-        "no_user": "Não existe usuário com o login \"{login}\".",
-    },
-    "en": {
-        "bad_login": "Invalid login: \"{login}\". Use 1 to 64 characters: lower-case letters, "
-                     "digits, dot, hyphen or underscore, starting with a letter or digit.",
-        "bad_role": "Invalid role: \"{role}\". Use \"admin\" or \"agent\".",
-        "bad_password": "The password cannot be empty or longer than {limit} characters.",
-        "login_taken": "A user with login \"{login}\" already exists.",
-        "no_user": "There is no user with login \"{login}\".",
-    },
-}
-
 
 def _msg(key: str, lang: str, **params) -> str:
-    catalog = _MESSAGES.get(lang, _MESSAGES["pt"])
-    return catalog[key].format(**params)
+    """The accounts message ``key`` (``accounts.<key>`` in ``engine.i18n.MESSAGES``)."""
+    return t(f"accounts.{key}", lang, **params)
 
 
 def _now() -> datetime:

@@ -6,6 +6,7 @@ Effects are plain dicts that ``engine.service`` applies in one transaction.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ DEFAULT_INVALID_TEXT = {
     "phone": "Por favor, informe um telefone válido com DDD.",
     "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
     "choice": "Por favor, escolha uma das opções (pode responder com o número).",
+    "rating": "Por favor, responda com uma nota de 1 a 5.",
 }
 
 # Run states (DESIGN §3)
@@ -93,13 +95,26 @@ def _compiled_rule(rule: Any):
     return compiled
 
 
-def evaluate_logic(rule: Any, variables: dict, contact: dict) -> Any:
-    """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``."""
+_PHONE = re.compile(r"\+?\d{8,15}")
+
+
+def rule_contact(contact: dict, tags: list[str] | tuple[str, ...] = ()) -> dict:
+    """``contact`` as conditions see it: plus ``tags`` (the condition builder's "Etiquetas")
+    and ``phone`` (the external id when it is a phone number, as on WhatsApp; else "")."""
+    external = str(contact.get("external_id") or "")
+    return {**contact, "phone": contact.get("phone") or (external if _PHONE.fullmatch(external) else ""),
+            "tags": list(tags)}
+
+
+def evaluate_logic(rule: Any, variables: dict, contact: dict,
+                   tags: list[str] | tuple[str, ...] = ()) -> Any:
+    """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``
+    (with ``contact.phone`` and ``contact.tags``, see :func:`rule_contact`)."""
     if not isinstance(rule, dict | list):
         return rule  # a bare value is a literal in JSONLogic
     data = dict(variables)
     data["vars"] = variables
-    data["contact"] = contact
+    data["contact"] = rule_contact(contact, tags)
     return _compiled_rule(rule).evaluate(data)
 
 
@@ -137,7 +152,8 @@ class _Step:
 
     def evaluate(self, rule: Any) -> Any:
         try:
-            return evaluate_logic(rule, self.state["vars"], self.state["contact"])
+            return evaluate_logic(rule, self.state["vars"], self.state["contact"],
+                                  self.state["tags"])
         except Exception as exc:  # a bad rule is the author's error, logged, never a crash
             self.log("error", f"erro na regra JSONLogic: {exc}")
             return None
@@ -325,10 +341,21 @@ def _answer(s: _Step, text: str) -> None:
     data = block["data"]
     if reply.valid:
         s.state["vars"][data["save_as"]] = reply.value
-        s.effects.append({"type": "answer", "name": data["save_as"], "value": reply.value})
+        # ``csat``: True for a csat question's answer, False for any other answer in a
+        # flow that has one, None in a flow without (PAPO_CSAT_VARIABLE decides).
+        csat = True if data.get("csat") is True else (False if s.flow.has_csat_question else None)
+        s.effects.append({"type": "answer", "name": data["save_as"], "value": reply.value,
+                          "csat": csat})
         run["attempts"] = 0
         run["token"] = run.get("token", 0) + 1  # the question timeout no longer applies
         s.follow(block["id"], reply.port)
+        return
+    if data.get("csat"):
+        # DESIGN §10.8 "CSAT never traps": a customer who writes something else after a
+        # rating request has moved on; the run ends quietly (no invalid_text) and the
+        # service handles the message as if no run were waiting.
+        run["token"] = run.get("token", 0) + 1
+        s.end()
         return
     run["attempts"] = run.get("attempts", 0) + 1
     if run["attempts"] >= data.get("max_attempts", 3):

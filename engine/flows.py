@@ -18,7 +18,7 @@ from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Conflict, Invalid, NotFound, PapoError, PreconditionRequired
-from engine.i18n import normalize_lang
+from engine.i18n import t
 from engine.moments import iso
 from engine.store import flow_revisions, flow_versions, flows
 
@@ -26,46 +26,15 @@ from engine.store import flow_revisions, flow_versions, flows
 # the race; each retry re-reads the newest draft, so losing more than this means a
 # storm of concurrent edits and a clear conflict is the better answer.
 _RETRIES = 3
+_BLOCK_NUMBER = re.compile(r"^b(\d{1,9})$")
 
-# The repository's own messages for people. They belong with the engine's catalog
-# (engine.i18n) and can move there; kept here so this module has no pending edits
-# in other files.
-_MESSAGES = {
-    "pt": {
-        "flow_exists": "Já existe um fluxo com o id \"{flow_id}\".",
-        "flow_not_found": "O fluxo \"{flow_id}\" não existe.",
-        "version_not_found": "O fluxo \"{flow_id}\" não tem a versão {version}.",
-        "revision_required": "Informe a revisão que você editou (cabeçalho If-Match).",
-        "bad_revision": "Revisão inválida: \"{value}\" (use o número da revisão, ex.: \"3\").",
-        "stale_revision": "Outra pessoa salvou a revisão {current} deste fluxo depois da "
-                          "revisão {seen} que você editou. Recarregue e refaça suas mudanças.",
-        "id_mismatch": "O id do documento (\"{doc_id}\") é diferente do fluxo \"{flow_id}\".",
-        "flow_has_errors": "O fluxo tem {count} erro(s); corrija antes de publicar.",
-        "busy": "O fluxo \"{flow_id}\" está sendo alterado por outra pessoa; tente de novo.",
-        "bad_version": "Versão inválida: \"{value}\" (use o número da versão, ex.: 2).",
-        "copy_name": "{name} (cópia)",
-    },
-    "en": {
-        "flow_exists": "A flow with id \"{flow_id}\" already exists.",
-        "flow_not_found": "Flow \"{flow_id}\" does not exist.",
-        "version_not_found": "Flow \"{flow_id}\" has no version {version}.",
-        "revision_required": "Say which revision you edited (If-Match header).",
-        "bad_revision": "Invalid revision: \"{value}\" (use the revision number, e.g. \"3\").",
-        "stale_revision": "Someone else saved revision {current} of this flow after revision "
-                          "{seen} that you edited. Reload and redo your changes.",
-        "id_mismatch": "The document's id (\"{doc_id}\") differs from flow \"{flow_id}\".",
-        "flow_has_errors": "The flow has {count} error(s); fix them before publishing.",
-        "busy": "Flow \"{flow_id}\" is being changed by someone else; try again.",
-        "bad_version": "Invalid version: \"{value}\" (use the version number, e.g. 2).",
-        "copy_name": "{name} (copy)",
-    },
-}
 
 _REVISION = re.compile(r'^\s*(?:W/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$')
 
 
 def _msg(key: str, lang: str | None, **params) -> str:
-    return _MESSAGES[normalize_lang(lang)][key].format(**params)
+    """The repository's message ``key`` (``flows.<key>`` in ``engine.i18n.MESSAGES``)."""
+    return t(f"flows.{key}", lang, **params)
 
 
 def _now() -> datetime:
@@ -186,6 +155,29 @@ class FlowRepository:
             rows = conn.execute(select(flows.c.id, flows.c.published_version).where(
                 flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))).all()
         return {r.id: r.published_version for r in rows}
+
+    def block_number_mark(self, flow_id: str, after_revision: int = 0) -> tuple[int, int]:
+        """``(highest n of a block id "b<n>", last revision read)`` over the flow's draft
+        revisions after ``after_revision`` (all of them by default).
+
+        Every block a person ever added is in some revision, so numbering new blocks above
+        this mark never gives a deleted block's id to a new one. The caller keeps the
+        answer and asks again with ``after_revision`` to read only the newer revisions.
+        """
+        highest, last = 0, after_revision
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(flow_revisions.c.revision, flow_revisions.c.document)
+                .where(flow_revisions.c.flow_id == flow_id,
+                       flow_revisions.c.revision > after_revision)
+                .order_by(flow_revisions.c.revision))
+            for row in rows:
+                last = row.revision
+                for block in (row.document or {}).get("blocks", []):
+                    found = _BLOCK_NUMBER.match(str(block.get("id", ""))) if isinstance(block, dict) else None
+                    if found:
+                        highest = max(highest, int(found.group(1)))
+        return highest, last
 
     @staticmethod
     def _exists(conn, flow_id: str) -> bool:

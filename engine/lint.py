@@ -40,7 +40,7 @@ def _template_fields(block: dict) -> list[str]:
     data = block.get("data", {})
     kind = block["type"]
     texts: list[str] = []
-    if kind in ("message", "question"):
+    if kind in ("message", "question", "open_conversation"):
         texts.append(data.get("text", ""))
         if data.get("invalid_text"):
             texts.append(data["invalid_text"])
@@ -99,7 +99,8 @@ def _used_vars(block: dict) -> set[str]:
     return names - TEMPLATE_GLOBALS
 
 
-def _set_vars(block: dict) -> set[str]:
+def variables_saved_by(block: dict) -> set[str]:
+    """The variable a block saves (``save_as``, or a ``set_variable``'s ``name``), if any."""
     data = block.get("data", {})
     name = data.get("name") if block["type"] == "set_variable" else data.get("save_as")
     return {name} if isinstance(name, str) and name else set()
@@ -258,7 +259,7 @@ def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, lang) -> 
     sets: dict[str, int] = {}
     for block_id, block in blocks.items():
         mask = 0
-        for name in _set_vars(block):
+        for name in variables_saved_by(block):
             mask |= 1 << bit.setdefault(name, len(bit))
         sets[block_id] = mask
     successors = {node: list(graph.successors(node)) for node in graph}

@@ -37,7 +37,7 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 
 from engine import metrics
 from engine.moments import iso, utc
-from engine.store import contacts, conversations, outbox, run_log
+from engine.store import contacts, conversations, messages, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
 
 log = logging.getLogger("papo.outbox")
@@ -188,6 +188,10 @@ def mark_sent(service, claim: Claim, now: float | None = None, wamid: str | None
     with service.db.begin() as conn:
         conn.execute(update(outbox).where(outbox.c.id == claim.id, outbox.c.status.in_(UNSENT))
                      .values(**values))
+        message_id = claim.payload.get("message_id")
+        if wamid and message_id:  # so a customer's reaction or reply can name this message
+            conn.execute(update(messages).where(messages.c.id == message_id, messages.c.external_id.is_(None))
+                         .values(external_id=wamid[:200]))
 
 
 def _mark_retry(service, claim: Claim, at: float, error: str, retry_after: float | None) -> bool:

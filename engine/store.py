@@ -109,7 +109,12 @@ contacts = Table(
     Column("channel", String(16), nullable=False),
     Column("external_id", String(200), nullable=False),
     Column("name", String(200), nullable=False, default=""),
+    # WhatsApp's business-scoped user id ("US.13491208655302741918"), stored when a
+    # delivery carries one: a user who hides their number behind a username is known by it
+    # alone (then it is also ``external_id``). See engine/whatsapp_inbound.py.
+    Column("user_id", String(200), nullable=True),
     UniqueConstraint("channel", "external_id", name="uq_contacts_channel_external_id"),
+    Index("ix_contacts_channel_user_id", "channel", "user_id", unique=True),
 )
 
 conversations = Table(
@@ -166,7 +171,13 @@ messages = Table(
     Column("buttons", Json, nullable=False),
     Column("at", UtcDateTime, nullable=False),
     Column("external_id", String(200), nullable=True),
+    # What a WhatsApp message carried besides its text, and what happened to it later:
+    # {"media", "contacts", "order", "referral", "reply_to", "forwarded", "errors",
+    #  "reaction", "deleted_at", "edits"} (engine/timeline.py reads it; null for most).
+    Column("details", Json, nullable=True),
     Index("ix_messages_conversation_at", "conversation_id", "id"),
+    # A revoke, an edit or a reaction names its message by WhatsApp id.
+    Index("ix_messages_external_id", "external_id"),
 )
 
 activity = Table(

@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
+from engine.clean import clean, nul_paths
 from engine.i18n import t
 from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED
 from schemas.migrations import migrate
@@ -87,7 +88,8 @@ def _path(parts) -> str:
     return out
 
 
-def _schema_problem(error, doc: dict, lang: str | None) -> dict:
+def schema_problem(error, doc: dict, lang: str | None) -> dict:
+    """One JSON Schema error as ``{"path", "message", "block_id"?}`` in ``lang`` (pt or en)."""
     kind = error.validator
     path = list(error.absolute_path)
     params: dict[str, Any] = {}
@@ -146,7 +148,7 @@ def validate_document(doc: Any, lang: str | None = None) -> dict:
     if _fast_validator().is_valid(doc):
         problems = []
     else:
-        problems = [_schema_problem(e, doc, lang) for e in _best_errors(doc)]
+        problems = [schema_problem(e, doc, lang) for e in _best_errors(doc)]
     if problems:
         unique = {(p["path"], p["message"]): p for p in problems}
         raise FlowDocumentError(sorted(unique.values(), key=lambda p: p["path"]))
@@ -197,6 +199,11 @@ def load_document(raw: bytes | str | dict, lang: str | None = None) -> dict:
         except (RecursionError, ValueError):
             raise FlowDocumentError([{"path": "$", "message": t(
                 "too_deep", lang, limit=MAX_DEPTH)}], code="too_deep") from None
+    # Entry cleaning (engine/clean.py): NUL refused, lone surrogates → U+FFFD.
+    nul = nul_paths(doc)
+    if nul:
+        raise FlowDocumentError([{"path": path, "message": t("nul_text", lang)} for path in nul])
+    doc = clean(doc)
     if not isinstance(doc, dict):
         raise FlowDocumentError([{"path": "$", "message": t("not_object", lang)}])
     version = doc.get("schema_version")

@@ -111,7 +111,8 @@ def test_choice_matches_option_by_number_or_label_ignoring_case_and_accents(repl
     outbound, effects = run.answer(reply)
     assert texts(outbound) == ["Planos: A e B"]
     assert run.state["vars"]["escolha"] == "Ver planos"  # a choice saves the option's label
-    assert of_type(effects, "answer") == [{"type": "answer", "name": "escolha", "value": "Ver planos"}]
+    assert of_type(effects, "answer") == [{"type": "answer", "name": "escolha", "value": "Ver planos",
+                                           "csat": None}]
 
 
 def test_choice_second_option_by_number():
@@ -612,10 +613,21 @@ def test_templates_cannot_modify_variables_or_contact():
 def test_rendered_text_is_capped_at_4096_characters():
     state = new_state({"name": "Ana"})
     state["vars"]["longo"] = "x" * 10_000
-    run = Run(flow([say("m", "{{ longo }}{{ longo }}"), say("n", "{{ 'ab' * 3000 }}")], [("m", "next", "n")]),
+    run = Run(flow([say("m", "{{ longo }}{{ longo }}"), say("n", "{{ 'ab' * 2000 }}")], [("m", "next", "n")]),
               state)
     outbound, _ = run.start()
-    assert [len(t) for t in texts(outbound)] == [4096, 4096]
+    assert [len(t) for t in texts(outbound)] == [4096, 4000]
+
+
+def test_a_string_built_past_the_cap_stops_the_render_keeping_the_text_before_it():
+    # DESIGN §10.5: `*` may not build more than 4,096 characters; the render stops there
+    # with a logged error and the customer gets what was rendered up to it.
+    run = Run(flow([say("m", "Oi {{ contact.name }}! {{ 'ab' * 3000 }} fim"), say("n", "depois")],
+                   [("m", "next", "n")]), new_state({"name": "Ana"}))
+    outbound, effects = run.start()
+    assert texts(outbound) == ["Oi Ana! ", "depois"]
+    assert any(e["type"] == "log" and e["level"] == "error" and "4096" in e["message"]
+               for e in effects)
 
 
 def test_template_syntax_error_at_run_time_is_logged_not_raised():

@@ -272,6 +272,8 @@ class _FormReader(HTMLParser):
             self._in_form = True
         if not self._in_form:
             return
+        if tag == "input" and attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
+            return  # a browser submits only ticked boxes
         if tag == "input" and attrs.get("name") and attrs.get("type") not in ("submit", "button", "file"):
             self.pairs.append((attrs["name"], attrs.get("value") or ""))
         elif tag == "textarea" and attrs.get("name"):
@@ -317,6 +319,10 @@ def _every_kind() -> dict:
     doc["blocks"].append({"id": "post", "type": "http_request", "data": {
         "method": "POST", "url": "https://api.example.com/x", "headers": {"X-Token": "abc"},
         "body": {"nome": "{{ contact.name }}", "n": [1, 2]}, "timeout_s": 2.5}})
+    doc["blocks"].append({"id": "rate", "type": "question", "data": {
+        "text": "Como você avalia o atendimento?", "input": "rating", "save_as": "csat", "csat": True}})
+    doc["blocks"].append({"id": "passa", "type": "open_conversation", "data": {
+        "text": "Um momento, {{ contact.name }}.", "note": "Pediu ajuda"}})
     doc["blocks"].append({"id": "calc", "type": "set_variable", "data": {
         "name": "total", "value": {"+": [{"var": "idade"}, 1]}}})
     return doc
@@ -480,8 +486,11 @@ def test_versions_show_what_changed_and_roll_back_by_publishing_an_old_one(admin
     assert "1 ligação adicionada: obrigado →next→ extra" in html
     assert "Publicar esta versão" in html
     rolled = admin.post("/flows/boas-vindas/publish", data={"version": "1"})
-    assert "A versão 1 foi publicada de novo como versão 3." in _text(rolled)
+    assert "A versão 1 foi publicada de novo como versão 3 e está no rascunho." in _text(rolled)
     assert repo.published("boas-vindas") == (welcome, 3)
+    # the page is handed version 1 to load into the canvas and save as the draft
+    result = json.loads(re.search(r'class="papo-result">(.*?)</script>', _text(rolled), re.S).group(1))
+    assert result["action"] == "replace" and result["doc"] == welcome
 
 
 def test_flow_diff_names_blocks_and_edges_added_removed_changed_and_moved():
@@ -532,7 +541,19 @@ def test_editor_page_carries_the_document_cards_ports_and_the_simulator_slot(adm
     assert '<aside id="simulator"' in html
     for label in ("Validar", "Publicar", "Desfazer", "Refazer", "Exportar", "Importar"):
         assert re.search(rf"<button[^>]*>{label}</button>", html), label
-    assert set(boot["palette"]) == set(REGISTRY)
+    assert {item["type"] for item in boot["palette"].values()} == set(REGISTRY)
+
+
+def test_palette_offers_a_csat_rating_preset_and_a_handoff_text(admin, welcome):
+    html = _text(admin.get("/flows/boas-vindas/edit"))
+    assert re.search(r'<li[^>]*data-kind="csat"[^>]*>Avaliação \(CSAT\)</li>', html)
+    palette = _boot(html)["palette"]
+    assert palette["csat"]["type"] == "question"
+    assert palette["csat"]["data"]["input"] == "rating" and palette["csat"]["data"]["csat"] is True
+    assert palette["open_conversation"]["data"]["text"] == (
+        "Um momento, vou te passar para alguém da nossa equipe.")
+    english = _text(admin.get("/flows/boas-vindas/edit?lang=en"))
+    assert re.search(r'<li[^>]*data-kind="csat"[^>]*>Rating \(CSAT\)</li>', english)
 
 
 def test_editor_speaks_english_with_lang_en(admin, welcome):

@@ -49,7 +49,7 @@ def test_json_log_line_per_message_has_its_ids_and_not_its_text(logged_app, caps
     about = [line for line in lines if line.get("message_id") == "msg-77"]
     assert about, err
     line = about[-1]
-    assert line["level"] == "INFO" and line["logger"] == "papo.web"
+    assert line["level"] == "INFO" and line["logger"] == "papo.inbound"
     assert line["channel"] == "api"
     assert line["conversation_id"] == answer.get_json()["conversation_id"]
     assert line["flow_id"] == "eco" and line["flow_version"] == 1
@@ -83,7 +83,7 @@ def test_text_logs_name_the_ids_for_people(logged_app, capsys):
                       "message": {"id": "msg-1", "text": SECRET_TEXT}})
     err = capsys.readouterr().err
     line = next(line for line in err.splitlines() if "msg-1" in line)
-    assert " INFO papo.web: inbound api message msg-1" in line
+    assert " INFO papo.inbound: inbound api message msg-1" in line
     assert "[channel=api message_id=msg-1 conversation_id=" in line and "flow_id=eco" in line
     assert "abacaxi" not in err
 

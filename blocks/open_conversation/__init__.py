@@ -1,8 +1,9 @@
 """Open conversation block: hands the customer to a person. The run is suspended here and
-resumes from ``next`` when an agent concludes the conversation."""
+resumes from ``next`` when an agent concludes the conversation. The optional ``text`` (a
+template) tells the customer so, instead of leaving them in silence."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema, message
 
 FOLDER = Path(__file__).parent
 
@@ -11,7 +12,9 @@ def execute(block: dict, ctx: Context) -> Result:
     data = block["data"]
     effect = {"type": "open", "block_id": block["id"],
               "assign_to": data.get("assign_to"), "note": data.get("note", "")}
-    return Result(effects=[effect], wait="suspended")
+    text = data.get("text")
+    outbound = [message(ctx.render(text), None, block["id"])] if text else []
+    return Result(outbound=outbound, effects=[effect], wait="suspended")
 
 
 BLOCK = BlockKind(

@@ -14,21 +14,19 @@ def register(group: click.Group) -> None:
     @click.option("--port", default=5000, type=click.IntRange(0, 65535), show_default=True,
                   help="Port to listen on (0: any free port, printed at start).")
     def serve(host: str, port: int) -> None:
-        from sqlalchemy import func, select
         from sqlalchemy.exc import OperationalError
         from werkzeug.serving import make_server
 
         from editor.app import create_app, ensure_schema, get_engine
+        from engine import accounts
         from engine.settings import SettingsError
-        from engine.store import users
 
         try:
             app = create_app()
             engine = get_engine(app)
             if ensure_schema(engine):
                 click.echo("Created the database tables.")
-            with engine.connect() as conn:
-                nobody = conn.execute(select(func.count()).select_from(users)).scalar_one() == 0
+            nobody = not accounts.list_users(engine)
         except SettingsError as exc:
             raise click.ClickException(str(exc)) from None
         except OperationalError as exc:

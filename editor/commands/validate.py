@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import click
 
-from engine.i18n import normalize_lang
+from engine.i18n import N_, gettext, normalize_lang
 from engine.lint import has_errors, lint
 from schemas import FlowDocumentError, load_document
 
@@ -25,30 +25,20 @@ FILE_LEVEL_CODES = {"not_json", "too_large"}
 # Codes that mean "this is not a flow file we could even parse": exit 2.
 UNREADABLE_CODES = {"unreadable", "not_json"}
 
+# pt-BR ids; English in the one catalog (editor/translations).
 MESSAGES = {
-    "pt": {
-        "not_found": "Arquivo não encontrado.",
-        "is_dir": "É uma pasta, não um arquivo.",
-        "no_permission": "Sem permissão para ler o arquivo.",
-        "os_error": "Não foi possível ler o arquivo: {error}.",
-        "not_utf8": "O arquivo não é um JSON válido: não está em UTF-8 (byte inválido na posição {pos}).",
-        "internal_error": "Erro interno ao analisar o fluxo ({error}). Avise a equipe do papo.",
-        "summary": "{files} arquivo(s): {errors} erro(s), {warnings} aviso(s).",
-    },
-    "en": {
-        "not_found": "File not found.",
-        "is_dir": "Is a directory, not a file.",
-        "no_permission": "Permission denied.",
-        "os_error": "Could not read the file: {error}.",
-        "not_utf8": "The file is not valid JSON: it is not UTF-8 (invalid byte at position {pos}).",
-        "internal_error": "Internal error while checking the flow ({error}). Please tell the papo team.",
-        "summary": "{files} file(s): {errors} error(s), {warnings} warning(s).",
-    },
+    "not_found": N_("Arquivo não encontrado."),
+    "is_dir": N_("É uma pasta, não um arquivo."),
+    "no_permission": N_("Sem permissão para ler o arquivo."),
+    "os_error": N_("Não foi possível ler o arquivo: %(error)s."),
+    "not_utf8": N_("O arquivo não é um JSON válido: não está em UTF-8 (byte inválido na posição %(pos)s)."),
+    "internal_error": N_("Erro interno ao analisar o fluxo (%(error)s). Avise a equipe do papo."),
+    "summary": N_("%(files)s arquivo(s): %(errors)s erro(s), %(warnings)s aviso(s)."),
 }
 
 
 def _text(key: str, lang: str, **params) -> str:
-    return MESSAGES[normalize_lang(lang)][key].format(**params)
+    return gettext(MESSAGES[key], lang, **params)
 
 
 def _finding(file: str, level: str, code: str, block_id: str | None, message: str) -> dict:

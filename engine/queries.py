@@ -1,0 +1,241 @@
+"""Read models the web app shows: plain functions over the tables the service writes.
+
+Every SQL statement the editor needs lives here (or in :mod:`engine.reports`), so the
+route modules in ``editor/`` only call functions and render what they get back. Reads go
+through :func:`engine.db.read_only` (on SQLite they never queue behind the bot's write
+lock); the one write, :func:`mark_read`, moves an agent-facing read mark and nothing the
+engine decides on.
+
+Times come back as aware UTC datetimes unless a function says otherwise.
+
+- the inbox: :func:`list_marker`, :func:`conversation_marker` (the 2-second polls'
+  change markers), :func:`previews`, :func:`status_counts`, :func:`timeline_rows`,
+  :func:`mark_read`;
+- the web chat: :func:`contact_conversation`, :func:`recent_messages`;
+- the simulator pane: :func:`run_details`;
+- the CLI: :func:`timer_status`.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Engine
+
+from blocks.text import normalize
+from engine import conversation as machine
+from engine.db import read_only
+from engine.moments import aware
+from engine.store import (
+    activity,
+    contacts,
+    conversation_assignees,
+    conversations,
+    messages,
+    run_log,
+    timers,
+    users,
+)
+
+TEST_CHANNEL = "test"  # the simulator's conversations: hidden from inbox, API lists and reports
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value).astimezone(UTC)
+
+
+def _stamp(value: datetime | None) -> str:
+    value = _aware(value)
+    return str(int(value.timestamp() * 1_000_000)) if value else "0"
+
+
+# ---------------------------------------------------------------------------- inbox
+
+def list_marker(db: Engine) -> str:
+    """Changes whenever any conversation, message, transition or read mark changes.
+
+    ``updated_at`` moves on every write the service makes (messages, transitions, bot
+    steps); ``last_read_at`` on every read mark; the highest id on a new conversation.
+    Three index probes: cheap enough to poll every 2 s at a million conversations.
+    """
+    with read_only(db) as conn:
+        row = conn.execute(select(func.max(conversations.c.id), func.max(conversations.c.updated_at),
+                                  func.max(conversations.c.last_read_at))).one()
+    return f"{row[0]}.{_stamp(row[1])}.{_stamp(row[2])}"
+
+
+def conversation_marker(db: Engine, conversation_id: int) -> str | None:
+    """Changes whenever this conversation changes (the service bumps ``version`` on every
+    write) or one of its timers is fired or cancelled. None: no such conversation."""
+    pending = (select(func.count()).select_from(timers)
+               .where(timers.c.conversation_id == conversation_id, timers.c.status == "pending")
+               .scalar_subquery())
+    with read_only(db) as conn:
+        row = conn.execute(select(conversations.c.version, pending).where(
+            conversations.c.id == conversation_id)).first()
+    return None if row is None else f"{row[0]}.{row[1]}"
+
+
+def previews(db: Engine, ids: list[int]) -> dict[int, dict]:
+    """The newest message of each conversation and whether it has unread customer text.
+
+    ``{id: {"message": {"direction","author","text","at"} | None, "unread": bool}}``.
+    """
+    if not ids:
+        return {}
+    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids))
+              .group_by(messages.c.conversation_id))
+    last_in = (select(messages.c.conversation_id, func.max(messages.c.at).label("at"))
+               .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in")
+               .group_by(messages.c.conversation_id))
+    with read_only(db) as conn:
+        rows = conn.execute(select(messages.c.conversation_id, messages.c.direction,
+                                   messages.c.author, messages.c.text, messages.c.at)
+                            .where(messages.c.id.in_(newest))).mappings().all()
+        inbound = {r.conversation_id: _aware(r.at) for r in conn.execute(last_in)}
+        read = {r.id: _aware(r.last_read_at) for r in conn.execute(
+            select(conversations.c.id, conversations.c.last_read_at)
+            .where(conversations.c.id.in_(ids)))}
+    out: dict[int, dict] = {cid: {"message": None, "unread": False} for cid in ids}
+    for row in rows:
+        out[row["conversation_id"]]["message"] = {
+            "direction": row["direction"], "author": row["author"], "text": row["text"],
+            "at": _aware(row["at"])}
+    for cid, at in inbound.items():
+        seen = read.get(cid)
+        out[cid]["unread"] = seen is None or at > seen
+    return out
+
+
+def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = None,
+                  unassigned: bool = False) -> dict[str, int]:
+    """Conversations per status under the list's other filters (the inbox's tab counts).
+
+    The same conditions as ``Service.list_conversations``: ``q`` a part of the contact's
+    name (case- and accent-insensitive), ``assignee`` a login among the assignees,
+    ``unassigned`` nobody assigned. Simulator conversations are left out.
+    """
+    query = (select(conversations.c.status, func.count())
+             .where(conversations.c.channel != TEST_CHANNEL))
+    if q:
+        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
+    if assignee:
+        query = query.where(conversations.c.id.in_(
+            select(conversation_assignees.c.conversation_id)
+            .where(conversation_assignees.c.login == assignee)))
+    if unassigned:
+        query = query.where(~conversations.c.id.in_(
+            select(conversation_assignees.c.conversation_id)))
+    with read_only(db) as conn:
+        rows = conn.execute(query.group_by(conversations.c.status)).all()
+    counts = {status: 0 for status in machine.STATUSES}
+    for status, n in rows:
+        if status in counts:
+            counts[status] = n
+    return counts
+
+
+def timeline_rows(db: Engine, conversation_id: int) -> tuple[list[dict], list[dict], datetime | None]:
+    """``(messages, activity, read_mark)`` of a conversation with exact timestamps (the API
+    rounds to seconds), oldest first.
+
+    Messages: ``{"id","direction","author","text","buttons","at"}``; activity:
+    ``{"id","actor","action","from_status","to_status","detail","at"}``.
+    """
+    with read_only(db) as conn:
+        msgs = [dict(r) for r in conn.execute(
+            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
+                   messages.c.buttons, messages.c.at)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.id)).mappings()]
+        acts = [dict(r) for r in conn.execute(
+            select(activity.c.id, activity.c.actor, activity.c.action, activity.c.from_status,
+                   activity.c.to_status, activity.c.detail, activity.c.at)
+            .where(activity.c.conversation_id == conversation_id)
+            .order_by(activity.c.id)).mappings()]
+        read_at = conn.execute(select(conversations.c.last_read_at).where(
+            conversations.c.id == conversation_id)).scalar()
+    for row in msgs + acts:
+        row["at"] = _aware(row["at"])
+    return msgs, acts, _aware(read_at)
+
+
+def mark_read(db: Engine, conversation_id: int, now: float) -> bool:
+    """Move the conversation's (single, shared) read mark forward to ``now``.
+
+    Never moves it back; returns whether it moved.
+    """
+    moment = datetime.fromtimestamp(now, UTC)
+    with db.begin() as conn:
+        moved = conn.execute(update(conversations).where(
+            conversations.c.id == conversation_id,
+            (conversations.c.last_read_at.is_(None)) | (conversations.c.last_read_at < moment),
+        ).values(last_read_at=moment)).rowcount
+    return moved > 0
+
+
+def display_names(db: Engine, logins) -> dict[str, str]:
+    """``{login: name}`` of the given users (the login when a user has no name); unknown
+    logins are left out."""
+    logins = sorted({login for login in logins if login})
+    if not logins:
+        return {}
+    with read_only(db) as conn:
+        return {login: name or login for login, name in conn.execute(
+            select(users.c.login, users.c.name).where(users.c.login.in_(logins)))}
+
+
+# ---------------------------------------------------------------------------- web chat, simulator
+
+def contact_conversation(db: Engine, channel: str, external_id: str) -> dict | None:
+    """``{"id","status","version","name"}`` of a contact's conversation on ``channel``, or
+    None before its first message."""
+    with read_only(db) as conn:
+        row = conn.execute(
+            select(conversations.c.id, conversations.c.status, conversations.c.version, contacts.c.name)
+            .join(contacts, contacts.c.id == conversations.c.contact_id)
+            .where(contacts.c.channel == channel, contacts.c.external_id == external_id)).first()
+    return None if row is None else {"id": row.id, "status": row.status, "version": row.version,
+                                     "name": row.name}
+
+
+def recent_messages(db: Engine, conversation_id: int, after: int = 0, limit: int = 100) -> list[dict]:
+    """Messages with an id above ``after`` (the newest ``limit`` of them), oldest first:
+    ``{"id","direction","author","author_name","text","buttons","at"}``.
+
+    ``author_name`` is a person's display name (their login if unnamed), None for the
+    customer and the bot.
+    """
+    with read_only(db) as conn:
+        rows = conn.execute(
+            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
+                   messages.c.buttons, messages.c.at)
+            .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
+            .order_by(messages.c.id.desc()).limit(limit)).all()[::-1]
+    names = display_names(db, {r.author for r in rows if r.author not in ("customer", "bot")})
+    return [{"id": r.id, "direction": r.direction, "author": r.author,
+             "author_name": None if r.author in ("customer", "bot") else names.get(r.author, r.author),
+             "text": r.text, "buttons": [str(b) for b in (r.buttons or [])], "at": _aware(r.at)}
+            for r in rows]
+
+
+def run_details(db: Engine, conversation_id: int, problems: int = 10) -> tuple[dict, list[dict]]:
+    """The run as the engine keeps it (``draft_revision`` included; ``{}`` without one) and
+    the newest ``problems`` run-log entries, oldest first: ``{"level","block_id","message"}``."""
+    with read_only(db) as conn:
+        state = conn.execute(select(conversations.c.state).where(
+            conversations.c.id == conversation_id)).scalar() or {}
+        rows = conn.execute(select(run_log.c.level, run_log.c.block_id, run_log.c.message)
+                            .where(run_log.c.conversation_id == conversation_id)
+                            .order_by(run_log.c.id.desc()).limit(problems)).all()
+    found = [{"level": r.level, "block_id": r.block_id, "message": r.message} for r in reversed(rows)]
+    return (state.get("run") or {}), found
+
+
+# ---------------------------------------------------------------------------- timers
+
+def timer_status(db: Engine, timer_id: int) -> str | None:
+    """``pending``, ``fired`` or ``cancelled``; None when there is no such timer."""
+    with read_only(db) as conn:
+        return conn.execute(select(timers.c.status).where(timers.c.id == timer_id)).scalar()
+
