@@ -8,6 +8,9 @@
   given one, it is emptied at start (one folder per gunicorn: do not share it). A dead
   worker's files are marked as such (``child_exit``).
 - ``PAPO_LOG_FORMAT=json``: gunicorn's own lines (start, worker exits) are JSON too.
+
+``papo serve`` (which builds its gunicorn in code) uses the same pieces:
+``prepare_metrics_folder()`` before it loads the app, ``child_exit`` and ``on_exit`` as hooks.
 """
 from __future__ import annotations
 
@@ -18,10 +21,15 @@ from pathlib import Path
 
 from engine import metrics
 
-_made_here: list[str] = []
+_made_here: list[str] = []  # temporary folders this master made (removed at exit)
+_prepared_in: list[int] = []  # the master process that prepared the folder
 
 
-def on_starting(server) -> None:
+def prepare_metrics_folder() -> str:
+    """Set up ``PROMETHEUS_MULTIPROC_DIR`` for this server (once): the given folder emptied,
+    else a fresh temporary one. Call it in the master before the app is loaded."""
+    if os.getpid() in _prepared_in:
+        return os.environ[metrics.MULTIPROC_ENV]
     folder = os.environ.get(metrics.MULTIPROC_ENV)
     if folder:
         path = Path(folder)
@@ -32,6 +40,12 @@ def on_starting(server) -> None:
         folder = tempfile.mkdtemp(prefix="papo-metrics-")
         _made_here.append(folder)
         os.environ[metrics.MULTIPROC_ENV] = folder  # the workers inherit it when forked
+    _prepared_in.append(os.getpid())
+    return folder
+
+
+def on_starting(server) -> None:
+    prepare_metrics_folder()
 
 
 def child_exit(server, worker) -> None:

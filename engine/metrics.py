@@ -104,8 +104,12 @@ def enable() -> None:
     with _enable_lock:
         if _instruments is not None:
             return
-        from prometheus_client import CollectorRegistry, disable_created_metrics
+        from prometheus_client import CollectorRegistry, disable_created_metrics, values
 
+        # prometheus-client picks its value store when first imported; papo decides here,
+        # when metrics are turned on (the folder may have been set up after that import).
+        if multiprocess() and values.ValueClass is values.MutexValue:
+            values.ValueClass = values.MultiProcessValue()
         disable_created_metrics()  # *_created series: noise for dashboards, cost per scrape
         # Multiprocess mode: values go to files; the registry is only a namespace here.
         _registry = CollectorRegistry(auto_describe=True)
