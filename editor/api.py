@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
-from editor.app import get_engine, get_service
+from editor.app import get_engine, get_service, get_settings
 from editor.auth import require_role, token_required
 from editor.openapi import (
     FLOW,
@@ -417,12 +417,29 @@ def update_flow(flow_id: str):
 @admin_only
 @operation("Publish the latest draft, or roll back to an older version", tag="flows",
            body="publish", body_required=False, ok_schema="Published", errors=(403, 404, 409),
-           description="Lint errors → 422 with code flow_has_errors and the findings.")
+           description="Lint errors → 422 with code flow_has_errors and the findings. Then the "
+                       "draft's tests run: a failing one → 422 with code flow_tests_failed and "
+                       "one {path: tests/<name>, message} per failing test in details, unless "
+                       "{\"force\": true}. A rollback ({\"version\": N}) runs no tests.")
 def publish_flow(flow_id: str):
     flow_id = _flow_id(flow_id)
     body = json_body("publish", optional=True)
     return jsonify(_flows().publish(flow_id, actor=_actor(), version=body.get("version"),
-                                    lang=_lang()))
+                                    lang=_lang(), force=bool(body.get("force")),
+                                    settings=get_settings()))
+
+
+@bp.post("/flows/<flow_id>/tests/run")
+@admin_only
+@operation("Run the tests saved in the latest draft", tag="flows", ok_schema="TestRun",
+           errors=(403, 404),
+           description="On a private in-memory database with a simulated clock; HTTP requests "
+                       "are answered by each test's http_mocks only. Nothing is stored.")
+def run_flow_tests(flow_id: str):
+    from engine.flowtests import summary
+
+    results = _flows().run_tests(_flow_id(flow_id), lang=_lang(), settings=get_settings())
+    return jsonify(summary(results))
 
 
 @bp.get("/flows/<flow_id>/versions")

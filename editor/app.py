@@ -39,6 +39,7 @@ OPTIONAL_BLUEPRINTS = (
     ("api", "editor.api"),
     ("flows", "editor.flows_ui"),
     ("simulator", "editor.simulator"),
+    ("flowtests", "editor.flowtests_ui"),
     ("inbox", "editor.inbox"),
     ("reports", "editor.reports"),
     ("channels", "editor.channels"),
@@ -205,8 +206,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     from editor import auth, errors, i18n, ops, security
 
-    ops.init_app(app)
     security.init_app(app)
+    ops.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
     errors.init_app(app)

@@ -55,7 +55,7 @@ from markupsafe import Markup
 from blocks import REGISTRY
 from blocks.base import FAMILIES, BlockKind
 from editor import condition_form
-from editor.app import get_engine, render_page
+from editor.app import get_engine, get_settings, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
 from editor.security import query_int
@@ -1103,8 +1103,13 @@ def publish(flow_id: str):
             return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
                                    checked=True, confirm_publish=True, version=version)
     try:
-        result = repo.publish(flow_id, actor=actor(), version=version, lang=lang)
+        result = repo.publish(flow_id, actor=actor(), version=version, lang=lang,
+                              force=request.form.get("force") == "1", settings=get_settings())
     except Invalid as exc:
+        if exc.code == "flow_tests_failed":
+            from editor.flowtests_ui import publish_refused
+
+            return publish_refused(flow_id, exc)
         if exc.code != "flow_has_errors":
             raise
         return _with_status(make_response(render_template(

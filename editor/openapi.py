@@ -155,6 +155,17 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "type": "object", "required": ["version"],
         "properties": {"version": {"type": "integer"}},
     },
+    "TestRun": {
+        "type": "object", "required": ["passed", "failed", "results"],
+        "properties": {"passed": {"type": "integer"}, "failed": {"type": "integer"},
+                       "results": {"type": "array", "items": _ref("TestResult")}},
+    },
+    "TestResult": {
+        "type": "object", "required": ["name", "passed", "step", "message"],
+        "properties": {"name": {"type": "string"}, "passed": {"type": "boolean"},
+                       "step": {"type": ["integer", "null"], "description": "The failing step, from 1."},
+                       "message": _NULLABLE_STRING},
+    },
     "Reply": {
         "type": "object",
         "required": ["text", "buttons"],

@@ -45,6 +45,7 @@ from engine import queries
 from engine.errors import PapoError
 from engine.flows import FlowRepository
 from engine.moments import epoch
+from engine.service import TEST_CHANNEL
 from engine.simulator import Simulation
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,11 @@ class SessionSimulation:
                                   "clock_offset": self.offset, "actor": user["login"],
                                   "contact_name": user.get("name") or user["login"]},
                                  db=get_engine(), settings=get_settings())
+
+    def conversation_id(self) -> int | None:
+        """The test conversation, once a message or an action created it."""
+        found = queries.contact_conversation(get_engine(), TEST_CHANNEL, self.external_id)
+        return found["id"] if found else None
 
     def keep(self, sim: Simulation) -> None:
         self.offset = sim.clock_offset or 0.0

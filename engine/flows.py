@@ -336,11 +336,14 @@ class FlowRepository:
     # -- publishing --------------------------------------------------------------------
 
     def publish(self, flow_id: str, actor: str | None = None, version: int | None = None,
-                lang: str | None = None) -> dict:
+                lang: str | None = None, force: bool = False, settings=None) -> dict:
         """Publish the latest draft (or a copy of older ``version``) as a new version; ``{"version"}``.
 
         Refused with ``Invalid`` code ``flow_has_errors`` (findings in ``extra``) when lint
-        finds errors.
+        finds errors; then, publishing the draft, with code ``flow_tests_failed`` (one
+        ``{"path": "tests/<name>", "message"}`` per failing test in ``details``) when one of
+        the flow's tests fails, unless ``force``. A rollback (``version``) runs no tests.
+        ``settings``: the :class:`~engine.settings.Settings` the tests run with.
         """
         from engine.lint import lint
 
@@ -356,6 +359,8 @@ class FlowRepository:
             if errors:
                 raise Invalid(_msg("flow_has_errors", lang, count=len(errors)),
                               code="flow_has_errors", extra={"findings": findings})
+            if version is None and not force and doc.get("tests"):
+                self._check_tests(doc, lang, settings)
             now = _now()
             with self.engine.begin() as conn:
                 # Lock the flow row (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
@@ -376,6 +381,34 @@ class FlowRepository:
                              .values(published_version=number))
             return {"version": number}
         raise Conflict(_msg("busy", lang, flow_id=flow_id), code="busy")
+
+    def jump_targets(self, doc: dict) -> list[dict]:
+        """The published documents of the flows ``doc`` jumps into (for its tests)."""
+        from engine.flowtests import jump_targets
+
+        found = []
+        for flow_id in sorted(jump_targets(doc)):
+            published = self.published(flow_id)
+            if published is not None:
+                found.append(published[0])
+        return found
+
+    def run_tests(self, flow_id: str, lang: str | None = None, settings=None) -> list:
+        """Run the tests of ``flow_id``'s latest draft; a list of ``engine.flowtests.TestResult``."""
+        from engine.flowtests import run_tests
+
+        doc, _revision = self.get(flow_id, lang)
+        return run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+
+    def _check_tests(self, doc: dict, lang: str | None, settings) -> None:
+        from engine.flowtests import failure_details, run_tests
+        from engine.i18n import t
+
+        results = run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+        details = failure_details(results)
+        if details:
+            raise Invalid(t("flowtest.failed_summary", lang, count=len(details)),
+                          code="flow_tests_failed", details=details)
 
     def _version(self, flow_id: str, version: int, lang: str | None) -> tuple[dict, int]:
         """``(document, revision)`` of published ``version`` of a flow that is not deleted."""

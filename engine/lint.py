@@ -157,6 +157,9 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
                 findings.append(_finding("warning", "unreachable", block_id, lang))
         findings.extend(_vars_before_set(graph, blocks, start, lang))
 
+    from engine.flowtests import lint_tests
+
+    findings.extend(lint_tests(doc, lang))
     findings.sort(key=lambda f: (f["level"] != "error",))
     return findings
 

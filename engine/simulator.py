@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -73,7 +74,7 @@ class Simulation:
     def __init__(self, flow_doc_or_none: dict | str | bytes | None, *, db: Engine | None = None,
                  settings: Settings | None = None, start_at: float | datetime | None = None,
                  contact_name: str = "Você", flow_id: str | None = None, actor: str = ACTOR,
-                 clock_offset: float | None = None):
+                 clock_offset: float | None = None, http: Callable | None = None):
         if db is None:
             db = make_engine("sqlite://")
             create_schema(db)
@@ -89,7 +90,8 @@ class Simulation:
             flow_id = stored["id"]
             self.findings = stored["findings"]
         self.flow_id = flow_id
-        self.service = Service(db, settings, clock=lambda: self.now, forced_flow_id=flow_id)
+        # ``http``: answers ``http_request`` blocks instead of the network (flow tests' mocks).
+        self.service = Service(db, settings, clock=lambda: self.now, forced_flow_id=flow_id, http=http)
         self.last_events: list[dict] = []
         self._new_contact()
 

@@ -56,7 +56,10 @@ class Receipt:
 
 
 def receive(service, delivery: Delivery) -> Receipt:
-    """Apply a parsed delivery: every message, change and status on its own, in order."""
+    """Apply a parsed delivery: every message, change and status on its own, in order.
+
+    Each customer message goes through ``engine.observe.observed_inbound`` (counted, timed
+    and logged with its ids, like the API's and the web chat's)."""
     receipt = Receipt(skipped=len(delivery.skipped), errors=len(delivery.errors))
     for path, reason in delivery.skipped:
         log.warning("WhatsApp delivery: %s skipped: %s", path, reason)

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from engine.clean import clean, nul_paths
 from engine.i18n import t
-from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED
+from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED, STEP_KINDS
 from schemas.migrations import migrate
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -113,6 +113,13 @@ def schema_problem(error, doc: dict, lang: str | None) -> dict:
         params = {"limit": error.validator_value}
     elif kind not in ("minLength", "const", "not"):
         kind, params = "other", {"detail": error.message[:200]}
+    if len(path) == 4 and path[0] == "tests" and path[2] == "steps" and \
+            kind in ("additionalProperties", "minProperties", "maxProperties", "other"):
+        # One key per step: name the step kinds instead of a generic "unknown field".
+        extra = sorted(set(error.instance) - set(STEP_KINDS)) if isinstance(error.instance, dict) else []
+        key = "unknown_step" if extra else "step_shape"
+        return {"path": _path(path), "message": t(f"tests.{key}", lang, field=", ".join(extra),
+                                                   kinds=", ".join(STEP_KINDS))}
     problem = {"path": _path(path), "message": t(f"schema.{kind}", lang, **params)}
     if len(path) >= 2 and path[0] == "blocks" and isinstance(path[1], int):
         block = doc["blocks"][path[1]]
@@ -165,6 +172,12 @@ def validate_document(doc: Any, lang: str | None = None) -> dict:
             problems.append({"path": f"$.edges[{i}]", "block_id": edge["from"],
                              "message": t("duplicate_port", lang, port=edge["port"], block_id=edge["from"])})
         used.add(key)
+    names: set[str] = set()
+    for i, test in enumerate(doc.get("tests") or []):
+        if test["name"] in names:
+            problems.append({"path": f"$.tests[{i}].name",
+                             "message": t("tests.duplicate_name", lang, name=test["name"])})
+        names.add(test["name"])
     if problems:
         raise FlowDocumentError(problems)
     return doc

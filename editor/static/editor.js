@@ -978,6 +978,14 @@
     commit();
   }
 
+  // The flow's tests (the Tests panel, static/flowtests.js): one undoable change.
+  function setTests(tests) {
+    snapshot();
+    if (tests && tests.length) state.doc.tests = tests; else delete state.doc.tests;
+    commit();
+    return save();
+  }
+
   function processResults(container) {
     container.querySelectorAll("script.papo-result:not([data-done])").forEach(function (script) {
       script.setAttribute("data-done", "1");
@@ -1262,7 +1270,8 @@
     deleteBlock: deleteBlock,
     openBlock: openBlockForm,
     addNext: addNext,
-    setStart: setStart
+    setStart: setStart,
+    setTests: setTests
   };
   document.dispatchEvent(new CustomEvent("papo:editor-ready", { detail: { flowId: boot.flowId } }));
 })();
