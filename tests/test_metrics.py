@@ -161,6 +161,22 @@ def test_a_badly_signed_webhook_is_counted(ops_app):
     assert value(after, "papo_outbox_backlog") == 1
 
 
+def test_timers_nobody_fired_show_as_due_and_late(ops_app):
+    """No worker running: a wait that fell due 100 s ago shows in the gauges an operator
+    alerts on (``papo_timers_due``, ``papo_timers_oldest_due_seconds``)."""
+    from engine.service import Service
+
+    engine = ops_app.extensions["papo"]["engine"]
+    long_ago = Service(engine, ops_app.extensions["papo"]["settings"],
+                       clock=lambda: time.time() - 100)
+    long_ago.handle_inbound("api", {"external_id": "late", "name": "Rita"},
+                            {"id": "late-1", "text": "espera"})
+    samples = metrics_of(ops_app.test_client())
+    assert value(samples, "papo_timers_pending") == 1
+    assert value(samples, "papo_timers_due") == 1
+    assert 90 <= value(samples, "papo_timers_oldest_due_seconds") <= 3600
+
+
 # ---------------------------------------------------------------------- papo worker --metrics-port
 def _get(url: str, headers: dict | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
