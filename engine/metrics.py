@@ -80,6 +80,10 @@ class _Instruments:
             "papo_outbox_sends_total",
             "WhatsApp outbox delivery attempts by outcome: sent, retry (failed, tried again "
             "later), failed (given up), lost (another sender had taken the row).", ("outcome",))
+        self.job_failures = counter(
+            "papo_worker_job_failures_total",
+            "Worker jobs (timers, outbox, cleanup) that failed, the database being unreachable "
+            "included; the job runs again at its next turn.", ("job",))
         self.signature_failures = counter(
             "papo_webhook_signature_failures_total",
             "Webhook deliveries refused for a missing or wrong signature.", ("channel",))
@@ -184,6 +188,11 @@ def timer_fired(kind: str, lateness_s: float) -> None:
 def outbox_send(outcome: str) -> None:
     if _instruments is not None:
         _instruments.outbox_sends.labels(outcome).inc()
+
+
+def worker_job_failed(job: str) -> None:
+    if _instruments is not None:
+        _instruments.job_failures.labels(job).inc()
 
 
 def webhook_signature_failure(channel: str) -> None:
@@ -382,4 +391,4 @@ def serve(host: str, port: int, db: Engine | None, token: str | None) -> WSGISer
 __all__ = ["DatabaseCollector", "bot_step", "database_state", "enable", "enabled", "http_response",
            "inbound", "inbound_duplicate", "mark_process_dead", "metrics_wsgi_app", "multiprocess",
            "outbox_send", "render", "serve", "timer_fired", "token_matches", "transition",
-           "webhook_signature_failure"]
+           "webhook_signature_failure", "worker_job_failed"]

@@ -292,3 +292,30 @@ def test_gunicorn_makes_its_own_metrics_folder_when_none_is_given(db_url, tmp_pa
         assert value(scrape(text), "papo_http_responses_total", code="200") >= 2
     finally:
         server.stop()
+
+
+def test_a_worker_that_cannot_do_its_jobs_says_so_in_its_metrics(tmp_path):
+    """A database without papo's tables (``papo db upgrade`` not run): the worker stays up,
+    its failed jobs are counted and the database gauge says 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPO_")}
+    env.update(PAPO_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}",
+               PAPO_INSTANCE_PATH=str(tmp_path / "instance"))
+    log = tmp_path / "worker.log"
+    with open(log, "w") as handle:
+        worker = subprocess.Popen([str(BIN / "papo"), "worker", "--metrics-port", "0"], cwd=ROOT,
+                                  env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        assert _wait(lambda: "/metrics" in log.read_text(), 30), log.read_text()
+        url = next(word for word in log.read_text().split() if word.endswith("/metrics"))
+
+        def failing() -> bool:
+            return value(scrape(_get(url)[1]), "papo_worker_job_failures_total", job="timers") >= 1
+
+        assert _wait(failing, 30), (_get(url)[1][-2000:], log.read_text()[-2000:])
+        samples = scrape(_get(url)[1])  # no PAPO_METRICS_TOKEN: no token asked
+        assert value(samples, "papo_database_up") == 0
+        assert _get(url.replace("/metrics", "/healthz"))[0] == 200
+        assert "papo db upgrade" in log.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=20)
