@@ -48,6 +48,11 @@ def on_starting(server) -> None:
     prepare_metrics_folder()
 
 
+# Now, not only in on_starting: with --preload the app (and its metrics) is loaded in the
+# master before on_starting runs, and must already see the folder.
+prepare_metrics_folder()
+
+
 def child_exit(server, worker) -> None:
     metrics.mark_process_dead(worker.pid)
 

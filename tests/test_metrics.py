@@ -240,9 +240,11 @@ def test_worker_serves_timer_and_outbox_metrics_on_its_port(ops_app, db_url, tmp
 
 
 # ---------------------------------------------------------------------- gunicorn, two processes
-def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app):
+@pytest.mark.parametrize("preload", [False, True], ids=["app-per-worker", "preload"])
+def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app, preload):
     """Multiprocess mode: whichever of two gunicorn workers answers /metrics, it reports
-    every message either of them handled."""
+    every message either of them handled; also when the app is loaded in the master before
+    the workers are forked (``--preload``, as ``papo serve`` does)."""
     from reliability.reliability_support import Gunicorn, papo_env, post_json
 
     if db_url.startswith("postgresql"):
@@ -253,7 +255,8 @@ def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app):
     (folder / "counter_1.db").write_bytes(b"left by an earlier run")  # emptied at start
     env = papo_env(db_url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN,
                    PROMETHEUS_MULTIPROC_DIR=folder)
-    server = Gunicorn(env, tmp_path / "gunicorn.log", config="python:editor.gunicorn_conf")
+    config = "python:editor.gunicorn_conf"
+    server = Gunicorn(env, tmp_path / "gunicorn.log", config=config, preload=preload)
     try:
         def sender(first: int) -> list[int]:  # 4 at once: both sync workers are kept busy
             return [post_json(server.url + "/api/v1/inbound", {
