@@ -62,6 +62,21 @@ def on_exit(server) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+control_socket_disable = True  # no runtime-management socket in $HOME (as papo serve)
+
 if (os.environ.get("PAPO_LOG_FORMAT") or "").strip().lower() == "json":
-    # gunicorn merges this into its logging defaults: its handlers use "generic".
-    logconfig_dict = {"formatters": {"generic": {"()": "engine.logs.JsonFormatter"}}}
+    # gunicorn merges this into its logging defaults (key by key): its own lines in JSON,
+    # each once (its default root handler would print every line a second time, and the
+    # app's root handler a third).
+    logconfig_dict = {
+        "formatters": {"generic": {"()": "engine.logs.JsonFormatter"}},
+        "root": {"level": "INFO", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False,
+                               "qualname": "gunicorn.error"},
+            # Off as without this config (a path can carry a customer's name): the reverse
+            # proxy's access log is the place for requests.
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False,
+                                "qualname": "gunicorn.access"},
+        },
+    }
