@@ -46,6 +46,13 @@ INBOUND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 LATENESS_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
+CHANNELS = ("api", "whatsapp", "web")
+INBOUND_OUTCOMES = ("ok", "invalid", "error")
+TIMER_KINDS = ("wait", "question_timeout", "auto_conclude", "debounce")
+OUTBOX_OUTCOMES = ("sent", "retry", "failed", "lost")
+WORKER_JOBS = ("timers", "outbox", "cleanup")
+
+
 class _Instruments:
     """The counters and histograms of one process, created once on :func:`enable`."""
 
@@ -90,6 +97,20 @@ class _Instruments:
         self.http_responses = counter(
             "papo_http_responses_total", "HTTP responses sent by the web app, by status code.",
             ("code",))
+        # Every known series from the start, at 0: rate() and alerts work before the first event.
+        for channel in CHANNELS:
+            self.duplicates.labels(channel)
+            self.inbound_seconds.labels(channel)
+            for outcome in INBOUND_OUTCOMES:
+                self.inbound.labels(channel, outcome)
+        for kind in TIMER_KINDS:
+            self.timers_fired.labels(kind)
+            self.timer_lateness.labels(kind)
+        for outcome in OUTBOX_OUTCOMES:
+            self.outbox_sends.labels(outcome)
+        for job in WORKER_JOBS:
+            self.job_failures.labels(job)
+        self.signature_failures.labels("whatsapp")
 
 
 _instruments: _Instruments | None = None
