@@ -11,11 +11,15 @@ ids), as the WhatsApp webhook does in ``engine/whatsapp_inbound.py``.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, abort, jsonify, request
+import logging
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from editor.app import get_engine, get_service, get_settings
 from engine import metrics, observe
 from engine.health import readiness
+
+log = logging.getLogger("papo.health")
 
 bp = Blueprint("ops", __name__)
 
@@ -28,6 +32,13 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     found = readiness(get_engine())
+    ext = current_app.extensions["papo"]
+    if found.reason != ext.get("readiness"):  # one line per change, not one per probe
+        ext["readiness"] = found.reason
+        if found.ready:
+            log.info("ready: %s", found.message)
+        else:
+            log.warning("not ready (%s): %s", found.reason, found.detail or found.message)
     response = jsonify(found.to_json())
     response.status_code = 200 if found.ready else 503
     response.headers["Cache-Control"] = "no-store"
