@@ -121,9 +121,9 @@ _enable_lock = threading.Lock()
 def enable() -> None:
     """Start counting in this process (idempotent).
 
-    Multiprocess mode follows ``PROMETHEUS_MULTIPROC_DIR``, which must be set before
-    prometheus-client is first imported (the gunicorn config does it, see
-    ``editor/gunicorn_conf.py``).
+    Multiprocess mode follows ``PROMETHEUS_MULTIPROC_DIR`` as it is now: set it (to a
+    folder emptied at server start) before the app is created — ``editor/gunicorn_conf.py``
+    does it for gunicorn.
     """
     global _instruments, _registry
     with _enable_lock:
