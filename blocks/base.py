@@ -103,8 +103,7 @@ class BlockKind:
     data_schema: dict
     folder: Path
     parse_reply: Callable[[dict, str, Context], Reply] | None = None
-    label_pt: str = ""
-    label_en: str = ""
+    label: str = ""  # what people call the kind: a pt-BR message id, marked with N_
     # -- what the engine needs ------------------------------------------------------
     # The timers it schedules; a timer of one of these kinds that fires while the run
     # waits at this block follows the timer's port.

@@ -3,15 +3,14 @@
 Wherever a person reads about a block (lint findings, the version diff, the reports
 funnel, the inbox's "at block" line, the run log) it is named by :func:`block_title`, with
 the id secondary (DESIGN §10.1, §10.6). Port labels are the words the editor shows on
-the card ("Senão", "Resposta inválida"), never the port ids. No Flask here: the engine,
-the CLI and the web app all use these.
+the card ("Senão", "Resposta inválida"), never the port ids. Kinds and ports are named by
+the kinds themselves (``BlockKind.label``, ``BlockKind.port_labels``) and translated from
+the one catalog (``engine.i18n``). No Flask here: the engine, the CLI and the web app all
+use these.
 """
 from __future__ import annotations
 
 TITLE_LENGTH = 40
-
-def _lang(lang: str | None) -> str:
-    return "en" if lang and lang.lower().replace("_", "-").startswith("en") else "pt"
 
 
 def kind_title(kind: str, lang: str | None = None) -> str:
@@ -21,7 +20,9 @@ def kind_title(kind: str, lang: str | None = None) -> str:
     found = REGISTRY.get(kind)
     if found is None:
         return str(kind)
-    return (found.label_en if _lang(lang) == "en" else found.label_pt) or found.type
+    from engine.i18n import gettext
+
+    return gettext(found.label, lang) if found.label else found.type
 
 
 def shorten(text: str, limit: int = TITLE_LENGTH) -> str:

@@ -1,7 +1,7 @@
 """Condition block: JSONLogic rules evaluated in order; the first true one picks the port."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, load_schema
+from blocks.base import N_, BlockKind, Context, Result, load_schema
 
 FOLDER = Path(__file__).parent
 
@@ -19,7 +19,7 @@ def execute(block: dict, ctx: Context) -> Result:
 
 BLOCK = BlockKind(
     type="condition", family="action", ports=ports, execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Condição", label_en="Condition",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Condição"),
     logic_fields=lambda data: [rule.get("when") for rule in data.get("rules", [])],
     # No rule yet: the form opens with a blank builder row, never a made-up variable.
     preset=lambda _, flow_id: {"rules": []},

@@ -1,7 +1,7 @@
 """Jump block: continues in another published flow (at its start or a given block)."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, load_schema
+from blocks.base import N_, BlockKind, Context, Result, load_schema
 
 FOLDER = Path(__file__).parent
 
@@ -14,6 +14,6 @@ def execute(block: dict, ctx: Context) -> Result:
 
 BLOCK = BlockKind(
     type="jump", family="action", ports=lambda data: [], execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Ir para fluxo", label_en="Jump to flow",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Ir para fluxo"),
     preset=lambda _, flow_id: {"flow_id": flow_id}, port_labels=lambda _, data: {},
 )

@@ -237,7 +237,7 @@ def port_labels(_: Translate, data: dict) -> dict[str, str]:
 BLOCK = BlockKind(
     type="question", family="question", ports=ports, execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, parse_reply=parse_reply,
-    label_pt="Pergunta", label_en="Question",
+    label=N_("Pergunta"),
     timers=(TimerKind("question_timeout", "timeout", N_("Prazo da pergunta")),),
     default_attempts=DEFAULT_MAX_ATTEMPTS, pauses_run=True, template_fields=template_fields,
     saves=lambda data: data.get("save_as"), preset=preset, port_labels=port_labels,
