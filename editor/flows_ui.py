@@ -97,7 +97,7 @@ def family_label(family: str) -> str:
 
 
 def kind_label(kind: BlockKind) -> str:
-    return kind.label_en if current_lang() == "en" and kind.label_en else kind.label_pt or kind.type
+    return _translator()(kind.label) if kind.label else kind.type
 
 
 def triggers_summary(triggers: list[dict], limit: int = 5) -> str:

@@ -122,7 +122,8 @@ def test_a_person_builds_validates_and_publishes_a_flow_from_the_palette(new_pag
     error = page.locator(".finding-error").first
     error.wait_for()
     assert "erro de modelo" in error.inner_text()
-    assert "o2" in page.locator(".findings-panel").inner_text()  # the unconnected option warns
+    # the unconnected option warns, named by its label as on the card
+    assert "\"Falar com atendente\" não está ligada" in page.locator(".findings-panel").inner_text()
     assert "has-error" in card(page, message).get_attribute("class")
     error.get_by_role("button").click()
     assert "is-focused" in card(page, message).get_attribute("class")
