@@ -13,21 +13,18 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 import regex
 
-from blocks import REGISTRY
+from blocks import REGISTRY, pausing_kinds
 from blocks.labels import block_name, port_label
 from blocks.question import DEFAULT_MAX_ATTEMPTS
 from engine.graph import build_graph
 from engine.i18n import t
-from engine.templates import _env as template_env
-from engine.templates import referenced_names, syntax_error
+from engine.templates import global_names, referenced_names, syntax_error
 
 WHATSAPP_MAX_BUTTONS = 3
 WHATSAPP_MAX_LABEL = 20
 WHATSAPP_MAX_TEXT = 4096
-# Blocks where a run stops and waits for the outside world: a cycle through one is fine.
-INTERRUPTING = {"question", "wait", "open_conversation"}
 ANSWER_PORTS_EXCLUDED = {"invalid", "timeout"}
-TEMPLATE_GLOBALS = set(template_env.globals) | {"contact", "vars", "loop", "true", "false", "none"}
+TEMPLATE_GLOBALS = set(global_names()) | {"contact", "vars", "loop", "true", "false", "none"}
 
 
 def _finding(level: str, code: str, block_id: str | None, lang: str | None, **params) -> dict:
@@ -62,31 +59,8 @@ def has_errors(findings: Iterable[dict]) -> bool:
 
 
 def _template_fields(block: dict) -> list[str]:
-    """The template strings a block renders."""
-    data = block.get("data", {})
-    kind = block["type"]
-    texts: list[str] = []
-    if kind in ("message", "question", "open_conversation"):
-        texts.append(data.get("text", ""))
-        if data.get("invalid_text"):
-            texts.append(data["invalid_text"])
-    elif kind == "set_variable" and isinstance(data.get("value"), str):
-        texts.append(data["value"])
-    elif kind == "http_request":
-        texts.append(data.get("url", ""))
-        texts.extend(v for v in (data.get("headers") or {}).values() if isinstance(v, str))
-        texts.extend(_strings(data.get("body")))
-    return texts
-
-
-def _strings(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
+    """The template strings a block renders (its kind says which)."""
+    return REGISTRY[block["type"]].template_fields(block.get("data", {}))
 
 
 def _logic_vars(rule) -> set[str]:
@@ -116,19 +90,14 @@ def _used_vars(block: dict) -> set[str]:
     names: set[str] = set()
     for text in _template_fields(block):
         names |= (referenced_names(text) or set())
-    data = block.get("data", {})
-    if block["type"] == "condition":
-        for rule in data.get("rules", []):
-            names |= _logic_vars(rule.get("when"))
-    elif block["type"] == "set_variable" and isinstance(data.get("value"), dict):
-        names |= _logic_vars(data["value"])
+    for rule in REGISTRY[block["type"]].logic_fields(block.get("data", {})):
+        names |= _logic_vars(rule)
     return names - TEMPLATE_GLOBALS
 
 
 def variables_saved_by(block: dict) -> set[str]:
     """The variable a block saves (``save_as``, or a ``set_variable``'s ``name``), if any."""
-    data = block.get("data", {})
-    name = data.get("name") if block["type"] == "set_variable" else data.get("save_as")
+    name = REGISTRY[block["type"]].saves(block.get("data", {}))
     return {name} if isinstance(name, str) and name else set()
 
 
@@ -282,7 +251,8 @@ def _unknown_operators(rule) -> set[str]:
 
 def _spin_loops(graph: nx.MultiDiGraph, blocks: dict, lang) -> list[dict]:
     """Cycles made only of blocks that never wait: the run would spin until the budget."""
-    busy = graph.subgraph(b for b, block in blocks.items() if block["type"] not in INTERRUPTING)
+    pausing = pausing_kinds()
+    busy = graph.subgraph(b for b, block in blocks.items() if block["type"] not in pausing)
     findings = []
     for component in nx.strongly_connected_components(busy):
         first = next(iter(component))

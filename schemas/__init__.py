@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator
 
+from blocks import REGISTRY
 from engine.clean import clean, nul_paths
 from engine.i18n import gettext, has_message, normalize_lang, t
-from schemas.build import CURRENT_VERSION, FLOW_SCHEMA_PATH, SERVER_OWNED, STEP_KINDS
+from schemas.build import CURRENT_VERSION, SERVER_OWNED, STEP_KINDS, build_flow_schema
 from schemas.migrations import migrate
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -38,20 +38,34 @@ class FlowDocumentError(Exception):
         super().__init__("; ".join(f"{p['path']}: {p['message']}" for p in problems))
 
 
-@lru_cache(maxsize=1)
 def flow_schema() -> dict:
-    return json.loads(Path(FLOW_SCHEMA_PATH).read_text(encoding="utf-8"))
+    """The flow document's JSON Schema, assembled from the registered block kinds (the
+    same text as the committed ``flow.schema.json``, which a test keeps in step)."""
+    return _schema_for(tuple(REGISTRY))
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=4)
+def _schema_for(kinds: tuple[str, ...]) -> dict:
+    return build_flow_schema()
+
+
 def _validator() -> Draft202012Validator:
     """The reference validator: slow, but its errors carry what we need to explain them."""
+    return _validator_for(tuple(REGISTRY))
+
+
+@lru_cache(maxsize=4)
+def _validator_for(kinds: tuple[str, ...]) -> Draft202012Validator:
     return Draft202012Validator(flow_schema())
 
 
-@lru_cache(maxsize=1)
 def _fast_validator():
     """A compiled validator for the common case, a valid document (~100x faster)."""
+    return _fast_validator_for(tuple(REGISTRY))
+
+
+@lru_cache(maxsize=4)
+def _fast_validator_for(kinds: tuple[str, ...]):
     return jsonschema_rs.Draft202012Validator(flow_schema())
 
 

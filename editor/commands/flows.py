@@ -72,7 +72,8 @@ def read_flow_file(path: str, lang: str | None = None) -> tuple[dict | None, lis
 
 
 # ---------------------------------------------------------------------- the database
-def _database_error(exc: Exception) -> click.ClickException:
+def database_error(exc: Exception) -> click.ClickException:
+    """The CLI's error for a database that cannot be used (its URL without the password)."""
     from editor.commands.db import safe_url
     from engine.db import database_url
 
@@ -80,7 +81,7 @@ def _database_error(exc: Exception) -> click.ClickException:
     return click.ClickException(f"Cannot use the database {safe_url(database_url())}: {reason}")
 
 
-def _repository(migrate: bool):
+def repository(migrate: bool):
     """A FlowRepository on PAPO_DATABASE_URL (migrated first when ``migrate``)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -95,7 +96,7 @@ def _repository(migrate: bool):
         except MigrationError as exc:
             raise click.ClickException(str(exc)) from None
         except SQLAlchemyError as exc:
-            raise _database_error(exc) from None
+            raise database_error(exc) from None
     return FlowRepository(make_engine(url))
 
 
@@ -146,6 +147,9 @@ def _lint_and_publish(repo, item: _Imported, index: dict, jumped_into: set[str],
     try:
         version = repo.publish(doc["id"], actor=ACTOR)["version"]
     except PapoError as exc:
+        if exc.code == "flow_tests_failed":  # the draft stays stored; say which tests fail
+            item.lines.extend(format_finding(_problem(item.path, exc.code, f"{d['path']}: {d['message']}"))
+                              for d in exc.details or [])
         item.lines.append(f"{done}; not published: {exc.message}")
         item.status = EXIT_ERRORS
         return
@@ -171,7 +175,7 @@ def import_command(ctx: click.Context, files: tuple[str, ...], publish: bool) ->
     if stored:
         from sqlalchemy.exc import SQLAlchemyError
 
-        repo = _repository(migrate=True)
+        repo = repository(migrate=True)
         try:
             for item in stored:
                 _store(repo, item)
@@ -181,7 +185,7 @@ def import_command(ctx: click.Context, files: tuple[str, ...], publish: bool) ->
                 if item.revision is not None:
                     _lint_and_publish(repo, item, index, jumped_into, publish)
         except SQLAlchemyError as exc:
-            raise _database_error(exc) from None
+            raise database_error(exc) from None
         finally:
             repo.engine.dispose()
     for item in items:
@@ -203,7 +207,7 @@ def export_command(ctx: click.Context, flow_id: str, output: str | None) -> None
 
     from engine.errors import NotFound
 
-    repo = _repository(migrate=False)
+    repo = repository(migrate=False)
     try:
         doc, revision = repo.get(flow_id)
     except NotFound:
