@@ -294,9 +294,31 @@ def block_changes(before: dict | None, after: dict | None) -> list[str]:
             changes.append(_("%(field)s: %(new)s (novo)", field=label, new=_shown(new_data[field])))
         elif field not in new_data:
             changes.append(_("%(field)s removido (era %(old)s)", field=label, old=_shown(old_data[field])))
+        elif _labels(old_data[field]) is not None and _labels(new_data[field]) is not None:
+            changes.append(f"{label}: {_list_change(_labels(old_data[field]), _labels(new_data[field]))}")
         else:
             changes.append(f"{label}: {_shown(old_data[field])} → {_shown(new_data[field])}")
     return changes
+
+
+def _labels(value) -> list[str] | None:
+    """A list of options (by label) or of texts (buttons) as its labels; else None."""
+    if isinstance(value, list) and all(isinstance(v, dict) and "label" in v for v in value):
+        return [str(v["label"]) for v in value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _list_change(before: list[str], after: list[str]) -> str:
+    """``+ “Pizza”`` / ``− “Atum”`` when items were only added or removed, else old → new."""
+    added = [x for x in after if x not in before]
+    removed = [x for x in before if x not in after]
+    kept_order = [x for x in before if x in after] == [x for x in after if x in before]
+    if (added or removed) and kept_order:
+        parts = [f"+ “{shorten(x, 40)}”" for x in added] + [f"− “{shorten(x, 40)}”" for x in removed]
+        return ", ".join(parts)
+    return f"{_shown(before)} → {_shown(after)}"
 
 
 # ---------------------------------------------------------------------- cards and forms

@@ -546,7 +546,7 @@ def test_describe_diff_with_the_documents_says_what_changed_in_each_block(web):
     assert lines == [
         '1 bloco alterado: "Qual sabor você quer?" (b1)',
         '"Qual sabor você quer?" (b1): Pergunta: “Qual sabor?” → “Qual sabor você quer?”; '
-        'Opções: “Calabresa” → “Calabresa, Atum”; Tentativas: 2 (novo)',
+        'Opções: + “Atum”; Tentativas: 2 (novo)',
         '1 ligação adicionada: "Qual sabor você quer?" (b1) →Atum→ "Condição" (b2)']
     with web.test_request_context("/?lang=en"):
         english = describe_diff(flow_diff(old, new), old, new)
