@@ -10,14 +10,6 @@ from __future__ import annotations
 
 TITLE_LENGTH = 40
 
-PORT_LABELS = {
-    "pt": {"next": "Em seguida", "answered": "Respondida", "invalid": "Resposta inválida",
-           "timeout": "Sem resposta", "else": "Senão", "ok": "Sucesso", "error": "Erro"},
-    "en": {"next": "Next", "answered": "Answered", "invalid": "Invalid answer",
-           "timeout": "No answer", "else": "Else", "ok": "Success", "error": "Error"},
-}
-
-
 def _lang(lang: str | None) -> str:
     return "en" if lang and lang.lower().replace("_", "-").startswith("en") else "pt"
 
@@ -65,10 +57,18 @@ def block_name(block: dict | None, block_id: str | None = None, lang: str | None
 
 
 def port_label(block: dict | None, port: str, lang: str | None = None) -> str:
-    """The label the editor shows for ``port`` of ``block``: an option's label for a
-    choice, a condition rule's own name, "Senão" for ``else``…"""
+    """The label the editor shows for ``port`` of ``block`` — its kind's own
+    ``port_labels`` in the one catalog ("Senão", "Resposta inválida", an option's label);
+    a port its kind does not name keeps its id (a condition rule's ``sim``)."""
+    from blocks import REGISTRY
+    from engine.i18n import gettext  # no Flask: reads the same catalog files
+
+    kind = REGISTRY.get((block or {}).get("type"))
     data = (block or {}).get("data") if isinstance((block or {}).get("data"), dict) else {}
-    for option in data.get("options") or []:
-        if isinstance(option, dict) and option.get("id") == port:
-            return str(option.get("label") or port)
-    return PORT_LABELS[_lang(lang)].get(port, port)
+    if kind is None:
+        return port
+    try:
+        labels = kind.port_labels(lambda text, **params: gettext(text, lang, **params), data)
+    except (KeyError, TypeError, AttributeError):  # a document mid-edit
+        return port
+    return str(labels.get(port, port))
