@@ -12,6 +12,9 @@ from __future__ import annotations
 
 TITLE_LENGTH = 40
 
+def _lang(lang: str | None) -> str:
+    return "en" if lang and lang.lower().replace("_", "-").startswith("en") else "pt"
+
 
 def kind_title(kind: str, lang: str | None = None) -> str:
     """A block kind as people call it ("Condição", "Condition"); unknown kinds as given."""
@@ -58,19 +61,18 @@ def block_name(block: dict | None, block_id: str | None = None, lang: str | None
 
 
 def port_label(block: dict | None, port: str, lang: str | None = None) -> str:
-    """The label the editor shows for ``port`` of ``block`` (its kind names its ports: an
-    option's label for a choice, "Senão" for a condition's ``else``…; a condition rule's
-    port is its own name), in ``lang`` from the one catalog."""
+    """The label the editor shows for ``port`` of ``block`` — its kind's own
+    ``port_labels`` in the one catalog ("Senão", "Resposta inválida", an option's label);
+    a port its kind does not name keeps its id (a condition rule's ``sim``)."""
     from blocks import REGISTRY
-    from engine.i18n import gettext
+    from engine.i18n import gettext  # no Flask: reads the same catalog files
 
-    block = block if isinstance(block, dict) else {}
-    kind = REGISTRY.get(block.get("type"))
-    data = block.get("data") if isinstance(block.get("data"), dict) else {}
+    kind = REGISTRY.get((block or {}).get("type"))
+    data = (block or {}).get("data") if isinstance((block or {}).get("data"), dict) else {}
     if kind is None:
         return port
     try:
         labels = kind.port_labels(lambda text, **params: gettext(text, lang, **params), data)
-    except (KeyError, TypeError, AttributeError):  # a half-written block
+    except (KeyError, TypeError, AttributeError):  # a document mid-edit
         return port
     return str(labels.get(port, port))

@@ -308,6 +308,15 @@ def _run_details(conversation_id: int) -> tuple[dict, list[dict]]:
     return queries.run_details(get_engine(), conversation_id, problems=MAX_PROBLEMS)
 
 
+def _named(problems: list[dict], doc: dict) -> list[dict]:
+    """Run-log problems with their block's title (``block``), as people read about blocks."""
+    from blocks.labels import block_name
+
+    blocks = {b.get("id"): b for b in doc.get("blocks", []) if isinstance(b, dict)}
+    return [{**p, "block": block_name(blocks.get(p["block_id"]), p["block_id"], current_lang())
+             if p.get("block_id") else None} for p in problems]
+
+
 def _state_context(sim: SessionSimulation, draft: dict, note: str | None = None,
                    error: str | None = None) -> dict:
     conv = _conversation(sim.simulation())
@@ -326,7 +335,7 @@ def _state_context(sim: SessionSimulation, draft: dict, note: str | None = None,
         "variables": _variables(conv),
         "timer": timer,
         "current_block": block_id or "",
-        "problems": problems,
+        "problems": _named(problems, draft["document"]),
         "findings": _lint_errors(draft),
         "stale_revision": stale_revision,
         "draft_revision": draft["revision"],

@@ -434,6 +434,28 @@ class FlowRepository:
         published = self.published(flow_id)
         return published is None or published[0] != draft["document"]
 
+    def run_position(self, flow_id: str | None, version: int | None, block_id: str | None,
+                     lang: str | None = None) -> dict:
+        """Where a run is, as people read it: ``{"flow": the flow's name, "block": the
+        block's title and id}`` from the version the run is pinned to (the latest draft for
+        the simulator's runs); ids stand in for what cannot be found."""
+        from blocks.labels import block_name
+
+        if not flow_id:
+            return {"flow": None, "block": None}
+        found = self.published(flow_id, version) if version is not None else None
+        if found is None:
+            try:
+                doc = self.get(flow_id, lang)[0]
+            except NotFound:
+                doc = None
+        else:
+            doc = found[0]
+        blocks = {b.get("id"): b for b in (doc or {}).get("blocks", []) if isinstance(b, dict)}
+        block = blocks.get(block_id) if block_id else None
+        return {"flow": (doc or {}).get("name") or flow_id,
+                "block": block_name(block, block_id, lang) if block_id else None}
+
     def jump_targets(self, doc: dict) -> list[dict]:
         """The published documents of the flows ``doc`` jumps into (for its tests)."""
         from engine.flowtests import jump_targets

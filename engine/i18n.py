@@ -64,6 +64,8 @@ MESSAGES: dict[str, str] = {
     "where.block_n": N_("Bloco nº %(n)s"),
     "where.edge": N_("Ligação nº %(n)s"),
     "where.trigger": N_("Gatilho nº %(n)s"),
+    "where.test": N_("Teste \"%(name)s\""),
+    "where.test_n": N_("Teste nº %(n)s"),
     "field.document": N_("o documento"),
     "field.this": N_("este campo"),
     "field.item": N_("%(field)s, item nº %(n)s: %(sub)s"),

@@ -265,7 +265,8 @@ def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, reachable
                     queued.add(nxt)
                     pending.append(nxt)
     findings = []
-    for block_id in sorted(users, key=list(blocks).index):
+    order = {block_id: i for i, block_id in enumerate(blocks)}
+    for block_id in sorted(users, key=order.__getitem__):
         for name in sorted(users[block_id]):
             if name not in bit or not (saved[block_id] >> bit[name]) & 1:
                 findings.append(_about(blocks[block_id], "warning", "var_before_set", lang, name=name))
