@@ -15,7 +15,8 @@ Routes (blueprint ``flows``)::
     GET|POST /flows/<id>/settings        the flow's name, description, priority, triggers
     POST /flows/<id>/import-draft        read an uploaded file to replace the draft
     GET  /flows/<id>/findings            "Validar": the linter's findings
-    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback)
+    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback: the
+                                         engine also puts it in the draft; "restored" result)
     GET  /flows/<id>/versions            version history with what changed
 
 The editor's JavaScript (``static/editor.js``) holds the document being edited and is
@@ -328,18 +329,15 @@ def _translator():
 
 
 def port_labels(block: dict) -> dict[str, str]:
-    """A readable name for each out port of ``block`` (option labels for choices)."""
-    data = block.get("data") or {}
-    _ = _translator()  # still spelled _() so that the catalog extraction finds the texts
-    labels = {"next": _("Em seguida"), "answered": _("Respondida"),
-              "invalid": _("Resposta inválida"), "timeout": _("Sem resposta"),
-              "else": _("Senão"), "ok": _("Sucesso"), "error": _("Erro")}
-    if block.get("type") == "open_conversation":
-        labels["next"] = _("Depois de concluído")  # DESIGN: `next` is taken when concluded
-    for option in data.get("options") or []:
-        if isinstance(option, dict) and "id" in option:
-            labels[option["id"]] = option.get("label") or option["id"]
-    return labels
+    """A readable name for each out port of ``block``, as its kind names them (option
+    labels for choices); ports it does not name show their id."""
+    kind = REGISTRY.get(block.get("type"))
+    if kind is None:
+        return {}
+    try:
+        return kind.port_labels(_translator(), block.get("data") or {})
+    except (KeyError, TypeError, AttributeError):  # a draft mid-edit
+        return {}
 
 
 def block_ports(block: dict) -> list[str]:
@@ -383,26 +381,10 @@ def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
 
 
 def new_block_data(kind: BlockKind, flow_id: str) -> dict:
-    """Data for a block dropped from the palette: valid, so the draft saves at once."""
-    presets = {
-        "message": {"text": _("Nova mensagem")},
-        "question": {"text": _("Qual opção você prefere?"), "input": "choice",
-                     "options": [{"id": "o1", "label": _("Opção 1")},
-                                 {"id": "o2", "label": _("Opção 2")}],
-                     "save_as": "resposta"},
-        # No rule yet: the form opens with a blank builder row, never a made-up variable.
-        "condition": {"rules": []},
-        "set_variable": {"name": "variavel", "value": ""},
-        "wait": {"seconds": 60},
-        "http_request": {"method": "GET", "url": "https://example.com/"},
-        "add_tag": {"tag": _("etiqueta")},
-        "remove_tag": {"tag": _("etiqueta")},
-        "jump": {"flow_id": flow_id},
-        "open_conversation": {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
-        "conclude_conversation": {},
-    }
-    if kind.type in presets:
-        return copy.deepcopy(presets[kind.type])
+    """Data for a block dropped from the palette (its kind's preset): valid, so the draft
+    saves at once."""
+    if kind.preset is not None:
+        return copy.deepcopy(kind.preset(_translator(), flow_id))
     return _defaults_from_schema(kind.data_schema)
 
 
@@ -427,10 +409,11 @@ def _defaults_from_schema(schema: dict) -> dict:
 
 
 def extra_presets() -> list[dict]:
-    """Palette items beyond one per kind: a kind preconfigured for a common job."""
-    return [{"key": "csat", "type": "question", "label": _("Avaliação (CSAT)"),
-             "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
-                      "input": "rating", "save_as": "csat", "csat": True}}]
+    """Palette items beyond one per kind: a kind preconfigured for a common job (its
+    kind's ``variants``)."""
+    translate = _translator()
+    return [{**variant, "type": kind.type} for kind in REGISTRY.values()
+            for variant in kind.variants(translate)]
 
 
 def palette(flow_id: str) -> list[dict]:
@@ -581,7 +564,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     Fields the schema forbids in the current configuration (a question's options when
     the answer is not a choice) are dropped rather than reported.
     """
-    from schemas import schema_problem  # the flow document's messages, in pt or en
+    from schemas import field_message  # the flow document's wording, in pt or en
 
     validator = Draft202012Validator(schema)
     lang = current_lang()
@@ -604,7 +587,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
                 messages.setdefault(key or "_", _("Preencha este campo."))
                 continue
             key = ".".join(path) or "_"
-            messages.setdefault(key, schema_problem(leaf, {}, lang)["message"])
+            messages.setdefault(key, field_message(leaf, lang))
     return data, messages
 
 
@@ -1067,10 +1050,7 @@ def import_draft(flow_id: str):
     renamed_from = None
     if doc["id"] != flow_id:
         renamed_from, doc["id"] = doc["id"], flow_id
-    from engine.lint import lint
-
-    index = repository().flow_index()
-    findings = lint(doc, flows=index, lang=lang)
+    findings = repository().lint(doc, lang)
     cards = {b["id"]: card_payload(b) for b in doc["blocks"]}
     result = {"action": "replace", "doc": doc, "cards": cards}
     return render_template("flows/_import_draft.html", problems=[], findings=findings,
@@ -1081,11 +1061,9 @@ def import_draft(flow_id: str):
 @admin_required
 def findings(flow_id: str):
     """"Validar": lint the latest draft now (jump targets may have changed since saving)."""
-    from engine.lint import lint
-
     lang = current_lang()
-    doc = repository().get(flow_id, lang)[0]
-    found = lint(doc, flows=repository().flow_index(), lang=lang)
+    repo = repository()
+    found = repo.lint(repo.get(flow_id, lang)[0], lang)
     return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
                            checked=True)
 
@@ -1122,10 +1100,22 @@ def publish(flow_id: str):
         return _with_status(make_response(render_template(
             "flows/_findings.html", findings=exc.extra.get("findings", []), flow_id=flow_id,
             checked=True, publish_refused=exc.message)), 422)
-    restored = version_result(flow_id, version) if version else None
+    # The engine put the version in the draft too (a new revision): the page adopts that
+    # document and revision instead of saving one of its own.
+    restored = _restored_result(flow_id, version) if version else None
     return render_template("flows/_versions.html", **_versions_context(
         flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True,
         restored=restored)
+
+
+def _restored_result(flow_id: str, version: int) -> dict:
+    """``{"action": "restored", "doc", "revision", "cards", "findings", "version"}``: the
+    draft the server just replaced (rollback), for the page to show and build on."""
+    draft = repository().draft(flow_id, current_lang())
+    doc = draft["document"]
+    return {"action": "restored", "doc": doc, "revision": draft["revision"], "version": version,
+            "findings": draft.get("findings") or [],
+            "cards": {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}}
 
 
 def version_result(flow_id: str, version: int) -> dict:

@@ -44,6 +44,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from blocks import timer_kinds
 from editor.app import get_engine, get_service, render_page
 from editor.auth import current_user, login_required
 from editor.security import query_int
@@ -289,8 +290,11 @@ def driver(conv: dict) -> dict:
 
 
 def timer_label(kind: str) -> str:
-    return {"wait": _("Espera do fluxo"), "question_timeout": _("Prazo da pergunta"),
-            "auto_conclude": _("Conclusão automática por inatividade")}.get(kind, kind)
+    """What people call a pending timer: a block's (from its kind) or the service's own."""
+    if kind == "auto_conclude":
+        return _("Conclusão automática por inatividade")
+    found = timer_kinds().get(kind)
+    return _(found.label) if found else kind
 
 
 # ---------------------------------------------------------------------------- views

@@ -21,6 +21,7 @@ from flask import Flask
 from jsonschema import Draft202012Validator
 
 import schemas
+from blocks import timer_kinds
 
 API_SCHEMA_DIR = Path(schemas.__file__).resolve().parent / "api"
 BLUEPRINT = "api"
@@ -241,7 +242,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "timers": {"type": "array", "items": {
                 "type": "object", "required": ["id", "kind", "due_at"],
                 "properties": {"id": {"type": "integer"},
-                               "kind": {"enum": ["wait", "question_timeout", "auto_conclude"]},
+                               "kind": {"type": "string"},  # enum: timer_kind_names()
                                "due_at": _TIME}}},
         },
     },
@@ -380,6 +381,15 @@ def _operation_object(endpoint: str, method: str, described: Operation | None,
     return result
 
 
+SERVICE_TIMER_KINDS = ("auto_conclude",)  # timers the service schedules itself
+
+
+def timer_kind_names() -> list[str]:
+    """Every timer kind a conversation may list: the blocks' (from the registry), then the
+    service's own."""
+    return [*timer_kinds(), *SERVICE_TIMER_KINDS]
+
+
 def build_document(app: Flask) -> dict:
     """The OpenAPI 3.1 document for the ``api`` blueprint's routes in ``app``."""
     paths: dict[str, dict] = {}
@@ -396,6 +406,8 @@ def build_document(app: Flask) -> dict:
     for file_name, name in REQUEST_SCHEMAS.items():
         components_schemas[name] = _embedded_request_schema(file_name)
     components_schemas.update(copy.deepcopy(RESPONSE_SCHEMAS))
+    timer = components_schemas["Conversation"]["properties"]["timers"]["items"]
+    timer["properties"]["kind"] = {"enum": timer_kind_names()}
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

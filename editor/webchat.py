@@ -227,7 +227,7 @@ def _page(flow_id: str, doc: dict, visitor: str, is_new: bool, *, notice: str | 
     return _remember(response, flow_id, visitor) if is_new else response
 
 
-def _update(flow_id: str, conv, after: int, *, fresh_form: bool = False):
+def _news(flow_id: str, conv, after: int, *, fresh_form: bool = False):
     """The htmx answer: new messages (appended), the status line and a new poller."""
     new = _messages(conv["id"], after) if conv else []
     last = new[-1]["id"] if new else after
@@ -256,7 +256,7 @@ def poll(flow_id: str):
     seen = _parse_marker(request.args.get("since"))
     if conv is None or (seen is not None and seen[1] == conv["version"]):
         return "", 204
-    return _update(flow_id, conv, seen[0] if seen else 0)
+    return _news(flow_id, conv, seen[0] if seen else 0)
 
 
 @bp.post("/c/<flow_id>/messages")
@@ -289,7 +289,7 @@ def send(flow_id: str):
         return _remember(response, flow_id, visitor) if is_new else response
     seen = _parse_marker(request.form.get("since") or request.args.get("since"))
     conv = _conversation(contact["external_id"])
-    response = _update(flow_id, conv, seen[0] if seen else 0, fresh_form=True)
+    response = _news(flow_id, conv, seen[0] if seen else 0, fresh_form=True)
     return _remember(response, flow_id, visitor) if is_new else response
 
 

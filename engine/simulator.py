@@ -16,7 +16,8 @@ tests and the engine's own tests. It drives the very same
 Public API (kept stable for its users):
 
 - ``Simulation(doc | None, *, db=None, settings=None, start_at=None, contact_name="Você",
-  flow_id=None, actor="simulador", clock_offset=None)``; attributes ``db``, ``service``,
+  flow_id=None, actor="simulador", clock_offset=None, http=None)`` (``http``: answers
+  ``http_request`` blocks instead of the network, as the flow tests' mocks do); attributes ``db``, ``service``,
   ``flow_id``, ``findings`` (lint of the stored draft), ``external_id``,
   ``conversation_id``, ``contact_name``, ``actor``, ``now``, ``clock_offset``,
   ``last_events``;

@@ -981,6 +981,22 @@
     commit();
   }
 
+  // The server replaced the draft (restore a version, publish an older one): show it and
+  // take its revision; the previous document stays on the undo stack.
+  function applyRestored(result) {
+    snapshot();
+    state.doc = result.doc;
+    state.cards = result.cards;
+    state.revision = result.revision;
+    state.findings = result.findings || [];
+    document.getElementById("flow-name").textContent = state.doc.name;
+    var changes = document.getElementById("draft-changes");
+    if (changes) changes.hidden = true;  // the draft is the version just published
+    showTriggers();
+    renderAll();
+    decorate();
+  }
+
   // The flow's tests (the Tests panel, static/flowtests.js): one undoable change.
   function setTests(tests) {
     snapshot();
@@ -997,6 +1013,7 @@
       if (result.action === "block") applyBlockResult(result);
       else if (result.action === "settings") applySettings(result.settings);
       else if (result.action === "replace") applyReplacement(result);
+      else if (result.action === "restored") applyRestored(result);
       else if (result.action === "findings") { state.findings = result.findings; decorate(); }
     });
   }
