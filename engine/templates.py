@@ -32,7 +32,9 @@ from functools import lru_cache
 # The render budget measures elapsed time, not the conversation's clock (which comes from
 # events: engine/core.py never reads it). Bound once, so a test faking the clock does not
 # fake this too.
-from time import thread_time as _elapsed  # CPU time of this thread: a busy machine does not cut renders short
+from time import (
+    thread_time as _elapsed,  # CPU time of this thread: a busy machine does not cut renders short
+)
 
 from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
