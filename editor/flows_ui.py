@@ -199,7 +199,7 @@ def flow_diff(old: dict | None, new: dict) -> dict:
             moved.append(block_id)
     old_edges = [_edge_key(e) for e in old.get("edges", [])]
     new_edges = [_edge_key(e) for e in new.get("edges", [])]
-    settings = [key for key in ("name", "description", "priority", "triggers", "start")
+    settings = [key for key in ("name", "description", "priority", "triggers", "start", "tests")
                 if old.get(key) != new.get(key) and (old.get("blocks") or key != "name")]
     return {
         "blocks_added": [b for b in new_blocks if b not in old_blocks],
@@ -232,7 +232,7 @@ def describe_diff(diff: dict) -> list[str]:
             lines.append(f"{sentence(len(items))}: {names}{more}")
     if diff.get("settings_changed"):
         names = {"name": _("nome"), "description": _("descrição"), "priority": _("prioridade"),
-                 "triggers": _("gatilhos"), "start": _("bloco inicial")}
+                 "triggers": _("gatilhos"), "start": _("bloco inicial"), "tests": _("testes do fluxo")}
         lines.append(_("Configurações alteradas: %(fields)s",
                        fields=", ".join(names.get(k, k) for k in diff["settings_changed"])))
     return lines

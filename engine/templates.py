@@ -11,8 +11,10 @@ Limits, so that no template can freeze a process or fill its memory:
   ``str.format``, ``%``), ``indent``, ``join``, ``replace``, ``batch``, ``*`` — may not
   build more than ``MAX_RENDERED`` characters (or items); ``+`` and a value passed to a
   macro or stored in a ``namespace`` at most four times that;
-- a render budget of 100 ms (``RENDER_BUDGET_S``) of the render's own CPU time (the thread's, so a busy machine does not cut it short): checked on
-  every line the compiled template runs, so even empty nested loops stop.
+- a render budget of 100 ms (``RENDER_BUDGET_S``) of CPU time: checked on every line the
+  compiled template runs, so even empty nested loops stop. Only templates that can
+  repeat work (a ``for`` loop, a macro, a call) are watched; the others are bounded by
+  their own size and the caps above, and render at full speed.
 
 Over a limit the render stops: the text rendered up to that point is kept (cut at
 ``MAX_RENDERED``), and the error is returned for the run log and logged here.
@@ -29,12 +31,11 @@ import sys
 import threading
 from functools import lru_cache
 
-# The render budget measures elapsed time, not the conversation's clock (which comes from
-# events: engine/core.py never reads it). Bound once, so a test faking the clock does not
-# fake this too.
-from time import (
-    thread_time as _elapsed,  # CPU time of this thread: a busy machine does not cut renders short
-)
+# The render budget is the CPU time of the rendering thread: a busy machine that leaves
+# the thread waiting for a core does not cut an ordinary message short, and the
+# conversation's clock (which comes from events; engine/core.py never reads it) is not
+# involved. Bound once, so a test faking the clock does not fake this too.
+from time import thread_time as _elapsed
 
 from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
@@ -289,7 +290,10 @@ def global_names() -> frozenset[str]:
 
 @lru_cache(maxsize=4096)
 def _compile(source: str):
-    return _env.from_string(source)
+    """``(template, needs_budget)``: whether it has loops, macros or calls to watch."""
+    template = _env.from_string(source)
+    tree = _env.parse(source)
+    return template, tree.find((nodes.For, nodes.Macro, nodes.CallBlock, nodes.Call)) is not None
 
 
 def render(source: str, variables: dict, contact: dict, *,
@@ -305,7 +309,7 @@ def render(source: str, variables: dict, contact: dict, *,
     context["contact"] = contact
     _local.missing = []
     try:
-        template = _compile(source)
+        template, needs_budget = _compile(source)
     except TemplateSyntaxError as exc:
         return "", [], str(exc)
     except Exception as exc:  # a template error must never crash a conversation
@@ -313,9 +317,9 @@ def render(source: str, variables: dict, contact: dict, *,
     chunks: list[str] = []
     size = 0
     error = None
-    budget = _Budget(budget_s)
     previous = sys.gettrace()
-    sys.settrace(budget.global_trace)
+    if needs_budget:
+        sys.settrace(_Budget(budget_s).global_trace)
     try:
         for chunk in template.generate(context):
             chunks.append(chunk)
@@ -330,7 +334,8 @@ def render(source: str, variables: dict, contact: dict, *,
     except Exception as exc:  # a template error must never crash a conversation
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        sys.settrace(previous)
+        if needs_budget:
+            sys.settrace(previous)
     missing = list(dict.fromkeys(_local.missing))
     text = "".join(chunks)[:MAX_RENDERED]
     return text, missing, error

@@ -37,15 +37,15 @@ def web(tmp_path, monkeypatch):
     })
     engine = app.extensions["papo"]["engine"]
     create_schema(engine)
-    accounts.create_user(engine, "ana", "admin", password="x", name="Ana")
-    accounts.create_user(engine, "bruno", "agent", password="x", name="Bruno")
+    accounts.create_user(engine, "ana", "admin", password="senha-de-teste", name="Ana")
+    accounts.create_user(engine, "bruno", "agent", password="senha-de-teste", name="Bruno")
     yield app
     engine.dispose()
 
 
 def _client(app, login: str):
     client = app.test_client()
-    response = client.post("/login", data={"login": login, "password": "x"})
+    response = client.post("/login", data={"login": login, "password": "senha-de-teste"})
     assert response.status_code == 302, response.get_data(as_text=True)
     return client
 

@@ -27,7 +27,7 @@ def _credentials(instance: Path) -> dict[str, str]:
     path = instance / "demo-logins.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    logins = {login: secrets.token_urlsafe(9) for login, _, _ in DEMO_USERS}
+    logins = {login: secrets.token_urlsafe(12) for login, _, _ in DEMO_USERS}
     path.write_text(json.dumps(logins), encoding="utf-8")
     os.chmod(path, 0o600)
     return logins
