@@ -925,6 +925,7 @@ def editor_messages() -> dict[str, str]:
         "start": _("Início"),
         "blockDeleted": _("Bloco excluído. “Desfazer” (Ctrl+Z) o traz de volta."),
         "addNext": _("Adicionar o próximo bloco por esta saída"),
+        "editTriggers": _("Editar gatilhos"),
         "triggers": trigger_messages(),
     }
 
