@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 
-from editor.app import get_engine, get_service
+from editor.app import get_engine, get_service, get_settings
 from editor.auth import require_role, token_required
 from editor.openapi import (
     FLOW,
@@ -33,11 +33,12 @@ from editor.openapi import (
     operation,
     request_validator,
 )
+from editor.ops import handle_inbound, inbound_request
+from engine import reports
 from engine.clean import clean
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
-from engine.i18n import normalize_lang
-from engine.service import report_summary
+from engine.i18n import N_, gettext, normalize_lang
 from schemas import FlowDocumentError, load_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -52,55 +53,30 @@ _DIGITS = re.compile(r"^\+?\d{1,30}$")
 
 admin_only = require_role("admin")
 
-_MESSAGES = {
-    "pt": {
-        "empty_body": "O pedido precisa de um corpo JSON.",
-        "not_json": "O corpo do pedido não é JSON válido: {error}.",
-        "media_type": "Envie o corpo como JSON (Content-Type: application/json), não {mimetype}.",
-        "invalid_body": "O corpo do pedido tem {count} problema(s).",
-        "bad_text": "Texto com caractere não permitido (NUL ou Unicode inválido).",
-        "bad_number": "Número não permitido (NaN ou infinito).",
-        "required": "Campo obrigatório.",
-        "unknown_field": "Campo desconhecido.",
-        "type": "Tipo errado: esperado {expected}.",
-        "min_length": "Não pode ficar vazio.",
-        "max_length": "No máximo {limit} caracteres.",
-        "blank": "Não pode ficar em branco.",
-        "enum": "Use um destes valores: {allowed}.",
-        "minimum": "O menor valor aceito é {limit}.",
-        "maximum": "O maior valor aceito é {limit}.",
-        "bad_parameter": "Parâmetro inválido: {name}.",
-        "bad_limit": "Use um número inteiro a partir de 1 (acima de 200 vale 200).",
-        "bad_status": "Use open ou concluded.",
-        "bad_cursor": "Cursor inválido: use o next_cursor da página anterior.",
-        "bad_date": "Data inválida: use AAAA-MM-DD (entre 1970 e 9999).",
-        "date_order": "A data final (to) vem antes da inicial (from).",
-        "flow_not_found": "O fluxo \"{flow_id}\" não existe.",
-    },
-    "en": {
-        "empty_body": "The request needs a JSON body.",
-        "not_json": "The request body is not valid JSON: {error}.",
-        "media_type": "Send the body as JSON (Content-Type: application/json), not {mimetype}.",
-        "invalid_body": "The request body has {count} problem(s).",
-        "bad_text": "Text with a character that is not allowed (NUL or invalid Unicode).",
-        "bad_number": "Number not allowed (NaN or infinity).",
-        "required": "Required field.",
-        "unknown_field": "Unknown field.",
-        "type": "Wrong type: expected {expected}.",
-        "min_length": "Cannot be empty.",
-        "max_length": "At most {limit} characters.",
-        "blank": "Cannot be blank.",
-        "enum": "Use one of: {allowed}.",
-        "minimum": "The smallest value allowed is {limit}.",
-        "maximum": "The largest value allowed is {limit}.",
-        "bad_parameter": "Invalid parameter: {name}.",
-        "bad_limit": "Use a whole number from 1 up (over 200 counts as 200).",
-        "bad_status": "Use open or concluded.",
-        "bad_cursor": "Invalid cursor: use next_cursor from the previous page.",
-        "bad_date": "Invalid date: use YYYY-MM-DD (between 1970 and 9999).",
-        "date_order": "The end date (to) is before the start date (from).",
-        "flow_not_found": "Flow \"{flow_id}\" does not exist.",
-    },
+# The API's own messages (pt-BR ids; English in the one catalog, editor/translations).
+MESSAGES = {
+    "empty_body": N_("O pedido precisa de um corpo JSON."),
+    "not_json": N_("O corpo do pedido não é JSON válido: %(error)s."),
+    "media_type": N_("Envie o corpo como JSON (Content-Type: application/json), não %(mimetype)s."),
+    "invalid_body": N_("O corpo do pedido tem %(count)s problema(s)."),
+    "bad_text": N_("Texto com caractere não permitido (NUL ou Unicode inválido)."),
+    "bad_number": N_("Número não permitido (NaN ou infinito)."),
+    "required": N_("Campo obrigatório."),
+    "unknown_field": N_("Campo desconhecido."),
+    "type": N_("Tipo errado: esperado %(expected)s."),
+    "min_length": N_("Não pode ficar vazio."),
+    "max_length": N_("No máximo %(limit)s caracteres."),
+    "blank": N_("Não pode ficar em branco."),
+    "enum": N_("Use um destes valores: %(allowed)s."),
+    "minimum": N_("O menor valor aceito é %(limit)s."),
+    "maximum": N_("O maior valor aceito é %(limit)s."),
+    "bad_parameter": N_("Parâmetro inválido: %(name)s."),
+    "bad_limit": N_("Use um número inteiro a partir de 1 (acima de 200 vale 200)."),
+    "bad_status": N_("Use open ou concluded."),
+    "bad_cursor": N_("Cursor inválido: use o next_cursor da página anterior."),
+    "bad_date": N_("Data inválida: use AAAA-MM-DD (entre 1970 e 9999)."),
+    "date_order": N_("A data final (to) vem antes da inicial (from)."),
+    "flow_not_found": N_("O fluxo \"%(flow_id)s\" não existe."),
 }
 
 
@@ -116,7 +92,7 @@ def _lang() -> str:
 
 
 def _msg(key: str, **params) -> str:
-    return _MESSAGES[_lang()][key].format(**params)
+    return gettext(MESSAGES[key], _lang(), **params)
 
 
 def _actor() -> str:
@@ -351,7 +327,6 @@ def _authenticate():
 
 # ---------------------------------------------------------------------- parameters
 
-FLOW_ERRORS = (400, 404)
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
              "description": "The revision you edited, quoted (as in the ETag) or bare. "
                             "Missing: 428; not the latest: 409.",
@@ -441,12 +416,31 @@ def update_flow(flow_id: str):
 @admin_only
 @operation("Publish the latest draft, or roll back to an older version", tag="flows",
            body="publish", body_required=False, ok_schema="Published", errors=(403, 404, 409),
-           description="Lint errors → 422 with code flow_has_errors and the findings.")
+           description="Lint errors → 422 with code flow_has_errors and the findings. Then the "
+                       "draft's tests run: a failing one → 422 with code flow_tests_failed and "
+                       "one {path: tests/<name>, message} per failing test in details, unless "
+                       "{\"force\": true}. A rollback ({\"version\": N}) runs no tests "
+                        "and also copies that version into the draft.")
 def publish_flow(flow_id: str):
     flow_id = _flow_id(flow_id)
     body = json_body("publish", optional=True)
-    return jsonify(_flows().publish(flow_id, actor=_actor(), version=body.get("version"),
-                                    lang=_lang()))
+    published = _flows().publish(flow_id, actor=_actor(), version=body.get("version"),
+                                 lang=_lang(), force=bool(body.get("force")),
+                                 settings=get_settings())
+    return jsonify({"version": published["version"]})
+
+
+@bp.post("/flows/<flow_id>/tests/run")
+@admin_only
+@operation("Run the tests saved in the latest draft", tag="flows", ok_schema="TestRun",
+           errors=(403, 404),
+           description="On a private in-memory database with a simulated clock; HTTP requests "
+                       "are answered by each test's http_mocks only. Nothing is stored.")
+def run_flow_tests(flow_id: str):
+    from engine.flowtests import summary
+
+    results = _flows().run_tests(_flow_id(flow_id), lang=_lang(), settings=get_settings())
+    return jsonify(summary(results))
 
 
 @bp.get("/flows/<flow_id>/versions")
@@ -475,9 +469,9 @@ def delete_flow(flow_id: str):
                        "`channel` can only be `api` (422 otherwise): WhatsApp and web chat "
                        "messages come only through their own signed or cookie endpoints.")
 def inbound():
-    body = json_body("inbound")
-    return jsonify(get_service().handle_inbound(body.get("channel", "api"), body["contact"],
-                                                body["message"]))
+    with inbound_request("api"):  # a refused body counts as an invalid inbound message too
+        body = json_body("inbound")
+        return jsonify(handle_inbound(body.get("channel", "api"), body["contact"], body["message"]))
 
 
 # ---------------------------------------------------------------------- conversations
@@ -562,4 +556,4 @@ def report():
         date_from = max(FIRST_DAY, date_to - timedelta(days=REPORT_DAYS - 1))
     if date_to < date_from:
         raise _bad_parameter("to", "date_order")
-    return jsonify(report_summary(service, date_from, date_to))
+    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to))

@@ -28,6 +28,7 @@ from htmx_flask import Htmx
 from sqlalchemy import Engine, inspect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from engine import logs
 from engine.db import create_schema, default_url, make_engine
 from engine.settings import Settings, SettingsError
 
@@ -38,6 +39,7 @@ OPTIONAL_BLUEPRINTS = (
     ("api", "editor.api"),
     ("flows", "editor.flows_ui"),
     ("simulator", "editor.simulator"),
+    ("flowtests", "editor.flowtests_ui"),
     ("inbox", "editor.inbox"),
     ("reports", "editor.reports"),
     ("channels", "editor.channels"),
@@ -155,6 +157,8 @@ def create_app(config: dict | None = None) -> Flask:
     instance_path = config.get("PAPO_INSTANCE_PATH") or default_instance_path()
     app = Flask("editor", instance_path=str(Path(instance_path).resolve()))
     settings = _settings_from(config)
+    logs.configure(*logs.from_env({**os.environ, **{k: str(v) for k, v in config.items()
+                                                   if k.startswith("PAPO_LOG_")}}))
 
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -201,9 +205,10 @@ def create_app(config: dict | None = None) -> Flask:
             return
         csrf.protect(apply_exemptions=True)
 
-    from editor import auth, errors, i18n, security
+    from editor import auth, errors, i18n, ops, security
 
     security.init_app(app)
+    ops.init_app(app)
     i18n.init_app(app)
     auth.init_app(app)
     errors.init_app(app)

@@ -44,7 +44,7 @@ from flask_babel import gettext as _
 from flask_wtf.csrf import ValidationError, validate_csrf
 
 from engine import accounts
-from engine.errors import Forbidden, PapoError
+from engine.errors import Forbidden
 
 bp = Blueprint("auth", __name__)
 
@@ -53,10 +53,6 @@ SESSION_ROLE = "role"
 SESSION_LOGIN = "login"
 SESSION_GENERATION = "generation"
 HOME = "/inbox"
-
-
-class Unauthorized(PapoError):
-    status, code = 401, "unauthorized"
 
 
 # ------------------------------------------------------------------ login throttle

@@ -2,7 +2,8 @@
 
 ``GET /channels/whatsapp/webhook`` answers Meta's subscription handshake;
 ``POST /channels/whatsapp/webhook`` takes deliveries signed with the app secret and feeds
-each customer message to the same service as ``/api/v1/inbound``. The bot's replies are
+each customer message to the same service as ``/api/v1/inbound`` (``engine/whatsapp.py``
+reads a delivery, ``engine/whatsapp_inbound.py`` applies it). The bot's replies are
 queued in the outbox in that transaction; the worker sends them (``engine/outbox.py``).
 
 No session and no CSRF here (the app factory exempts ``/channels/``): the signature is
@@ -12,14 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from editor.app import get_service, get_settings
-from engine import whatsapp
+from editor.ops import observed_inbound
+from engine import metrics, whatsapp, whatsapp_inbound
 from engine.clean import clean
-from engine.errors import PapoError
 
 log = logging.getLogger("papo.channels")
 
@@ -51,44 +53,44 @@ def whatsapp_verify():
 
 @bp.post("/whatsapp/webhook")
 def whatsapp_receive():
-    """A signed delivery: customer messages go to the bot; failed-delivery statuses are logged."""
+    """A signed delivery: 200 once every part of it was handled (DESIGN §10.7).
+
+    Each message, change, status and error is handled on its own (``engine.whatsapp`` reads
+    them, ``engine.whatsapp_inbound`` stores them): a part that cannot be read is logged
+    and skipped, never refusing its siblings. Refused: a bad signature (403) and a body
+    that is not JSON (400), both logged with the reason; 503 when the database cannot be
+    reached, so Meta delivers again later.
+    """
     settings = get_settings()
     raw = request.get_data(cache=True)  # the exact bytes Meta signed
     if not settings.whatsapp_app_secret:
         log.warning("WhatsApp delivery refused: PAPO_WHATSAPP_APP_SECRET is not set")
         return _error(403, "forbidden", "Canal WhatsApp sem segredo do app configurado.")
-    if not whatsapp.verify_signature(settings.whatsapp_app_secret, raw,
-                                     request.headers.get("X-Hub-Signature-256")):
+    header = request.headers.get("X-Hub-Signature-256")
+    if not whatsapp.verify_signature(settings.whatsapp_app_secret, raw, header):
+        log.warning("WhatsApp delivery refused (403): %s, %d bytes from %s",
+                    "no X-Hub-Signature-256 header" if not header else
+                    "X-Hub-Signature-256 does not match the body and the app secret",
+                    len(raw), request.remote_addr)
+        metrics.webhook_signature_failure("whatsapp")
         return _error(403, "invalid_signature", "Assinatura X-Hub-Signature-256 ausente ou inválida.")
     try:
         # A third party's text: NUL removed, lone surrogates → U+FFFD (engine/clean.py).
         payload = clean(json.loads(raw.decode("utf-8")), drop_nul=True)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nested too deep: 400 too
+        log.warning("WhatsApp delivery refused (400): the signed body is not JSON: %s", str(exc)[:200])
         return _error(400, "bad_request", "O corpo não é JSON válido.",
                       [{"path": "$", "message": str(exc)[:200]}])
+    delivery = whatsapp.parse_delivery(payload, settings.whatsapp_phone_number_id)
     try:
-        delivery = whatsapp.parse_delivery(payload, settings.whatsapp_phone_number_id)
-    except whatsapp.WebhookPayloadError as exc:
-        return _error(400, "bad_request", "O corpo não é um webhook do WhatsApp Cloud API.",
-                      [{"path": exc.path, "message": exc.message}])
-
-    service = get_service()
-    for message in delivery.messages:
-        if message.reply_id:
-            with service.db.connect() as conn:
-                message = _with_text(message, whatsapp.full_reply_title(conn, message))
-        try:
-            service.handle_inbound("whatsapp", message.contact(), message.message())
-        except PapoError as exc:
-            # Retrying would fail the same way: log it and acknowledge the delivery.
-            log.warning("WhatsApp message %s not processed: %s", message.message_id, exc.message)
-    if delivery.statuses:
-        from engine.outbox import record_status
-
-        for status in delivery.statuses:
-            record_status(service, status)
+        receipt = whatsapp_inbound.receive(get_service(), delivery, inbound=observed_inbound)
+    except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
+        log.error("WhatsApp delivery not processed (503, Meta will retry): database unavailable: %s",
+                  str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+        response = _error(503, "unavailable", "Banco de dados indisponível; tente novamente.")
+        response.headers["Retry-After"] = "30"
+        return response
+    log.info("WhatsApp delivery: %d messages, %d changes, %d statuses; %d skipped, %d refused, "
+             "%d errors reported", receipt.messages, receipt.changes, receipt.statuses,
+             receipt.skipped, receipt.refused, receipt.errors)
     return jsonify({"ok": True})
-
-
-def _with_text(message: whatsapp.InboundMessage, text: str) -> whatsapp.InboundMessage:
-    return message if text == message.text else replace(message, text=text)

@@ -15,7 +15,8 @@ Routes (blueprint ``flows``)::
     GET|POST /flows/<id>/settings        the flow's name, description, priority, triggers
     POST /flows/<id>/import-draft        read an uploaded file to replace the draft
     GET  /flows/<id>/findings            "Validar": the linter's findings
-    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback)
+    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback: the
+                                         engine also puts it in the draft; "restored" result)
     GET  /flows/<id>/versions            version history with what changed
 
 The editor's JavaScript (``static/editor.js``) holds the document being edited and is
@@ -54,7 +55,8 @@ from markupsafe import Markup
 
 from blocks import REGISTRY
 from blocks.base import FAMILIES, BlockKind
-from editor.app import get_engine, render_page
+from editor import condition_form
+from editor.app import get_engine, get_settings, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
 from editor.security import query_int
@@ -117,6 +119,33 @@ def triggers_summary(triggers: list[dict], limit: int = 5) -> str:
     if default:
         shown = ", ".join(p for p in (shown, _("padrão (qualquer mensagem)")) if p)
     return shown or _("nenhum gatilho")
+
+
+def trigger_messages() -> dict[str, str]:
+    """The words of the header's trigger sentence (editor.js builds the same sentence)."""
+    return {"saysPrefix": _("Começa quando o cliente diz:"), "orDefault": _("ou por padrão"),
+            "onlyDefault": _("Começa com qualquer mensagem (fluxo padrão)"),
+            "none": _("Nenhum gatilho: este fluxo não começa sozinho"),
+            "contains": _("contém “%(value)s”"), "regex": _("expressão /%(value)s/")}
+
+
+def triggers_sentence(triggers: list[dict]) -> str:
+    """``Começa quando o cliente diz: oi, olá · ou por padrão`` — the editor's header."""
+    words = trigger_messages()
+    said = []
+    default = False
+    for trigger in triggers or []:
+        if trigger.get("type") == "default":
+            default = True
+        elif trigger.get("match") == "contains":
+            said.append(words["contains"].replace("%(value)s", str(trigger.get("value", ""))))
+        elif trigger.get("match") == "regex":
+            said.append(words["regex"].replace("%(value)s", str(trigger.get("value", ""))))
+        else:
+            said.append(str(trigger.get("value", "")))
+    if said:
+        return f"{words['saysPrefix']} {', '.join(said)}" + (f" · {words['orDefault']}" if default else "")
+    return words["onlyDefault"] if default else words["none"]
 
 
 def _is_htmx() -> bool:
@@ -233,6 +262,31 @@ def ordered_json(value) -> Markup:
     return htmlsafe_json_dumps(value, dumps=json.dumps)
 
 
+@bp.app_template_global("rule_views")
+def _rule_views(rules):
+    return condition_form.rule_views(rules)
+
+
+@bp.app_template_global("new_rule_view")
+def _new_rule_view(port: str = ""):
+    return condition_form.new_rule_view(port)
+
+
+@bp.app_template_global("condition_variables")
+def _condition_variables(variables):
+    return condition_form.variable_choices(list(variables))
+
+
+@bp.app_template_global("operator_labels")
+def _operator_labels():
+    return condition_form.operator_labels()
+
+
+@bp.app_template_global("rule_text")
+def _rule_text(when):
+    return condition_form.describe_rule(when)
+
+
 @bp.app_template_filter("pretty_json")
 def pretty_json(value) -> str:
     if value is None or isinstance(value, Undefined):
@@ -271,16 +325,15 @@ def _translator():
 
 
 def port_labels(block: dict) -> dict[str, str]:
-    """A readable name for each out port of ``block`` (option labels for choices)."""
-    data = block.get("data") or {}
-    _ = _translator()  # still spelled _() so that the catalog extraction finds the texts
-    labels = {"next": _("Em seguida"), "answered": _("Respondida"),
-              "invalid": _("Resposta inválida"), "timeout": _("Sem resposta"),
-              "else": _("Senão"), "ok": _("Sucesso"), "error": _("Erro")}
-    for option in data.get("options") or []:
-        if isinstance(option, dict) and "id" in option:
-            labels[option["id"]] = option.get("label") or option["id"]
-    return labels
+    """A readable name for each out port of ``block``, as its kind names them (option
+    labels for choices); ports it does not name show their id."""
+    kind = REGISTRY.get(block.get("type"))
+    if kind is None:
+        return {}
+    try:
+        return kind.port_labels(_translator(), block.get("data") or {})
+    except (KeyError, TypeError, AttributeError):  # a draft mid-edit
+        return {}
 
 
 def block_ports(block: dict) -> list[str]:
@@ -314,35 +367,20 @@ def card_payload(block: dict) -> dict:
 
 def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
     """Variables blocks of ``doc`` save (for the variable picker), plus ``contact.name``."""
-    from engine.lint import _set_vars  # the one place that knows which field saves what
+    from engine.lint import variables_saved_by  # the one place that knows which field saves what
 
     names: set[str] = set()
     for block in doc.get("blocks", []):
         if block.get("id") != exclude:
-            names |= _set_vars(block)
+            names |= variables_saved_by(block)
     return ["contact.name", *sorted(names)]
 
 
 def new_block_data(kind: BlockKind, flow_id: str) -> dict:
-    """Data for a block dropped from the palette: valid, so the draft saves at once."""
-    presets = {
-        "message": {"text": _("Nova mensagem")},
-        "question": {"text": _("Qual opção você prefere?"), "input": "choice",
-                     "options": [{"id": "o1", "label": _("Opção 1")},
-                                 {"id": "o2", "label": _("Opção 2")}],
-                     "save_as": "resposta"},
-        "condition": {"rules": [{"port": "sim", "when": {"==": [{"var": "resposta"}, _("Opção 1")]}}]},
-        "set_variable": {"name": "variavel", "value": ""},
-        "wait": {"seconds": 60},
-        "http_request": {"method": "GET", "url": "https://example.com/"},
-        "add_tag": {"tag": _("etiqueta")},
-        "remove_tag": {"tag": _("etiqueta")},
-        "jump": {"flow_id": flow_id},
-        "open_conversation": {},
-        "conclude_conversation": {},
-    }
-    if kind.type in presets:
-        return copy.deepcopy(presets[kind.type])
+    """Data for a block dropped from the palette (its kind's preset): valid, so the draft
+    saves at once."""
+    if kind.preset is not None:
+        return copy.deepcopy(kind.preset(_translator(), flow_id))
     return _defaults_from_schema(kind.data_schema)
 
 
@@ -366,19 +404,34 @@ def _defaults_from_schema(schema: dict) -> dict:
     return data
 
 
+def extra_presets() -> list[dict]:
+    """Palette items beyond one per kind: a kind preconfigured for a common job (its
+    kind's ``variants``)."""
+    translate = _translator()
+    return [{**variant, "type": kind.type} for kind in REGISTRY.values()
+            for variant in kind.variants(translate)]
+
+
 def palette(flow_id: str) -> list[dict]:
-    """The palette: families in order, each with its kinds and a template card."""
+    """The palette: families in order, each with its kinds and a template card.
+
+    An item's ``key`` names it in the page (``data-kind``); ``type`` is the block kind it
+    adds (the key is the kind's type, or a preset's own key such as ``csat``).
+    """
     groups = []
+    presets = extra_presets()
     for family in FAMILIES:
         items = []
         for kind in REGISTRY.values():
             if kind.family != family:
                 continue
-            data = new_block_data(kind, flow_id)
-            block = {"id": "novo", "type": kind.type, "data": data}
-            items.append({"type": kind.type, "label": kind_label(kind), "data": data,
-                          "card": render_card(block), "ports": block_ports(block),
-                          "family": kind.family})
+            entries = [{"key": kind.type, "label": kind_label(kind), "data": new_block_data(kind, flow_id)}]
+            entries += [p for p in presets if p["type"] == kind.type]
+            for entry in entries:
+                block = {"id": "novo", "type": kind.type, "data": entry["data"]}
+                items.append({"key": entry["key"], "type": kind.type, "label": entry["label"],
+                              "data": entry["data"], "card": render_card(block),
+                              "ports": block_ports(block), "family": kind.family})
         if items:
             groups.append({"family": family, "label": family_label(family), "kinds": items})
     return groups
@@ -426,10 +479,14 @@ def parse_block_form(kind: BlockKind, form) -> tuple[dict, dict[str, str], dict[
     data: dict[str, Any] = {}
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
+    builders = set(form.getlist("_builder"))
     for name in listed:
         prop = props[name]
         kind_of = prop.get("type")
-        if kind_of == "array" and prop.get("items", {}).get("type") == "object":
+        if name in builders:  # a condition's rules, from the builder's rows (or raw JSON)
+            data[name], values[name], rule_errors = condition_form.read_rules(form)
+            errors.update(rule_errors)
+        elif kind_of == "array" and prop.get("items", {}).get("type") == "object":
             item_props = prop["items"].get("properties", {})
             rows = _rows(form, name, list(item_props))
             taken = {r.get("id", "") for r in rows}
@@ -466,6 +523,9 @@ def parse_block_form(kind: BlockKind, form) -> tuple[dict, dict[str, str], dict[
             mapping = {p["key"].strip(): p["value"] for p in pairs if p["key"].strip()}
             if mapping or name in required:
                 data[name] = mapping
+        elif kind_of == "boolean":
+            if form.get(name):  # a checkbox: present when checked
+                data[name] = True
         elif kind_of in ("integer", "number"):
             raw = (form.get(name) or "").strip()
             if not raw:
@@ -500,7 +560,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     Fields the schema forbids in the current configuration (a question's options when
     the answer is not a choice) are dropped rather than reported.
     """
-    from schemas import _schema_problem  # the flow document's messages, in pt or en
+    from schemas import field_message  # the flow document's wording, in pt or en
 
     validator = Draft202012Validator(schema)
     lang = current_lang()
@@ -523,7 +583,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
                 messages.setdefault(key or "_", _("Preencha este campo."))
                 continue
             key = ".".join(path) or "_"
-            messages.setdefault(key, _schema_problem(leaf, {}, lang)["message"])
+            messages.setdefault(key, field_message(leaf, lang))
     return data, messages
 
 
@@ -556,13 +616,13 @@ def block_connections(block: dict, doc: dict) -> list[dict]:
 
 def render_block_form(flow_id: str, block: dict, doc: dict, errors: dict | None = None,
                       values: dict | None = None, result: dict | None = None,
-                      saved: bool = False) -> str:
+                      saved: bool = False, notice: str | None = None) -> str:
     kind = REGISTRY[block["type"]]
     data = block.get("data") or {}
     variables = saved_variables(doc, exclude=block["id"])
     fields = Markup(_block_template(kind, "form.html").render(
         block=block, data=data, values=values or {}, errors=errors or {}, kind=kind,
-        schema=kind.data_schema, variables=variables, flow_id=flow_id,
+        schema=kind.data_schema, variables=variables, flow_id=flow_id, notice=notice,
         flow_ids=sorted(repository().flow_index())))
     # After a valid POST the page saves, then asks for the form again: only then do the
     # connections below match the saved document.
@@ -594,7 +654,9 @@ def index():
 def _starter_document(flow_id: str, name: str) -> dict:
     return {
         "schema_version": CURRENT_VERSION, "id": flow_id, "name": name, "description": "",
-        "priority": 0, "triggers": [], "start": "b1",
+        "priority": 0, "start": "b1",
+        # Customers can start it at once by writing its name; the header shows it.
+        "triggers": [{"type": "keyword", "match": "exact", "value": name.lower()[:200]}],
         "blocks": [{"id": "b1", "type": "message", "position": dict(START_POSITION),
                     "data": {"text": _("Olá, {{ contact.name }}! 👋")}}],
         "edges": [],
@@ -774,6 +836,9 @@ def editor_messages() -> dict[str, str]:
         "nothingToRedo": _("Nada para refazer."),
         "brokenRemoved": _("Ligações quebradas removidas."),
         "start": _("Início"),
+        "blockDeleted": _("Bloco excluído. “Desfazer” (Ctrl+Z) o traz de volta."),
+        "addNext": _("Adicionar o próximo bloco por esta saída"),
+        "triggers": trigger_messages(),
     }
 
 
@@ -788,10 +853,11 @@ def edit(flow_id: str):
         "flowId": flow_id,
         "doc": doc,
         "revision": draft["revision"],
+        "blockNumberMark": block_number_mark(flow_id),
         "cards": cards,
         "findings": draft.get("findings") or [],
-        "palette": {k["type"]: {"data": k["data"], "html": k["card"], "ports": k["ports"],
-                                "family": k["family"]}
+        "palette": {k["key"]: {"type": k["type"], "data": k["data"], "html": k["card"],
+                               "ports": k["ports"], "family": k["family"]}
                     for g in groups for k in g["kinds"]},
         "messages": editor_messages(),
         "urls": {
@@ -805,7 +871,22 @@ def edit(flow_id: str):
         },
     }
     return render_template("flows/edit.html", flow=draft, flow_id=flow_id, doc=doc, boot=boot,
-                           palette=groups)
+                           palette=groups, differs=draft_differs(flow_id, doc),
+                           triggers_text=triggers_sentence(doc.get("triggers") or []))
+
+
+def block_number_mark(flow_id: str) -> int:
+    """The highest ``b<n>`` block number this flow ever used (new blocks go above it).
+
+    Kept per process and flow; each call reads only the revisions saved since."""
+    marks = current_app.extensions.setdefault("papo_block_marks", {})
+    highest, revision = marks.get(flow_id, (0, 0))
+    found, last = repository().block_number_mark(flow_id, after_revision=revision)
+    if last < revision:  # the flow was deleted and created again: start over
+        found, last = repository().block_number_mark(flow_id)
+        highest = 0
+    marks[flow_id] = (max(highest, found), last)
+    return marks[flow_id][0]
 
 
 def _json_error(status: int, code: str, message: str, **extra):
@@ -833,7 +914,8 @@ def save_draft(flow_id: str):
                            details=problems)
     except PapoError as exc:
         return _json_error(exc.status, exc.code, exc.message, details=exc.details or [])
-    response = jsonify({"revision": result["revision"], "findings": result["findings"]})
+    response = jsonify({"revision": result["revision"], "findings": result["findings"],
+                        "unpublished": draft_differs(flow_id, repository().get(flow_id, lang)[0])})
     response.headers["ETag"] = f'"{result["revision"]}"'
     # validate + lint + store, for the browser's devtools and bench/editor.py
     response.headers["Server-Timing"] = f"save;dur={(time.perf_counter() - started) * 1000:.1f}"
@@ -865,6 +947,14 @@ def block_form(flow_id: str, block_id: str):
     if kind is None:
         abort(400)
     doc = repository().get(flow_id, current_lang())[0]
+    if condition_form.is_preview(request.form):
+        # "Adicionar condição", "Adicionar regra", builder ⇄ advanced: the form again, as
+        # the person left it plus the change; nothing is validated or saved yet.
+        data, values, _errors = parse_block_form(kind, request.form)
+        views, notice = condition_form.apply_preview(request.form, values.get("rules") or [])
+        block = {"id": block_id, "type": kind.type, "data": data}
+        return render_block_form(flow_id, block, doc, values={**values, "rules": views},
+                                 notice=notice)
     data, values, errors = validate_block_form(kind, request.form)
     block = {"id": block_id, "type": kind.type, "data": data}
     if errors:
@@ -955,10 +1045,7 @@ def import_draft(flow_id: str):
     renamed_from = None
     if doc["id"] != flow_id:
         renamed_from, doc["id"] = doc["id"], flow_id
-    from engine.lint import lint
-
-    index = repository().flow_index()
-    findings = lint(doc, flows=index, lang=lang)
+    findings = repository().lint(doc, lang)
     cards = {b["id"]: card_payload(b) for b in doc["blocks"]}
     result = {"action": "replace", "doc": doc, "cards": cards}
     return render_template("flows/_import_draft.html", problems=[], findings=findings,
@@ -969,11 +1056,9 @@ def import_draft(flow_id: str):
 @admin_required
 def findings(flow_id: str):
     """"Validar": lint the latest draft now (jump targets may have changed since saving)."""
-    from engine.lint import lint
-
     lang = current_lang()
-    doc = repository().get(flow_id, lang)[0]
-    found = lint(doc, flows=repository().flow_index(), lang=lang)
+    repo = repository()
+    found = repo.lint(repo.get(flow_id, lang)[0], lang)
     return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
                            checked=True)
 
@@ -981,19 +1066,79 @@ def findings(flow_id: str):
 @bp.post("/flows/<flow_id>/publish")
 @admin_required
 def publish(flow_id: str):
+    """Publish the draft, or ``version`` (which also becomes the draft again).
+
+    With warnings and without ``confirm``, nothing is published: the warnings are shown
+    with "Publicar mesmo assim" (a second POST with ``confirm=1``).
+    """
+    from engine.lint import lint
+
     lang = current_lang()
     version = query_int("version", minimum=1, maximum=MAX_VERSION, source=request.form)
     repo = repository()
+    if not request.form.get("confirm"):
+        doc = repo.published(flow_id, version)[0] if version else repo.get(flow_id, lang)[0]
+        found = lint(doc, flows=repo.flow_index(), lang=lang)
+        if found and not any(f.get("level") == "error" for f in found):
+            return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
+                                   checked=True, confirm_publish=True, version=version)
     try:
-        result = repo.publish(flow_id, actor=actor(), version=version, lang=lang)
+        result = repo.publish(flow_id, actor=actor(), version=version, lang=lang,
+                              force=request.form.get("force") == "1", settings=get_settings())
     except Invalid as exc:
+        if exc.code == "flow_tests_failed":
+            from editor.flowtests_ui import publish_refused
+
+            return publish_refused(flow_id, exc)
         if exc.code != "flow_has_errors":
             raise
         return _with_status(make_response(render_template(
             "flows/_findings.html", findings=exc.extra.get("findings", []), flow_id=flow_id,
             checked=True, publish_refused=exc.message)), 422)
+    # The engine put the version in the draft too (a new revision): the page adopts that
+    # document and revision instead of saving one of its own.
+    restored = _restored_result(flow_id, version) if version else None
     return render_template("flows/_versions.html", **_versions_context(
-        flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True)
+        flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True,
+        restored=restored)
+
+
+def _restored_result(flow_id: str, version: int) -> dict:
+    """``{"action": "restored", "doc", "revision", "cards", "findings", "version"}``: the
+    draft the server just replaced (rollback), for the page to show and build on."""
+    draft = repository().draft(flow_id, current_lang())
+    doc = draft["document"]
+    return {"action": "restored", "doc": doc, "revision": draft["revision"], "version": version,
+            "findings": draft.get("findings") or [],
+            "cards": {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}}
+
+
+def version_result(flow_id: str, version: int) -> dict:
+    """What the page applies to put published ``version`` into the draft (it saves it as
+    a new revision, so undo brings the previous draft back)."""
+    found = repository().published(flow_id, version)
+    if found is None:
+        raise NotFound(_("A versão %(n)d não existe.", n=version))
+    doc = copy.deepcopy(found[0])
+    doc["id"] = flow_id
+    cards = {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}
+    return {"action": "replace", "doc": doc, "cards": cards, "version": version}
+
+
+@bp.get("/flows/<flow_id>/versions/<int:version>/draft")
+@admin_required
+def restore_version(flow_id: str, version: int):
+    """"Restaurar no rascunho": the versions panel again, carrying the version for the page
+    to load into the canvas and save as the draft."""
+    repository().draft(flow_id, current_lang())  # 404 for an unknown flow
+    return render_template("flows/_versions.html", **_versions_context(flow_id),
+                           restored=version_result(flow_id, version))
+
+
+def draft_differs(flow_id: str, doc: dict) -> bool:
+    """True when ``doc`` (the draft) is not what is published (False if nothing is)."""
+    published = repository().published(flow_id)
+    return published is not None and published[0] != doc
 
 
 def _versions_context(flow_id: str, **extra) -> dict:
@@ -1018,6 +1163,7 @@ def _versions_context(flow_id: str, **extra) -> dict:
     published_doc = documents.get(draft["published_version"]) if draft["published_version"] else None
     unpublished = describe_diff(flow_diff(published_doc, draft["document"])) if published_doc else None
     return {"flow_id": flow_id, "flow": draft, "versions": rows, "unpublished": unpublished,
+            "differs": published_doc is not None and published_doc != draft["document"],
             **extra}
 
 

@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, get_locale
 
-LOCALES = ("pt_BR", "en")
 DEFAULT_LOCALE = "pt_BR"
 TRANSLATIONS = Path(__file__).with_name("translations")
 SESSION_KEY = "lang"
@@ -113,7 +112,9 @@ def update_catalog() -> None:
     """Extract every marked string, merge into the English catalog and compile it."""
     root = Path(__file__).resolve().parent.parent
     pot = TRANSLATIONS / "messages.pot"
-    sources = [str(root / "editor")] + ([str(root / "blocks")] if (root / "blocks").is_dir() else [])
+    # The engine's and the schemas' messages (``N_``-marked, engine/i18n.py) share the catalog.
+    sources = [str(root / name) for name in ("editor", "blocks", "engine", "schemas")
+               if (root / name).is_dir()]
     _run_pybabel("extract", "-F", str(Path(__file__).with_name("babel.cfg")), "--no-location",
                  "--sort-output", "-k", "lazy_gettext", "-k", "_l", "-o", str(pot), *sources)
     po = TRANSLATIONS / "en" / "LC_MESSAGES" / "messages.po"

@@ -22,9 +22,9 @@ Routes (blueprint ``inbox``), one URL per thing, full page or fragment (htmx)::
 Every action goes through ``engine.service.Service`` (the same state machine as the
 API). Live updates are htmx polling with a change marker; see docs/INBOX.md.
 
-The read model below (previews, unread marks, filtered counts, change markers,
-timeline with exact timestamps) reads tables the service writes; it never changes a
-conversation except for ``conversations.last_read_at`` (the shared read mark).
+The read model (previews, unread marks, filtered counts, change markers, timeline with
+exact timestamps) is ``engine.queries``; it never changes a conversation except for
+``conversations.last_read_at`` (the shared read mark, ``queries.mark_read``).
 """
 from __future__ import annotations
 
@@ -43,17 +43,14 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
 
-from blocks.text import normalize
+from blocks import timer_kinds
 from editor.app import get_engine, get_service, render_page
 from editor.auth import current_user, login_required
 from editor.security import query_int
-from engine import accounts
+from engine import accounts, queries
 from engine import conversation as machine
 from engine.errors import Invalid, NotFound
-from engine.service import TEST_CHANNEL
-from engine.store import activity, conversation_assignees, conversations, messages, timers
 
 bp = Blueprint("inbox", __name__)
 
@@ -151,117 +148,15 @@ def _parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def _stamp(value: datetime | None) -> str:
-    value = _aware(value)
-    return str(int(value.timestamp() * 1_000_000)) if value else "0"
-
-
 def list_marker(db) -> str:
-    """Changes whenever any conversation, message, transition or read mark changes.
-
-    ``updated_at`` moves on every write the service makes (messages, transitions, bot
-    steps); ``last_read_at`` on every read mark; the highest id on a new conversation.
-    Three index probes: cheap enough to poll every 2 s at a million conversations.
-    """
-    with db.connect() as conn:
-        row = conn.execute(select(func.max(conversations.c.id), func.max(conversations.c.updated_at),
-                                  func.max(conversations.c.last_read_at))).one()
-    return f"{row[0]}.{_stamp(row[1])}.{_stamp(row[2])}"
-
-
-def conversation_marker(db, conversation_id: int) -> str | None:
-    """Changes whenever this conversation changes (the service bumps ``version`` on every
-    write) or one of its timers is fired or cancelled. None: no such conversation."""
-    pending = (select(func.count()).select_from(timers)
-               .where(timers.c.conversation_id == conversation_id, timers.c.status == "pending")
-               .scalar_subquery())
-    with db.connect() as conn:
-        row = conn.execute(select(conversations.c.version, pending).where(
-            conversations.c.id == conversation_id)).first()
-    return None if row is None else f"{row[0]}.{row[1]}"
-
-
-def previews(db, ids: list[int]) -> dict[int, dict]:
-    """The newest message of each conversation, and whether it has unread customer text."""
-    if not ids:
-        return {}
-    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids))
-              .group_by(messages.c.conversation_id))
-    last_in = (select(messages.c.conversation_id, func.max(messages.c.at).label("at"))
-               .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in")
-               .group_by(messages.c.conversation_id))
-    with db.connect() as conn:
-        rows = conn.execute(select(messages.c.conversation_id, messages.c.direction,
-                                   messages.c.author, messages.c.text, messages.c.at)
-                            .where(messages.c.id.in_(newest))).mappings().all()
-        inbound = {r.conversation_id: _aware(r.at) for r in conn.execute(last_in)}
-        read = {r.id: _aware(r.last_read_at) for r in conn.execute(
-            select(conversations.c.id, conversations.c.last_read_at)
-            .where(conversations.c.id.in_(ids)))}
-    out: dict[int, dict] = {cid: {"message": None, "unread": False} for cid in ids}
-    for row in rows:
-        out[row["conversation_id"]]["message"] = {
-            "direction": row["direction"], "author": row["author"], "text": row["text"],
-            "at": _aware(row["at"])}
-    for cid, at in inbound.items():
-        seen = read.get(cid)
-        out[cid]["unread"] = seen is None or at > seen
-    return out
+    """The inbox list's change marker (``engine.queries.list_marker``)."""
+    return queries.list_marker(db)
 
 
 def status_counts(db, filters: Filters, me: str) -> dict[str, int]:
-    """Conversations per status under the list's other filters (the tab counts).
-
-    The same conditions as ``Service.list_conversations``.
-    """
-    query = (select(conversations.c.status, func.count())
-             .where(conversations.c.channel != TEST_CHANNEL))
-    if filters.q:
-        query = query.where(conversations.c.name_norm.contains(normalize(filters.q), autoescape=True))
-    login = filters.assignee_login(me)
-    if login:
-        query = query.where(conversations.c.id.in_(
-            select(conversation_assignees.c.conversation_id)
-            .where(conversation_assignees.c.login == login)))
-    if filters.unassigned:
-        query = query.where(~conversations.c.id.in_(
-            select(conversation_assignees.c.conversation_id)))
-    with db.connect() as conn:
-        rows = conn.execute(query.group_by(conversations.c.status)).all()
-    counts = {status: 0 for status in machine.STATUSES}
-    counts.update({status: n for status, n in rows if status in counts})
-    return counts
-
-
-def timeline_rows(db, conversation_id: int) -> tuple[list[dict], list[dict], datetime | None]:
-    """Messages and activity with exact timestamps (the API rounds to seconds), and the
-    conversation's read mark."""
-    with db.connect() as conn:
-        msgs = [dict(r) for r in conn.execute(
-            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
-                   messages.c.buttons, messages.c.at)
-            .where(messages.c.conversation_id == conversation_id)
-            .order_by(messages.c.id)).mappings()]
-        acts = [dict(r) for r in conn.execute(
-            select(activity.c.id, activity.c.actor, activity.c.action, activity.c.from_status,
-                   activity.c.to_status, activity.c.detail, activity.c.at)
-            .where(activity.c.conversation_id == conversation_id)
-            .order_by(activity.c.id)).mappings()]
-        read_at = conn.execute(select(conversations.c.last_read_at).where(
-            conversations.c.id == conversation_id)).scalar()
-    for row in msgs + acts:
-        row["at"] = _aware(row["at"])
-    return msgs, acts, _aware(read_at)
-
-
-def mark_read(db, conversation_id: int, now: float) -> None:
-    """Move the conversation's (single, shared) read mark to ``now``."""
-    moment = datetime.fromtimestamp(now, UTC)
-    with db.begin() as conn:
-        conn.execute(update(conversations).where(
-            conversations.c.id == conversation_id,
-            (conversations.c.last_read_at.is_(None)) | (conversations.c.last_read_at < moment),
-        ).values(last_read_at=moment))
+    """Conversations per status under the list's other filters (the tab counts)."""
+    return queries.status_counts(db, q=filters.q or None, assignee=filters.assignee_login(me),
+                                 unassigned=filters.unassigned)
 
 
 # ---------------------------------------------------------------------------- wording
@@ -395,8 +290,11 @@ def driver(conv: dict) -> dict:
 
 
 def timer_label(kind: str) -> str:
-    return {"wait": _("Espera do fluxo"), "question_timeout": _("Prazo da pergunta"),
-            "auto_conclude": _("Conclusão automática por inatividade")}.get(kind, kind)
+    """What people call a pending timer: a block's (from its kind) or the service's own."""
+    if kind == "auto_conclude":
+        return _("Conclusão automática por inatividade")
+    found = timer_kinds().get(kind)
+    return _(found.label) if found else kind
 
 
 # ---------------------------------------------------------------------------- views
@@ -429,7 +327,7 @@ def _list_context(filters: Filters, selected: int | None = None) -> dict:
         status=filters.status, q=filters.q or None, assignee=filters.assignee_login(me),
         limit=filters.limit, unassigned=filters.unassigned)
     items = page["items"]
-    extra = previews(db, [c["id"] for c in items])
+    extra = queries.previews(db, [c["id"] for c in items])
     rows = []
     for conv in items:
         info = extra.get(conv["id"], {})
@@ -449,18 +347,18 @@ def _list_context(filters: Filters, selected: int | None = None) -> dict:
 
 def _conversation_context(conversation_id: int, notice: dict | None = None) -> dict:
     db = get_engine()
-    marker = conversation_marker(db, conversation_id)
+    marker = queries.conversation_marker(db, conversation_id)
     try:
         conv = get_service().get_conversation(conversation_id, include_test=False)
     except NotFound:
         raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
     names = user_names()
-    msgs, acts, read_at = timeline_rows(db, conversation_id)
+    msgs, acts, read_at = queries.timeline_rows(db, conversation_id)
     conv["assignee_names"] = [who(login, names) for login in conv["assignees"]]
     newest_in = max((m["at"] for m in msgs if m["direction"] == "in"), default=None)
     if newest_in is not None and (read_at is None or newest_in > read_at):
         # Shown to an agent now: read for everyone (the shared read mark).
-        mark_read(db, conversation_id, max(get_service().clock(), newest_in.timestamp()))
+        queries.mark_read(db, conversation_id, max(get_service().clock(), newest_in.timestamp()))
     users = accounts.list_users(db)
     return {
         "conv": conv, "timeline": build_timeline(msgs, acts, names),
@@ -504,7 +402,7 @@ def show(conversation_id: int):
             response.headers["HX-Push-Url"] = filters.url(request.path)
     elif target == "conv-live":
         since = request.args.get("since")
-        if since and since == conversation_marker(db, conversation_id):
+        if since and since == queries.conversation_marker(db, conversation_id):
             return _no_change()
         try:
             ctx = _conversation_context(conversation_id)
@@ -570,7 +468,7 @@ def act(conversation_id: int, action: str):
     except NotFound:
         raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
     names = user_names()
-    _msgs, acts, _read = timeline_rows(get_engine(), conversation_id)
+    _msgs, acts, _read = queries.timeline_rows(get_engine(), conversation_id)
     would = machine.plan(action, fresh["status"], fresh["assignees"], me, user)
     try:
         service.act(conversation_id, action, me, user=user)

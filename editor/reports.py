@@ -8,7 +8,7 @@ Routes (blueprint ``reports``; agents and admins)::
     GET /reports.csv?from=&to=
         the per-day and per-agent figures as a CSV attachment
 
-The cards and the agent table are ``engine.service.report_summary`` itself, so the page
+The cards and the agent table are ``engine.reports.summary`` itself, so the page
 shows exactly what ``GET /api/v1/reports/summary`` answers for the same dates. The
 other figures read the same rows (conclusion activity entries, CSAT answers) with the
 same rules; see docs/REPORTS.md. Dates are UTC days, both ends included; without
@@ -18,24 +18,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, make_response, request
 from flask_babel import format_date, format_decimal, format_number, ngettext
 from flask_babel import gettext as _
-from sqlalchemy import and_, case, func, or_, select
 
 from editor.app import get_engine, get_service, get_settings, render_page
 from editor.auth import login_required
-from engine import conversation as machine
+from engine import queries
+from engine import reports as figures
 from engine.errors import PapoError
 from engine.flows import FlowRepository
-from engine.service import TEST_CHANNEL, funnel, report_summary
-from engine.store import activity, answers, conversations, users
 
 bp = Blueprint("reports", __name__)
 
@@ -43,9 +39,6 @@ REPORT_DAYS = 30  # the period when the dates are left out (the API's default to
 MAX_DAYS = 366  # one bar per day: longer periods would not be readable
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# Resolution-time buckets: (upper bound in seconds, label key).
-RESOLUTION_BUCKETS = ((5 * 60, "lt5m"), (15 * 60, "5_15m"), (60 * 60, "15_60m"),
-                      (4 * 3600, "1_4h"), (24 * 3600, "4_24h"), (math.inf, "gt1d"))
 
 
 class BadPeriod(PapoError):
@@ -84,116 +77,27 @@ def period(args, today: date) -> tuple[date, date]:
     return date_from, date_to
 
 
-def _bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(date_from, datetime.min.time(), UTC)
-    return start, datetime.combine(date_to, datetime.min.time(), UTC) + timedelta(days=1)
-
-
 def _today() -> date:
     return datetime.fromtimestamp(get_service().clock(), UTC).date()
 
 
 # ---------------------------------------------------------------------------- figures
 
-def _real(column):
-    """Rows of real conversations only (the simulator's channel is left out, as in the API)."""
-    return column.not_in(select(conversations.c.id).where(conversations.c.channel == TEST_CHANNEL))
-
-
-def _utc_day(column, dialect: str):
-    if dialect == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)  # SQLite keeps UTC text: "YYYY-MM-DD HH:MM:SS"
-
-
 def daily(engine, date_from: date, date_to: date) -> list[dict]:
-    """``[{"day", "opened", "concluded"}]`` for every day of the period (zeros included).
-
-    Opened = activity entries moving a conversation from concluded to open; concluded =
-    from open to concluded (exactly the entries ``report_summary`` counts).
-    """
-    start, end = _bounds(date_from, date_to)
-    day = _utc_day(activity.c.at, engine.dialect.name).label("day")
-    opening = and_(activity.c.to_status == machine.OPEN,
-                   or_(activity.c.from_status.is_(None), activity.c.from_status != machine.OPEN))
-    closing = and_(activity.c.to_status == machine.CONCLUDED, activity.c.from_status == machine.OPEN)
-    query = (select(day, activity.c.to_status, func.count())
-             .where(activity.c.at >= start, activity.c.at < end, or_(opening, closing),
-                    _real(activity.c.conversation_id))
-             .group_by(day, activity.c.to_status))
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    counts: dict[tuple[str, str], int] = {}
-    for found_day, status, n in rows:
-        key = found_day if isinstance(found_day, str) else found_day.isoformat()
-        counts[(key, status)] = counts.get((key, status), 0) + n
-    days = []
-    for offset in range((date_to - date_from).days + 1):
-        current = date_from + timedelta(days=offset)
-        iso_day = current.isoformat()
-        days.append({"day": current, "opened": counts.get((iso_day, machine.OPEN), 0),
-                     "concluded": counts.get((iso_day, machine.CONCLUDED), 0)})
-    return days
+    """``[{"day", "opened", "concluded"}]`` for every day of the period (``engine.reports.daily``)."""
+    return figures.daily(engine, date_from, date_to)
 
 
 def resolution_histogram(engine, date_from: date, date_to: date) -> list[dict]:
-    """Conclusions of the period per resolution-time bucket (the times the summary averages).
-
-    Counted in SQL from the one number each entry needs: decoding 36,000 JSON details in
-    Python took 400 ms on the 1,000,000-conversation benchmark.
-    """
-    start, end = _bounds(date_from, date_to)
-    seconds = activity.c.detail["resolution_s"].as_float()
-    bucket = case(*[(seconds < bound, key) for bound, key in RESOLUTION_BUCKETS[:-1]],
-                  else_=RESOLUTION_BUCKETS[-1][1]).label("bucket")
-    with engine.connect() as conn:
-        counts = dict(conn.execute(select(bucket, func.count()).where(
-            activity.c.to_status == machine.CONCLUDED, activity.c.from_status == machine.OPEN,
-            activity.c.at >= start, activity.c.at < end, seconds.is_not(None),
-            _real(activity.c.conversation_id)).group_by(bucket)).all())
+    """Conclusions per resolution-time bucket, labelled: ``[{"key", "label", "count"}]``."""
     labels = _bucket_labels()
-    return [{"key": key, "label": labels[key], "count": counts.get(key, 0)}
-            for _bound, key in RESOLUTION_BUCKETS]
+    return [{**bucket, "label": labels[bucket["key"]]}
+            for bucket in figures.resolution_histogram(engine, date_from, date_to)]
 
 
 def _bucket_labels() -> dict[str, str]:
     return {"lt5m": _("< 5 min"), "5_15m": _("5–15 min"), "15_60m": _("15–60 min"),
             "1_4h": _("1–4 h"), "4_24h": _("4–24 h"), "gt1d": _("> 1 dia")}
-
-
-def csat_score(value: str) -> int | None:
-    """A 1–5 integer answer, else None (the rule ``report_summary`` applies)."""
-    try:
-        score = json.loads(value) if not value.strip().isdigit() else int(value)
-    except ValueError:
-        return None
-    if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5:
-        return score
-    return None
-
-
-def csat_distribution(engine, variable: str, date_from: date, date_to: date) -> list[dict]:
-    """``[{"score": 1..5, "count"}]`` of the CSAT answers recorded in the period."""
-    start, end = _bounds(date_from, date_to)
-    with engine.connect() as conn:
-        values = conn.execute(select(answers.c.value, func.count()).where(
-            answers.c.name == variable, answers.c.at >= start, answers.c.at < end,
-            _real(answers.c.conversation_id)).group_by(answers.c.value)).all()
-    counts = Counter()
-    for value, n in values:
-        score = csat_score(value)
-        if score is not None:
-            counts[score] += n
-    return [{"score": score, "count": counts[score]} for score in range(1, 6)]
-
-
-def user_names(engine, logins) -> dict[str, str]:
-    logins = list(logins)
-    if not logins:
-        return {}
-    with engine.connect() as conn:
-        return {login: name or login for login, name in conn.execute(
-            select(users.c.login, users.c.name).where(users.c.login.in_(logins)))}
 
 
 # ---------------------------------------------------------------------------- funnel
@@ -225,7 +129,7 @@ def funnel_rows(service, repo: FlowRepository, flow_id: str) -> list[dict]:
     """Bars of one flow's funnel in flow order: ``[{"block_id","type","caption","runs","share"}]``."""
     found = repo.published(flow_id)
     doc = found[0] if found else repo.get(flow_id)[0]
-    counts = {row["block_id"]: row["runs"] for row in funnel(service, flow_id)}
+    counts = {row["block_id"]: row["runs"] for row in figures.funnel(service.db, flow_id)}
     blocks = {b["id"]: b for b in doc.get("blocks", [])}
     ids = flow_order(doc)
     ids += sorted(b for b in counts if b not in blocks)  # blocks of older versions
@@ -336,7 +240,7 @@ def _funnel_choice(repo: FlowRepository) -> tuple[list[dict], str | None]:
 
 def _context(date_from: date, date_to: date) -> dict:
     service, engine = get_service(), get_engine()
-    summary = report_summary(service, date_from, date_to)
+    summary = figures.summary(engine, get_settings().csat_variable, date_from, date_to)
     days = daily(engine, date_from, date_to)
     label_every = max(1, math.ceil(len(days) / 12))
     daily_chart = column_chart(
@@ -348,11 +252,11 @@ def _context(date_from: date, date_to: date) -> dict:
     resolution_chart = column_chart([b["label"] for b in histogram],
                                     [{"name": _("conversas"), "class": "bar-resolution",
                                       "values": [b["count"] for b in histogram]}], width=420, height=220)
-    csat = csat_distribution(engine, get_settings().csat_variable, date_from, date_to)
+    csat = figures.csat_distribution(engine, get_settings().csat_variable, date_from, date_to)
     csat_chart = column_chart([str(c["score"]) for c in csat],
                               [{"name": _("respostas"), "class": "bar-csat",
                                 "values": [c["count"] for c in csat]}], width=420, height=220)
-    names = user_names(engine, [a["user"] for a in summary["by_agent"]])
+    names = queries.display_names(engine, [a["user"] for a in summary["by_agent"]])
     repo = FlowRepository(engine)
     flows_list, flow_id = _funnel_choice(repo)
     funnel_data = funnel_rows(service, repo, flow_id) if flow_id else []
@@ -409,7 +313,7 @@ def index():
 @login_required
 def export_csv():
     date_from, date_to = period(request.args, _today())  # BadPeriod → the friendly 400 page
-    summary = report_summary(get_service(), date_from, date_to)
+    summary = figures.summary(get_engine(), get_settings().csat_variable, date_from, date_to)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([_("dia"), _("abertos"), _("concluídos")])

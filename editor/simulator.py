@@ -14,14 +14,16 @@ Routes (admins only, like the editor)::
 Every POST answers with the state fragment (``simulator/_state.html``) for htmx, or
 redirects to the page without JavaScript.
 
-No state lives in the process (DESIGN §4): the conversation is a real one in the app's
-database on the hidden ``test`` channel, run by the very same :class:`Service` as
-production with ``forced_flow_id`` (the flow's latest draft starts on the first message,
-whatever its triggers). What ties a browser to its test conversation is kept in the
-Flask session, per flow: the contact's external id, the simulated clock's offset from
-the real one (``Avançar tempo`` moves it forward) and the notes the chat shows between
-messages (status changes, time skipped). Two tabs of one session share a simulation;
-another user never sees it.
+The pane is the one simulator, :class:`engine.simulator.Simulation` (the one ``papo
+chat`` and the flow tests use), with a running clock. No state lives in the process
+(DESIGN §4): the conversation is a real one in the app's database on the hidden ``test``
+channel, run by the very same service as production with the flow's latest draft forced
+(it starts on the first message, whatever its triggers). What ties a browser to its
+test conversation is kept in the Flask session, per flow: the contact's external id,
+the simulated clock's offset from the real one (``Avançar tempo`` moves it forward) and
+the notes the chat shows between messages (status changes, time skipped); each request
+resumes the simulation from it. Two tabs of one session share a simulation; another
+user never sees it.
 """
 from __future__ import annotations
 
@@ -35,15 +37,16 @@ from datetime import UTC, datetime
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from editor.app import get_engine, get_settings, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
+from engine import queries
 from engine.errors import PapoError
 from engine.flows import FlowRepository
-from engine.service import TEST_CHANNEL, Service, epoch
-from engine.store import contacts, conversations, run_log
+from engine.moments import epoch
+from engine.service import TEST_CHANNEL
+from engine.simulator import Simulation
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,10 @@ MAX_PROBLEMS = 10  # run-log entries shown
 
 @dataclass
 class SessionSimulation:
-    """One browser session's test conversation with one flow.
+    """What a browser session remembers of its simulation of one flow.
 
-    The web counterpart of ``engine.simulator.Simulation`` (``papo chat``): the same
-    ideas, but kept between requests in the session instead of in one process.
+    :meth:`simulation` resumes the engine's :class:`Simulation` from it; after acting,
+    :meth:`keep` takes the clock back.
     """
 
     flow_id: str
@@ -75,17 +78,21 @@ class SessionSimulation:
     def now(self) -> float:
         return time.time() + self.offset
 
-    def service(self) -> Service:
-        return Service(get_engine(), get_settings(), clock=self.now, forced_flow_id=self.flow_id)
+    def simulation(self) -> Simulation:
+        """The engine's simulation of this flow's draft, as the current user."""
+        user = current_user()
+        return Simulation.resume({"flow_id": self.flow_id, "external_id": self.external_id,
+                                  "clock_offset": self.offset, "actor": user["login"],
+                                  "contact_name": user.get("name") or user["login"]},
+                                 db=get_engine(), settings=get_settings())
 
     def conversation_id(self) -> int | None:
         """The test conversation, once a message or an action created it."""
-        with get_engine().connect() as conn:
-            return conn.execute(
-                select(conversations.c.id)
-                .join(contacts, contacts.c.id == conversations.c.contact_id)
-                .where(contacts.c.channel == TEST_CHANNEL,
-                       contacts.c.external_id == self.external_id)).scalar()
+        found = queries.contact_conversation(get_engine(), TEST_CHANNEL, self.external_id)
+        return found["id"] if found else None
+
+    def keep(self, sim: Simulation) -> None:
+        self.offset = sim.clock_offset or 0.0
 
     def add_note(self, after: int, kind: str, value) -> None:
         self.notes.append([after, kind, value])
@@ -119,11 +126,6 @@ def save_simulation(sim: SessionSimulation) -> None:
     session[SESSION_KEY] = dict(recent[:MAX_SIMULATIONS])
 
 
-def _contact() -> dict:
-    user = current_user()
-    return {"name": user.get("name") or user["login"]}
-
-
 # ---------------------------------------------------------------------- routes
 
 @bp.get("/flows/<flow_id>/simulator")
@@ -149,10 +151,8 @@ def send(flow_id: str):
     if not text:
         return _respond(flow_id, error=_("Escreva uma mensagem antes de enviar."))
 
-    def customer_writes(sim: SessionSimulation, service: Service, outcome: dict) -> None:
-        service.handle_inbound(
-            TEST_CHANNEL, {"external_id": sim.external_id, **_contact()},
-            {"id": f"{sim.external_id}-{uuid.uuid4().hex[:12]}", "text": text})
+    def customer_writes(sim: Simulation, outcome: dict) -> None:
+        sim.send(text)
 
     return _act(flow_id, customer_writes, customer_message=True)
 
@@ -172,18 +172,13 @@ def conclude(flow_id: str):
 @bp.post("/flows/<flow_id>/simulator/advance")
 @admin_required
 def advance(flow_id: str):
-    def time_passes(sim: SessionSimulation, service: Service, outcome: dict) -> None:
-        conversation_id = sim.conversation_id()
-        timer = service.next_timer(conversation_id) if conversation_id else None
-        if timer is None:
+    def time_passes(sim: Simulation, outcome: dict) -> None:
+        if not sim.timers():
             outcome["note"] = _("Nada agendado: não há espera nem prazo pendente nesta conversa.")
             return
-        now = sim.now()
-        due = epoch(timer["due_at"])
-        skipped = max(0.0, due - now)
-        sim.offset += skipped
-        sim.add_note(outcome["messages_before"], "skip", round(skipped))
-        service.fire_timer(timer["id"], max(now, due))
+        before = sim.clock_offset
+        sim.advance()
+        outcome["skipped"] = sim.clock_offset - before
 
     return _act(flow_id, time_passes)
 
@@ -201,47 +196,51 @@ def restart(flow_id: str):
 
 def _agent_action(action: str):
     """The current user opens or concludes the test conversation (as in the inbox)."""
-    def agent_acts(sim: SessionSimulation, service: Service, outcome: dict) -> None:
-        conversation_id = sim.conversation_id() or service.ensure_conversation(
-            TEST_CHANNEL, {"external_id": sim.external_id, **_contact()})
-        status = service.get_conversation(conversation_id)["status"]
-        if action == "open" and status == "open":
-            outcome["note"] = _("O atendimento já está aberto.")
-        elif action == "conclude" and status == "concluded":
-            outcome["note"] = _("Não há atendimento aberto para concluir: o bot já está no comando.")
-        service.act(conversation_id, action, current_user()["login"])
+    def agent_acts(sim: Simulation, outcome: dict) -> None:
+        status = sim.status()
+        if action == "open":
+            if status == "open":
+                outcome["note"] = _("O atendimento já está aberto.")
+            sim.open()
+        else:
+            if status == "concluded":
+                outcome["note"] = _("Não há atendimento aberto para concluir: o bot já está no comando.")
+            sim.conclude()
     return agent_acts
 
 
 def _act(flow_id: str, action, *, customer_message: bool = False):
-    """Run ``action(sim, service, outcome)``, note the status changes it caused, answer the state.
+    """Run ``action(simulation, outcome)``, note the status changes it caused, answer the state.
 
-    ``outcome`` is a dict the action may fill: ``note`` (a sentence for the author) and
-    reads ``messages_before`` (where in the chat its effects start).
+    ``outcome`` is a dict the action may fill: ``note`` (a sentence for the author),
+    ``skipped`` (seconds the clock jumped).
 
     Problems never break the pane: the author sees them as a notice in it.
     """
     draft = _draft(flow_id)
-    sim = load_simulation(flow_id)
-    service = sim.service()
-    before = _conversation(service, sim.conversation_id())
+    state = load_simulation(flow_id)
+    sim = state.simulation()
+    before = _conversation(sim)
     messages_before = len(before["messages"]) if before else 0
     activity_before = len(before["activity"]) if before else 0
-    outcome = {"messages_before": messages_before}
+    outcome: dict = {}
     error = None
     try:
-        action(sim, service, outcome)
+        action(sim, outcome)
     except PapoError as exc:
         error = exc.message
     except Exception as exc:  # a bug or a broken draft must not take the page down
         log.exception("simulator action failed for flow %s", flow_id)
         error = _("O simulador encontrou um erro inesperado: %(error)s",
                   error=f"{type(exc).__name__}: {exc}"[:300])
-    after = _conversation(service, sim.conversation_id())
+    state.keep(sim)
+    if outcome.get("skipped") is not None:
+        state.add_note(messages_before, "skip", round(outcome["skipped"]))
+    after = _conversation(sim)
     if after:
-        _note_status_changes(sim, after, messages_before, activity_before, customer_message)
-    save_simulation(sim)
-    return _respond(flow_id, draft=draft, sim=sim, note=outcome.get("note"), error=error)
+        _note_status_changes(state, after, messages_before, activity_before, customer_message)
+    save_simulation(state)
+    return _respond(flow_id, draft=draft, sim=state, note=outcome.get("note"), error=error)
 
 
 def _note_status_changes(sim: SessionSimulation, conv: dict, messages_before: int, activity_before: int,
@@ -279,22 +278,17 @@ def _draft(flow_id: str) -> dict:
     return FlowRepository(get_engine()).draft(flow_id, lang=current_lang())
 
 
-def _conversation(service: Service, conversation_id: int | None) -> dict | None:
-    if conversation_id is None:
-        return None
+def _conversation(sim: Simulation) -> dict | None:
     try:
-        return service.get_conversation(conversation_id)
+        return sim.conversation()
     except PapoError:
         return None
 
 
 def _lint_errors(draft: dict) -> list[dict]:
     """The draft's errors in the interface language (warnings belong to the editor)."""
-    from engine.lint import lint
-
     try:
-        found = lint(draft["document"], flows=FlowRepository(get_engine()).flow_index(),
-                     lang=current_lang())
+        found = FlowRepository(get_engine()).lint(draft["document"], current_lang())
     except Exception:  # lint trouble must not hide the simulator
         log.exception("lint failed for flow %s", draft["id"])
         found = draft.get("findings") or []
@@ -303,20 +297,12 @@ def _lint_errors(draft: dict) -> list[dict]:
 
 def _run_details(conversation_id: int) -> tuple[dict, list[dict]]:
     """The run as the engine keeps it (draft revision included) and its run-log problems."""
-    with get_engine().connect() as conn:
-        state = conn.execute(select(conversations.c.state).where(
-            conversations.c.id == conversation_id)).scalar() or {}
-        rows = conn.execute(select(run_log.c.level, run_log.c.block_id, run_log.c.message)
-                            .where(run_log.c.conversation_id == conversation_id)
-                            .order_by(run_log.c.id.desc()).limit(MAX_PROBLEMS)).all()
-    problems = [{"level": r.level, "block_id": r.block_id, "message": r.message} for r in reversed(rows)]
-    return (state.get("run") or {}), problems
+    return queries.run_details(get_engine(), conversation_id, problems=MAX_PROBLEMS)
 
 
 def _state_context(sim: SessionSimulation, draft: dict, note: str | None = None,
                    error: str | None = None) -> dict:
-    service = sim.service()
-    conv = _conversation(service, sim.conversation_id())
+    conv = _conversation(sim.simulation())
     run, problems = _run_details(conv["id"]) if conv else ({}, [])
     now = sim.now()
     timer = conv["timers"][0] if conv and conv["timers"] else None

@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from datetime import UTC
 
 from flask import (
     Blueprint,
@@ -40,12 +39,12 @@ from flask import (
 )
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import select
 
 from editor.app import get_engine, get_service
+from editor.ops import observed_inbound
 from editor.security import MAX_ID, BadParameter, BadText
+from engine import queries
 from engine.flows import FlowRepository
-from engine.store import contacts, conversations, messages, users
 
 bp = Blueprint("webchat", __name__)
 
@@ -171,45 +170,31 @@ def _published_flow(flow_id: str) -> dict | None:
     return found[0] if found else None
 
 
-def _conversation(external_id: str):
-    """``(id, status, version, name)`` of the visitor's conversation, or None before the first message."""
-    with get_engine().connect() as conn:
-        return conn.execute(
-            select(conversations.c.id, conversations.c.status, conversations.c.version, contacts.c.name)
-            .join(contacts, contacts.c.id == conversations.c.contact_id)
-            .where(contacts.c.channel == CHANNEL, contacts.c.external_id == external_id)).first()
+def _conversation(external_id: str) -> dict | None:
+    """``{"id","status","version","name"}`` of the visitor's conversation, or None before the first message."""
+    return queries.contact_conversation(get_engine(), CHANNEL, external_id)
 
 
 def _messages(conversation_id: int, after: int = 0) -> list[dict]:
     """Messages newer than id ``after`` (at most the last ``HISTORY``), oldest first, with author labels."""
-    with get_engine().connect() as conn:
-        rows = conn.execute(
-            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
-                   messages.c.buttons, messages.c.at)
-            .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
-            .order_by(messages.c.id.desc()).limit(HISTORY)).all()[::-1]
-        logins = {r.author for r in rows if r.author not in ("customer", "bot")}
-        names = dict(conn.execute(select(users.c.login, users.c.name).where(
-            users.c.login.in_(logins))).all()) if logins else {}
     out = []
-    for row in rows:
-        if row.author == "customer":
+    for row in queries.recent_messages(get_engine(), conversation_id, after, limit=HISTORY):
+        if row["author"] == "customer":
             kind, label = "customer", _("Você")
-        elif row.author == "bot":
+        elif row["author"] == "bot":
             kind, label = "bot", _("Assistente")
         else:
-            kind, label = "agent", names.get(row.author) or row.author
-        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
-        out.append({"id": row.id, "kind": kind, "author": label, "text": row.text,
-                    "buttons": [str(b) for b in (row.buttons or [])],
-                    "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "time": at.astimezone(UTC).strftime("%H:%M")})
+            kind, label = "agent", row["author_name"]
+        at = row["at"]
+        out.append({"id": row["id"], "kind": kind, "author": label, "text": row["text"],
+                    "buttons": row["buttons"], "at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "time": at.strftime("%H:%M")})
     return out
 
 
 def _marker(last_id: int, conv) -> str:
     """What the page has seen: its newest message id and the conversation's write counter."""
-    return f"{last_id}.{conv.version if conv else 0}"
+    return f"{last_id}.{conv['version'] if conv else 0}"
 
 
 def _parse_marker(value: str | None) -> tuple[int, int] | None:
@@ -229,7 +214,7 @@ def _parse_marker(value: str | None) -> tuple[int, int] | None:
 
 def deliver(service, flow_id: str, contact: dict, message: dict) -> dict:
     """One customer message into the service; a conversation's first run is ``flow_id``."""
-    return service.handle_inbound(CHANNEL, contact, message, start_flow_id=flow_id)
+    return observed_inbound(CHANNEL, contact, message, service=service, start_flow_id=flow_id)
 
 
 # ---------------------------------------------------------------------------- views
@@ -247,8 +232,8 @@ def _missing():
 def _page(flow_id: str, doc: dict, visitor: str, is_new: bool, *, notice: str | None = None,
           status: int = 200, text: str = ""):
     conv = _conversation(_external_id(flow_id, visitor))
-    shown = _messages(conv.id) if conv else []
-    name = _clean_name(request.values.get("name")) or (conv.name if conv else "") or DEFAULT_NAME
+    shown = _messages(conv["id"]) if conv else []
+    name = _clean_name(request.values.get("name")) or (conv["name"] if conv else "") or DEFAULT_NAME
     response = make_response(render_template(
         "webchat/page.html", flow_id=flow_id, flow_name=doc.get("name") or flow_id,
         messages=shown, conv=conv, name=name, text=text, notice=notice,
@@ -258,9 +243,9 @@ def _page(flow_id: str, doc: dict, visitor: str, is_new: bool, *, notice: str | 
     return _remember(response, flow_id, visitor) if is_new else response
 
 
-def _update(flow_id: str, conv, after: int, *, fresh_form: bool = False):
+def _news(flow_id: str, conv, after: int, *, fresh_form: bool = False):
     """The htmx answer: new messages (appended), the status line and a new poller."""
-    new = _messages(conv.id, after) if conv else []
+    new = _messages(conv["id"], after) if conv else []
     last = new[-1]["id"] if new else after
     response = make_response(render_template(
         "webchat/_update.html", flow_id=flow_id, messages=new, conv=conv,
@@ -285,9 +270,9 @@ def poll(flow_id: str):
     visitor, is_new = _visitor()
     conv = None if is_new else _conversation(_external_id(flow_id, visitor))
     seen = _parse_marker(request.args.get("since"))
-    if conv is None or (seen is not None and seen[1] == conv.version):
+    if conv is None or (seen is not None and seen[1] == conv["version"]):
         return "", 204
-    return _update(flow_id, conv, seen[0] if seen else 0)
+    return _news(flow_id, conv, seen[0] if seen else 0)
 
 
 @bp.post("/c/<flow_id>/messages")
@@ -311,7 +296,7 @@ def send(flow_id: str):
              "pouco e tente de novo mais tarde.")
     if before is None and not _newcomers().take(new_visitor=address):
         return _refuse(flow_id, doc, visitor, is_new, htmx, 429, busy, text=text, retry_after=600)
-    if (before is None or before.status != "open") and \
+    if (before is None or before["status"] != "open") and \
             not _newcomers().available("opened", address):
         # Visitors already talking to an agent go on; nobody else opens one more.
         return _refuse(flow_id, doc, visitor, is_new, htmx, 429, busy, text=text, retry_after=600)
@@ -320,18 +305,18 @@ def send(flow_id: str):
         message_id = str(uuid.uuid4())
     name = _clean_name(request.form.get("name"))
     if not name:  # a bot button without JavaScript: keep the name the contact has
-        name = (before.name if before else "") or DEFAULT_NAME
+        name = (before["name"] if before else "") or DEFAULT_NAME
     contact = {"external_id": external_id, "name": name}
     # The visitor id namespaces the message id: nobody can replay someone else's.
     result = deliver(get_service(), flow_id, contact, {"id": f"{visitor}:{message_id}", "text": text})
-    if result.get("status") == "open" and (before is None or before.status != "open"):
+    if result.get("status") == "open" and (before is None or before["status"] != "open"):
         _newcomers().take(opened=address)
     if not htmx:
         response = redirect(url_for("webchat.chat", flow_id=flow_id), 303)
         return _remember(response, flow_id, visitor) if is_new else response
     seen = _parse_marker(request.form.get("since") or request.args.get("since"))
     conv = _conversation(contact["external_id"])
-    response = _update(flow_id, conv, seen[0] if seen else 0, fresh_form=True)
+    response = _news(flow_id, conv, seen[0] if seen else 0, fresh_form=True)
     return _remember(response, flow_id, visitor) if is_new else response
 
 

@@ -19,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.db import read_only
 from engine.errors import Conflict, Invalid, NotFound
+from engine.i18n import t
 from engine.store import api_tokens, users
 
 ROLES = ("admin", "agent")
@@ -39,37 +40,10 @@ _token_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # same, so timing does not reveal which logins exist.
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
-_MESSAGES = {
-    "pt": {
-        "bad_login": "Login inválido: \"{login}\". Use de 1 a 64 caracteres: letras minúsculas, "
-                     "números, ponto, hífen ou sublinhado, começando por letra ou número.",
-        "bad_role": "Papel inválido: \"{role}\". Use \"admin\" ou \"agent\".",
-        "bad_password": "A senha precisa ter pelo menos {minimum} caracteres (e no máximo "
-                        "{limit}). Uma frase curta é fácil de lembrar e difícil de adivinhar.",
-        "no_token": "Não existe token com o id {token_id}.",
-        "bad_token_name": "O nome do token pode ter no máximo {limit} caracteres.",
-        "bad_expiry": "A validade do token precisa ser um número de dias entre 1 e 3650.",
-        "login_taken": "Já existe um usuário com o login \"{login}\".",
-        "no_user": "Não existe usuário com o login \"{login}\".",
-    },
-    "en": {
-        "bad_login": "Invalid login: \"{login}\". Use 1 to 64 characters: lower-case letters, "
-                     "digits, dot, hyphen or underscore, starting with a letter or digit.",
-        "bad_role": "Invalid role: \"{role}\". Use \"admin\" or \"agent\".",
-        "bad_password": "The password must have at least {minimum} characters (and at most "
-                        "{limit}). A short phrase is easy to remember and hard to guess.",
-        "no_token": "There is no token with id {token_id}.",
-        "bad_token_name": "A token name can have at most {limit} characters.",
-        "bad_expiry": "A token's validity must be a number of days from 1 to 3650.",
-        "login_taken": "A user with login \"{login}\" already exists.",
-        "no_user": "There is no user with login \"{login}\".",
-    },
-}
-
 
 def _msg(key: str, lang: str, **params) -> str:
-    catalog = _MESSAGES.get(lang, _MESSAGES["pt"])
-    return catalog[key].format(**params)
+    """The accounts message ``key`` (``accounts.<key>`` in ``engine.i18n.MESSAGES``)."""
+    return t(f"accounts.{key}", lang, **params)
 
 
 def _now() -> datetime:

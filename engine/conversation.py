@@ -13,7 +13,7 @@ already assigned) writes none. What happens to the bot's run is named by ``bot``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 OPEN, CONCLUDED = "open", "concluded"
 STATUSES = (OPEN, CONCLUDED)
@@ -59,7 +59,6 @@ class Plan:
     bot: str = "none"
     activity: dict | None = None  # None: a no-op, nothing to record
     changed: bool = False
-    details: dict = field(default_factory=dict)
 
 
 def plan(action: str, status: str, assignees: list[str], actor: str, user: str | None = None) -> Plan:

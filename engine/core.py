@@ -6,6 +6,7 @@ Effects are plain dicts that ``engine.service`` applies in one transaction.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +19,6 @@ from engine.templates import render as render_template
 
 BLOCK_BUDGET = 200
 STATE_VERSION = 1
-DEFAULT_INVALID_TEXT = {
-    "text": "Não entendi sua resposta. Pode tentar de novo?",
-    "number": "Por favor, responda com um número.",
-    "email": "Por favor, informe um e-mail válido (exemplo: nome@dominio.com).",
-    "phone": "Por favor, informe um telefone válido com DDD.",
-    "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
-    "choice": "Por favor, escolha uma das opções (pode responder com o número).",
-}
 
 # Run states (DESIGN §3)
 RUNNING, WAITING_INPUT, WAITING_TIMER, SUSPENDED, ENDED = (
@@ -93,13 +86,26 @@ def _compiled_rule(rule: Any):
     return compiled
 
 
-def evaluate_logic(rule: Any, variables: dict, contact: dict) -> Any:
-    """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``."""
+_PHONE = re.compile(r"\+?\d{8,15}")
+
+
+def rule_contact(contact: dict, tags: list[str] | tuple[str, ...] = ()) -> dict:
+    """``contact`` as conditions see it: plus ``tags`` (the condition builder's "Etiquetas")
+    and ``phone`` (the external id when it is a phone number, as on WhatsApp; else "")."""
+    external = str(contact.get("external_id") or "")
+    return {**contact, "phone": contact.get("phone") or (external if _PHONE.fullmatch(external) else ""),
+            "tags": list(tags)}
+
+
+def evaluate_logic(rule: Any, variables: dict, contact: dict,
+                   tags: list[str] | tuple[str, ...] = ()) -> Any:
+    """JSONLogic over the saved variables (at the root and under ``vars``) and ``contact``
+    (with ``contact.phone`` and ``contact.tags``, see :func:`rule_contact`)."""
     if not isinstance(rule, dict | list):
         return rule  # a bare value is a literal in JSONLogic
     data = dict(variables)
     data["vars"] = variables
-    data["contact"] = contact
+    data["contact"] = rule_contact(contact, tags)
     return _compiled_rule(rule).evaluate(data)
 
 
@@ -137,7 +143,8 @@ class _Step:
 
     def evaluate(self, rule: Any) -> Any:
         try:
-            return evaluate_logic(rule, self.state["vars"], self.state["contact"])
+            return evaluate_logic(rule, self.state["vars"], self.state["contact"],
+                                  self.state["tags"])
         except Exception as exc:  # a bad rule is the author's error, logged, never a crash
             self.log("error", f"erro na regra JSONLogic: {exc}")
             return None
@@ -280,16 +287,15 @@ def step(flow: CompiledFlow | dict, state: dict, event) -> tuple[dict, list[dict
         if run["state"] == WAITING_INPUT:
             _answer(s, event.text)
     elif isinstance(event, Timer):
-        if event.token == run.get("token"):
-            if event.kind == "wait" and run["state"] == WAITING_TIMER:
-                s.follow(run["block_id"], "next")
-            elif event.kind == "question_timeout" and run["state"] == WAITING_INPUT:
-                s.follow(run["block_id"], "timeout")
+        # The block the run waits at says which of its timers leads where.
+        port = _timer_port(flow.blocks.get(run["block_id"]), event.kind)
+        if event.token == run.get("token") and run["state"] in (WAITING_INPUT, WAITING_TIMER) and port:
+            s.follow(run["block_id"], port)
     elif isinstance(event, Concluded):
         block = flow.blocks.get(run["block_id"])
-        if (run["state"] == SUSPENDED and run.get("suspended_by") == "flow"
-                and block is not None and block["type"] == "open_conversation"):
-            s.follow(run["block_id"], "next")
+        resume = REGISTRY[block["type"]].resume_on_conclude if block is not None else None
+        if run["state"] == SUSPENDED and run.get("suspended_by") == "flow" and resume:
+            s.follow(run["block_id"], resume)
         else:
             s.end()
     elif isinstance(event, Opened):
@@ -305,11 +311,22 @@ def step(flow: CompiledFlow | dict, state: dict, event) -> tuple[dict, list[dict
         if run["state"] == RUNNING and run.get("pending") == "http":
             run.pop("pending", None)
             block = flow.blocks[run["block_id"]]
-            save_as = block["data"].get("save_as")
-            if save_as:
-                s.state["vars"][save_as] = {"status": event.status, "body": event.body}
-            s.follow(block["id"], "ok" if event.ok else "error")
+            hook = REGISTRY[block["type"]].on_http_result
+            if hook is None:  # not a kind that asks for HTTP: nothing to continue
+                s.end()
+            else:
+                result = hook(block, event.ok, event.status, event.body)
+                s.state["vars"].update(result.set_vars)
+                s.follow(block["id"], result.port)
     return s.finish()
+
+
+def _timer_port(block: dict | None, timer_kind: str) -> str | None:
+    """The port a fired timer of ``timer_kind`` leads to from ``block`` (None: not its timer)."""
+    kind = REGISTRY.get(block["type"]) if block is not None else None
+    if kind is None:
+        return None
+    return next((t.port for t in kind.timers if t.name == timer_kind), None)
 
 
 def _answer(s: _Step, text: str) -> None:
@@ -325,19 +342,30 @@ def _answer(s: _Step, text: str) -> None:
     data = block["data"]
     if reply.valid:
         s.state["vars"][data["save_as"]] = reply.value
-        s.effects.append({"type": "answer", "name": data["save_as"], "value": reply.value})
+        # ``csat``: True for a csat question's answer, False for any other answer in a
+        # flow that has one, None in a flow without (PAPO_CSAT_VARIABLE decides).
+        csat = True if data.get("csat") is True else (False if s.flow.has_csat_question else None)
+        s.effects.append({"type": "answer", "name": data["save_as"], "value": reply.value,
+                          "csat": csat})
         run["attempts"] = 0
         run["token"] = run.get("token", 0) + 1  # the question timeout no longer applies
         s.follow(block["id"], reply.port)
         return
+    if data.get("csat"):
+        # DESIGN §10.8 "CSAT never traps": a customer who writes something else after a
+        # rating request has moved on; the run ends quietly (no invalid_text) and the
+        # service handles the message as if no run were waiting.
+        run["token"] = run.get("token", 0) + 1
+        s.end()
+        return
     run["attempts"] = run.get("attempts", 0) + 1
-    if run["attempts"] >= data.get("max_attempts", 3):
+    if run["attempts"] >= data.get("max_attempts", kind.default_attempts):
         run["attempts"] = 0
         run["token"] = run.get("token", 0) + 1
         s.follow(block["id"], "invalid")
         return
     invalid = data.get("invalid_text")
-    s.outbound.append(message(s.render(invalid) if invalid else DEFAULT_INVALID_TEXT[data["input"]],
+    s.outbound.append(message(s.render(invalid) if invalid else kind.invalid_text(data),
                               None, block["id"]))
     asked = kind.execute(block, ctx)
     s.outbound.extend(asked.outbound)  # the question again, with its buttons; same timeout

@@ -9,6 +9,8 @@ from sqlalchemy.pool import StaticPool
 
 from engine.store import metadata
 
+PG_CONNECT_TIMEOUT_S = 10
+
 
 def default_url(instance_path: str | os.PathLike | None = None) -> str:
     folder = Path(instance_path or os.environ.get("PAPO_INSTANCE_PATH") or "instance")
@@ -59,7 +61,10 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # libpq waits forever for a host that does not answer: /readyz and requests would hang.
+    connect_args = {} if "connect_timeout" in url else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=connect_args)
 
 
 def create_schema(engine: Engine) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import Conflict, Invalid, NotFound, PapoError, PreconditionRequired
-from engine.i18n import normalize_lang
+from engine.i18n import t
 from engine.moments import iso
 from engine.store import flow_revisions, flow_versions, flows
 
@@ -26,46 +26,15 @@ from engine.store import flow_revisions, flow_versions, flows
 # the race; each retry re-reads the newest draft, so losing more than this means a
 # storm of concurrent edits and a clear conflict is the better answer.
 _RETRIES = 3
+_BLOCK_NUMBER = re.compile(r"^b(\d{1,9})$")
 
-# The repository's own messages for people. They belong with the engine's catalog
-# (engine.i18n) and can move there; kept here so this module has no pending edits
-# in other files.
-_MESSAGES = {
-    "pt": {
-        "flow_exists": "Já existe um fluxo com o id \"{flow_id}\".",
-        "flow_not_found": "O fluxo \"{flow_id}\" não existe.",
-        "version_not_found": "O fluxo \"{flow_id}\" não tem a versão {version}.",
-        "revision_required": "Informe a revisão que você editou (cabeçalho If-Match).",
-        "bad_revision": "Revisão inválida: \"{value}\" (use o número da revisão, ex.: \"3\").",
-        "stale_revision": "Outra pessoa salvou a revisão {current} deste fluxo depois da "
-                          "revisão {seen} que você editou. Recarregue e refaça suas mudanças.",
-        "id_mismatch": "O id do documento (\"{doc_id}\") é diferente do fluxo \"{flow_id}\".",
-        "flow_has_errors": "O fluxo tem {count} erro(s); corrija antes de publicar.",
-        "busy": "O fluxo \"{flow_id}\" está sendo alterado por outra pessoa; tente de novo.",
-        "bad_version": "Versão inválida: \"{value}\" (use o número da versão, ex.: 2).",
-        "copy_name": "{name} (cópia)",
-    },
-    "en": {
-        "flow_exists": "A flow with id \"{flow_id}\" already exists.",
-        "flow_not_found": "Flow \"{flow_id}\" does not exist.",
-        "version_not_found": "Flow \"{flow_id}\" has no version {version}.",
-        "revision_required": "Say which revision you edited (If-Match header).",
-        "bad_revision": "Invalid revision: \"{value}\" (use the revision number, e.g. \"3\").",
-        "stale_revision": "Someone else saved revision {current} of this flow after revision "
-                          "{seen} that you edited. Reload and redo your changes.",
-        "id_mismatch": "The document's id (\"{doc_id}\") differs from flow \"{flow_id}\".",
-        "flow_has_errors": "The flow has {count} error(s); fix them before publishing.",
-        "busy": "Flow \"{flow_id}\" is being changed by someone else; try again.",
-        "bad_version": "Invalid version: \"{value}\" (use the version number, e.g. 2).",
-        "copy_name": "{name} (copy)",
-    },
-}
 
 _REVISION = re.compile(r'^\s*(?:W/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$')
 
 
 def _msg(key: str, lang: str | None, **params) -> str:
-    return _MESSAGES[normalize_lang(lang)][key].format(**params)
+    """The repository's message ``key`` (``flows.<key>`` in ``engine.i18n.MESSAGES``)."""
+    return t(f"flows.{key}", lang, **params)
 
 
 def _now() -> datetime:
@@ -142,6 +111,31 @@ class FlowRepository:
                 .where(flows.c.deleted_at.is_(None))).all()
         return {r.id: _block_ids(r.document) for r in rows}
 
+    def jumped_into(self) -> set[str]:
+        """Ids of the flows that some stored flow, draft or published, jumps into (so a
+        flow without triggers reached that way is not ``no_trigger``)."""
+        from engine.lint import jump_targets
+
+        with self.engine.connect() as conn:
+            drafts = conn.execute(
+                select(flow_revisions.c.document)
+                .join(flows, and_(flow_revisions.c.flow_id == flows.c.id,
+                                  flow_revisions.c.revision == flows.c.revision))
+                .where(flows.c.deleted_at.is_(None))).scalars().all()
+            published = conn.execute(
+                select(flow_versions.c.document)
+                .join(flows, and_(flows.c.id == flow_versions.c.flow_id,
+                                  flows.c.published_version == flow_versions.c.version))
+                .where(flows.c.deleted_at.is_(None))).scalars().all()
+        return jump_targets([*drafts, *published])
+
+    def lint(self, doc: dict, lang: str | None = None) -> list[dict]:
+        """Lint ``doc`` against the stored flows (``jump`` targets, jumps into it)."""
+        from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
+
+        # lint() counts the document itself as known with its current blocks.
+        return lint(doc, flows=self.flow_index(), lang=lang, jumped_into=self.jumped_into())
+
     def versions(self, flow_id: str, lang: str | None = None) -> list[dict]:
         """Published versions, oldest first: ``[{"version","published_at","published_by","revision"}]``."""
         with self.engine.connect() as conn:
@@ -187,18 +181,35 @@ class FlowRepository:
                 flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))).all()
         return {r.id: r.published_version for r in rows}
 
+    def block_number_mark(self, flow_id: str, after_revision: int = 0) -> tuple[int, int]:
+        """``(highest n of a block id "b<n>", last revision read)`` over the flow's draft
+        revisions after ``after_revision`` (all of them by default).
+
+        Every block a person ever added is in some revision, so numbering new blocks above
+        this mark never gives a deleted block's id to a new one. The caller keeps the
+        answer and asks again with ``after_revision`` to read only the newer revisions.
+        """
+        highest, last = 0, after_revision
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(flow_revisions.c.revision, flow_revisions.c.document)
+                .where(flow_revisions.c.flow_id == flow_id,
+                       flow_revisions.c.revision > after_revision)
+                .order_by(flow_revisions.c.revision))
+            for row in rows:
+                last = row.revision
+                for block in (row.document or {}).get("blocks", []):
+                    found = _BLOCK_NUMBER.match(str(block.get("id", ""))) if isinstance(block, dict) else None
+                    if found:
+                        highest = max(highest, int(found.group(1)))
+        return highest, last
+
     @staticmethod
     def _exists(conn, flow_id: str) -> bool:
         return conn.execute(select(flows.c.id).where(
             flows.c.id == flow_id, flows.c.deleted_at.is_(None))).first() is not None
 
     # -- saving drafts -----------------------------------------------------------------
-
-    def _lint(self, doc: dict, lang: str | None) -> list[dict]:
-        from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
-
-        # lint() counts the document itself as known with its current blocks.
-        return lint(doc, flows=self.flow_index(), lang=lang)
 
     def create(self, raw: bytes | str | dict, actor: str | None = None,
                lang: str | None = None) -> dict:
@@ -210,7 +221,7 @@ class FlowRepository:
         from schemas import load_document
 
         doc = load_document(raw, lang)
-        findings = self._lint(doc, lang)
+        findings = self.lint(doc, lang)
         flow_id, now = doc["id"], _now()
         try:
             with self.engine.begin() as conn:
@@ -256,7 +267,7 @@ class FlowRepository:
                           code="id_mismatch",
                           details=[{"path": "$.id", "message": _msg(
                               "id_mismatch", lang, doc_id=doc["id"], flow_id=flow_id)}])
-        findings = self._lint(doc, lang)
+        findings = self.lint(doc, lang)
         revision = self._save_revision(flow_id, doc, findings, seen, actor, lang)
         return {"id": flow_id, "revision": revision, "findings": findings}
 
@@ -293,7 +304,7 @@ class FlowRepository:
         for attempt in range(_RETRIES):
             draft = self.draft(flow_id, lang)
             doc = load_document(change(copy.deepcopy(draft["document"])), lang)
-            findings = self._lint(doc, lang)
+            findings = self.lint(doc, lang)
             try:
                 revision = self._save_revision(flow_id, doc, findings, draft["revision"],
                                                actor, lang)
@@ -344,26 +355,36 @@ class FlowRepository:
     # -- publishing --------------------------------------------------------------------
 
     def publish(self, flow_id: str, actor: str | None = None, version: int | None = None,
-                lang: str | None = None) -> dict:
-        """Publish the latest draft (or a copy of older ``version``) as a new version; ``{"version"}``.
+                lang: str | None = None, force: bool = False, settings=None) -> dict:
+        """Publish the latest draft as a new version; ``{"version", "revision"}``.
+
+        With ``version`` (rollback, the editor's "Publicar esta versão"): publish a copy of
+        that older version as a new version *and* put it in the draft (a new revision, in
+        the same transaction), so the next "Publicar" does not ship the rolled-back change
+        again. History is never rewritten: the draft that was there stays as an older
+        revision.
 
         Refused with ``Invalid`` code ``flow_has_errors`` (findings in ``extra``) when lint
-        finds errors.
+        finds errors; then, publishing the draft, with code ``flow_tests_failed`` (one
+        ``{"path": "tests/<name>", "message"}`` per failing test in ``details``) when one of
+        the flow's tests fails, unless ``force``. A rollback (``version``) runs no tests.
+        ``settings``: the :class:`~engine.settings.Settings` the tests run with.
         """
-        from engine.lint import lint
-
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise Invalid(_msg("bad_version", lang, value=str(version)[:40]), code="bad_version")
         for _attempt in range(_RETRIES):
             if version is None:
                 doc, revision = self.get(flow_id, lang)
             else:
-                doc, revision = self._version(flow_id, version, lang)
-            findings = lint(doc, flows=self.flow_index(), lang=lang)
+                doc = self._version(flow_id, version, lang)[0]
+                revision = self.draft(flow_id, lang)["revision"]
+            findings = self.lint(doc, lang)
             errors = [f for f in findings if f.get("level") == "error"]
             if errors:
                 raise Invalid(_msg("flow_has_errors", lang, count=len(errors)),
                               code="flow_has_errors", extra={"findings": findings})
+            if version is None and not force and doc.get("tests"):
+                self._check_tests(doc, lang, settings)
             now = _now()
             with self.engine.begin() as conn:
                 # Lock the flow row (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the
@@ -373,17 +394,73 @@ class FlowRepository:
                 if current is None:
                     raise NotFound(_msg("flow_not_found", lang, flow_id=flow_id),
                                    code="flow_not_found")
-                if version is None and current != revision:
+                if current != revision:
                     continue  # a save landed after our lint: lint the newer draft instead
                 number = (conn.execute(select(func.max(flow_versions.c.version)).where(
                     flow_versions.c.flow_id == flow_id)).scalar() or 0) + 1
+                values = {"published_version": number}
+                if version is not None:
+                    revision = current + 1
+                    conn.execute(insert(flow_revisions).values(
+                        flow_id=flow_id, revision=revision, document=doc, findings=findings,
+                        created_at=now, created_by=actor))
+                    values.update(revision=revision, name=doc["name"], updated_at=now,
+                                  updated_by=actor)
                 conn.execute(insert(flow_versions).values(
                     flow_id=flow_id, version=number, revision=revision, document=doc,
                     published_at=now, published_by=actor))
-                conn.execute(update(flows).where(flows.c.id == flow_id)
-                             .values(published_version=number))
-            return {"version": number}
+                conn.execute(update(flows).where(flows.c.id == flow_id).values(**values))
+            return {"version": number, "revision": revision}
         raise Conflict(_msg("busy", lang, flow_id=flow_id), code="busy")
+
+    def restore(self, flow_id: str, version: int, actor: str | None = None,
+                lang: str | None = None) -> dict:
+        """"Restaurar no rascunho" done by the server: copy published ``version`` into the
+        draft as a new revision (nothing is published); ``{"id","revision","findings"}``.
+        The draft that was there stays as the previous revision. (The editor does the same
+        in the page, which then saves: ``GET /flows/<id>/versions/<n>/draft``.)"""
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise Invalid(_msg("bad_version", lang, value=str(version)[:40]), code="bad_version")
+        doc = self._version(flow_id, version, lang)[0]
+        return self._revise(flow_id, lambda _draft: copy.deepcopy(doc), actor, lang)
+
+    def draft_differs(self, flow_id: str, lang: str | None = None) -> bool:
+        """Whether the draft differs from the published version ("Rascunho com alterações
+        não publicadas"); True for a flow never published. Block positions count: they
+        are part of what publishing would store."""
+        draft = self.draft(flow_id, lang)
+        if draft["published_version"] is None:
+            return True
+        published = self.published(flow_id)
+        return published is None or published[0] != draft["document"]
+
+    def jump_targets(self, doc: dict) -> list[dict]:
+        """The published documents of the flows ``doc`` jumps into (for its tests)."""
+        from engine.flowtests import jump_targets
+
+        found = []
+        for flow_id in sorted(jump_targets(doc)):
+            published = self.published(flow_id)
+            if published is not None:
+                found.append(published[0])
+        return found
+
+    def run_tests(self, flow_id: str, lang: str | None = None, settings=None) -> list:
+        """Run the tests of ``flow_id``'s latest draft; a list of ``engine.flowtests.TestResult``."""
+        from engine.flowtests import run_tests
+
+        doc, _revision = self.get(flow_id, lang)
+        return run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+
+    def _check_tests(self, doc: dict, lang: str | None, settings) -> None:
+        from engine.flowtests import failure_details, run_tests
+        from engine.i18n import t
+
+        results = run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+        details = failure_details(results)
+        if details:
+            raise Invalid(t("flowtest.failed_summary", lang, count=len(details)),
+                          code="flow_tests_failed", details=details)
 
     def _version(self, flow_id: str, version: int, lang: str | None) -> tuple[dict, int]:
         """``(document, revision)`` of published ``version`` of a flow that is not deleted."""

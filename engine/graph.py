@@ -18,6 +18,9 @@ class CompiledFlow:
     graph: nx.MultiDiGraph
     blocks: dict[str, dict]
     targets: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Some question of this flow carries ``csat: true`` (then PAPO_CSAT_VARIABLE no longer
+    # counts for its answers: DESIGN §10.6 "Rating").
+    has_csat_question: bool = False
 
     @property
     def id(self) -> str:
@@ -49,7 +52,10 @@ def compile_flow(doc: dict, version: int | None = None) -> CompiledFlow:
     # The engine follows ports through this dict, derived from the graph once:
     # a dict lookup is ~15x cheaper than asking networkx on every step (DESIGN §9).
     targets = {(u, key): v for u, v, key in graph.edges(keys=True)}
-    return CompiledFlow(doc=doc, version=version, graph=graph, blocks=blocks, targets=targets)
+    has_csat = any(b.get("type") == "question" and (b.get("data") or {}).get("csat") is True
+                   for b in blocks.values())
+    return CompiledFlow(doc=doc, version=version, graph=graph, blocks=blocks, targets=targets,
+                        has_csat_question=has_csat)
 
 
 class FlowCache:

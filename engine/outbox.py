@@ -1,7 +1,9 @@
 """The WhatsApp outbox sender: rows the service wrote become Cloud API requests.
 
-``Service._store_message`` writes one ``outbox`` row per outbound WhatsApp message in the
-same transaction as the message itself, so a reply is never lost. The worker calls
+The service's unit of work writes one ``outbox`` row per outbound WhatsApp message in the
+same transaction as the message itself, so a reply is never lost; the row's key (a uuid
+made before the write, ``idempotency_key``) is also the message's ``external_id`` until
+the Graph API gives its wamid. The worker calls
 :func:`send_due` every few seconds. A row moves::
 
     pending --claim--> sending --2xx--> sent
@@ -35,8 +37,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, insert, or_, select, update
 
+from engine import metrics
 from engine.moments import iso, utc
-from engine.store import contacts, conversations, outbox, run_log
+from engine.store import contacts, conversations, messages, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
 
 log = logging.getLogger("papo.outbox")
@@ -187,6 +190,11 @@ def mark_sent(service, claim: Claim, now: float | None = None, wamid: str | None
     with service.db.begin() as conn:
         conn.execute(update(outbox).where(outbox.c.id == claim.id, outbox.c.status.in_(UNSENT))
                      .values(**values))
+        if wamid:  # so a customer's reaction or reply can name this message
+            # (until sent, the message is known by its outbox row's key)
+            conn.execute(update(messages).where(messages.c.conversation_id == claim.conversation_id,
+                                                messages.c.external_id == claim.idempotency_key)
+                         .values(external_id=wamid[:200]))
 
 
 def _mark_retry(service, claim: Claim, at: float, error: str, retry_after: float | None) -> bool:
@@ -211,7 +219,8 @@ def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
         conn.execute(insert(run_log).values(
             conversation_id=claim.conversation_id, level="error", block_id=None,
             message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))
-    log.warning("outbox row %s failed for good: %s", claim.id, error)
+    log.warning("outbox row %s failed for good: %s", claim.id, error,
+                extra={"outbox_id": claim.id, "conversation_id": claim.conversation_id})
     return True
 
 
@@ -225,14 +234,15 @@ def messages_url(settings) -> str:
     return f"{settings.whatsapp_api_base.rstrip('/')}/{number}/messages"
 
 
-def deliver(service, claim: Claim, http: Transport | None = None, now: float | None = None) -> str:
+def deliver(service, claim: Claim, http: Transport | None = None, now: float | None = None, *,
+            lease_s: float = LEASE_S) -> str:
     """Send one claimed row; returns ``sent``, ``retry``, ``failed`` or ``lost``."""
     clock = _clock(service, now)
     http = http or post_json
     if claim.attempts >= MAX_ATTEMPTS:  # a sender kept dying mid-request
         return "failed" if _mark_failed(service, claim, clock(),
                                         f"{claim.attempts} tentativas sem resposta") else "lost"
-    claim = mark_sending(service, claim, now)
+    claim = mark_sending(service, claim, now, lease_s=lease_s)
     if claim is None:
         return "lost"  # another sender took it after our lease ran out
     settings = service.settings
@@ -263,7 +273,8 @@ def deliver(service, claim: Claim, http: Transport | None = None, now: float | N
 def _after_failure(service, claim: Claim, at: float, error: str, retry_after, *, transient: bool) -> str:
     if transient and claim.attempts < MAX_ATTEMPTS:
         log.info("outbox row %s: attempt %s failed (%s); trying again later",
-                 claim.id, claim.attempts, error)
+                 claim.id, claim.attempts, error,
+                 extra={"outbox_id": claim.id, "conversation_id": claim.conversation_id})
         return "retry" if _mark_retry(service, claim, at, error, retry_after) else "lost"
     if transient:
         error = f"{error} — desistimos após {claim.attempts} tentativas"
@@ -298,7 +309,7 @@ def _graph_error(body: str) -> str:
 
 # ---------------------------------------------------------------------- the worker's job
 def send_due(service, now: float | None = None, batch: int = 50, http: Transport | None = None,
-             *, threads: int = SENDER_THREADS) -> int:
+             *, threads: int = SENDER_THREADS, lease_s: float = LEASE_S) -> int:
     """Send due outbox rows (at most ``batch``); returns how many the Graph API accepted.
 
     The worker calls this every few seconds. Without ``PAPO_WHATSAPP_TOKEN`` and
@@ -310,7 +321,7 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
             log.warning("WhatsApp outbox not sent: set PAPO_WHATSAPP_TOKEN and "
                         "PAPO_WHATSAPP_PHONE_NUMBER_ID (messages stay queued)")
         return 0
-    claims = claim_due(service, now, batch)
+    claims = claim_due(service, now, batch, lease_s=lease_s)
     budget = [max(0, int(batch) - len(claims))]
     lock = threading.Lock()
 
@@ -319,7 +330,8 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
         # goes right away, in order; a message waiting to be retried holds the rest back.
         sent = 0
         while claim is not None:
-            outcome = deliver(service, claim, http, now)
+            outcome = deliver(service, claim, http, now, lease_s=lease_s)
+            metrics.outbox_send(outcome)
             if outcome not in ("sent", "failed"):
                 break
             sent += outcome == "sent"
@@ -327,7 +339,8 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
                 if budget[0] <= 0:
                     break
                 budget[0] -= 1
-            following = claim_due(service, now, 1, conversation_id=claim.conversation_id)
+            following = claim_due(service, now, 1, lease_s=lease_s,
+                                  conversation_id=claim.conversation_id)
             claim = following[0] if following else None
         return sent
 
@@ -341,10 +354,16 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
 # ---------------------------------------------------------------------- reading and fixing
 def outbox_status(service, conversation_id: int) -> list[dict]:
     """Delivery state of each WhatsApp message of a conversation, oldest first (for the inbox)."""
+    # The message an outbox row sends is known by the row's key until sent, by its wamid after.
     with service.db.connect() as conn:
         rows = conn.execute(select(outbox).where(outbox.c.conversation_id == conversation_id)
                             .order_by(outbox.c.id)).mappings().all()
-    return [{"id": r["id"], "message_id": (r["payload"] or {}).get("message_id"),
+        sent_ids = dict(conn.execute(select(messages.c.external_id, messages.c.id).where(
+            messages.c.conversation_id == conversation_id, messages.c.direction == "out",
+            messages.c.external_id.is_not(None))).all())
+    rows = [{**r, "message_id": sent_ids.get(r["idempotency_key"])
+             or sent_ids.get((r["payload"] or {}).get("wamid"))} for r in rows]
+    return [{"id": r["id"], "message_id": r["message_id"],
              "status": r["status"], "attempts": r["attempts"], "last_error": r["last_error"],
              "next_attempt_at": iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
              "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"])} for r in rows]

@@ -58,6 +58,7 @@ class Settings:
     whatsapp_phone_number_id: str | None = None
     whatsapp_api_base: str = DEFAULT_WHATSAPP_API_BASE
     secret_key: str | None = None
+    metrics_token: str | None = None  # PAPO_METRICS_TOKEN: GET /metrics needs it; unset → 404
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -77,6 +78,7 @@ class Settings:
             whatsapp_phone_number_id=env.get("PAPO_WHATSAPP_PHONE_NUMBER_ID") or None,
             whatsapp_api_base=(env.get("PAPO_WHATSAPP_API_BASE") or DEFAULT_WHATSAPP_API_BASE).rstrip("/"),
             secret_key=env.get("PAPO_SECRET_KEY") or None,
+            metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
         )
         values.update(overrides)
         return cls(**values)

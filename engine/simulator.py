@@ -1,25 +1,47 @@
-"""An in-process simulation of one customer talking to one flow.
+"""An in-process simulation of one customer talking to one flow: the one simulator.
 
-Used by ``papo chat``, the editor's simulator pane and tests. It drives the very same
+Used by ``papo chat``, the editor's simulator pane (``editor/simulator.py``), the flow
+tests and the engine's own tests. It drives the very same
 :class:`engine.service.Service` production uses, with three differences:
 
-- the clock is a number the simulation controls (``now``, epoch seconds), so waits and
-  question timeouts can be fast-forwarded instead of slept through;
+- the clock is one the simulation controls, so waits and question timeouts can be
+  fast-forwarded instead of slept through: either frozen (``now``, epoch seconds, moved
+  only by :meth:`Simulation.wait` and :meth:`Simulation.advance`; ``papo chat``, tests) or
+  running (``clock_offset``: the real time plus an offset that those two methods move
+  forward; the editor pane, whose author expects time to pass between clicks);
 - the service runs one flow's latest *draft* whatever its triggers (``forced_flow_id``);
 - the conversation lives on the internal ``test`` channel, hidden from the inbox, the
   API lists and the reports, with a contact ``external_id`` unique to this simulation.
 
-Every action returns what the customer would see (the bot's replies); the ordered list
-of everything that happened, status changes included, is kept in :attr:`last_events`.
+Public API (kept stable for its users):
+
+- ``Simulation(doc | None, *, db=None, settings=None, start_at=None, contact_name="Você",
+  flow_id=None, actor="simulador", clock_offset=None, http=None)`` (``http``: answers
+  ``http_request`` blocks instead of the network, as the flow tests' mocks do); attributes ``db``, ``service``,
+  ``flow_id``, ``findings`` (lint of the stored draft), ``external_id``,
+  ``conversation_id``, ``contact_name``, ``actor``, ``now``, ``clock_offset``,
+  ``last_events``;
+- reading: :meth:`conversation`, :meth:`status`, :meth:`variables`, :meth:`run`,
+  :meth:`timers`;
+- acting (each returns the bot's replies ``[{"text", "buttons"}]`` and sets
+  ``last_events``): :meth:`send`, :meth:`open` (returns the status), :meth:`conclude`,
+  :meth:`wait`, :meth:`advance`;
+- across requests or processes: :meth:`snapshot`, :meth:`resume`; :meth:`restart`.
+
+``last_events`` is the ordered list of what the customer lived through in the last
+action: ``{"event": "bot", "text", "buttons"}`` and ``{"event": "status", "status"}``
+(who changed it is in the conversation's ``activity``).
 """
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from engine import queries
 from engine.db import create_schema, make_engine
 from engine.errors import NotFound
 from engine.flows import FlowRepository
@@ -52,22 +74,42 @@ class Simulation:
 
     def __init__(self, flow_doc_or_none: dict | str | bytes | None, *, db: Engine | None = None,
                  settings: Settings | None = None, start_at: float | datetime | None = None,
-                 contact_name: str = "Você", flow_id: str | None = None):
+                 contact_name: str = "Você", flow_id: str | None = None, actor: str = ACTOR,
+                 clock_offset: float | None = None, http: Callable | None = None):
         if db is None:
             db = make_engine("sqlite://")
             create_schema(db)
         self.db = db
-        self.now = _epoch(start_at)
+        # None: a frozen clock at ``_frozen``; a number: the real time plus it (running).
+        self.clock_offset = None if clock_offset is None else max(0.0, float(clock_offset))
+        self._frozen = _epoch(start_at)
         self.contact_name = contact_name
+        self.actor = actor
         self.findings: list[dict] = []
         if flow_doc_or_none is not None:
             stored = self._store(flow_doc_or_none)
             flow_id = stored["id"]
             self.findings = stored["findings"]
         self.flow_id = flow_id
-        self.service = Service(db, settings, clock=lambda: self.now, forced_flow_id=flow_id)
+        # ``http``: answers ``http_request`` blocks instead of the network (flow tests' mocks).
+        self.service = Service(db, settings, clock=lambda: self.now, forced_flow_id=flow_id, http=http)
         self.last_events: list[dict] = []
         self._new_contact()
+
+    # ------------------------------------------------------------------ the clock
+    @property
+    def now(self) -> float:
+        """The simulated time (epoch seconds)."""
+        if self.clock_offset is None:
+            return self._frozen
+        return time.time() + self.clock_offset
+
+    @now.setter
+    def now(self, value: float) -> None:
+        if self.clock_offset is None:
+            self._frozen = float(value)
+        else:  # a running clock only moves forward
+            self.clock_offset += max(0.0, float(value) - self.now)
 
     # ------------------------------------------------------------------ set-up
     def _store(self, raw) -> dict:
@@ -90,19 +132,26 @@ class Simulation:
         """What it takes to pick this simulation up again in another request or process."""
         return {"flow_id": self.flow_id, "external_id": self.external_id,
                 "conversation_id": self.conversation_id, "now": self.now,
-                "contact_name": self.contact_name}
+                "clock_offset": self.clock_offset, "contact_name": self.contact_name,
+                "actor": self.actor}
 
     @classmethod
     def resume(cls, snapshot: dict, *, db: Engine, settings: Settings | None = None) -> Simulation:
         """The simulation a :meth:`snapshot` describes, on the same database.
 
-        The web simulator keeps no state in the process (DESIGN §4): it stores the
-        snapshot (in the session) and resumes it on each request.
+        The web simulator keeps no state in the process (DESIGN §4): it keeps what it
+        needs of the snapshot (in the session) and resumes it on each request. Only
+        ``external_id`` is required; without ``conversation_id`` the contact's test
+        conversation is looked up.
         """
-        sim = cls(None, db=db, settings=settings, start_at=snapshot["now"],
-                  contact_name=snapshot.get("contact_name") or "Você", flow_id=snapshot.get("flow_id"))
+        sim = cls(None, db=db, settings=settings, start_at=snapshot.get("now"),
+                  contact_name=snapshot.get("contact_name") or "Você", flow_id=snapshot.get("flow_id"),
+                  actor=snapshot.get("actor") or ACTOR, clock_offset=snapshot.get("clock_offset"))
         sim.external_id = snapshot["external_id"]
         sim.conversation_id = snapshot.get("conversation_id")
+        if sim.conversation_id is None:
+            found = queries.contact_conversation(db, TEST_CHANNEL, sim.external_id)
+            sim.conversation_id = found["id"] if found else None
         return sim
 
     def restart(self) -> None:
@@ -111,16 +160,11 @@ class Simulation:
         self.last_events = []
 
     def _ensure_conversation(self) -> int:
-        """The conversation, created (concluded, no run) if no message made it yet.
-
-        The service creates conversations only for inbound messages; ``/open`` as the very
-        first action needs one too, so this borrows the service's own helper.
-        """
+        """The conversation, created (concluded, no run) if no message made it yet
+        (``/open`` as the very first action needs one too)."""
         if self.conversation_id is None:
-            with self.service.db.begin() as conn:
-                conv = self.service._conversation_for(conn, TEST_CHANNEL, self.external_id,
-                                                      self.contact_name, self.now)
-            self.conversation_id = conv["id"]
+            self.conversation_id = self.service.ensure_conversation(
+                TEST_CHANNEL, {"external_id": self.external_id, "name": self.contact_name})
         return self.conversation_id
 
     # ------------------------------------------------------------------ reading
@@ -174,7 +218,7 @@ class Simulation:
     def _act(self, action: str) -> list[dict]:
         conversation_id = self._ensure_conversation()
         before = self._activity_count()
-        replies = self.service.act(conversation_id, action, ACTOR)["replies"]
+        replies = self.service.act(conversation_id, action, self.actor)["replies"]
         self.last_events = self._events(before, replies)
         return replies
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     DDL,
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -116,7 +117,12 @@ contacts = Table(
     Column("channel", String(16), nullable=False),
     Column("external_id", String(200), nullable=False),
     Column("name", String(200), nullable=False, default=""),
+    # WhatsApp's business-scoped user id ("US.13491208655302741918"), stored when a
+    # delivery carries one: a user who hides their number behind a username is known by it
+    # alone (then it is also ``external_id``). See engine/whatsapp_inbound.py.
+    Column("user_id", String(200), nullable=True),
     UniqueConstraint("channel", "external_id", name="uq_contacts_channel_external_id"),
+    Index("ix_contacts_channel_user_id", "channel", "user_id", unique=True),
 )
 
 conversations = Table(
@@ -135,6 +141,8 @@ conversations = Table(
     Column("updated_at", UtcDateTime, nullable=False),  # last message or transition
     Column("opened_at", UtcDateTime, nullable=True),  # start of the current open period
     Column("last_read_at", UtcDateTime, nullable=True),
+    # The first agent message of the current open period (reports' first response time).
+    Column("first_response_at", UtcDateTime, nullable=True),
     Index("ix_conversations_status_updated", "status", "updated_at"),
     Index("ix_conversations_updated", "updated_at"),
     # The inbox's change marker reads max(last_read_at) every 2 s per agent.
@@ -173,7 +181,13 @@ messages = Table(
     Column("buttons", Json, nullable=False),
     Column("at", UtcDateTime, nullable=False),
     Column("external_id", String(200), nullable=True),
+    # What a WhatsApp message carried besides its text, and what happened to it later:
+    # {"media", "contacts", "order", "referral", "reply_to", "forwarded", "errors",
+    #  "reaction", "deleted_at", "edits"} (engine/timeline.py reads it; null for most).
+    Column("details", Json, nullable=True),
     Index("ix_messages_conversation_at", "conversation_id", "id"),
+    # A revoke, an edit or a reaction names its message by WhatsApp id.
+    Index("ix_messages_external_id", "external_id"),
 )
 
 activity = Table(
@@ -245,7 +259,11 @@ answers = Table(
     Column("name", String(64), nullable=False),
     Column("value", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
+    # True: an answer to a ``csat: true`` question; False: another question of a flow that
+    # has one; NULL: a flow without one (PAPO_CSAT_VARIABLE decides, at report time).
+    Column("csat", Boolean, nullable=True),
     Index("ix_answers_name_at", "name", "at"),
+    Index("ix_answers_csat_at", "csat", "at"),
 )
 
 # Which blocks each run reached, for the flow funnel in reports.

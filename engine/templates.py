@@ -42,6 +42,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
+from engine.i18n import t
+
 log = logging.getLogger("papo.templates")
 
 MAX_RENDERED = 4096
@@ -53,20 +55,6 @@ _TEMPLATE_FILE = "<template>"  # the filename Jinja gives code compiled from a s
 
 class TemplateLimit(SecurityError):
     """A render went over one of the limits above."""
-
-
-_MESSAGES = {
-    "pt": {
-        "unknown_filter": "Filtro desconhecido: \"{name}\"",
-        "unknown_test": "Teste desconhecido: \"{name}\"",
-        "line": "linha",
-    },
-    "en": {
-        "unknown_filter": "Unknown filter: \"{name}\"",
-        "unknown_test": "Unknown test: \"{name}\"",
-        "line": "line",
-    },
-}
 
 
 # ---------------------------------------------------------------------- the budget
@@ -294,6 +282,12 @@ _env = _BoundedSandbox(undefined=_RecordingUndefined, autoescape=False)
 _check_env = _BoundedSandbox(undefined=StrictUndefined)
 
 
+def global_names() -> frozenset[str]:
+    """Names every template can use without a variable (``range``, ``dict``…): the
+    linter must not report them as variables used before being set."""
+    return frozenset(_env.globals)
+
+
 @lru_cache(maxsize=4096)
 def _compile(source: str):
     """``(template, needs_budget)``: whether it has loops, macros or calls to watch."""
@@ -369,6 +363,29 @@ def referenced_names(source: str) -> set[str] | None:
     return None if names is None else set(names)
 
 
+_SYNTAX_HINTS = (
+    # (what Jinja says, pt-BR, English): plain words for the mistakes authors make
+    ("unexpected end of template, expected 'end of print statement'",
+     "falta fechar as chaves: cada {{ precisa de um }}", "a brace is not closed: every {{ needs a }}"),
+    ("unexpected '}'", "há um } sobrando ou um {{ faltando", "there is a stray } or a missing {{"),
+    ("Unexpected end of template. Jinja was looking for the following tags",
+     "um bloco {% … %} foi aberto e não foi fechado (falta {% end… %})",
+     "a {% … %} block is opened and never closed (missing {% end… %})"),
+    ("Expected an expression", "há chaves vazias ou incompletas", "there are empty or incomplete braces"),
+    ("expected token 'end of print statement'",
+     "dentro de {{ }} cabe um só nome de variável (ex.: {{ contact.name }})",
+     "only one variable name fits inside {{ }} (e.g. {{ contact.name }})"),
+)
+
+
+def _plain(exc: TemplateSyntaxError, english: bool) -> str:
+    """Jinja's complaint in words an author understands (its own text when unknown)."""
+    for jinja_says, pt, en in _SYNTAX_HINTS:
+        if exc.message and exc.message.startswith(jinja_says):
+            return en if english else pt
+    return exc.message or ""
+
+
 def unknown_names(source: str) -> list[tuple[str, str, int]]:
     """``[("filter"|"test", name, line)]`` for every filter or test the sandbox does not
     have (``{{ nome|upperr }}``); empty when the template does not parse."""
@@ -387,19 +404,20 @@ def unknown_names(source: str) -> list[tuple[str, str, int]]:
 
 @lru_cache(maxsize=8192)
 def syntax_error(source: str, lang: str | None = None) -> str | None:
-    """Why ``source`` cannot be rendered (syntax, unknown filter or test), in the author's
-    language; None when it can."""
-    catalog = _MESSAGES["en" if (lang or "").startswith("en") else "pt"]
+    """Why ``source`` cannot be rendered (syntax, unknown filter or test), in plain words in
+    the author's language; None when it can."""
+    english = (lang or "").startswith("en")
     try:
         _check_env.parse(source)
     except TemplateSyntaxError as exc:
-        return f"{exc.message} ({catalog['line']} {exc.lineno})"
+        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
     unknown = unknown_names(source)
     if unknown:
         kind, name, line = unknown[0]
-        return f"{catalog['unknown_' + kind].format(name=name)} ({catalog['line']} {line})"
+        return t("templates.at_line", lang, problem=t(f"templates.unknown_{kind}", lang, name=name),
+                 line=line)
     try:
         _check_env.from_string(source)
     except TemplateSyntaxError as exc:  # anything else the compiler refuses
-        return f"{exc.message} ({catalog['line']} {exc.lineno})"
+        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
     return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -46,37 +48,64 @@ PLACEHOLDERS = {
     "unsupported": "[mensagem não suportada]",
     "unknown": "[mensagem não suportada]",
 }
+UNSUPPORTED = PLACEHOLDERS["unsupported"]
+DELETED_PLACEHOLDER = "[mensagem apagada]"
+MEDIA_TYPES = ("image", "audio", "voice", "video", "document", "sticker")
 # Types that are not a customer saying something: acknowledged and dropped.
-IGNORED_TYPES = frozenset({"reaction", "system", "request_welcome", "ephemeral", "errors"})
+IGNORED_TYPES = frozenset({"request_welcome", "ephemeral"})
+NUMBER_CHANGES = frozenset({"user_changed_number", "customer_changed_number"})
 REPLY_ID = re.compile(r"^b(\d{1,2})$")
-
-
-class WebhookPayloadError(ValueError):
-    """A signed delivery whose JSON is not a Cloud API webhook payload."""
-
-    def __init__(self, message: str, path: str = "$"):
-        super().__init__(message)
-        self.message = message
-        self.path = path
+# Unix times WhatsApp could send (2001 … 2286); anything else is not a time.
+MIN_TIMESTAMP, MAX_TIMESTAMP = 1_000_000_000, 9_999_999_999
+MAX_DIGITS = 32  # a phone number has at most 15 digits; longer "digits" are not a number
+MAX_TEXT = 4096 * 4
+MAX_FIELD = 1000  # names, addresses, titles: kept readable, never unbounded
+MAX_LIST = 100  # order items, shared contacts, phones of a contact
 
 
 @dataclass(frozen=True)
 class InboundMessage:
-    """One customer message from a webhook delivery, ready for ``Service.handle_inbound``."""
+    """One customer message from a webhook delivery, ready for ``Service.handle_inbound``.
 
-    wa_id: str
+    The sender is ``wa_id`` (the digits of the phone number WhatsApp gave), ``user_id``
+    (the business-scoped user id), or both. ``details`` is what the message carried besides
+    its text (``messages.details``); ``problem`` says why it is stored as a placeholder.
+    """
+
+    wa_id: str | None
+    user_id: str | None
     name: str
     message_id: str
     text: str
     kind: str  # the Cloud API message type: text, interactive, button, image...
+    at: float | None = None  # the WhatsApp timestamp (epoch seconds)
     reply_id: str | None = None  # the button/list row id we sent ("b2"), for interactive replies
     phone_number_id: str | None = None  # which business number it was sent to
+    details: dict = field(default_factory=dict)
+    problem: str | None = None
 
-    def contact(self) -> dict:
-        return {"external_id": self.wa_id, "name": self.name}
 
-    def message(self) -> dict:
-        return {"id": self.message_id, "text": self.text}
+@dataclass(frozen=True)
+class MessageChange:
+    """Something a customer did that is not a new message to answer.
+
+    ``action``: ``revoke`` (deleted ``target_id``), ``edit`` (``target_id`` now reads
+    ``text``, with ``details`` such as a new caption's media), ``reaction`` (``emoji`` on
+    ``target_id``; None removes it) or ``number_changed`` (the customer's number is now
+    ``new_wa_id``).
+    """
+
+    action: str
+    wa_id: str | None
+    user_id: str | None
+    name: str
+    message_id: str  # this event's own WhatsApp id
+    at: float | None = None
+    target_id: str | None = None
+    text: str | None = None
+    details: dict = field(default_factory=dict)
+    emoji: str | None = None
+    new_wa_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,12 +116,13 @@ class DeliveryStatus:
     status: str  # sent | delivered | read | failed | deleted
     recipient_id: str | None
     errors: list[dict] = field(default_factory=list)
+    at: float | None = None
 
     def error_text(self) -> str:
         parts = []
         for error in self.errors:
-            detail = (error.get("error_data") or {}).get("details") or error.get("message") \
-                or error.get("title") or ""
+            data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+            detail = data.get("details") or error.get("message") or error.get("title") or ""
             code = error.get("code")
             parts.append(f"{detail} (código {code})" if code is not None else str(detail))
         return "; ".join(p for p in parts if p) or "falha informada pelo WhatsApp"
@@ -100,11 +130,27 @@ class DeliveryStatus:
 
 @dataclass
 class Delivery:
-    """What one webhook POST carried."""
+    """What one webhook POST carried, each part on its own.
 
-    messages: list[InboundMessage] = field(default_factory=list)
+    ``inbound``: messages and changes in the order Meta sent them; ``errors``: value-level
+    errors Meta reported (``{"path", "code", "title", "details"}``); ``skipped``: parts
+    that could not be read, as ``(path, reason)``; ``ignored``: parts that need nothing
+    (other fields, other business numbers, welcome requests).
+    """
+
+    inbound: list[InboundMessage | MessageChange] = field(default_factory=list)
     statuses: list[DeliveryStatus] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0
+
+    @property
+    def messages(self) -> list[InboundMessage]:
+        return [item for item in self.inbound if isinstance(item, InboundMessage)]
+
+    @property
+    def changes(self) -> list[MessageChange]:
+        return [item for item in self.inbound if isinstance(item, MessageChange)]
 
 
 # ---------------------------------------------------------------------- webhook checks
@@ -136,161 +182,385 @@ def verify_signature(app_secret: str | None, body: bytes, header: str | None) ->
 
 # ---------------------------------------------------------------------- webhook payloads
 def parse_delivery(payload, phone_number_id: str | None = None) -> Delivery:
-    """Every customer message and status update in a webhook payload.
+    """Every customer message, change, status and error in a webhook payload.
 
-    The whole payload is checked before anything is returned, so a malformed delivery
-    stores nothing. Raises :class:`WebhookPayloadError` with a JSON path. Changes for
-    another business number (``metadata.phone_number_id`` differs from the configured
-    one) are skipped.
+    Never raises: each entry, change, message and status is read on its own, and one that
+    cannot be read is recorded in ``skipped`` (with its JSON path and why) without
+    touching its siblings. A message whose content cannot be read but whose sender and
+    id can is kept, as "[mensagem não suportada]" with its ``problem``. Changes for another
+    business number (``metadata.phone_number_id`` differs from the configured one) are
+    ignored.
     """
-    if not isinstance(payload, dict):
-        raise WebhookPayloadError("O corpo precisa ser um objeto JSON.")
-    entries = _list(payload, "entry", "$")
     delivery = Delivery()
+    if not isinstance(payload, dict):
+        delivery.skipped.append(("$", "o corpo não é um objeto JSON"))
+        return delivery
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        delivery.skipped.append(("$.entry", "ausente ou não é uma lista"))
+        return delivery
     for e, entry in enumerate(entries):
         path = f"$.entry[{e}]"
-        if not isinstance(entry, dict):
-            raise WebhookPayloadError("Cada entrada precisa ser um objeto.", path)
-        for c, change in enumerate(_list(entry, "changes", path, required=False)):
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            delivery.skipped.append((path, "entrada sem lista changes"))
+            continue
+        for c, change in enumerate(changes):
             cpath = f"{path}.changes[{c}]"
             if not isinstance(change, dict):
-                raise WebhookPayloadError("Cada mudança precisa ser um objeto.", cpath)
+                delivery.skipped.append((cpath, "mudança não é um objeto"))
+                continue
             if change.get("field", "messages") != "messages":
                 delivery.ignored += 1  # account, template and quality updates
                 continue
             value = change.get("value")
             if not isinstance(value, dict):
-                raise WebhookPayloadError("O campo value precisa ser um objeto.", f"{cpath}.value")
+                delivery.skipped.append((f"{cpath}.value", "ausente ou não é um objeto"))
+                continue
             _parse_value(value, f"{cpath}.value", phone_number_id, delivery)
     return delivery
 
 
 def _parse_value(value: dict, path: str, phone_number_id: str | None, delivery: Delivery) -> None:
-    metadata = value.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise WebhookPayloadError("O campo metadata precisa ser um objeto.", f"{path}.metadata")
-    to_number = _optional_str((metadata or {}).get("phone_number_id"), f"{path}.metadata.phone_number_id")
-    names = {}
-    for i, contact in enumerate(_list(value, "contacts", path, required=False)):
-        cpath = f"{path}.contacts[{i}]"
-        if not isinstance(contact, dict):
-            raise WebhookPayloadError("Cada contato precisa ser um objeto.", cpath)
-        wa_id = _optional_str(contact.get("wa_id"), f"{cpath}.wa_id")
-        profile = contact.get("profile") or {}
-        if not isinstance(profile, dict):
-            raise WebhookPayloadError("O campo profile precisa ser um objeto.", f"{cpath}.profile")
-        name = _optional_str(profile.get("name"), f"{cpath}.profile.name") or ""
-        if wa_id:
-            names[wa_id] = name
-    found = []
-    for i, message in enumerate(_list(value, "messages", path, required=False)):
-        parsed = _parse_message(message, f"{path}.messages[{i}]", names, to_number)
-        if parsed is None:
-            delivery.ignored += 1
-        else:
-            found.append(parsed)
-    statuses = []
-    for i, status in enumerate(_list(value, "statuses", path, required=False)):
-        spath = f"{path}.statuses[{i}]"
-        if not isinstance(status, dict):
-            raise WebhookPayloadError("Cada status precisa ser um objeto.", spath)
-        errors = status.get("errors") or []
-        if not isinstance(errors, list) or not all(isinstance(x, dict) for x in errors):
-            raise WebhookPayloadError("O campo errors precisa ser uma lista de objetos.", f"{spath}.errors")
-        statuses.append(DeliveryStatus(
-            wamid=_str(status.get("id"), f"{spath}.id"),
-            status=_str(status.get("status"), f"{spath}.status"),
-            recipient_id=_optional_str(status.get("recipient_id"), f"{spath}.recipient_id"),
-            errors=errors))
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), dict) else {}
+    to_number = _id(metadata.get("phone_number_id"))
+    for i, error in enumerate(_items(value, "errors")):
+        delivery.errors.append({"path": f"{path}.errors[{i}]", **_error(error)})
     if phone_number_id and to_number and to_number != phone_number_id:
-        delivery.ignored += len(found) + len(statuses)  # another business number of the app
+        # Another business number of the same app: its replies would leave from the wrong number.
+        delivery.ignored += len(_items(value, "messages")) + len(_items(value, "statuses"))
         return
-    delivery.messages.extend(found)
-    delivery.statuses.extend(statuses)
+    senders = [_sender(contact) for contact in _items(value, "contacts") if isinstance(contact, dict)]
+    for i, message in enumerate(_items(value, "messages")):
+        mpath = f"{path}.messages[{i}]"
+        if not isinstance(message, dict):
+            delivery.skipped.append((mpath, "mensagem não é um objeto"))
+            continue
+        item = _parse_message(message, mpath, senders, to_number, delivery)
+        if item is not None:
+            delivery.inbound.append(item)
+    for i, status in enumerate(_items(value, "statuses")):
+        spath = f"{path}.statuses[{i}]"
+        parsed = _parse_status(status)
+        if parsed is None:
+            delivery.skipped.append((spath, "status sem id ou sem status"))
+        else:
+            delivery.statuses.append(parsed)
 
 
-def _parse_message(message, path: str, names: dict, to_number: str | None) -> InboundMessage | None:
-    if not isinstance(message, dict):
-        raise WebhookPayloadError("Cada mensagem precisa ser um objeto.", path)
-    message_id = _str(message.get("id"), f"{path}.id")
-    wa_id = _str(message.get("from"), f"{path}.from")
-    kind = _str(message.get("type"), f"{path}.type")
-    reply_id = None
+def _sender(contact: dict) -> dict:
+    profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
+    return {"wa_id": _digits(contact.get("wa_id")), "user_id": _id(contact.get("user_id")),
+            "name": _text(profile.get("name"), 200) or _text(profile.get("username"), 200) or ""}
+
+
+def _parse_message(message: dict, path: str, senders: list[dict], to_number: str | None,
+                   delivery: Delivery) -> InboundMessage | MessageChange | None:
+    wa_id = _digits(message.get("from"))
+    user_id = _id(message.get("from_user_id"))
+    sender = next((s for s in senders if wa_id and s["wa_id"] == wa_id), None) \
+        or next((s for s in senders if user_id and s["user_id"] == user_id), None) \
+        or (senders[0] if len(senders) == 1 else {})
+    # The contact's wa_id is the key (DESIGN §10.7); "from" may be written "+1 650…".
+    wa_id = sender.get("wa_id") or wa_id
+    user_id = sender.get("user_id") or user_id
+    if not wa_id and not user_id:
+        delivery.skipped.append((path, "remetente ausente (sem from, from_user_id ou contacts)"))
+        return None
+    name = sender.get("name") or ""
+    message_id = _message_id(message)
+    at = _timestamp(message.get("timestamp"))
+    kind = message.get("type") if isinstance(message.get("type"), str) else "unknown"
+    who = {"wa_id": wa_id, "user_id": user_id, "name": name, "message_id": message_id, "at": at}
+
+    if kind in IGNORED_TYPES:
+        delivery.ignored += 1
+        return None
+    if kind == "reaction":
+        reaction = _object(message, "reaction")
+        target = _id(reaction.get("message_id"))
+        if target is None:
+            delivery.skipped.append((f"{path}.reaction", "reação sem message_id"))
+            return None
+        return MessageChange("reaction", target_id=target, emoji=_text(reaction.get("emoji"), 32), **who)
+    if kind == "revoke":
+        target = _id(_object(message, "revoke").get("original_message_id"))
+        if target is None:
+            delivery.skipped.append((f"{path}.revoke", "revoke sem original_message_id"))
+            return None
+        return MessageChange("revoke", target_id=target, **who)
+    if kind == "edit":
+        edit = _object(message, "edit")
+        target = _id(edit.get("original_message_id"))
+        if target is None:
+            delivery.skipped.append((f"{path}.edit", "edit sem original_message_id"))
+            return None
+        inner = _object(edit, "message")
+        text, details, _reply, problem = _content(inner, inner.get("type") if isinstance(
+            inner.get("type"), str) else "unknown")
+        if problem:
+            delivery.skipped.append((f"{path}.edit.message", problem))
+        return MessageChange("edit", target_id=target, text=text or UNSUPPORTED, details=details, **who)
+    if kind == "system":
+        system = _object(message, "system")
+        new_wa_id = _digits(system.get("wa_id"))
+        if system.get("type") in NUMBER_CHANGES and new_wa_id:
+            return MessageChange("number_changed", new_wa_id=new_wa_id, **who)
+        delivery.skipped.append((f"{path}.system", f"aviso do sistema não tratado: {_text(system.get('type'), 60)}"))
+        return None
+
+    text, details, reply_id, problem = _content(message, kind)
+    details.update(_context(message))
+    if not text.strip():
+        delivery.skipped.append((path, "mensagem sem texto"))
+        return None
+    return InboundMessage(text=text, kind=kind, reply_id=reply_id, phone_number_id=to_number,
+                          details=details, problem=problem, **who)
+
+
+def _content(message: dict, kind: str) -> tuple[str, dict, str | None, str | None]:
+    """``(text, details, reply_id, problem)`` of a message's content, whatever its type."""
+    details: dict = {}
+    errors = [_error(e) for e in _items(message, "errors")]
+    if errors:
+        details["errors"] = errors
     if kind == "text":
-        text = _str(_object(message, "text", path).get("body"), f"{path}.text.body", allow_blank=True)
-    elif kind == "interactive":
-        interactive = _object(message, "interactive", path)
+        body = _text(_object(message, "text").get("body"), MAX_TEXT)
+        if body is None:
+            return UNSUPPORTED, details, None, "text.body ausente ou não é texto"
+        return body, details, None, None
+    if kind == "interactive":
+        interactive = _object(message, "interactive")
         sub = interactive.get("type")
         if sub in ("button_reply", "list_reply"):
-            reply = _object(interactive, sub, f"{path}.interactive")
-            text = _str(reply.get("title"), f"{path}.interactive.{sub}.title", allow_blank=True)
-            reply_id = _optional_str(reply.get("id"), f"{path}.interactive.{sub}.id")
-            description = reply.get("description")
+            reply = _object(interactive, sub)
+            title = _text(reply.get("title"), MAX_FIELD)
+            if title is None:
+                return UNSUPPORTED, details, None, f"interactive.{sub}.title ausente"
+            description = _text(reply.get("description"), MAX_FIELD)
             # A row whose label was too long for its title carries the label here too.
-            if sub == "list_reply" and isinstance(description, str) and text and \
-                    len(description) > len(text) and description.startswith(text):
-                text = description
-        else:  # flow (nfm) replies and future kinds: not something a flow can read
-            text = PLACEHOLDERS["unsupported"]
-    elif kind == "button":  # a quick-reply button of a template message
-        button = _object(message, "button", path)
-        text = _str(button.get("text"), f"{path}.button.text", allow_blank=True)
-        reply_id = _optional_str(button.get("payload"), f"{path}.button.payload")
-    elif kind in IGNORED_TYPES:
+            if sub == "list_reply" and description and title and \
+                    len(description) > len(title) and description.startswith(title):
+                title = description
+            return title, details, _id(reply.get("id")), None
+        # WhatsApp Flows answers (nfm_reply) and kinds to come: nothing a flow can read.
+        what = f"interactive do tipo {_text(sub, 40)}" if isinstance(sub, str) else "interactive sem conteúdo"
+        return UNSUPPORTED, details, None, f"{what} não é suportado"
+    if kind == "button":  # a quick-reply button of a template message
+        button = _object(message, "button")
+        text = _text(button.get("text"), MAX_FIELD) or _text(button.get("payload"), MAX_FIELD)
+        if text is None:
+            return UNSUPPORTED, details, None, "button sem text"
+        return text, details, _id(button.get("payload")), None
+    if kind in MEDIA_TYPES:
+        media = _object(message, kind)
+        caption = _text(media.get("caption"), MAX_TEXT)
+        details["media"] = {"type": "audio" if kind == "voice" else kind,
+                            "mime": _text(media.get("mime_type"), 200), "id": _id(media.get("id")),
+                            "caption": caption}
+        filename = _text(media.get("filename"), 255)
+        if filename:
+            details["media"]["filename"] = filename
+        problem = None if media else f"objeto {kind} ausente"
+        # A captioned media message's text is its caption exactly (DESIGN §10.6).
+        return (caption if caption and caption.strip() else PLACEHOLDERS[kind]), details, None, problem
+    if kind == "location":
+        place = _object(message, "location")
+        details["media"] = {"type": "location", "latitude": _coordinate(place.get("latitude"), 90),
+                            "longitude": _coordinate(place.get("longitude"), 180),
+                            "name": _text(place.get("name"), MAX_FIELD),
+                            "address": _text(place.get("address"), MAX_FIELD)}
+        url = _web_url(place.get("url"))
+        if url:
+            details["media"]["url"] = url
+        problem = None if details["media"]["latitude"] is not None else "localização sem latitude/longitude"
+        return PLACEHOLDERS["location"], details, None, problem
+    if kind == "contacts":
+        cards = [_contact_card(c) for c in _items(message, "contacts")[:MAX_LIST] if isinstance(c, dict)]
+        details["contacts"] = cards
+        return PLACEHOLDERS["contacts"], details, None, None if cards else "contacts vazio"
+    if kind == "order":
+        order = _object(message, "order")
+        items = [_order_item(i) for i in _items(order, "product_items")[:MAX_LIST] if isinstance(i, dict)]
+        note = _text(order.get("text"), MAX_TEXT)
+        details["order"] = {"catalog_id": _id(order.get("catalog_id")), "text": note, "items": items}
+        text = note if note and note.strip() else PLACEHOLDERS["order"]
+        return text, details, None, None if items else "pedido sem product_items"
+    if kind == "unsupported":
+        unsupported = _object(message, "unsupported")
+        what = _text(unsupported.get("type"), 60)
+        if what:
+            details["unsupported_type"] = what
+        reason = "; ".join(f"{e['title'] or ''} ({e['code']})" for e in errors) or "tipo não suportado"
+        return UNSUPPORTED, details, None, f"WhatsApp não entregou o conteúdo: {reason}"
+    return UNSUPPORTED, details, None, f"tipo de mensagem desconhecido: {_text(kind, 60)}"
+
+
+def _context(message: dict) -> dict:
+    """The quoted message, forwarding and ad attribution of a message (``details`` keys)."""
+    out: dict = {}
+    context = _object(message, "context")
+    reply_to = _id(context.get("id"))
+    if reply_to:
+        out["reply_to"] = reply_to
+    if context.get("forwarded") is True or context.get("frequently_forwarded") is True:
+        out["forwarded"] = True
+    product = _object(context, "referred_product")
+    if product:
+        out["referred_product"] = {"catalog_id": _id(product.get("catalog_id")),
+                                   "product_retailer_id": _id(product.get("product_retailer_id"))}
+    referral = _object(message, "referral")
+    if referral:
+        out["referral"] = {
+            "source_type": _text(referral.get("source_type"), 40),
+            "source_id": _id(referral.get("source_id")),
+            "source_url": _web_url(referral.get("source_url")),
+            "headline": _text(referral.get("headline"), MAX_FIELD),
+            "body": _text(referral.get("body"), MAX_FIELD),
+            "media_type": _text(referral.get("media_type"), 40),
+            "ctwa_clid": _id(referral.get("ctwa_clid")),
+        }
+    return out
+
+
+def _contact_card(card: dict) -> dict:
+    name = _object(card, "name")
+    formatted = _text(name.get("formatted_name"), MAX_FIELD) or " ".join(
+        part for part in (_text(name.get("first_name"), 200), _text(name.get("last_name"), 200)) if part)
+    org = _object(card, "org")
+    return {
+        "name": formatted or "",
+        "phones": [{"phone": _text(p.get("phone"), 60), "wa_id": _digits(p.get("wa_id")),
+                    "type": _text(p.get("type"), 40)}
+                   for p in _items(card, "phones")[:MAX_LIST] if isinstance(p, dict)],
+        "emails": [e for e in (_text(x.get("email"), 200) for x in _items(card, "emails")[:MAX_LIST]
+                               if isinstance(x, dict)) if e],
+        "org": _text(org.get("company"), MAX_FIELD),
+    }
+
+
+def _order_item(item: dict) -> dict:
+    return {"product_retailer_id": _id(item.get("product_retailer_id")),
+            "quantity": _number(item.get("quantity")), "item_price": _number(item.get("item_price")),
+            "currency": _text(item.get("currency"), 8)}
+
+
+def _parse_status(status) -> DeliveryStatus | None:
+    if not isinstance(status, dict):
         return None
-    else:
-        text = PLACEHOLDERS.get(kind, PLACEHOLDERS["unsupported"])
-        media = message.get(kind)
-        caption = media.get("caption") if isinstance(media, dict) else None
-        if isinstance(caption, str) and caption.strip():
-            text = f"{text} {caption.strip()}"
-    if not text.strip():
-        return None  # an empty body is nothing a person or a flow can answer
-    if len(message_id) > MAX_ID or len(wa_id) > MAX_ID:
-        raise WebhookPayloadError(f"Identificador com mais de {MAX_ID} caracteres.", path)
-    # The profile is keyed by wa_id; a lone contact is the sender even if the keys differ.
-    name = names.get(wa_id, next(iter(names.values())) if len(names) == 1 else "")
-    return InboundMessage(wa_id=wa_id, name=name[:200], message_id=message_id,
-                          text=text, kind=kind, reply_id=reply_id, phone_number_id=to_number)
-
-
-def _list(obj: dict, key: str, path: str, required: bool = True) -> list:
-    value = obj.get(key)
-    if value is None and not required:
-        return []
-    if not isinstance(value, list):
-        raise WebhookPayloadError(f"O campo {key} precisa ser uma lista.", f"{path}.{key}")
-    return value
-
-
-def _object(obj: dict, key: str, path: str) -> dict:
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise WebhookPayloadError(f"O campo {key} precisa ser um objeto.", f"{path}.{key}")
-    return value
-
-
-def _str(value, path: str, allow_blank: bool = False) -> str:
-    if not isinstance(value, str) or (not allow_blank and not value.strip()):
-        raise WebhookPayloadError("Texto obrigatório ausente ou inválido.", path)
-    return value if allow_blank else value.strip()
-
-
-def _optional_str(value, path: str) -> str | None:
-    if value is None:
+    wamid, state = _id(status.get("id")), _text(status.get("status"), 40)
+    if not wamid or not state:
         return None
+    errors = [e for e in _items(status, "errors") if isinstance(e, dict)]
+    return DeliveryStatus(wamid=wamid, status=state.strip(), recipient_id=_id(status.get("recipient_id")),
+                          errors=errors, at=_timestamp(status.get("timestamp")))
+
+
+def _error(error) -> dict:
+    """A Cloud API error object as papo keeps and logs it."""
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    return {"code": code if isinstance(code, int) and not isinstance(code, bool) else _text(code, 40),
+            "title": _text(error.get("title"), 200) or _text(error.get("message"), 200),
+            "details": _text(_object(error, "error_data").get("details"), MAX_FIELD)}
+
+
+# -- tolerant readers: a value of the wrong type reads as absent, text is made storable
+
+def _items(obj: dict, key: str) -> list:
+    value = obj.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _object(obj: dict, key: str) -> dict:
+    value = obj.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value, limit: int) -> str | None:
+    """A string fit to store: NUL removed (PostgreSQL refuses it), lone surrogates replaced."""
     if not isinstance(value, str):
-        raise WebhookPayloadError("Esperado um texto.", path)
-    return value.strip() or None
+        return None
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value)
+    return value[:limit]
 
 
-def full_reply_title(conn: Connection, message: InboundMessage, lookback: int = 20) -> str:
+def _id(value) -> str | None:
+    """An identifier: text (or an integer) of up to ``MAX_ID`` characters, trimmed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text = _text(value, MAX_ID + 1)
+    if not text or not text.strip() or len(text) > MAX_ID:
+        return None
+    return text.strip()
+
+
+def _digits(value) -> str | None:
+    """The digits of a phone number or WhatsApp id ("+1 650-555-1234" → "16505551234")."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    digits = "".join(ch for ch in value[:200] if ch.isascii() and ch.isdigit())
+    return digits if 0 < len(digits) <= MAX_DIGITS else None
+
+
+def _message_id(message: dict) -> str:
+    """The message's WhatsApp id; without a usable one, a stable id made from its content
+    (so Meta's retries of the same delivery are still recognised as one message)."""
+    found = _id(message.get("id"))
+    if found:
+        return found
+    raw = json.dumps(message, sort_keys=True, ensure_ascii=True, default=str)
+    return "sem-id." + hashlib.sha256(raw.encode()).hexdigest()[:48]
+
+
+def _timestamp(value) -> float | None:
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and MIN_TIMESTAMP <= value <= MAX_TIMESTAMP:
+        return float(value)
+    return None
+
+
+def _number(value) -> float | int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) and abs(value) < 1e15 else None
+
+
+def _coordinate(value, limit: float) -> float | None:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    number = _number(value)
+    return float(number) if number is not None and abs(number) <= limit else None
+
+
+def _web_url(value) -> str | None:
+    """An http(s) address (an ad's or a place's), else None: never a ``javascript:`` link."""
+    url = _text(value, 2000)
+    if url and url.strip().lower().startswith(("https://", "http://")) and " " not in url.strip():
+        return url.strip()
+    return None
+
+
+def full_reply_title(conn: Connection, message: InboundMessage, external_id: str,
+                     lookback: int = 20) -> str:
     """The whole label of the button the customer tapped.
 
     WhatsApp titles are cut at 20 (buttons) or 24 (list rows) characters, so a label longer
     than that would not match its choice option. Our buttons' ids are ``b<n>``: the n-th
     label of the latest bot message in this contact's conversation whose n-th label starts
-    with the title. Anything else returns the title unchanged.
+    with the title. Anything else returns the title unchanged. ``external_id``: the
+    contact the message came from (``contacts.external_id``).
     """
     found = REPLY_ID.match(message.reply_id or "")
     if found is None or message.kind != "interactive" or len(message.text) > ROW_DESCRIPTION_MAX:
@@ -300,7 +570,7 @@ def full_reply_title(conn: Connection, message: InboundMessage, lookback: int = 
         select(messages.c.buttons)
         .join(conversations, conversations.c.id == messages.c.conversation_id)
         .join(contacts, contacts.c.id == conversations.c.contact_id)
-        .where(contacts.c.channel == "whatsapp", contacts.c.external_id == message.wa_id,
+        .where(contacts.c.channel == "whatsapp", contacts.c.external_id == external_id,
                messages.c.direction == "out")
         .order_by(messages.c.id.desc()).limit(lookback)).scalars()
     for buttons in rows:
@@ -329,7 +599,10 @@ def message_body(payload: dict) -> dict:
     to = str(payload["to"])
     text = str(payload.get("text") or "")
     labels = [str(b) for b in payload.get("buttons") or [] if str(b).strip()]
-    envelope = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": to}
+    envelope = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+    # A contact known only by a business-scoped user id (a username hides the number) is
+    # addressed by ``recipient``; a phone number by ``to``.
+    envelope["to" if to.isdigit() else "recipient"] = to
     if labels:
         body_text = text if text.strip() else EMPTY_CHOICE_BODY
         if len(body_text) <= INTERACTIVE_BODY_MAX:

@@ -1,11 +1,15 @@
 """The worker: fires due timers and runs the periodic jobs (``papo worker``).
 
-Exactly-once comes from :meth:`engine.service.Service.fire_timer`, which flips a timer
-from ``pending`` to ``fired`` with a conditional UPDATE in the same transaction as the
-engine's effects. Claims here only keep several workers from doing the same work twice:
-a worker *claims* a batch of due timers (``claimed_by`` / ``claimed_until``, a lease),
-then fires them one by one. A claim whose worker died is taken again once its lease is
-over; firing a timer someone else already fired is a harmless no-op.
+Exactly-once comes from :meth:`engine.service.Service.fire_timers`: a timer flips from
+``pending`` to ``fired`` with a conditional UPDATE in the same transaction as everything
+its step wrote, and only while its conversation is still at the version its step was
+decided on (``engine/service/unit.py``). Claims here only keep several workers from
+doing the same work twice: a worker *claims* a batch of due timers (``claimed_by`` /
+``claimed_until``, a lease), then fires them in chunks of ``FIRE_CHUNK``, each chunk's
+writes in one transaction (one statement per kind of row for the whole chunk). A claim
+whose worker died is taken again once its lease is over; firing a timer someone else
+already fired is a harmless no-op. A timer whose step fails stays pending, is logged,
+and is tried again when its lease ends.
 
 Periodic jobs (APScheduler 3, :meth:`Worker.run_forever`): timers every second, the
 WhatsApp outbox every 5 s (``engine.outbox.send_due``) and an
@@ -29,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from engine import metrics
 from engine.moments import epoch, utc
 from engine.settings import SettingsError, parse_duration
 from engine.store import processed_messages, timers
@@ -131,12 +136,12 @@ class Backoff:
 
 
 class Worker:
-    """Claims due timers in batches and fires each through ``service.fire_timer``."""
+    """Claims due timers in batches and fires them through ``service.fire_timers``."""
 
     def __init__(self, service, worker_id: str | None = None, batch: int = DEFAULT_BATCH,
                  lease_s: float = DEFAULT_LEASE_S, *,
                  dedup_retention_s: float = DEFAULT_DEDUP_RETENTION_S,
-                 backoff: Backoff | None = None):
+                 backoff: Backoff | None = None, outbox_lease_s: float | None = None):
         if batch < 1:
             raise ValueError("batch must be at least 1")
         if lease_s <= 0:
@@ -147,6 +152,7 @@ class Worker:
         self.batch = batch
         self.lease_s = float(lease_s)
         self.dedup_retention_s = float(dedup_retention_s)
+        self.outbox_lease_s = outbox_lease_s  # None: engine.outbox.LEASE_S
         self.backoff = backoff or Backoff()
         self._stopping = threading.Event()
         self._scheduler = None
@@ -232,16 +238,19 @@ class Worker:
                     continue  # cancelled, failed, or fired by another worker meanwhile
                 fired += 1
                 late = at - timer.due_at
+                metrics.timer_fired(timer.kind, late)
                 if late > LATE_WARNING_S and late_warnings < LATE_WARNINGS_PER_BATCH:
                     late_warnings += 1
                     log.warning("timer %d (%s, conversation %d) fired %.0f s late: no worker was "
                                 "running, or the workers fell behind",
-                                timer.id, timer.kind, timer.conversation_id, late)
+                                timer.id, timer.kind, timer.conversation_id, late,
+                                extra={"timer_id": timer.id, "conversation_id": timer.conversation_id})
                 else:
                     if late > LATE_WARNING_S:
                         late_silenced.append(late)
                     log.info("timer %d (%s, conversation %d) fired %.3f s late",
-                             timer.id, timer.kind, timer.conversation_id, max(late, 0.0))
+                             timer.id, timer.kind, timer.conversation_id, max(late, 0.0),
+                             extra={"timer_id": timer.id, "conversation_id": timer.conversation_id})
         if late_silenced:
             log.warning("%d more timers fired over %.0f s late (up to %.0f s)",
                         len(late_silenced), LATE_WARNING_S, max(late_silenced))
@@ -262,7 +271,9 @@ class Worker:
         """Send due WhatsApp outbox rows (``engine.outbox.send_due``)."""
         from engine import outbox
 
-        return outbox.send_due(self.service)
+        if self.outbox_lease_s is None:
+            return outbox.send_due(self.service)
+        return outbox.send_due(self.service, lease_s=self.outbox_lease_s)
 
     def cleanup(self, now: float | None = None) -> int:
         """Forget what is older than ``dedup_retention_s``: inbound message ids, and timers

@@ -18,6 +18,11 @@ CURRENT_VERSION = 1
 ID_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
 BLOCK_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 SERVER_OWNED = ("revision", "version", "published_version")
+MAX_TESTS = 200  # flow tests per document
+MAX_TEST_STEPS = 500
+MAX_WAIT_S = 366 * 86400  # a wait block waits at most 365 days
+STEP_KINDS = ("say", "expect", "expect_contains", "expect_buttons", "open", "conclude", "wait",
+              "expect_status", "expect_vars", "expect_end")
 
 
 def build_flow_schema() -> dict:
@@ -47,6 +52,7 @@ def build_flow_schema() -> dict:
             "start": {"type": "string", "pattern": BLOCK_ID_PATTERN},
             "blocks": {"type": "array", "items": {"$ref": "#/$defs/block"}},
             "edges": {"type": "array", "items": {"$ref": "#/$defs/edge"}},
+            "tests": {"type": "array", "maxItems": MAX_TESTS, "items": {"$ref": "#/$defs/test"}},
             **server_owned,
         },
         "$defs": {
@@ -94,7 +100,63 @@ def build_flow_schema() -> dict:
                     "to": {"type": "string", "pattern": BLOCK_ID_PATTERN},
                 },
             },
+            **test_defs(),
             **defs,
+        },
+    }
+
+
+def test_defs() -> dict:
+    """Flow tests (DESIGN §10.2): each step is an object with exactly one known key."""
+    text = {"type": "string", "minLength": 1, "maxLength": 4096}
+    steps = {
+        "say": text,
+        "expect": {"type": "string", "maxLength": 4096},
+        "expect_contains": text,
+        "expect_buttons": {"type": "array", "maxItems": 20,
+                           "items": {"type": "string", "minLength": 1, "maxLength": 200}},
+        "open": {"const": True},
+        "conclude": {"const": True},
+        "wait": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_S},
+        "expect_status": {"enum": ["open", "concluded"]},
+        "expect_vars": {"type": "object", "minProperties": 1, "maxProperties": 100},
+        "expect_end": {"const": True},
+    }
+    assert tuple(steps) == STEP_KINDS
+    return {
+        "test": {
+            "type": "object",
+            "required": ["name", "steps"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "steps": {"type": "array", "minItems": 1, "maxItems": MAX_TEST_STEPS,
+                          "items": {"$ref": "#/$defs/test_step"}},
+                "contact": {"type": "object", "additionalProperties": False,
+                            "properties": {"name": {"type": "string", "maxLength": 200}}},
+                "http_mocks": {"type": "array", "maxItems": 100,
+                               "items": {"$ref": "#/$defs/http_mock"}},
+            },
+        },
+        "test_step": {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "additionalProperties": False,
+            "properties": steps,
+        },
+        "http_mock": {
+            "type": "object",
+            "required": ["method", "url", "status"],
+            "additionalProperties": False,
+            "properties": {
+                "method": {"type": "string", "pattern": "^[A-Za-z]{1,10}$"},
+                "url": {"type": "string", "minLength": 1, "maxLength": 4096},
+                "status": {"type": "integer", "minimum": 100, "maximum": 599},
+                "json": {},
+                "text": {"type": "string", "maxLength": 262144},
+            },
+            "not": {"required": ["json", "text"]},
         },
     }
 

@@ -296,8 +296,11 @@ def test_a_conversation_has_the_documented_shape(api, welcome):
             "messages", "activity", "timers", "updated_at"} <= set(body)
     assert body["run"] == {"state": "waiting_input", "flow_id": "boas-vindas", "flow_version": 1,
                            "block_id": "menu"}
-    assert body["messages"][0] == {"direction": "in", "author": "customer", "text": "oi",
-                                   "buttons": [], "at": body["messages"][0]["at"]}
+    assert body["messages"][0] == {"id": body["messages"][0]["id"], "direction": "in",
+                                   "author": "customer", "text": "oi", "buttons": [],
+                                   "at": body["messages"][0]["at"]}
+    ids = [m["id"] for m in body["messages"]]  # every message has an id (DESIGN §10.6)
+    assert all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids) == 3
     assert body["messages"][0]["at"].endswith("Z") and body["updated_at"].endswith("Z")
 
 

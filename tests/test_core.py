@@ -111,7 +111,8 @@ def test_choice_matches_option_by_number_or_label_ignoring_case_and_accents(repl
     outbound, effects = run.answer(reply)
     assert texts(outbound) == ["Planos: A e B"]
     assert run.state["vars"]["escolha"] == "Ver planos"  # a choice saves the option's label
-    assert of_type(effects, "answer") == [{"type": "answer", "name": "escolha", "value": "Ver planos"}]
+    assert of_type(effects, "answer") == [{"type": "answer", "name": "escolha", "value": "Ver planos",
+                                           "csat": None}]
 
 
 def test_choice_second_option_by_number():

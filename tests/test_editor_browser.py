@@ -139,6 +139,8 @@ def test_a_person_builds_validates_and_publishes_a_flow_from_the_palette(new_pag
     assert "has-error" not in card(page, message).get_attribute("class")
 
     page.get_by_role("button", name="Publicar", exact=True).click()
+    # the unconnected option is a warning: shown, and publishing asks once more
+    page.get_by_role("button", name="Publicar mesmo assim").click()
     page.get_by_text("Versão 1 publicada.").wait_for()
     assert page.locator("#published-badge").inner_text().strip() == "Publicado: versão 1"
     doc, version = repo(live_server).published("atendimento-teste")

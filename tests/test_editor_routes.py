@@ -144,12 +144,13 @@ def test_import_lists_structural_problems_per_path_and_block_and_stores_nothing(
         response = _upload(admin, "/flows/import", json.dumps(doc).encode(), **headers)
         assert response.status_code == 422
         html = _text(response)
-        assert "$.blocks[1].data.text" in html and "<code>menu</code>" in html
-        assert "$.blocks[2].data" in html and "bogus" in html
+        assert 'data-block-id="menu"' in html and "$.blocks[1].data.text" not in html.split("data-path")[0]
+        assert "Bloco &#34;Pergunta&#34; (menu): &#34;Pergunta&#34; (text) não pode ficar vazio" in html
+        assert "o campo &#34;bogus&#34; não existe" in html
     twice = json.loads(WELCOME.read_text(encoding="utf-8"))
     twice["blocks"].append(copy.deepcopy(twice["blocks"][0]))
     response = _upload(admin, "/flows/import", json.dumps(twice).encode())
-    assert response.status_code == 422 and "$.blocks[9].id" in _text(response)
+    assert response.status_code == 422 and "Dois blocos têm o mesmo id &#34;saudacao&#34;" in _text(response)
     assert repo.list() == []
     not_json = _upload(admin, "/flows/import", b"{oops")
     assert not_json.status_code == 422 and "JSON" in _text(not_json)
@@ -272,6 +273,8 @@ class _FormReader(HTMLParser):
             self._in_form = True
         if not self._in_form:
             return
+        if tag == "input" and attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
+            return  # a browser submits only ticked boxes
         if tag == "input" and attrs.get("name") and attrs.get("type") not in ("submit", "button", "file"):
             self.pairs.append((attrs["name"], attrs.get("value") or ""))
         elif tag == "textarea" and attrs.get("name"):
@@ -317,6 +320,10 @@ def _every_kind() -> dict:
     doc["blocks"].append({"id": "post", "type": "http_request", "data": {
         "method": "POST", "url": "https://api.example.com/x", "headers": {"X-Token": "abc"},
         "body": {"nome": "{{ contact.name }}", "n": [1, 2]}, "timeout_s": 2.5}})
+    doc["blocks"].append({"id": "rate", "type": "question", "data": {
+        "text": "Como você avalia o atendimento?", "input": "rating", "save_as": "csat", "csat": True}})
+    doc["blocks"].append({"id": "passa", "type": "open_conversation", "data": {
+        "text": "Um momento, {{ contact.name }}.", "note": "Pediu ajuda"}})
     doc["blocks"].append({"id": "calc", "type": "set_variable", "data": {
         "name": "total", "value": {"+": [{"var": "idade"}, 1]}}})
     return doc
@@ -359,9 +366,9 @@ def test_invalid_block_fields_come_back_with_their_errors_as_422(admin, every_ki
     assert response.status_code == 422
     html = _text(response)
     errors = _field_errors(html)
-    assert "Não pode ficar vazio." in errors
-    assert "Precisa de pelo menos 1 item(ns)." in errors
-    assert any(e.startswith("Formato inválido") for e in errors)
+    assert "Este campo não pode ficar vazio." in errors
+    assert "Este campo precisa de pelo menos 1 item(ns)." in errors
+    assert any(e.startswith("Este campo tem um formato inválido") for e in errors)
     assert "Digite um número inteiro." in errors
     assert 'value="três"' in html  # what the person typed is kept
     assert _result(html) is None
@@ -410,7 +417,7 @@ def test_the_block_form_shows_where_each_port_leads(admin, welcome):
     assert [port for port, _options in selects] == ["produtos", "pedido", "atendente", "invalid", "timeout"]
     chosen = {port: re.findall(r'<option value="([^"]*)" selected', options) for port, options in selects}
     assert chosen == {"produtos": ["produtos"], "pedido": ["numero_pedido"],
-                      "atendente": ["chama_atendente"], "invalid": [], "timeout": []}
+                      "atendente": ["chama_atendente"], "invalid": ["menu_nao_entendi"], "timeout": []}
     assert "Saída “Ver produtos” leva a" in html
 
 
@@ -480,8 +487,13 @@ def test_versions_show_what_changed_and_roll_back_by_publishing_an_old_one(admin
     assert "1 ligação adicionada: obrigado →next→ extra" in html
     assert "Publicar esta versão" in html
     rolled = admin.post("/flows/boas-vindas/publish", data={"version": "1"})
-    assert "A versão 1 foi publicada de novo como versão 3." in _text(rolled)
+    assert "A versão 1 foi publicada de novo como versão 3 e está no rascunho." in _text(rolled)
     assert repo.published("boas-vindas") == (welcome, 3)
+    # "Publicar esta versão" also put it in the draft (a new revision): the page adopts it
+    result = _result(_text(rolled))
+    assert result["action"] == "restored" and result["doc"] == welcome and result["revision"] == 3
+    assert set(result["cards"]) == {b["id"] for b in welcome["blocks"]}
+    assert repo.get("boas-vindas") == (welcome, 3)
 
 
 def test_flow_diff_names_blocks_and_edges_added_removed_changed_and_moved():
@@ -532,7 +544,19 @@ def test_editor_page_carries_the_document_cards_ports_and_the_simulator_slot(adm
     assert '<aside id="simulator"' in html
     for label in ("Validar", "Publicar", "Desfazer", "Refazer", "Exportar", "Importar"):
         assert re.search(rf"<button[^>]*>{label}</button>", html), label
-    assert set(boot["palette"]) == set(REGISTRY)
+    assert {item["type"] for item in boot["palette"].values()} == set(REGISTRY)
+
+
+def test_palette_offers_a_csat_rating_preset_and_a_handoff_text(admin, welcome):
+    html = _text(admin.get("/flows/boas-vindas/edit"))
+    assert re.search(r'<li[^>]*data-kind="csat"[^>]*>Avaliação \(CSAT\)</li>', html)
+    palette = _boot(html)["palette"]
+    assert palette["csat"]["type"] == "question"
+    assert palette["csat"]["data"]["input"] == "rating" and palette["csat"]["data"]["csat"] is True
+    assert palette["open_conversation"]["data"]["text"] == (
+        "Um momento, vou te passar para alguém da nossa equipe.")
+    english = _text(admin.get("/flows/boas-vindas/edit?lang=en"))
+    assert re.search(r'<li[^>]*data-kind="csat"[^>]*>Rating \(CSAT\)</li>', english)
 
 
 def test_editor_speaks_english_with_lang_en(admin, welcome):

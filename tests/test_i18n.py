@@ -149,3 +149,43 @@ def test_templates_mark_no_text_without_translation(_client):
     visible = re.sub(r"<[^>]+>", " ", html)
     for word in ("Entrar", "Senha", "Pular", "Idioma"):
         assert word not in visible
+
+
+# ---------------------------------------------------------------- the one catalog
+
+def test_engine_messages_come_from_the_same_catalog_in_both_languages():
+    from engine.i18n import t
+
+    assert t("lint.unreachable") == "Nenhum caminho chega a este bloco a partir do início."
+    assert t("lint.unreachable", "en") == "No path from the start reaches this block."
+    assert t("flows.flow_not_found", "en-US", flow_id="x") == 'Flow "x" does not exist.'
+    assert t("accounts.no_user", "pt-BR", login="ana") == 'Não existe usuário com o login "ana".'
+
+
+def test_every_engine_api_and_cli_message_has_an_english_text():
+    from editor.api import MESSAGES as API_MESSAGES
+    from editor.commands.validate import MESSAGES as CLI_MESSAGES
+    from engine.i18n import MESSAGES, gettext
+
+    with PO.open("rb") as handle:
+        translated = {m.id for m in read_po(handle) if m.id and m.string}
+    msgids = [*MESSAGES.values(), *API_MESSAGES.values(), *CLI_MESSAGES.values()]
+    assert [m for m in msgids if m not in translated] == []
+    assert all(gettext(m, "en") != m for m in msgids)
+
+
+def test_api_errors_speak_english_from_the_same_catalog(_app, _client):
+    engine = _app.extensions["papo"]["engine"]
+    accounts.create_user(engine, "bia", "admin", password=PASSWORD)
+    token = accounts.create_token(engine, "bia")
+    headers = {"Authorization": f"Bearer {token}"}
+    missing = _client.get("/api/v1/flows/nao-existe?lang=en", headers=headers)
+    assert missing.status_code == 404
+    assert missing.json["error"]["message"] == 'Flow "nao-existe" does not exist.'
+    bad = _client.post("/api/v1/flows?lang=en", headers={**headers, "Content-Type": "application/json"},
+                       data="{nope")
+    assert bad.status_code == 422  # the engine's import error, in English
+    assert bad.json["error"]["details"][0]["message"].startswith("The file is not valid JSON: ")
+    assert "(line 1, column 2)" in bad.json["error"]["details"][0]["message"]
+    pt = _client.post("/api/v1/flows", headers={**headers, "Content-Type": "application/json"}, data="{nope")
+    assert pt.json["error"]["details"][0]["message"].startswith("O arquivo não é JSON válido: ")

@@ -138,18 +138,11 @@ def test_string_building_past_the_cap_stops_the_render(site, template):
     assert [r["text"] for r in answer.get_json()["replies"]] == ["Oi! "]
 
 
-def test_another_customer_is_answered_while_a_template_bomb_renders(site, monkeypatch, request):
+def test_another_customer_is_answered_while_a_template_bomb_renders(site, monkeypatch):
     """No template is rendered while a write lock is held (§10.5): while customer A's
     template bomb renders, customer B's message goes all the way through, before A's
     render ends. Ordering, not timing: A's render waits (up to 20 s) for B's answer."""
     import engine.core as core
-
-    if _engine(site).dialect.name == "sqlite" and os.environ.get("PAPO_RENDER_OUTSIDE_LOCK") != "1":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "issue 17 / uow: on main a new contact's step (and its templates) runs inside "
-            "SQLite's BEGIN IMMEDIATE, so the other customer waits for the render; the uow "
-            "engineer's decide step moves rendering out of the write lock. Remove this "
-            "marker (or set PAPO_RENDER_OUTSIDE_LOCK=1) once it lands.")))
 
     repo = FlowRepository(_engine(site))
     repo.create(_flow("bomba", "A: " + BOMB, "bomba"))

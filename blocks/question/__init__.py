@@ -2,6 +2,9 @@
 
 Ports: ``answered`` (or one per option id for a choice), ``invalid`` after
 ``max_attempts`` invalid answers, ``timeout`` when ``timeout_s`` passes unanswered.
+A ``rating`` question takes a score from 1 to 5 (digits, emoji stars or number words,
+see :func:`parse_rating`), offers five buttons "1".."5" and saves an integer;
+``csat: true`` marks the question whose answers the reports count as CSAT.
 """
 from __future__ import annotations
 
@@ -11,11 +14,31 @@ from pathlib import Path
 
 import regex
 
-from blocks.base import BlockKind, Context, Reply, Result, load_schema, message
+from blocks.base import (
+    N_,
+    BlockKind,
+    Context,
+    Reply,
+    Result,
+    TimerKind,
+    Translate,
+    load_schema,
+    message,
+)
 from blocks.text import normalize
 
 FOLDER = Path(__file__).parent
 DEFAULT_MAX_ATTEMPTS = 3
+# Sent to the customer (in the flow's language, pt-BR) when ``invalid_text`` is not set.
+DEFAULT_INVALID_TEXT = {
+    "text": "Não entendi sua resposta. Pode tentar de novo?",
+    "number": "Por favor, responda com um número.",
+    "email": "Por favor, informe um e-mail válido (exemplo: nome@dominio.com).",
+    "phone": "Por favor, informe um telefone válido com DDD.",
+    "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
+    "choice": "Por favor, escolha uma das opções (pode responder com o número).",
+    "rating": "Por favor, responda com uma nota de 1 a 5.",
+}
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATE_FORMATS = (
@@ -32,7 +55,13 @@ def ports(data: dict) -> list[str]:
     return [*first, "invalid", "timeout"]
 
 
+RATING_BUTTONS = ["1", "2", "3", "4", "5"]
+
+
 def option_labels(data: dict) -> list[str]:
+    """The buttons shown with the question: a choice's options, a rating's five scores."""
+    if data.get("input") == "rating":
+        return list(RATING_BUTTONS)
     return [o["label"] for o in data.get("options", [])] if data.get("input") == "choice" else []
 
 
@@ -107,6 +136,57 @@ def pattern_matches(pattern: str, text: str) -> bool:
         return False
 
 
+STARS = {"\u2b50", "\u2605", "\U0001f31f"}  # ⭐ ★ 🌟 (each counts as one)
+# Invisible parts of emoji sequences (variation selector, zero-width joiner) and spaces.
+_EMOJI_GLUE = re.compile(r"[\ufe0e\ufe0f\u200d\s]+")
+RATING_WORDS = {
+    "um": 1, "uma": 1, "one": 1,
+    "dois": 2, "duas": 2, "two": 2,
+    "tres": 3, "three": 3,
+    "quatro": 4, "four": 4,
+    "cinco": 5, "five": 5,
+}
+# Words people wrap a score in: "nota 4", "dou 5 estrelas", "my rating is 4".
+RATING_FILLERS = {
+    "nota", "notas", "dou", "daria", "eu", "minha", "meu", "e", "a", "o", "de", "sua",
+    "estrela", "estrelas", "estrelinha", "estrelinhas", "ponto", "pontos", "avaliacao",
+    "i", "give", "would", "it", "my", "is", "rating", "score", "star", "stars", "points",
+}
+_RATING_TOKEN = re.compile(r"\d+(?:[.,]\d+)?|[^\W\d_]+")
+_RATING_ALLOWED = re.compile(r"^[\w\s/.,:!?]*$")
+_OUT_OF_FIVE = re.compile(r"(?:/|\bde\b|\bout of\b)\s*(?:5|cinco|five)\s*[.!?]*$")
+
+
+def parse_rating(text: str) -> int | None:
+    """A score from 1 to 5 in a customer's answer, or None.
+
+    ``"5"``, ``"⭐⭐⭐"`` (each star counts), ``"cinco"``, ``"nota 4"``, ``"4/5"``, ``"four"``
+    are scores; ``"4.5"``, ``"0"``, ``"6"``, six stars or any other text are not.
+    """
+    if not isinstance(text, str) or len(text) > 80:
+        return None
+    stars = sum(1 for c in text if c in STARS)
+    if stars:
+        rest = _EMOJI_GLUE.sub("", "".join(c for c in text if c not in STARS))
+        if not rest:
+            return stars if stars <= 5 else None
+        if stars > 1:
+            return None  # "⭐⭐ 5": which one did they mean?
+        text = "".join(c for c in text if c not in STARS)  # "5 ⭐": the star is decoration
+    norm = normalize(text)
+    if not norm or not _RATING_ALLOWED.match(norm):
+        return None
+    norm = _OUT_OF_FIVE.sub("", norm).strip()
+    tokens = [t for t in _RATING_TOKEN.findall(norm) if t not in RATING_FILLERS]
+    if len(tokens) != 1:
+        return None
+    token = tokens[0]
+    if token.isdigit():
+        value = int(token)
+        return value if 1 <= value <= 5 and len(token) == 1 else None
+    return RATING_WORDS.get(token)
+
+
 PARSERS = {
     "text": lambda t: t.strip() or None,
     "number": _number,
@@ -123,6 +203,9 @@ def parse_reply(block: dict, text: str, ctx: Context) -> Reply:
         if option is None:
             return Reply(valid=False)
         return Reply(valid=True, value=option["label"], port=option["id"])
+    if data["input"] == "rating":
+        score = parse_rating(text)
+        return Reply(valid=False) if score is None else Reply(valid=True, value=score, port="answered")
     value = PARSERS[data["input"]](text)
     if value is None:
         return Reply(valid=False)
@@ -132,8 +215,34 @@ def parse_reply(block: dict, text: str, ctx: Context) -> Reply:
     return Reply(valid=True, value=value, port="answered")
 
 
+def template_fields(data: dict) -> list[str]:
+    return [data.get("text", "")] + ([data["invalid_text"]] if data.get("invalid_text") else [])
+
+
+def preset(_: Translate, flow_id: str) -> dict:
+    return {"text": _("Qual opção você prefere?"), "input": "choice",
+            "options": [{"id": "o1", "label": _("Opção 1")}, {"id": "o2", "label": _("Opção 2")}],
+            "save_as": "resposta"}
+
+
+def port_labels(_: Translate, data: dict) -> dict[str, str]:
+    labels = {"answered": _("Respondida"), "invalid": _("Resposta inválida"),
+              "timeout": _("Sem resposta")}
+    for option in data.get("options") or []:
+        if isinstance(option, dict) and "id" in option:
+            labels[option["id"]] = option.get("label") or option["id"]
+    return labels
+
+
 BLOCK = BlockKind(
     type="question", family="question", ports=ports, execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, parse_reply=parse_reply,
     label_pt="Pergunta", label_en="Question",
+    timers=(TimerKind("question_timeout", "timeout", N_("Prazo da pergunta")),),
+    default_attempts=DEFAULT_MAX_ATTEMPTS, pauses_run=True, template_fields=template_fields,
+    saves=lambda data: data.get("save_as"), preset=preset, port_labels=port_labels,
+    invalid_text=lambda data: DEFAULT_INVALID_TEXT.get(data.get("input"), DEFAULT_INVALID_TEXT["text"]),
+    variants=lambda _: [{"key": "csat", "label": _("Avaliação (CSAT)"),
+                         "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
+                                  "input": "rating", "save_as": "csat", "csat": True}}],
 )

@@ -1,6 +1,7 @@
 """``papo serve``: the web app on one machine, under gunicorn (a production WSGI server).
 
-Werkzeug's development server is never used here (DESIGN §10.5). The defaults suit a
+Werkzeug's development server is never used here (DESIGN §10.5). The hooks of
+``editor/gunicorn_conf.py`` apply (metrics added up over the workers, JSON log lines). The defaults suit a
 small machine of 2 cores: 2 worker processes of 4 threads each (``gthread``), so a
 slow request (an ``http_request`` block waiting on a remote API) does not hold up the
 others and a crashed worker is replaced by the master. Each worker builds its own app
@@ -24,6 +25,13 @@ def _application(options: dict):
         """gunicorn with papo's settings, no command-line parsing of its own."""
 
         def load_config(self):
+            from editor import gunicorn_conf
+
+            # The same hooks as `gunicorn -c python:editor.gunicorn_conf` (metrics across
+            # workers, JSON log lines), then papo serve's own options.
+            for key in ("on_starting", "child_exit", "on_exit", "logconfig_dict"):
+                if hasattr(gunicorn_conf, key):
+                    self.cfg.set(key, getattr(gunicorn_conf, key))
             for key, value in options.items():
                 self.cfg.set(key, value)
 
@@ -49,20 +57,18 @@ def register(group: click.Group) -> None:
     @click.option("--timeout", default=DEFAULT_TIMEOUT, type=click.IntRange(5, 3600),
                   show_default=True, help="Seconds a request may take before its worker is replaced.")
     def serve(host: str, port: int, workers: int, threads: int, timeout: int) -> None:
-        from sqlalchemy import func, select
         from sqlalchemy.exc import OperationalError
 
         from editor.app import create_app, ensure_schema, get_engine
+        from engine import accounts
         from engine.settings import SettingsError
-        from engine.store import users
 
         try:
             app = create_app()  # checks the settings and the database once, before forking
             engine = get_engine(app)
             if ensure_schema(engine):
                 click.echo("Created the database tables.")
-            with engine.connect() as conn:
-                nobody = conn.execute(select(func.count()).select_from(users)).scalar_one() == 0
+            nobody = not accounts.list_users(engine)
             engine.dispose()  # the workers open their own connections
         except SettingsError as exc:
             raise click.ClickException(str(exc)) from None

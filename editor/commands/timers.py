@@ -60,18 +60,14 @@ def register(group: click.Group) -> None:
     @timers_group.command("cancel", help="Cancel a pending timer (its wait or timeout never fires).")
     @click.argument("timer_id", type=int)
     def cancel_command(timer_id: int) -> None:
-        from sqlalchemy import select
-
-        from engine.store import timers
+        from engine import queries
 
         service = _service()
         try:
             if _database_errors(lambda: service.cancel_timer(timer_id)):
                 click.echo(f"Timer {timer_id} cancelled.")
                 return
-            with service.db.connect() as conn:
-                status = _database_errors(lambda: conn.execute(
-                    select(timers.c.status).where(timers.c.id == timer_id)).scalar())
+            status = _database_errors(lambda: queries.timer_status(service.db, timer_id))
         finally:
             service.db.dispose()
         if status is None:

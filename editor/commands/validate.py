@@ -14,41 +14,29 @@ from collections.abc import Iterable
 
 import click
 
-from engine.i18n import normalize_lang
-from engine.lint import has_errors, lint
+from engine.i18n import N_, gettext, normalize_lang
+from engine.lint import has_errors, jump_targets, lint
 from schemas import FlowDocumentError, load_document
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 STDIN = "-"
-# Problems with the file's bytes, not with a place in a JSON document: no "$" path prefix.
-FILE_LEVEL_CODES = {"not_json", "too_large"}
 # Codes that mean "this is not a flow file we could even parse": exit 2.
 UNREADABLE_CODES = {"unreadable", "not_json"}
 
+# pt-BR ids; English in the one catalog (editor/translations).
 MESSAGES = {
-    "pt": {
-        "not_found": "Arquivo não encontrado.",
-        "is_dir": "É uma pasta, não um arquivo.",
-        "no_permission": "Sem permissão para ler o arquivo.",
-        "os_error": "Não foi possível ler o arquivo: {error}.",
-        "not_utf8": "O arquivo não é um JSON válido: não está em UTF-8 (byte inválido na posição {pos}).",
-        "internal_error": "Erro interno ao analisar o fluxo ({error}). Avise a equipe do papo.",
-        "summary": "{files} arquivo(s): {errors} erro(s), {warnings} aviso(s).",
-    },
-    "en": {
-        "not_found": "File not found.",
-        "is_dir": "Is a directory, not a file.",
-        "no_permission": "Permission denied.",
-        "os_error": "Could not read the file: {error}.",
-        "not_utf8": "The file is not valid JSON: it is not UTF-8 (invalid byte at position {pos}).",
-        "internal_error": "Internal error while checking the flow ({error}). Please tell the papo team.",
-        "summary": "{files} file(s): {errors} error(s), {warnings} warning(s).",
-    },
+    "not_found": N_("Arquivo não encontrado."),
+    "is_dir": N_("É uma pasta, não um arquivo."),
+    "no_permission": N_("Sem permissão para ler o arquivo."),
+    "os_error": N_("Não foi possível ler o arquivo: %(error)s."),
+    "not_utf8": N_("O arquivo não é um JSON válido: não está em UTF-8 (byte inválido na posição %(pos)s)."),
+    "internal_error": N_("Erro interno ao analisar o fluxo (%(error)s). Avise a equipe do papo."),
+    "summary": N_("%(files)s arquivo(s): %(errors)s erro(s), %(warnings)s aviso(s)."),
 }
 
 
 def _text(key: str, lang: str, **params) -> str:
-    return MESSAGES[normalize_lang(lang)][key].format(**params)
+    return gettext(MESSAGES[key], lang, **params)
 
 
 def _finding(file: str, level: str, code: str, block_id: str | None, message: str) -> dict:
@@ -75,9 +63,7 @@ def _unreadable_message(exc: OSError, lang: str) -> str:
 def _structural_findings(path: str, error: FlowDocumentError) -> list[dict]:
     findings = []
     for problem in error.problems:
-        message = problem["message"]
-        if error.code not in FILE_LEVEL_CODES:
-            message = f"{problem['path']}: {message}"
+        message = problem["message"]  # says where in words; the block id is in brackets
         findings.append(_finding(path, "error", error.code, problem.get("block_id"), message))
     return findings
 
@@ -134,9 +120,10 @@ def validate_files(paths: Iterable[str], lang: str | None = None) -> tuple[list[
         loaded.append((i, path, doc))
         known.setdefault(doc["id"], set()).update(b["id"] for b in doc["blocks"])
 
+    jumped_into = jump_targets(doc for _, _, doc in loaded)
     for i, path, doc in loaded:
         try:
-            found = lint(doc, flows=known, lang=lang)
+            found = lint(doc, flows=known, lang=lang, jumped_into=jumped_into)
         except Exception as exc:  # a linter bug must not hide the other files' findings
             found = [{"level": "error", "code": "internal_error", "block_id": None,
                       "message": _text("internal_error", lang, error=f"{type(exc).__name__}: {exc}")}]

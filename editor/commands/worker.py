@@ -5,9 +5,6 @@ with a message naming the variable. Stops cleanly on SIGTERM / SIGINT (Ctrl+C).
 """
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -43,12 +40,15 @@ def worker_database_url(settings) -> str:
 
 
 def _configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(stream=sys.stderr, level=level,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    else:
-        root.setLevel(level)
+    """Text or JSON lines on stderr (``PAPO_LOG_FORMAT``), from ``level`` up."""
+    from engine import logs
+    from engine.settings import SettingsError
+
+    try:
+        fmt, _level = logs.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    logs.configure(fmt, level)
 
 
 def register(group: click.Group) -> None:
@@ -58,11 +58,20 @@ def register(group: click.Group) -> None:
                   help="Timers claimed at a time.")
     @click.option("--lease", "lease_s", default=30.0, show_default=True,
                   type=click.FloatRange(min=1), help="Seconds a claim lasts if this worker dies.")
+    @click.option("--outbox-lease", "outbox_lease_s", default=None, type=click.FloatRange(min=20),
+                  help="Seconds a WhatsApp message being sent stays with this worker if it dies "
+                       "(default 60; over the 15 s request timeout).")
     @click.option("--once", is_flag=True,
                   help="Fire the timers due now, print how many, and exit (cron, scripts).")
     @click.option("--log-level", default="INFO", show_default=True, envvar="PAPO_LOG_LEVEL",
                   type=click.Choice(LOG_LEVELS, case_sensitive=False))
-    def worker(batch: int, lease_s: float, once: bool, log_level: str) -> None:
+    @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+                  help="Serve Prometheus metrics (GET /metrics, with PAPO_METRICS_TOKEN as a bearer "
+                       "token when it is set) and GET /healthz on this port (0: any free port).")
+    @click.option("--metrics-host", default="127.0.0.1", show_default=True,
+                  help="Address for --metrics-port (0.0.0.0: every interface).")
+    def worker(batch: int, lease_s: float, outbox_lease_s: float | None, once: bool, log_level: str,
+               metrics_port: int | None, metrics_host: str) -> None:
         from engine.db import make_engine
         from engine.service import Service
         from engine.settings import SettingsError
@@ -82,8 +91,22 @@ def register(group: click.Group) -> None:
         url = worker_database_url(settings)
         _configure_logging(log_level.upper())
         service = Service(make_engine(url), settings)
-        runner = Worker(service, batch=batch, lease_s=lease_s, dedup_retention_s=retention)
+        runner = Worker(service, batch=batch, lease_s=lease_s, dedup_retention_s=retention,
+                        outbox_lease_s=outbox_lease_s)
         click.echo(f"papo worker {runner.worker_id} started, database {safe_url(url)}")
+        metrics_server = None
+        if metrics_port is not None and not once:
+            from engine import metrics
+
+            try:
+                metrics_server = metrics.serve(metrics_host, metrics_port, service.db,
+                                               settings.metrics_token)
+            except OSError as exc:
+                service.db.dispose()
+                raise click.ClickException(f"Cannot serve metrics on {metrics_host}:{metrics_port}: "
+                                           f"{exc.strerror or exc}") from None
+            shown = "127.0.0.1" if metrics_host in ("0.0.0.0", "::") else metrics_host
+            click.echo(f"metrics at http://{shown}:{metrics_server.server_port}/metrics", err=False)
         try:
             if once:
                 try:
@@ -99,4 +122,7 @@ def register(group: click.Group) -> None:
                 return
             runner.run_forever()
         finally:
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
             service.db.dispose()

@@ -250,6 +250,48 @@
       mark(id, "has-warning", warning);
     });
     if (state.current) mark(state.current, "is-current", true);
+    updatePlusButtons();
+  }
+
+  // A "+" beside every output port that leads nowhere: it adds the next block already
+  // connected (see addNext). Only blocks whose free ports changed are touched.
+  var plusKeys = {};
+  function updatePlusButtons() {
+    var used = {};
+    state.doc.edges.forEach(function (e) { (used[e.from] = used[e.from] || {})[e.port] = true; });
+    state.doc.blocks.forEach(function (block) {
+      var card = state.cards[block.id];
+      var ports = (card && card.ports) || [];
+      var free = ports.map(function (p) { return !(used[block.id] && used[block.id][p]); });
+      var key = ports.join("\u0000") + "|" + free.join(",");
+      if (plusKeys[block.id] === key) return;
+      var node = nodeEl(block.id);
+      if (!node) return;
+      plusKeys[block.id] = key;
+      var labels = node.querySelectorAll(".card-ports li");
+      ports.forEach(function (port, i) {
+        var output = node.querySelector(".outputs .output_" + (i + 1));
+        if (!output) return;
+        var button = output.querySelector(".port-add");
+        if (free[i] && !button) {
+          button = document.createElement("button");
+          button.type = "button";
+          button.className = "port-add";
+          button.textContent = "+";
+          output.appendChild(button);
+        } else if (!free[i] && button) {
+          button.remove();
+          return;
+        }
+        if (button) {
+          var label = labels[i] ? labels[i].textContent : port;
+          button.setAttribute("data-from", block.id);
+          button.setAttribute("data-port", port);
+          button.setAttribute("aria-label", M.addNext + ": " + label);
+          button.title = M.addNext + ": " + label;
+        }
+      });
+    });
   }
 
   // Drawflow's connection classes, by position: connection, node_in_node-<to>,
@@ -280,6 +322,7 @@
       editor.updateConnectionNodes = updateConnectionNodes;
     }
     decorated = {};
+    plusKeys = {};
     drawPaths(Array.prototype.map.call(editor.precanvas.querySelectorAll("svg.connection"), linkOf));
     decorate();
   }
@@ -314,6 +357,7 @@
     var card = state.cards[block.id];
     var pos = positionOf(block, state.doc.blocks.indexOf(block));
     delete decorated[block.id];
+    delete plusKeys[block.id];
     syncing(function () {
       editor.nodeId = block.id;  // Drawflow names the new node after nodeId: use the block id
       editor.addNode(block.type, 1, card.ports.length, pos.x, pos.y, nodeClass(block), {}, card.html);
@@ -359,10 +403,28 @@
     updateHistoryButtons();
   }
 
+  // "Começa quando o cliente diz: oi, olá · ou por padrão" (flows_ui.triggers_sentence).
+  function showTriggers() {
+    var T = M.triggers, said = [], fallback = false;
+    (state.doc.triggers || []).forEach(function (trigger) {
+      if (trigger.type === "default") fallback = true;
+      else if (trigger.match === "contains") said.push(T.contains.replace("%(value)s", trigger.value || ""));
+      else if (trigger.match === "regex") said.push(T.regex.replace("%(value)s", trigger.value || ""));
+      else said.push(trigger.value || "");
+    });
+    var text = said.length ? T.saysPrefix + " " + said.join(", ") + (fallback ? " · " + T.orDefault : "")
+      : (fallback ? T.onlyDefault : T.none);
+    var el = document.getElementById("triggers-text");
+    if (el) el.textContent = text;
+    var button = document.getElementById("btn-triggers");
+    if (button) button.classList.toggle("has-no-trigger", !said.length && !fallback);
+  }
+
   function restore(entry) {
     state.doc = JSON.parse(entry.doc);
     state.cards = entry.cards;
     document.getElementById("flow-name").textContent = state.doc.name;
+    showTriggers();
     closePanel();
     renderAll();
   }
@@ -468,6 +530,8 @@
       }
       state.revision = answer.revision;
       state.findings = answer.findings || [];
+      var changes = document.getElementById("draft-changes");
+      if (changes && typeof answer.unpublished === "boolean") changes.hidden = !answer.unpublished;
       state.retryDelay = 2000;
       hideOffline();
       decorate();
@@ -584,15 +648,19 @@
     commit();
   });
 
+  // New blocks are numbered above every b<n> this flow ever had (the server reads all
+  // revisions: boot.blockNumberMark) and every one this page handed out, so a deleted
+  // block's id is never given to a new block (an undone add counts as handed out).
+  var blockNumberMark = boot.blockNumberMark || 0;
   function newBlockId() {
-    var highest = 0, taken = {};
+    var taken = {};
     state.doc.blocks.forEach(function (b) {
       taken[b.id] = true;
       var found = /^b(\d+)$/.exec(b.id);
-      if (found) highest = Math.max(highest, parseInt(found[1], 10));
+      if (found) blockNumberMark = Math.max(blockNumberMark, parseInt(found[1], 10));
     });
-    var id = "b" + (highest + 1);
-    while (taken[id]) id = "b" + (++highest + 1);
+    var id = "b" + (++blockNumberMark);
+    while (taken[id]) id = "b" + (++blockNumberMark);
     return id;
   }
 
@@ -609,13 +677,15 @@
     return holder.innerHTML;
   }
 
-  function addBlock(kind, x, y) {
+  // Add a block of `kind` at canvas point (x, y); with `link` ({from, port}) the port is
+  // connected to it in the same step (one undo).
+  function addBlock(kind, x, y, link) {
     var preset = boot.palette[kind];
     if (!preset) return null;
     var id = newBlockId();
     snapshot();
     var block = {
-      id: id, type: kind, position: { x: Math.round(x), y: Math.round(y) },
+      id: id, type: preset.type || kind, position: { x: Math.round(x), y: Math.round(y) },
       data: JSON.parse(JSON.stringify(preset.data))
     };
     state.doc.blocks.push(block);
@@ -623,9 +693,60 @@
     cards[id] = { html: cardFromTemplate(preset.html, id), ports: preset.ports.slice(), family: preset.family };
     state.cards = cards;
     drawNode(block);
+    if (link) {
+      var edge = { from: link.from, port: link.port, to: id };
+      state.doc.edges = state.doc.edges.filter(function (e) { return !(e.from === link.from && e.port === link.port); });
+      state.doc.edges.push(edge);
+      drawEdge(edge);
+    }
     commit();
     openBlockForm(id);
+    ensureVisible(id);
     return id;
+  }
+
+  // The next block after port `port` of `from`: to its right, below any card already there.
+  function addNext(from, port, kind) {
+    var source = editor.drawflow.drawflow.Home.data[from];
+    if (!source) return null;
+    var index = Math.max(0, portMapping(from).ports.indexOf(port));
+    var x = source.pos_x + 300, y = source.pos_y + index * 70;
+    var data = editor.drawflow.drawflow.Home.data;
+    for (var tries = 0; tries < 30; tries++) {
+      var hit = null;
+      Object.keys(data).forEach(function (nid) {
+        var n = data[nid], el = nodeEl(nid);
+        var h = el ? el.offsetHeight : 120, w = el ? el.offsetWidth : 220;
+        if (x < n.pos_x + w + 20 && x + 240 > n.pos_x && y < n.pos_y + h + 20 && y + 120 > n.pos_y) hit = n.pos_y + h + 30;
+      });
+      if (hit === null) break;
+      y = hit;
+    }
+    return addBlock(kind, x, y, { from: from, port: port });
+  }
+
+  // The part of the canvas not covered by the side panel, in client coordinates.
+  function visibleRect() {
+    var r = canvas.getBoundingClientRect();
+    var right = r.right;
+    if (!panel.hidden) right = Math.min(right, panel.getBoundingClientRect().left);
+    return { left: r.left, top: r.top, right: Math.max(right, r.left + 80), bottom: r.bottom };
+  }
+
+  // Pan so block `id` is in view (never under the panel).
+  function ensureVisible(id) {
+    var el = nodeEl(id);
+    if (!el) return;
+    var v = visibleRect(), b = el.getBoundingClientRect(), pad = 24, dx = 0, dy = 0;
+    if (b.right > v.right - pad) dx = v.right - pad - b.right;
+    if (b.left + dx < v.left + pad) dx = v.left + pad - b.left;
+    if (b.bottom > v.bottom - pad) dy = v.bottom - pad - b.bottom;
+    if (b.top + dy < v.top + pad) dy = v.top + pad - b.top;
+    if (!dx && !dy) return;
+    editor.canvas_x += dx;
+    editor.canvas_y += dy;
+    editor.precanvas.style.transform = "translate(" + editor.canvas_x + "px, " +
+      editor.canvas_y + "px) scale(" + editor.zoom + ")";
   }
 
   function clientToCanvas(clientX, clientY) {
@@ -634,7 +755,9 @@
   }
 
   function viewCenter() {
-    var rect = canvas.getBoundingClientRect();
+    var rect = visibleRect();
+    rect.width = rect.right - rect.left;
+    rect.height = rect.bottom - rect.top;
     var count = state.doc.blocks.length % 6;
     var point = clientToCanvas(rect.left + rect.width / 2, rect.top + rect.height / 3);
     return { x: point.x - 110 + count * 24, y: point.y - 40 + count * 24 };
@@ -840,6 +963,7 @@
       state.doc[key] = settings[key];
     });
     document.getElementById("flow-name").textContent = state.doc.name;
+    showTriggers();
     commit();
   }
 
@@ -848,9 +972,34 @@
     state.doc = result.doc;
     state.cards = result.cards;
     document.getElementById("flow-name").textContent = state.doc.name;
+    showTriggers();
     renderAll();
     fit();
     commit();
+  }
+
+  // The server replaced the draft (restore a version, publish an older one): show it and
+  // take its revision; the previous document stays on the undo stack.
+  function applyRestored(result) {
+    snapshot();
+    state.doc = result.doc;
+    state.cards = result.cards;
+    state.revision = result.revision;
+    state.findings = result.findings || [];
+    document.getElementById("flow-name").textContent = state.doc.name;
+    var changes = document.getElementById("draft-changes");
+    if (changes) changes.hidden = true;  // the draft is the version just published
+    showTriggers();
+    renderAll();
+    decorate();
+  }
+
+  // The flow's tests (the Tests panel, static/flowtests.js): one undoable change.
+  function setTests(tests) {
+    snapshot();
+    if (tests && tests.length) state.doc.tests = tests; else delete state.doc.tests;
+    commit();
+    return save();
   }
 
   function processResults(container) {
@@ -861,6 +1010,7 @@
       if (result.action === "block") applyBlockResult(result);
       else if (result.action === "settings") applySettings(result.settings);
       else if (result.action === "replace") applyReplacement(result);
+      else if (result.action === "restored") applyRestored(result);
       else if (result.action === "findings") { state.findings = result.findings; decorate(); }
     });
   }
@@ -889,6 +1039,12 @@
   on("btn-validate", "click", function () { loadPanel("findings", urls.findings); });
   on("btn-settings", "click", function () { loadPanel("settings", urls.settings); });
   on("btn-versions", "click", function () { loadPanel("versions", urls.versions); });
+  on("btn-triggers", "click", function () {
+    loadPanel("settings", urls.settings).then(function () {
+      var first = panelBody.querySelector('[name="triggers.value"]') || panelBody.querySelector("[data-add-row=triggers]");
+      if (first) first.focus();
+    });
+  });
   on("btn-publish", "click", function () {
     loadPanel("versions", urls.publish, { method: "POST" });
   });
@@ -964,8 +1120,13 @@
     if (!kind) return;
     event.preventDefault();
     dragKind = null;
-    var point = clientToCanvas(event.clientX, event.clientY);
-    addBlock(kind, point.x - 20, point.y - 20);
+    // The block's form opens in the side panel: a block dropped where the panel will be
+    // is moved left of it, so it never lands underneath.
+    var wrap = canvas.getBoundingClientRect();
+    var panelWidth = panel.hidden ? Math.min(380, wrap.width * 0.92) : panel.getBoundingClientRect().width;
+    var limit = wrap.right - panelWidth - 24 - 220 * editor.zoom;
+    var point = clientToCanvas(Math.max(wrap.left + 8, Math.min(event.clientX - 20 * editor.zoom, limit)), event.clientY - 20 * editor.zoom);
+    addBlock(kind, point.x, point.y);
   });
 
   // A click on a card (not a drag, not a port) opens its form.
@@ -987,12 +1148,32 @@
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       openBlockForm(id);
-    } else if (event.key === "Delete" || event.key === "Backspace") {
-      event.preventDefault();
-      event.stopPropagation();
-      deleteBlock(id);
     }
   });
+
+  // Delete / Backspace: remove the selected connection, or the selected block (undo
+  // brings it back). Drawflow's own handler listens on the canvas element, which never
+  // has the keyboard focus, so it is replaced here (capture: it runs first, and alone).
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Delete" && event.key !== "Backspace") return;
+    var target = event.target;
+    if (target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT|BUTTON)$/.test(target.tagName))) return;
+    if (target && target !== document.body && !canvas.contains(target)) return;
+    if (editor.connection_selected) {
+      event.preventDefault();
+      event.stopPropagation();
+      editor.removeConnection();
+      editor.connection_selected = null;
+      return;
+    }
+    var card = target && target.closest && target.closest(".block-card[data-block-id]");
+    var id = card ? card.getAttribute("data-block-id") : (editor.node_selected ? editor.node_selected.id.replace(/^node-/, "") : null);
+    if (id && findBlock(id)) {
+      event.preventDefault();
+      event.stopPropagation();
+      if (deleteBlock(id)) notify(M.blockDeleted);
+    }
+  }, true);
 
   document.addEventListener("keydown", function (event) {
     var target = event.target;
@@ -1003,6 +1184,76 @@
     if (key === "z" && event.shiftKey || key === "y") { event.preventDefault(); redo(); }
     else if (key === "z") { event.preventDefault(); undo(); }
   });
+
+  // The "+" menu: which kind of block comes next.
+  var portMenu = document.getElementById("port-menu");
+  var menuFor = null;
+  function closePortMenu(refocus) {
+    if (!portMenu || portMenu.hidden) return;
+    portMenu.hidden = true;
+    if (refocus && menuFor && menuFor.button.isConnected) menuFor.button.focus();
+    menuFor = null;
+  }
+  function openPortMenu(button) {
+    var wrap = portMenu.parentElement.getBoundingClientRect(), at = button.getBoundingClientRect();
+    menuFor = { from: button.getAttribute("data-from"), port: button.getAttribute("data-port"), button: button };
+    portMenu.hidden = false;
+    var left = Math.min(at.right + 6 - wrap.left, wrap.width - portMenu.offsetWidth - 8);
+    var top = Math.min(at.top - wrap.top, wrap.height - portMenu.offsetHeight - 8);
+    portMenu.style.left = Math.max(8, left) + "px";
+    portMenu.style.top = Math.max(8, top) + "px";
+    var first = portMenu.querySelector("[data-kind]");
+    if (first) first.focus();
+  }
+  canvas.addEventListener("mousedown", function (event) {
+    if (event.target.closest(".port-add")) event.stopPropagation();  // not a drag for Drawflow
+  }, true);
+  canvas.addEventListener("click", function (event) {
+    var button = event.target.closest(".port-add");
+    if (!button) return;
+    event.stopPropagation();
+    event.preventDefault();
+    if (menuFor && menuFor.button === button) closePortMenu(false);
+    else openPortMenu(button);
+  }, true);
+  if (portMenu) {
+    portMenu.addEventListener("click", function (event) {
+      var item = event.target.closest("[data-kind]");
+      if (!item || !menuFor) return;
+      var link = menuFor;
+      closePortMenu(false);
+      addNext(link.from, link.port, item.getAttribute("data-kind"));
+    });
+    portMenu.addEventListener("keydown", function (event) {
+      var items = Array.prototype.slice.call(portMenu.querySelectorAll("[data-kind]"));
+      var index = items.indexOf(document.activeElement);
+      if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); closePortMenu(true); }
+      else if (event.key === "ArrowDown") { event.preventDefault(); items[(index + 1) % items.length].focus(); }
+      else if (event.key === "ArrowUp") { event.preventDefault(); items[(index - 1 + items.length) % items.length].focus(); }
+    });
+    document.addEventListener("mousedown", function (event) {
+      if (!portMenu.hidden && !portMenu.contains(event.target) && !event.target.closest(".port-add")) closePortMenu(false);
+    });
+  }
+
+  // Collapsible palette and simulator (remembered in this browser), for small screens.
+  function toggleColumn(name, buttonId, collapse) {
+    var button = document.getElementById(buttonId);
+    root.classList.toggle(name, collapse);
+    if (button) button.setAttribute("aria-expanded", collapse ? "false" : "true");
+    try { window.localStorage.setItem("papo:" + name, collapse ? "1" : "0"); } catch (e) { /* private mode */ }
+  }
+  function remembered(name) {
+    try { return window.localStorage.getItem("papo:" + name); } catch (e) { return null; }
+  }
+  on("btn-palette", "click", function () {
+    toggleColumn("palette-collapsed", "btn-palette", !root.classList.contains("palette-collapsed"));
+  });
+  on("btn-simulator", "click", function () {
+    toggleColumn("simulator-hidden", "btn-simulator", !root.classList.contains("simulator-hidden"));
+  });
+  if (remembered("palette-collapsed") === "1") toggleColumn("palette-collapsed", "btn-palette", true);
+  if (remembered("simulator-hidden") === "1") toggleColumn("simulator-hidden", "btn-simulator", true);
 
   // ------------------------------------------------------------------ start
 
@@ -1035,7 +1286,9 @@
     addBlock: addBlock,
     deleteBlock: deleteBlock,
     openBlock: openBlockForm,
-    setStart: setStart
+    addNext: addNext,
+    setStart: setStart,
+    setTests: setTests
   };
   document.dispatchEvent(new CustomEvent("papo:editor-ready", { detail: { flowId: boot.flowId } }));
 })();

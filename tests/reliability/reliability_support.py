@@ -186,13 +186,14 @@ def children(pid: int) -> list[int]:
 class Gunicorn:
     """``gunicorn -w 2 -k sync 'editor:create_app()'`` on 127.0.0.1, in its own process group."""
 
-    def __init__(self, env: dict, log: Path, workers: int = 2):
+    def __init__(self, env: dict, log: Path, workers: int = 2, config: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         handle = open(log, "w")  # noqa: SIM115 - the child's output
+        options = ["-c", config] if config else []
         self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
+            [str(BIN / "gunicorn"), *options, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
              "--log-level", "warning", "--timeout", "60", "--graceful-timeout", "5", "editor:create_app()"],
             cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         self.workers = workers
@@ -239,10 +240,11 @@ class Gunicorn:
 class PapoWorker:
     """``papo worker`` as a real process; ``kill()`` is SIGKILL by its pid."""
 
-    def __init__(self, env: dict, log: Path, lease_s: float = 2):
+    def __init__(self, env: dict, log: Path, lease_s: float = 2, extra: tuple[str, ...] = ()):
         handle = open(log, "a")  # noqa: SIM115
         self.log = log
-        self.proc = subprocess.Popen([str(BIN / "papo"), "worker", "--lease", str(lease_s)], cwd=ROOT,
+        self.proc = subprocess.Popen([str(BIN / "papo"), "worker", "--lease", str(lease_s), *extra],
+                                     cwd=ROOT,
                                      env=env, stdout=handle, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 

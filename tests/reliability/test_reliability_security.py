@@ -40,6 +40,9 @@ PUBLIC = {
     "api.openapi": "the OpenAPI document (DESIGN §6)",
     "channels.whatsapp_verify": "Meta's handshake; checks the verify token",
     "channels.whatsapp_receive": "authenticated by the X-Hub-Signature-256 HMAC",
+    "ops.healthz": "liveness for load balancers and supervisors; says only 'ok'",
+    "ops.readyz": "readiness for load balancers; says only whether the database is usable",
+    "ops.metrics_view": "404 unless PAPO_METRICS_TOKEN is set, then that bearer token is required",
 }
 PUBLIC_BLUEPRINTS = {"webchat": "/c/<flow>: the customer's web chat (DESIGN §8)"}
 ADMIN_BLUEPRINTS = ("flows", "simulator")
@@ -131,11 +134,11 @@ def csrf_token(html: str) -> str:
 
 def test_a_form_post_without_the_csrf_token_is_refused_and_changes_nothing(csrf_app, app):
     client = csrf_app.test_client()
-    refused = client.post("/login", data={"login": "admin", "password": "x"})
+    refused = client.post("/login", data={"login": "admin", "password": "senha-de-teste"})
     assert refused.status_code == 400  # not even the login form without its token
     assert client.get("/inbox").status_code == 302  # so nobody is logged in
     token = csrf_token(client.get("/login").get_data(as_text=True))
-    assert client.post("/login", data={"login": "admin", "password": "x", "csrf_token": token}).status_code == 302
+    assert client.post("/login", data={"login": "admin", "password": "senha-de-teste", "csrf_token": token}).status_code == 302
 
     service = Service(app.extensions["papo"]["engine"])
     conv = service.ensure_conversation("api", {"external_id": "csrf-1", "name": "Ana"})

@@ -1,0 +1,195 @@
+"""``python -m bench.http_inbound --ops``: what metrics and JSON logs cost an inbound message.
+
+Two papo servers side by side, same code, same settings otherwise, each on a fresh SQLite
+file under ``gunicorn -w 2 -k sync``:
+
+- **off**: no ``PAPO_METRICS_TOKEN``, text logs at WARNING (nothing is written per message);
+- **on**: ``PAPO_METRICS_TOKEN`` set (every counter and histogram recorded, multiprocess
+  files under ``editor/gunicorn_conf.py``), ``PAPO_LOG_FORMAT=json`` at INFO (one JSON line
+  per message, to a file), and ``GET /metrics`` scraped every second during the load
+  (Prometheus usually scrapes every 15–60 s: this is the pessimistic case).
+
+For each concurrency the two are measured ``--rounds`` times, interleaved (off, on, on,
+off, …) so that the machine's other work falls on both alike; the figure is the sum of
+requests over the sum of seconds. Target (issue 18): "on" costs at most 5% of "off".
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import urllib.request
+import uuid
+from pathlib import Path
+
+from bench.http_inbound import (
+    WRK_SCRIPT,
+    Point,
+    Target,
+    _measure,
+    find_wrk,
+    loadavg,
+    papo_counts,
+    smoke,
+    start_papo,
+    stop,
+)
+
+TITLE = "HTTP inbound: metrics and logs"
+METRICS_TOKEN = "bench-metrics-token"
+TARGET_COST = 0.05
+
+
+class Scraper:
+    """``GET /metrics`` every ``every`` seconds while running; counts the scrapes."""
+
+    def __init__(self, target: Target, every: float = 1.0) -> None:
+        self.target, self.every = target, every
+        self.scrapes = self.failures = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last = ""
+
+    def __enter__(self) -> Scraper:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.scrape()
+
+    def scrape(self) -> str:
+        request = urllib.request.Request(self.target.url + "/metrics",
+                                         headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                self.last = answer.read().decode()
+                self.scrapes += 1
+        except OSError:
+            self.failures += 1
+        return self.last
+
+
+def _sum(points: list[Point]) -> Point:
+    total = Point(points[0].target, points[0].database, points[0].clients)
+    total.requests = sum(p.requests for p in points)
+    total.errors = sum(p.errors for p in points)
+    total.seconds = sum(p.seconds for p in points)
+    total.p50_ms = sorted(p.p50_ms for p in points)[len(points) // 2]
+    total.p99_ms = sorted(p.p99_ms for p in points)[len(points) // 2]
+    return total
+
+
+def _counter(text: str, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples if sample.name == name)
+
+
+def measure_ops(args, argv) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="papo-bench-ops-"))
+    load_before = loadavg()
+    wrk = find_wrk(install=args.client == "auto") if args.client != "python" else None
+    if args.client == "wrk" and wrk is None:
+        raise SystemExit("wrk not found (apt-get install wrk)")
+    if wrk:
+        (tmp / "inbound.lua").write_text(WRK_SCRIPT)
+    client = "wrk, one thread and one connection per client" if wrk else \
+        "the Python fallback client (wrk was not available)"
+    off = on = None
+    results: dict[tuple[str, int], list[Point]] = {}
+    scrapes = failures = 0
+    checks: list[str] = []
+    try:
+        print(f"starting servers in {tmp} …", file=sys.stderr)
+        off = start_papo("sqlite", f"sqlite:///{tmp / 'off.db'}", tmp, args.workers, name="off")
+        on = start_papo("sqlite", f"sqlite:///{tmp / 'on.db'}", tmp, args.workers, name="on",
+                        extra_env={"PAPO_METRICS_TOKEN": METRICS_TOKEN, "PAPO_LOG_FORMAT": "json",
+                                   "PAPO_LOG_LEVEL": "INFO"},
+                        config="python:editor.gunicorn_conf")
+        smoke(off)
+        smoke(on)
+        run_id = uuid.uuid4().hex[:6]
+        for clients in args.clients:
+            for round_no in range(args.rounds):
+                order = (off, on) if round_no % 2 == 0 else (on, off)
+                for target in order:
+                    prefix = f"{target.name}-{clients}-{round_no}-{run_id}"
+                    if args.warmup:
+                        _measure(wrk, tmp, target, clients, args.warmup, prefix + "-warm")
+                    if target is on:
+                        with Scraper(on) as scraper:
+                            point = _measure(wrk, tmp, target, clients, args.duration, prefix)
+                        scrapes += scraper.scrapes
+                        failures += scraper.failures
+                    else:
+                        point = _measure(wrk, tmp, target, clients, args.duration, prefix)
+                    results.setdefault((target.name, clients), []).append(point)
+                    print(f"{target.name:3} {clients:>2} clients round {round_no + 1}: "
+                          f"{point.rps:,.0f} req/s, p50 {point.p50_ms:.1f} ms", file=sys.stderr)
+        final = Scraper(on).scrape()
+        counts = {t.name: papo_counts(t.db_url) for t in (off, on)}
+        counted = _counter(final, "papo_inbound_messages_total")
+        lines = [json.loads(line) for line in on.log.read_text().splitlines() if line.startswith("{")]
+        inbound_lines = sum(1 for line in lines if line.get("logger") == "papo.web"
+                            and line.get("message_id"))
+        checks.append(f"`on`: {counts['on']['in']:,} inbound messages stored; "
+                      f"`papo_inbound_messages_total` says {counted:,.0f}; {inbound_lines:,} JSON log "
+                      f"lines with a message id (one per message); {scrapes} scrapes during the "
+                      f"load ({failures} failed).")
+        checks.append(f"`off`: {counts['off']['in']:,} inbound messages stored. Both databases "
+                      f"consistent: {all(c['out'] == 2 * c['in'] and c['duplicates'] == 0 for c in counts.values())}.")
+    finally:
+        for target in (off, on):
+            if target is not None:
+                stop(target)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = ["| clients | off req/s | on req/s | on / off | cost | p50 off / on | p99 off / on | "
+            "target ≤ 5% |", "|---:|---:|---:|---:|---:|---|---|---|"]
+    for clients in args.clients:
+        a, b = _sum(results[("off", clients)]), _sum(results[("on", clients)])
+        ratio = b.rps / a.rps if a.rps else 0.0
+        cost = 1 - ratio
+        rows.append(f"| {clients} | {a.rps:,.0f} | {b.rps:,.0f} | {ratio:.1%} | {cost:+.1%} | "
+                    f"{a.p50_ms:.1f} / {b.p50_ms:.1f} ms | {a.p99_ms:.1f} / {b.p99_ms:.1f} ms | "
+                    f"{'ok' if cost <= TARGET_COST else 'OVER'} |")
+    per_round = []
+    for clients in args.clients:
+        pairs = zip(results[("off", clients)], results[("on", clients)], strict=True)
+        per_round.append(f"{clients} clients: " + ", ".join(
+            f"{p.rps:,.0f}/{q.rps:,.0f}" for p, q in pairs))
+    body = "\n".join([
+        "What metrics and JSON logs cost `POST /api/v1/inbound`: the same papo twice, side by side "
+        f"(gunicorn, {args.workers} sync workers, SQLite), **off** (no `PAPO_METRICS_TOKEN`, text "
+        "logs at WARNING: nothing written per message) and **on** (metrics recorded in "
+        "multiprocess mode through `editor/gunicorn_conf.py`, `PAPO_LOG_FORMAT=json` at INFO: one "
+        "line per message, `GET /metrics` scraped every second during the load). "
+        f"{args.rounds} interleaved rounds of {args.duration} s per concurrency; figure = all "
+        f"requests / all seconds. Client: {client}; 127.0.0.1 only.",
+        "",
+        *rows,
+        "",
+        "Per round (off/on req/s): " + "; ".join(per_round) + ".",
+        "",
+        *[f"- {line}" for line in checks],
+        f"- Load average before / after: {load_before} / {loadavg()} (2 cores shared with other "
+        "work: the interleaved ratio is the robust figure).",
+    ])
+    command = ".venv/bin/python -m bench.http_inbound" + (" " + " ".join(argv) if argv else "")
+    if args.write:
+        from bench._report import write_section
+
+        path = write_section(TITLE, body, command)
+        print(f"wrote section \"{TITLE}\" of {path}", file=sys.stderr)
+    print(body)
+    return 0

@@ -1,0 +1,374 @@
+"""Read models the web app shows: plain functions over the tables the service writes.
+
+Every SQL statement the editor needs lives here (or in :mod:`engine.reports`), so the
+route modules in ``editor/`` only call functions and render what they get back. Reads go
+through :func:`engine.db.read_only` (on SQLite they never queue behind the bot's write
+lock); the one write, :func:`mark_read`, moves an agent-facing read mark and nothing the
+engine decides on.
+
+Times come back as aware UTC datetimes unless a function says otherwise.
+
+- conversations as the API, the inbox and the simulator show them:
+  :func:`get_conversation`, :func:`list_conversations` (opaque cursors:
+  :func:`encode_cursor`, :func:`decode_cursor`), :func:`count_by_status`;
+- the inbox: :func:`list_marker`, :func:`conversation_marker` (the 2-second polls'
+  change markers), :func:`previews`, :func:`status_counts`, :func:`timeline_rows`,
+  :func:`mark_read`;
+- the web chat: :func:`contact_conversation`, :func:`recent_messages`;
+- the simulator pane: :func:`run_details`;
+- the CLI: :func:`timer_status`.
+"""
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from blocks.text import normalize
+from engine import conversation as machine
+from engine import timeline
+from engine.db import read_only
+from engine.errors import Invalid, NotFound
+from engine.moments import aware, iso
+from engine.store import (
+    activity,
+    contacts,
+    conversation_assignees,
+    conversations,
+    messages,
+    run_log,
+    timers,
+    users,
+)
+
+TEST_CHANNEL = "test"  # the simulator's conversations: hidden from inbox, API lists and reports
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value).astimezone(UTC)
+
+
+def _stamp(value: datetime | None) -> str:
+    value = _aware(value)
+    return str(int(value.timestamp() * 1_000_000)) if value else "0"
+
+
+# ---------------------------------------------------------------------------- conversations
+
+def get_conversation(db: Engine, conversation_id: int, *, include_test: bool = True) -> dict:
+    """One conversation as the API shows it (DESIGN §6): its summary plus ``variables``,
+    ``messages``, ``activity`` and pending ``timers``. ``NotFound`` when there is none (or
+    it is a simulator conversation and ``include_test`` is false)."""
+    with read_only(db) as conn:
+        row = conn.execute(select(conversations, contacts.c.external_id, contacts.c.name)
+                           .join(contacts, contacts.c.id == conversations.c.contact_id)
+                           .where(conversations.c.id == conversation_id)).mappings().first()
+        if row is None or (not include_test and row["channel"] == TEST_CHANNEL):
+            raise NotFound("Conversa não encontrada.")
+        summary = _summary(row, _assignees(conn, [row["id"]])[row["id"]])
+        msgs = conn.execute(select(messages).where(messages.c.conversation_id == conversation_id)
+                            .order_by(messages.c.at, messages.c.id)).mappings().all()
+        acts = conn.execute(select(activity).where(activity.c.conversation_id == conversation_id)
+                            .order_by(activity.c.id)).mappings()
+        pending = conn.execute(select(timers).where(
+            timers.c.conversation_id == conversation_id, timers.c.status == "pending")
+            .order_by(timers.c.due_at)).mappings()
+        summary.update(
+            variables=row["state"].get("vars", {}),
+            messages=timeline.message_views(msgs),
+            activity=[{"actor": a["actor"], "action": a["action"], "from": a["from_status"],
+                       "to": a["to_status"], "at": iso(a["at"]), "detail": a["detail"]} for a in acts],
+            timers=[{"id": t["id"], "kind": t["kind"], "due_at": iso(t["due_at"])} for t in pending],
+        )
+        return summary
+
+
+def _assignees(conn: Connection, conversation_ids: list[int]) -> dict[int, list[str]]:
+    """Assignees of several conversations in one query, in assignment order."""
+    found: dict[int, list[str]] = {i: [] for i in conversation_ids}
+    if conversation_ids:
+        for row in conn.execute(select(conversation_assignees.c.conversation_id,
+                                       conversation_assignees.c.login)
+                                .where(conversation_assignees.c.conversation_id.in_(conversation_ids))
+                                .order_by(conversation_assignees.c.assigned_at,
+                                          conversation_assignees.c.login)):
+            found[row.conversation_id].append(row.login)
+    return found
+
+
+def _summary(row, assignees: list[str]) -> dict:
+    run = row["state"].get("run")
+    return {
+        "id": row["id"], "status": row["status"], "channel": row["channel"],
+        "contact": {"external_id": row["external_id"], "name": row["name"]},
+        "assignees": assignees,
+        "run": {"state": run["state"], "flow_id": run["flow_id"], "flow_version": run.get("flow_version"),
+                "block_id": run.get("block_id")} if run else None,
+        "tags": row["state"].get("tags", []),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def list_conversations(db: Engine, status: str | None = None, q: str | None = None,
+                       assignee: str | None = None, cursor: str | None = None,
+                       limit: int = 50, unassigned: bool = False) -> dict:
+    """``{"items": [summary], "next_cursor"}``: newest activity first, simulator
+    conversations left out, ``limit`` clamped to 1…200. ``Invalid`` for an unknown status
+    or a malformed cursor."""
+    limit = max(1, min(int(limit), 200))
+    query = (select(conversations, contacts.c.external_id, contacts.c.name)
+             .join(contacts, contacts.c.id == conversations.c.contact_id)
+             .where(conversations.c.channel != TEST_CHANNEL))
+    if status:
+        if status not in machine.STATUSES:
+            raise Invalid("Status deve ser \"open\" ou \"concluded\".", details=[
+                {"path": "status", "message": "Use open ou concluded."}])
+        query = query.where(conversations.c.status == status)
+    if q:
+        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
+    if assignee:
+        query = query.where(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
+                                                   .where(conversation_assignees.c.login == assignee)))
+    if unassigned:
+        query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        query = query.where(or_(conversations.c.updated_at < at,
+                                and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
+    query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
+    with read_only(db) as conn:
+        rows = conn.execute(query).mappings().all()
+        page = rows[:limit]
+        assignees = _assignees(conn, [r["id"] for r in page])
+        items = [_summary(r, assignees[r["id"]]) for r in page]
+    next_cursor = encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
+        if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def count_by_status(db: Engine) -> dict[str, int]:
+    """Conversations per status (simulator conversations left out)."""
+    with read_only(db) as conn:
+        rows = conn.execute(select(conversations.c.status, func.count()).where(
+            conversations.c.channel != TEST_CHANNEL).group_by(conversations.c.status)).all()
+    counts = {s: 0 for s in machine.STATUSES}
+    for status, n in rows:
+        counts[status] = n
+    return counts
+
+
+def iso_micro(value: datetime) -> str:
+    """An aware UTC ISO-8601 text with microseconds (a cursor's exact position)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def encode_cursor(at: datetime, conversation_id: int) -> str:
+    """The opaque cursor after the conversation last updated ``at`` with this id."""
+    raw = f"{iso_micro(at)}|{conversation_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """``(updated_at, id)`` of a cursor; ``Invalid`` when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, conversation_id = raw.split("|")
+        return datetime.fromisoformat(at), int(conversation_id)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("Cursor inválido.", details=[{"path": "cursor", "message": "Cursor inválido."}]) from None
+
+
+# ---------------------------------------------------------------------------- inbox
+
+def list_marker(db: Engine) -> str:
+    """Changes whenever any conversation, message, transition or read mark changes.
+
+    ``updated_at`` moves on every write the service makes (messages, transitions, bot
+    steps); ``last_read_at`` on every read mark; the highest id on a new conversation.
+    Three index probes: cheap enough to poll every 2 s at a million conversations.
+    """
+    with read_only(db) as conn:
+        row = conn.execute(select(func.max(conversations.c.id), func.max(conversations.c.updated_at),
+                                  func.max(conversations.c.last_read_at))).one()
+    return f"{row[0]}.{_stamp(row[1])}.{_stamp(row[2])}"
+
+
+def conversation_marker(db: Engine, conversation_id: int) -> str | None:
+    """Changes whenever this conversation changes (the service bumps ``version`` on every
+    write) or one of its timers is fired or cancelled. None: no such conversation."""
+    pending = (select(func.count()).select_from(timers)
+               .where(timers.c.conversation_id == conversation_id, timers.c.status == "pending")
+               .scalar_subquery())
+    with read_only(db) as conn:
+        row = conn.execute(select(conversations.c.version, pending).where(
+            conversations.c.id == conversation_id)).first()
+    return None if row is None else f"{row[0]}.{row[1]}"
+
+
+def previews(db: Engine, ids: list[int]) -> dict[int, dict]:
+    """The newest message of each conversation and whether it has unread customer text.
+
+    ``{id: {"message": {"direction","author","text","at"} | None, "unread": bool}}``.
+    """
+    if not ids:
+        return {}
+    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids))
+              .group_by(messages.c.conversation_id))
+    last_in = (select(messages.c.conversation_id, func.max(messages.c.at).label("at"))
+               .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in")
+               .group_by(messages.c.conversation_id))
+    with read_only(db) as conn:
+        rows = conn.execute(select(messages.c.conversation_id, messages.c.direction,
+                                   messages.c.author, messages.c.text, messages.c.at)
+                            .where(messages.c.id.in_(newest))).mappings().all()
+        inbound = {r.conversation_id: _aware(r.at) for r in conn.execute(last_in)}
+        read = {r.id: _aware(r.last_read_at) for r in conn.execute(
+            select(conversations.c.id, conversations.c.last_read_at)
+            .where(conversations.c.id.in_(ids)))}
+    out: dict[int, dict] = {cid: {"message": None, "unread": False} for cid in ids}
+    for row in rows:
+        out[row["conversation_id"]]["message"] = {
+            "direction": row["direction"], "author": row["author"], "text": row["text"],
+            "at": _aware(row["at"])}
+    for cid, at in inbound.items():
+        seen = read.get(cid)
+        out[cid]["unread"] = seen is None or at > seen
+    return out
+
+
+def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = None,
+                  unassigned: bool = False) -> dict[str, int]:
+    """Conversations per status under the list's other filters (the inbox's tab counts).
+
+    The same conditions as ``Service.list_conversations``: ``q`` a part of the contact's
+    name (case- and accent-insensitive), ``assignee`` a login among the assignees,
+    ``unassigned`` nobody assigned. Simulator conversations are left out.
+    """
+    query = (select(conversations.c.status, func.count())
+             .where(conversations.c.channel != TEST_CHANNEL))
+    if q:
+        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
+    if assignee:
+        query = query.where(conversations.c.id.in_(
+            select(conversation_assignees.c.conversation_id)
+            .where(conversation_assignees.c.login == assignee)))
+    if unassigned:
+        query = query.where(~conversations.c.id.in_(
+            select(conversation_assignees.c.conversation_id)))
+    with read_only(db) as conn:
+        rows = conn.execute(query.group_by(conversations.c.status)).all()
+    counts = {status: 0 for status in machine.STATUSES}
+    for status, n in rows:
+        if status in counts:
+            counts[status] = n
+    return counts
+
+
+def timeline_rows(db: Engine, conversation_id: int) -> tuple[list[dict], list[dict], datetime | None]:
+    """``(messages, activity, read_mark)`` of a conversation with exact timestamps (the API
+    rounds to seconds), oldest first.
+
+    Messages: ``{"id","direction","author","text","buttons","at"}``; activity:
+    ``{"id","actor","action","from_status","to_status","detail","at"}``.
+    """
+    with read_only(db) as conn:
+        msgs = [dict(r) for r in conn.execute(
+            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
+                   messages.c.buttons, messages.c.at)
+            .where(messages.c.conversation_id == conversation_id)
+            .order_by(messages.c.id)).mappings()]
+        acts = [dict(r) for r in conn.execute(
+            select(activity.c.id, activity.c.actor, activity.c.action, activity.c.from_status,
+                   activity.c.to_status, activity.c.detail, activity.c.at)
+            .where(activity.c.conversation_id == conversation_id)
+            .order_by(activity.c.id)).mappings()]
+        read_at = conn.execute(select(conversations.c.last_read_at).where(
+            conversations.c.id == conversation_id)).scalar()
+    for row in msgs + acts:
+        row["at"] = _aware(row["at"])
+    return msgs, acts, _aware(read_at)
+
+
+def mark_read(db: Engine, conversation_id: int, now: float) -> bool:
+    """Move the conversation's (single, shared) read mark forward to ``now``.
+
+    Never moves it back; returns whether it moved.
+    """
+    moment = datetime.fromtimestamp(now, UTC)
+    with db.begin() as conn:
+        moved = conn.execute(update(conversations).where(
+            conversations.c.id == conversation_id,
+            (conversations.c.last_read_at.is_(None)) | (conversations.c.last_read_at < moment),
+        ).values(last_read_at=moment)).rowcount
+    return moved > 0
+
+
+def display_names(db: Engine, logins) -> dict[str, str]:
+    """``{login: name}`` of the given users (the login when a user has no name); unknown
+    logins are left out."""
+    logins = sorted({login for login in logins if login})
+    if not logins:
+        return {}
+    with read_only(db) as conn:
+        return {login: name or login for login, name in conn.execute(
+            select(users.c.login, users.c.name).where(users.c.login.in_(logins)))}
+
+
+# ---------------------------------------------------------------------------- web chat, simulator
+
+def contact_conversation(db: Engine, channel: str, external_id: str) -> dict | None:
+    """``{"id","status","version","name"}`` of a contact's conversation on ``channel``, or
+    None before its first message."""
+    with read_only(db) as conn:
+        row = conn.execute(
+            select(conversations.c.id, conversations.c.status, conversations.c.version, contacts.c.name)
+            .join(contacts, contacts.c.id == conversations.c.contact_id)
+            .where(contacts.c.channel == channel, contacts.c.external_id == external_id)).first()
+    return None if row is None else {"id": row.id, "status": row.status, "version": row.version,
+                                     "name": row.name}
+
+
+def recent_messages(db: Engine, conversation_id: int, after: int = 0, limit: int = 100) -> list[dict]:
+    """Messages with an id above ``after`` (the newest ``limit`` of them), oldest first:
+    ``{"id","direction","author","author_name","text","buttons","at"}``.
+
+    ``author_name`` is a person's display name (their login if unnamed), None for the
+    customer and the bot.
+    """
+    with read_only(db) as conn:
+        rows = conn.execute(
+            select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
+                   messages.c.buttons, messages.c.at)
+            .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
+            .order_by(messages.c.id.desc()).limit(limit)).all()[::-1]
+    names = display_names(db, {r.author for r in rows if r.author not in ("customer", "bot")})
+    return [{"id": r.id, "direction": r.direction, "author": r.author,
+             "author_name": None if r.author in ("customer", "bot") else names.get(r.author, r.author),
+             "text": r.text, "buttons": [str(b) for b in (r.buttons or [])], "at": _aware(r.at)}
+            for r in rows]
+
+
+def run_details(db: Engine, conversation_id: int, problems: int = 10) -> tuple[dict, list[dict]]:
+    """The run as the engine keeps it (``draft_revision`` included; ``{}`` without one) and
+    the newest ``problems`` run-log entries, oldest first: ``{"level","block_id","message"}``."""
+    with read_only(db) as conn:
+        state = conn.execute(select(conversations.c.state).where(
+            conversations.c.id == conversation_id)).scalar() or {}
+        rows = conn.execute(select(run_log.c.level, run_log.c.block_id, run_log.c.message)
+                            .where(run_log.c.conversation_id == conversation_id)
+                            .order_by(run_log.c.id.desc()).limit(problems)).all()
+    found = [{"level": r.level, "block_id": r.block_id, "message": r.message} for r in reversed(rows)]
+    return (state.get("run") or {}), found
+
+
+# ---------------------------------------------------------------------------- timers
+
+def timer_status(db: Engine, timer_id: int) -> str | None:
+    """``pending``, ``fired`` or ``cancelled``; None when there is no such timer."""
+    with read_only(db) as conn:
+        return conn.execute(select(timers.c.status).where(timers.c.id == timer_id)).scalar()
+
