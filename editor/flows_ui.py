@@ -199,7 +199,7 @@ def flow_diff(old: dict | None, new: dict) -> dict:
             moved.append(block_id)
     old_edges = [_edge_key(e) for e in old.get("edges", [])]
     new_edges = [_edge_key(e) for e in new.get("edges", [])]
-    settings = [key for key in ("name", "description", "priority", "triggers", "start")
+    settings = [key for key in ("name", "description", "priority", "triggers", "start", "tests")
                 if old.get(key) != new.get(key) and (old.get("blocks") or key != "name")]
     return {
         "blocks_added": [b for b in new_blocks if b not in old_blocks],
@@ -232,7 +232,7 @@ def describe_diff(diff: dict) -> list[str]:
             lines.append(f"{sentence(len(items))}: {names}{more}")
     if diff.get("settings_changed"):
         names = {"name": _("nome"), "description": _("descrição"), "priority": _("prioridade"),
-                 "triggers": _("gatilhos"), "start": _("bloco inicial")}
+                 "triggers": _("gatilhos"), "start": _("bloco inicial"), "tests": _("testes do fluxo")}
         lines.append(_("Configurações alteradas: %(fields)s",
                        fields=", ".join(names.get(k, k) for k in diff["settings_changed"])))
     return lines
@@ -284,7 +284,11 @@ def _operator_labels():
 
 @bp.app_template_global("rule_text")
 def _rule_text(when):
-    return condition_form.describe_rule(when)
+    # Labels looked up once per request: a big flow's page renders hundreds of conditions.
+    if "_operator_labels" not in g:
+        g._operator_labels = condition_form.operator_labels()
+        g._join_words = (_("e"), _("ou"))
+    return condition_form.describe_rule(when, g._operator_labels, g._join_words)
 
 
 @bp.app_template_filter("pretty_json")
@@ -915,7 +919,7 @@ def save_draft(flow_id: str):
     except PapoError as exc:
         return _json_error(exc.status, exc.code, exc.message, details=exc.details or [])
     response = jsonify({"revision": result["revision"], "findings": result["findings"],
-                        "unpublished": draft_differs(flow_id, repository().get(flow_id, lang)[0])})
+                        "unpublished": _saved_differs(flow_id)})
     response.headers["ETag"] = f'"{result["revision"]}"'
     # validate + lint + store, for the browser's devtools and bench/editor.py
     response.headers["Server-Timing"] = f"save;dur={(time.perf_counter() - started) * 1000:.1f}"
@@ -1133,6 +1137,13 @@ def restore_version(flow_id: str, version: int):
     repository().draft(flow_id, current_lang())  # 404 for an unknown flow
     return render_template("flows/_versions.html", **_versions_context(flow_id),
                            restored=version_result(flow_id, version))
+
+
+def _saved_differs(flow_id: str) -> bool:
+    """After a save: does the draft just saved (this request's body) differ from what is
+    published? The body is what was stored: the editor sends current documents."""
+    published = repository().published(flow_id)
+    return published is not None and published[0] != json.loads(request.get_data())
 
 
 def draft_differs(flow_id: str, doc: dict) -> bool:

@@ -446,7 +446,7 @@ class FlowRepository:
         return found
 
     def run_tests(self, flow_id: str, lang: str | None = None, settings=None) -> list:
-        """Run the tests of ``flow_id``'s latest draft; a list of ``engine.flowtests.TestResult``."""
+        """Run the tests of ``flow_id``'s latest draft; a list of ``engine.flowtests.FlowTestResult``."""
         from engine.flowtests import run_tests
 
         doc, _revision = self.get(flow_id, lang)

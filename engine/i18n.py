@@ -151,9 +151,6 @@ MESSAGES: dict[str, str] = {
     "accounts.bad_login": N_("Login inválido: \"%(login)s\". Use de 1 a 64 caracteres: letras minúsculas, números, ponto, hífen ou sublinhado, começando por letra ou número."),
     "accounts.bad_role": N_("Papel inválido: \"%(role)s\". Use \"admin\" ou \"agent\"."),
     "accounts.bad_password": N_("A senha precisa ter pelo menos %(minimum)s caracteres (e no máximo %(limit)s). Uma frase curta é fácil de lembrar e difícil de adivinhar."),
-    "accounts.no_token": N_("Não existe token com o id %(token_id)s."),
-    "accounts.bad_token_name": N_("O nome do token pode ter no máximo %(limit)s caracteres."),
-    "accounts.bad_expiry": N_("A validade do token precisa ser um número de dias entre 1 e 3650."),
     "accounts.login_taken": N_("Já existe um usuário com o login \"%(login)s\"."),
     "accounts.no_user": N_("Não existe usuário com o login \"%(login)s\"."),
     "tests.unknown_step": N_("Passo de teste desconhecido: \"%(field)s\" (use um de: %(kinds)s)."),
@@ -175,6 +172,9 @@ MESSAGES: dict[str, str] = {
     "flowtest.refused": N_("o passo foi recusado: %(error)s"),
     "flowtest.failed_summary": N_("Testes do fluxo que falharam: %(count)s. Corrija o fluxo ou os testes, ou publique mesmo assim."),
     "flowtest.mock_error": N_("resposta simulada com status %(status)s"),
+    "accounts.no_token": N_("Não existe token com o id %(token_id)s."),
+    "accounts.bad_token_name": N_("O nome do token pode ter no máximo %(limit)s caracteres."),
+    "accounts.bad_expiry": N_("A validade do token precisa ser um número de dias entre 1 e 3650."),
 }
 
 

@@ -1,7 +1,7 @@
 """Accounts (DESIGN §10.5): disabling users, ending sessions, naming and expiring tokens.
 
 Revision ID: 0004
-Revises: 0006
+Revises: 0003
 Create Date: 2026-12-05
 
 - ``users.disabled_at``: set when an admin disables the user (``papo user disable``, the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0006"  # relinked after 0003, 0005 and 0006 landed on main
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
