@@ -123,7 +123,9 @@ def watch_csp(page) -> list[str]:
 
     def on_console(message):
         if "Content Security Policy" in message.text:
-            violations.append(message.text[:300])
+            where = message.location or {}
+            violations.append(f"{message.text[:160]}… at {page.url} "
+                              f"({where.get('url')}:{where.get('lineNumber')})")
 
     page.on("console", on_console)
     page.csp_violations = violations

@@ -1,6 +1,7 @@
 """``papo serve``: the web app on one machine, under gunicorn (a production WSGI server).
 
-Werkzeug's development server is never used here (DESIGN §10.5). The defaults suit a
+Werkzeug's development server is never used here (DESIGN §10.5). The hooks of
+``editor/gunicorn_conf.py`` apply (metrics added up over the workers, JSON log lines). The defaults suit a
 small machine of 2 cores: 2 worker processes of 4 threads each (``gthread``), so a
 slow request (an ``http_request`` block waiting on a remote API) does not hold up the
 others and a crashed worker is replaced by the master. Each worker builds its own app
@@ -24,6 +25,13 @@ def _application(options: dict):
         """gunicorn with papo's settings, no command-line parsing of its own."""
 
         def load_config(self):
+            from editor import gunicorn_conf
+
+            # The same hooks as `gunicorn -c python:editor.gunicorn_conf` (metrics across
+            # workers, JSON log lines), then papo serve's own options.
+            for key in ("on_starting", "child_exit", "on_exit", "logconfig_dict"):
+                if hasattr(gunicorn_conf, key):
+                    self.cfg.set(key, getattr(gunicorn_conf, key))
             for key, value in options.items():
                 self.cfg.set(key, value)
 

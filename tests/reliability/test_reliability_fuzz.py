@@ -29,7 +29,7 @@ from reliability_support import report
 from sqlalchemy import func, select
 
 from editor import create_app
-from engine.db import create_schema
+from editor.app import ensure_schema
 from engine.flows import FlowRepository
 from engine.store import conversations, flow_revisions, metadata, users
 
@@ -86,7 +86,7 @@ def fuzz_app(db_url, tmp_path):
         "PAPO_HTTP_ALLOWED_HOSTS": "",
     })
     engine = app.extensions["papo"]["engine"]
-    create_schema(engine)
+    ensure_schema(engine)  # through the migrations, as `papo db upgrade` (so /readyz is 200)
     from functools import partial
 
     from werkzeug.security import generate_password_hash

@@ -134,11 +134,11 @@ def csrf_token(html: str) -> str:
 
 def test_a_form_post_without_the_csrf_token_is_refused_and_changes_nothing(csrf_app, app):
     client = csrf_app.test_client()
-    refused = client.post("/login", data={"login": "admin", "password": "x"})
+    refused = client.post("/login", data={"login": "admin", "password": "senha-de-teste"})
     assert refused.status_code == 400  # not even the login form without its token
     assert client.get("/inbox").status_code == 302  # so nobody is logged in
     token = csrf_token(client.get("/login").get_data(as_text=True))
-    assert client.post("/login", data={"login": "admin", "password": "x", "csrf_token": token}).status_code == 302
+    assert client.post("/login", data={"login": "admin", "password": "senha-de-teste", "csrf_token": token}).status_code == 302
 
     service = Service(app.extensions["papo"]["engine"])
     conv = service.ensure_conversation("api", {"external_id": "csrf-1", "name": "Ana"})
