@@ -289,6 +289,10 @@ def apply_change(service, change: MessageChange, inbound=None) -> bool:
     # A revoke or an edit of a message papo never got (sent before papo was connected, or
     # still on its way): stored under the original's id, so the original, if it comes
     # later, is recognised as already there and its old content never shows.
+    if already_received(service, [change.target_id]):
+        log.info("WhatsApp %s %s names another customer's message %s: ignored", change.action,
+                 change.message_id, change.target_id)
+        return False
     external_id = identify(service, change.wa_id, change.user_id)
     if change.action == "revoke":
         text, details = DELETED_PLACEHOLDER, {"deleted_at": iso(utc(at))}

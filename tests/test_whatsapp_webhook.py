@@ -267,6 +267,21 @@ def test_defect_6_an_edit_whose_new_content_cannot_be_read_leaves_the_original(h
     assert "edit.message skipped: tipo de mensagem desconhecido: poll" in caplog.text
 
 
+def test_defect_6_nobody_can_delete_or_edit_another_customers_message(hook):
+    hook.deliver(body(text(1, "meu pedido é o 55"), contacts_=[person()]))
+    intruder = "5521900000000"
+    hook.deliver(body({"from": intruder, "id": "wamid.R5", "timestamp": str(T + 5), "type": "revoke",
+                       "revoke": {"original_message_id": "wamid.T1"}},
+                      {"from": intruder, "id": "wamid.E5", "timestamp": str(T + 6), "type": "edit",
+                       "edit": {"original_message_id": "wamid.T1",
+                                "message": {"type": "text", "text": {"body": "pedido 66"}}}},
+                      contacts_=[person(intruder, "Outra Pessoa")]))
+
+    assert hook.said() == ["meu pedido é o 55"]
+    assert "deleted" not in hook.conversation()["messages"][0]
+    assert hook.count(contacts) == 1  # nothing was stored for the intruder either
+
+
 def test_defect_6_a_revoke_of_a_message_not_yet_received_hides_it_when_it_comes(hook):
     hook.deliver(body({"from": NUMBER, "id": "wamid.R9", "timestamp": str(T + 5), "type": "revoke",
                        "revoke": {"original_message_id": "wamid.T9"}}, contacts_=[person()]))
