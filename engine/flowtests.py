@@ -21,6 +21,7 @@ a test: the editor's "Salvar como teste".
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ from engine.http import HttpOutcome
 from engine.i18n import t
 from engine.settings import Settings
 
+log = logging.getLogger(__name__)
 # Tests start on a fixed clock: the same run gives the same timestamps every time.
 START_AT = float(int(datetime(2026, 1, 5, 12, 0).timestamp()))
 DEFAULT_CONTACT_NAME = "Visitante"  # as papo chat and the web chat
@@ -143,7 +145,11 @@ def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, la
                      contact_name=name, record_events=False)
     exchange = _Exchange()
     for number, step in enumerate(test["steps"], start=1):
-        problem = _play(sim, exchange, step, lang)
+        try:
+            problem = _play(sim, exchange, step, lang)
+        except Exception as exc:  # a bug must fail this test, not the publish request
+            log.exception("flow test %r of %s crashed at step %d", test["name"], flow_id, number)
+            problem = t("flowtest.crashed", lang, error=type(exc).__name__)
         if problem is None and mocks.unmocked:
             call = mocks.unmocked[0]
             problem = t("flowtest.unmocked", lang, method=call["method"], url=call["url"])

@@ -121,6 +121,7 @@ MESSAGES: dict[str, str] = {
     "flowtest.end": N_("o fim (nenhuma mensagem a mais)"),
     "flowtest.unmocked": N_("requisição HTTP sem resposta simulada em http_mocks: %(method)s %(url)s"),
     "flowtest.refused": N_("o passo foi recusado: %(error)s"),
+    "flowtest.crashed": N_("erro interno do papo ao rodar este passo (%(error)s); veja o log"),
     "flowtest.failed_summary": N_("Testes do fluxo que falharam: %(count)s. Corrija o fluxo ou os testes, ou publique mesmo assim."),
 }
 

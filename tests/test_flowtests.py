@@ -406,3 +406,17 @@ def test_a_message_the_service_refuses_fails_the_test_at_that_step():
     result = _one(WELCOME, [{"say": "oi"}, {"say": "   "}])
     assert result["step"] == 2
     assert result["message"].startswith("passo 2: o passo foi recusado: ")
+
+
+def test_a_crash_inside_papo_fails_that_test_and_not_the_run(monkeypatch):
+    from engine.simulator import Simulation as Sim
+
+    def broken(self, text):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Sim, "send", broken)
+    doc = load_document({**WELCOME, "tests": [{"name": "a", "steps": [{"say": "oi"}]},
+                                              {"name": "b", "steps": [{"expect_status": "concluded"}]}]})
+    results = run_tests(doc)
+    assert results[0].message == "passo 1: erro interno do papo ao rodar este passo (RuntimeError); veja o log"
+    assert results[1].passed
