@@ -419,13 +419,15 @@ def update_flow(flow_id: str):
            description="Lint errors → 422 with code flow_has_errors and the findings. Then the "
                        "draft's tests run: a failing one → 422 with code flow_tests_failed and "
                        "one {path: tests/<name>, message} per failing test in details, unless "
-                       "{\"force\": true}. A rollback ({\"version\": N}) runs no tests.")
+                       "{\"force\": true}. A rollback ({\"version\": N}) runs no tests "
+                        "and also copies that version into the draft.")
 def publish_flow(flow_id: str):
     flow_id = _flow_id(flow_id)
     body = json_body("publish", optional=True)
-    return jsonify(_flows().publish(flow_id, actor=_actor(), version=body.get("version"),
-                                    lang=_lang(), force=bool(body.get("force")),
-                                    settings=get_settings()))
+    published = _flows().publish(flow_id, actor=_actor(), version=body.get("version"),
+                                 lang=_lang(), force=bool(body.get("force")),
+                                 settings=get_settings())
+    return jsonify({"version": published["version"]})
 
 
 @bp.post("/flows/<flow_id>/tests/run")

@@ -15,8 +15,6 @@ import json
 import logging
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from editor.app import get_service, get_settings
 from editor.ops import observed_inbound
@@ -84,7 +82,7 @@ def whatsapp_receive():
     delivery = whatsapp.parse_delivery(payload, settings.whatsapp_phone_number_id)
     try:
         receipt = whatsapp_inbound.receive(get_service(), delivery, inbound=observed_inbound)
-    except (OperationalError, InterfaceError, SQLAlchemyTimeoutError) as exc:
+    except whatsapp_inbound.DATABASE_UNAVAILABLE as exc:
         log.error("WhatsApp delivery not processed (503, Meta will retry): database unavailable: %s",
                   str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
         response = _error(503, "unavailable", "Banco de dados indisponível; tente novamente.")

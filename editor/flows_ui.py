@@ -15,7 +15,8 @@ Routes (blueprint ``flows``)::
     GET|POST /flows/<id>/settings        the flow's name, description, priority, triggers
     POST /flows/<id>/import-draft        read an uploaded file to replace the draft
     GET  /flows/<id>/findings            "Validar": the linter's findings
-    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback)
+    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback: the
+                                         engine also puts it in the draft; "restored" result)
     GET  /flows/<id>/versions            version history with what changed
 
 The editor's JavaScript (``static/editor.js``) holds the document being edited and is
@@ -283,7 +284,11 @@ def _operator_labels():
 
 @bp.app_template_global("rule_text")
 def _rule_text(when):
-    return condition_form.describe_rule(when)
+    # Labels looked up once per request: a big flow's page renders hundreds of conditions.
+    if "_operator_labels" not in g:
+        g._operator_labels = condition_form.operator_labels()
+        g._join_words = (_("e"), _("ou"))
+    return condition_form.describe_rule(when, g._operator_labels, g._join_words)
 
 
 @bp.app_template_filter("pretty_json")
@@ -559,7 +564,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     Fields the schema forbids in the current configuration (a question's options when
     the answer is not a choice) are dropped rather than reported.
     """
-    from schemas import schema_problem  # the flow document's messages, in pt or en
+    from schemas import field_message  # the flow document's wording, in pt or en
 
     validator = Draft202012Validator(schema)
     lang = current_lang()
@@ -582,7 +587,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
                 messages.setdefault(key or "_", _("Preencha este campo."))
                 continue
             key = ".".join(path) or "_"
-            messages.setdefault(key, schema_problem(leaf, {}, lang)["message"])
+            messages.setdefault(key, field_message(leaf, lang))
     return data, messages
 
 
@@ -914,7 +919,7 @@ def save_draft(flow_id: str):
     except PapoError as exc:
         return _json_error(exc.status, exc.code, exc.message, details=exc.details or [])
     response = jsonify({"revision": result["revision"], "findings": result["findings"],
-                        "unpublished": draft_differs(flow_id, repository().get(flow_id, lang)[0])})
+                        "unpublished": _saved_differs(flow_id)})
     response.headers["ETag"] = f'"{result["revision"]}"'
     # validate + lint + store, for the browser's devtools and bench/editor.py
     response.headers["Server-Timing"] = f"save;dur={(time.perf_counter() - started) * 1000:.1f}"
@@ -1044,10 +1049,7 @@ def import_draft(flow_id: str):
     renamed_from = None
     if doc["id"] != flow_id:
         renamed_from, doc["id"] = doc["id"], flow_id
-    from engine.lint import lint
-
-    index = repository().flow_index()
-    findings = lint(doc, flows=index, lang=lang)
+    findings = repository().lint(doc, lang)
     cards = {b["id"]: card_payload(b) for b in doc["blocks"]}
     result = {"action": "replace", "doc": doc, "cards": cards}
     return render_template("flows/_import_draft.html", problems=[], findings=findings,
@@ -1058,11 +1060,9 @@ def import_draft(flow_id: str):
 @admin_required
 def findings(flow_id: str):
     """"Validar": lint the latest draft now (jump targets may have changed since saving)."""
-    from engine.lint import lint
-
     lang = current_lang()
-    doc = repository().get(flow_id, lang)[0]
-    found = lint(doc, flows=repository().flow_index(), lang=lang)
+    repo = repository()
+    found = repo.lint(repo.get(flow_id, lang)[0], lang)
     return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
                            checked=True)
 
@@ -1099,10 +1099,22 @@ def publish(flow_id: str):
         return _with_status(make_response(render_template(
             "flows/_findings.html", findings=exc.extra.get("findings", []), flow_id=flow_id,
             checked=True, publish_refused=exc.message)), 422)
-    restored = version_result(flow_id, version) if version else None
+    # The engine put the version in the draft too (a new revision): the page adopts that
+    # document and revision instead of saving one of its own.
+    restored = _restored_result(flow_id, version) if version else None
     return render_template("flows/_versions.html", **_versions_context(
         flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True,
         restored=restored)
+
+
+def _restored_result(flow_id: str, version: int) -> dict:
+    """``{"action": "restored", "doc", "revision", "cards", "findings", "version"}``: the
+    draft the server just replaced (rollback), for the page to show and build on."""
+    draft = repository().draft(flow_id, current_lang())
+    doc = draft["document"]
+    return {"action": "restored", "doc": doc, "revision": draft["revision"], "version": version,
+            "findings": draft.get("findings") or [],
+            "cards": {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}}
 
 
 def version_result(flow_id: str, version: int) -> dict:
@@ -1125,6 +1137,13 @@ def restore_version(flow_id: str, version: int):
     repository().draft(flow_id, current_lang())  # 404 for an unknown flow
     return render_template("flows/_versions.html", **_versions_context(flow_id),
                            restored=version_result(flow_id, version))
+
+
+def _saved_differs(flow_id: str) -> bool:
+    """After a save: does the draft just saved (this request's body) differ from what is
+    published? The body is what was stored: the editor sends current documents."""
+    published = repository().published(flow_id)
+    return published is not None and published[0] != json.loads(request.get_data())
 
 
 def draft_differs(flow_id: str, doc: dict) -> bool:

@@ -223,6 +223,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
                                "contacts": {"type": "array", "items": {"type": "object"}},
                                "order": {"type": "object"},
                                "referral": {"type": "object"},
+                               "referred_product": {"type": "object"},
                                "forwarded": {"type": "boolean"},
                                "reply_to": {"type": "object", "required": ["id", "text"],
                                             "properties": {"id": {"type": ["integer", "null"]},

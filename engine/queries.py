@@ -272,13 +272,14 @@ def timeline_rows(db: Engine, conversation_id: int) -> tuple[list[dict], list[di
     """``(messages, activity, read_mark)`` of a conversation with exact timestamps (the API
     rounds to seconds), oldest first.
 
-    Messages: ``{"id","direction","author","text","buttons","at"}``; activity:
+    Messages: ``{"id","direction","author","text","buttons","at","external_id","details"}``
+    (``details``: what a WhatsApp message carried, read by ``engine.timeline``); activity:
     ``{"id","actor","action","from_status","to_status","detail","at"}``.
     """
     with read_only(db) as conn:
         msgs = [dict(r) for r in conn.execute(
             select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
-                   messages.c.buttons, messages.c.at)
+                   messages.c.buttons, messages.c.at, messages.c.external_id, messages.c.details)
             .where(messages.c.conversation_id == conversation_id)
             .order_by(messages.c.id)).mappings()]
         acts = [dict(r) for r in conn.execute(

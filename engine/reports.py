@@ -105,13 +105,20 @@ def csat_score(value: str) -> int | None:
     return None
 
 
+def csat_answers(variable: str):
+    """Which answers are CSAT (DESIGN §10.1, §10.6): those to a ``csat: true`` question,
+    and — only in flows without such a question — those saved as ``variable``
+    (``PAPO_CSAT_VARIABLE``). ``answers.csat`` was set when each answer was saved."""
+    return or_(answers.c.csat.is_(True), and_(answers.c.csat.is_(None), answers.c.name == variable))
+
+
 def csat_distribution(db: Engine, variable: str, date_from: date, date_to: date) -> list[dict]:
-    """``[{"score": 1..5, "count"}]`` of the CSAT answers (saved as ``variable``) recorded
-    in the period."""
+    """``[{"score": 1..5, "count"}]`` of the CSAT answers (see :func:`csat_answers`)
+    recorded in the period."""
     start, end = bounds(date_from, date_to)
     with read_only(db) as conn:
         values = conn.execute(select(answers.c.value, func.count()).where(
-            answers.c.name == variable, answers.c.at >= start, answers.c.at < end,
+            csat_answers(variable), answers.c.at >= start, answers.c.at < end,
             _real(answers.c.conversation_id)).group_by(answers.c.value)).all()
     counts: Counter[int] = Counter()
     for value, n in values:
@@ -154,7 +161,7 @@ def summary(db: Engine, csat_variable: str, date_from: date, date_to: date) -> d
             activity.c.at >= start, activity.c.at < end,
             activity.c.conversation_id.not_in(test_conversations))).all()
         csat_values = conn.execute(select(answers.c.value).where(
-            answers.c.name == csat_variable, answers.c.at >= start, answers.c.at < end,
+            csat_answers(csat_variable), answers.c.at >= start, answers.c.at < end,
             answers.c.conversation_id.not_in(test_conversations))).scalars().all()
     resolution, first_response, by_agent = [], [], {}
     for actor, resolution_s, first_response_s in rows:

@@ -49,6 +49,6 @@ def test_unknown_filters_and_tests_are_found_before_anything_runs():
 
 def test_syntax_errors_speak_the_authors_language():
     assert syntax_error("{{ nome|upper }}") is None
-    assert syntax_error("{{ nome|upperr }}") == 'Filtro desconhecido: "upperr" (linha 1)'
-    assert syntax_error("{{ nome|upperr }}", "en") == 'Unknown filter: "upperr" (line 1)'
+    assert syntax_error("{{ nome|upperr }}") == 'o filtro "upperr" não existe (linha 1)'
+    assert syntax_error("{{ nome|upperr }}", "en") == 'unknown filter "upperr" (line 1)'
     assert "linha 1" in syntax_error("{{ nome ")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from editor.commands.validate import FILE_LEVEL_CODES, UNREADABLE_CODES, format_finding
+from editor.commands.validate import UNREADABLE_CODES, format_finding
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 STDIN = "-"
@@ -65,9 +65,7 @@ def read_flow_file(path: str, lang: str | None = None) -> tuple[dict | None, lis
     except FlowDocumentError as exc:
         problems = []
         for problem in exc.problems:
-            message = problem["message"]
-            if exc.code not in FILE_LEVEL_CODES:
-                message = f"{problem['path']}: {message}"
+            message = problem["message"]  # says where in words; the block id is in brackets
             problems.append(_problem(path, exc.code, message, problem.get("block_id")))
         status = EXIT_UNREADABLE if exc.code in UNREADABLE_CODES else EXIT_ERRORS
         return None, problems, status
@@ -129,12 +127,13 @@ def _store(repo, item: _Imported) -> None:
         item.status = EXIT_ERRORS
 
 
-def _lint_and_publish(repo, item: _Imported, index: dict, publish: bool) -> None:
+def _lint_and_publish(repo, item: _Imported, index: dict, jumped_into: set[str],
+                      publish: bool) -> None:
     from engine.errors import PapoError
     from engine.lint import lint
 
     doc = item.doc
-    findings = lint(doc, flows=index)
+    findings = lint(doc, flows=index, jumped_into=jumped_into)
     item.lines.extend(format_finding({**f, "file": item.path}) for f in findings)
     errors = sum(f["level"] == "error" for f in findings)
     done = f"{item.path}: imported {doc['id']} revision {item.revision}"
@@ -181,10 +180,10 @@ def import_command(ctx: click.Context, files: tuple[str, ...], publish: bool) ->
             for item in stored:
                 _store(repo, item)
             # Lint after every file is in, so flows that jump into each other are known.
-            index = repo.flow_index()
+            index, jumped_into = repo.flow_index(), repo.jumped_into()
             for item in stored:
                 if item.revision is not None:
-                    _lint_and_publish(repo, item, index, publish)
+                    _lint_and_publish(repo, item, index, jumped_into, publish)
         except SQLAlchemyError as exc:
             raise database_error(exc) from None
         finally:

@@ -34,7 +34,7 @@ from engine.service.changes import (
     Snapshot,
     TimerFired,
 )
-from engine.service.common import BOT_TIMER_KINDS, MAX_JUMPS
+from engine.service.common import BOT_TIMER_KINDS, MAX_JUMPS, TEST_CHANNEL
 
 
 def decide(snapshot: Snapshot, event: Event) -> Changes:
@@ -289,7 +289,10 @@ def _bot_reads(d: _Draft, text: str, now: float, start_flow_id: str | None) -> N
     # 2. an answer to the waiting question
     if block is not None:
         _feed(d, flow, core.UserMessage(now, text))
-        return
+        if not _let_go_by_csat(block, text):
+            return
+        # DESIGN §10.8: the csat question let go; the message goes on to the triggers
+        run = d.state.get("run")
     # 3. triggers of published flows (or the forced flow of the simulator)
     if start_flow_id and run is None:
         flow = d.snap.published.get(start_flow_id)
@@ -305,6 +308,14 @@ def _bot_reads(d: _Draft, text: str, now: float, start_flow_id: str | None) -> N
     flow = triggers.match(d.snap.published.values(), text)
     if flow is not None:
         _start(d, flow, now)
+
+
+def _let_go_by_csat(block: dict, text: str) -> bool:
+    """Whether a ``csat: true`` question just let this message go (it is not a rating:
+    the engine ended the run without ``invalid_text``, DESIGN §10.8 "CSAT never traps")."""
+    from blocks.question import parse_rating
+
+    return block["data"].get("csat") is True and parse_rating(text) is None
 
 
 def _start(d: _Draft, flow: CompiledFlow, now: float, block_id: str | None = None,
@@ -354,8 +365,11 @@ def _feed(d: _Draft, flow: CompiledFlow, event, draft_revision: int | None = Non
             value = effect["value"]
             d.answers.append({
                 "conversation_id": d.id, "name": effect["name"], "at": utc(now),
-                "value": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)})
+                "value": value if isinstance(value, str) else json.dumps(value, ensure_ascii=False),
+                "csat": effect.get("csat")})
         elif kind == "visit":
+            if d.channel == TEST_CHANNEL:
+                continue  # the simulator's runs stay out of the funnel
             d.visits.extend({"run_id": effect["run_id"], "flow_id": effect["flow_id"], "block_id": b,
                              "at": utc(now)} for b in effect["block_ids"])
         elif kind == "log":

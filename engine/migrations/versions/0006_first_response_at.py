@@ -1,7 +1,7 @@
 """conversations.first_response_at: the first agent message of the current open period.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Create Date: 2026-12-05
 
 Kept on the conversation when an agent writes, so concluding reads nothing else to
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
