@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from blocks.labels import block_title
 from engine.errors import PapoError
 from engine.http import HttpOutcome
 from engine.i18n import t
@@ -282,16 +283,6 @@ def _can_have_buttons(block: dict) -> bool:
     return block.get("type") == "question" and data.get("input") in ("choice", "rating")
 
 
-def _title(block: dict) -> str:
-    text = " ".join(str((block.get("data") or {}).get("text") or "").split())
-    if not text:
-        return block["id"]
-    if len(text) <= 40:
-        return text
-    cut = text[:40].rsplit(" ", 1)[0] or text[:40]
-    return cut + "…"
-
-
 def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
     """Warnings about tests that cannot pass: ``expect_buttons`` where no buttons can come.
 
@@ -330,7 +321,7 @@ def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
                     findings.append({"level": "warning", "code": "test_buttons_none",
                                      "block_id": named[0]["id"],
                                      "message": t("lint.test_buttons_none", lang, test=test["name"],
-                                                  step=number, title=_title(named[0]))})
+                                                  step=number, title=block_title(named[0], lang))})
     return findings
 
 

@@ -172,7 +172,6 @@ MESSAGES: dict[str, str] = {
     "flowtest.refused": N_("o passo foi recusado: %(error)s"),
     "flowtest.crashed": N_("erro interno do papo ao rodar este passo (%(error)s); veja o log"),
     "flowtest.failed_summary": N_("Testes do fluxo que falharam: %(count)s. Corrija o fluxo ou os testes, ou publique mesmo assim."),
-    "flowtest.mock_error": N_("resposta simulada com status %(status)s"),
     "accounts.no_token": N_("Não existe token com o id %(token_id)s."),
     "accounts.bad_token_name": N_("O nome do token pode ter no máximo %(limit)s caracteres."),
     "accounts.bad_expiry": N_("A validade do token precisa ser um número de dias entre 1 e 3650."),

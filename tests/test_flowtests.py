@@ -42,6 +42,7 @@ def _one(doc: dict, steps: list[dict], **options) -> dict:
 WELCOME = _welcome([])
 GREETING = "Olá, Visitante! 👋 Bem-vindo(a) à Loja da Ana."
 MENU = ["Ver produtos", "Status do pedido", "Falar com atendente"]
+ORDER_QUESTION = "Qual é o número do seu pedido? (só os números, ex.: 12345)"
 
 
 # ---------------------------------------------------------------------- each step kind
@@ -332,14 +333,14 @@ def test_lint_warns_of_expect_buttons_on_a_message_that_never_has_buttons():
     doc = _welcome([{"name": "Menu", "steps": [{"say": "oi"}, {"expect": "Como posso te ajudar hoje?"},
                                                {"expect_buttons": MENU}]},
                     {"name": "Saudação", "steps": [{"say": "oi"}, {"expect": GREETING}, {"expect_buttons": MENU}]},
-                    {"name": "Produtos", "steps": [{"say": "oi"}, {"say": "1"},
-                                                   {"expect": "De 1 a 5, como foi o atendimento?"},
-                                                   {"expect_buttons": ["1", "2"]}]}])
+                    {"name": "Pedido", "steps": [{"say": "oi"}, {"say": "2"},
+                                                 {"expect": ORDER_QUESTION},
+                                                 {"expect_buttons": ["1", "2"]}]}])
     (finding,) = [f for f in lint(doc) if f["code"] == "test_buttons_none"]
     assert finding["level"] == "warning"
-    assert finding["block_id"] == "csat"
-    assert finding["message"] == ('O teste "Produtos" (passo 4) espera botões, mas a mensagem '
-                                  '"De 1 a 5, como foi o atendimento?" nunca tem botões.')
+    assert finding["block_id"] == "numero_pedido"
+    assert finding["message"] == ('O teste "Pedido" (passo 4) espera botões, mas a mensagem '
+                                  '"Qual é o número do seu pedido? (só os…" nunca tem botões.')
 
 
 def test_lint_warns_when_no_block_of_the_flow_sends_buttons():
@@ -372,6 +373,7 @@ def test_a_simulated_conversation_becomes_a_test_that_passes():
         {"expect_status": "open"},
         {"conclude": True},
         {"expect": "De 1 a 5, como foi o atendimento?"},
+        {"expect_buttons": ["1", "2", "3", "4", "5"]},
         {"say": "5"},
         {"expect": "Obrigada pela avaliação, Ana! 💛 Volte sempre à Loja da Ana."},
         {"expect_status": "concluded"},

