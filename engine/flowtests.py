@@ -49,6 +49,9 @@ class FlowTestResult:
     passed: bool
     step: int | None = None  # the failing step, numbered from 1
     message: str | None = None  # "passo 3: esperado …, recebido …"
+    # When an ``expect`` failed on another message: its full text (the editor offers to
+    # take it as the new expected text). Not part of the API's answer.
+    got: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {"name": self.name, "passed": self.passed, "step": self.step, "message": self.message}
@@ -119,6 +122,7 @@ class _Exchange:
     messages: list[dict] = field(default_factory=list)
     read: int = 0
     newest: dict | None = None  # the last bot message so far (``expect_buttons`` reads it)
+    got: str | None = None  # the text an ``expect`` found instead of its own
 
     def reset(self, replies: list[dict]) -> None:
         self.messages, self.read = list(replies), 0
@@ -156,7 +160,8 @@ def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, la
             problem = t("flowtest.unmocked", lang, method=call["method"], url=call["url"])
         if problem is not None:
             return FlowTestResult(test["name"], False, number,
-                                  t("flowtest.step", lang, step=number, message=problem))
+                                  t("flowtest.step", lang, step=number, message=problem),
+                                  got=exchange.got)
     return FlowTestResult(test["name"], True)
 
 
@@ -189,6 +194,7 @@ def _play(sim, exchange: _Exchange, step: dict, lang: str | None) -> str | None:
             return _expected_got(lang, shown, nothing)
         matches = message["text"] == value if kind == "expect" else value in message["text"]
         if not matches:
+            exchange.got = message["text"] if kind == "expect" else None
             return _expected_got(lang, shown, _quote(message["text"]))
         return None
     if kind == "expect_buttons":

@@ -96,6 +96,7 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
                                     'recebido "Me passa o número do pedido?"')
     expect(failure).to_contain_text("passo ")
     _shot(page, "3-failed", area=True)
+    expect(tests.get_by_role("button", name="Usar a resposta nova")).to_be_visible()
 
     page.get_by_role("button", name="Publicar", exact=True).click()
     panel = page.locator("#panel-body")
