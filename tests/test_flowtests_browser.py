@@ -87,7 +87,8 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
     page.get_by_role("button", name="Salvar bloco").click()
     page.get_by_text("Bloco atualizado.").wait_for()
     page.evaluate("papoEditor.save()")
-    page.get_by_role("button", name="Fechar painel").click()  # the block form covers the tests
+    page.get_by_role("button", name="Testes", exact=True).click()  # the block form covered them
+    expect(page.locator("#panel")).to_be_hidden()
 
     page.get_by_role("button", name="Rodar testes").click()
     expect(tests).to_contain_text("1 teste falhou")
