@@ -120,7 +120,7 @@ def run(flow_id: str):
     repo = _repo()
     doc, revision = repo.get(flow_id, current_lang())
     results = run_tests(doc, settings=get_settings(), lang=current_lang(),
-                        others=repo.jump_targets(doc))
+                        others=repo.flows_for_tests(doc, get_settings()))
     _remember(flow_id, revision, results)
     return _panel(flow_id, ran=results)
 

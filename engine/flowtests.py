@@ -274,13 +274,6 @@ def _publish_quietly(repo, doc: dict) -> None:
         pass  # the test that jumps there fails on what the bot (does not) say
 
 
-def jump_targets(doc: dict) -> set[str]:
-    """Flow ids the document's ``jump`` blocks name (other than itself)."""
-    return {b["data"]["flow_id"] for b in doc.get("blocks", [])
-            if b.get("type") == "jump" and isinstance(b.get("data", {}).get("flow_id"), str)
-            and b["data"]["flow_id"] != doc.get("id")}
-
-
 # ---------------------------------------------------------------------- lint
 def _can_have_buttons(block: dict) -> bool:
     data = block.get("data") or {}
