@@ -126,6 +126,7 @@ class BlockKind:
     template_fields: Callable[[dict], list[str]] = no_texts  # the texts it renders
     logic_fields: Callable[[dict], list] = no_texts  # the JSONLogic rules it evaluates
     saves: Callable[[dict], str | None] = no_variable  # the variable it saves
+    buttons: Callable[[dict], list[str]] = no_texts  # the buttons its message carries
     # -- what the editor needs ---------------------------------------------------------
     # ``(_, flow_id) -> data`` for a block dropped from the palette (valid, so the draft
     # saves at once); None: filled from the schema's required fields.

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from blocks import REGISTRY
 from blocks.labels import block_title
 from engine.errors import PapoError
 from engine.http import HttpOutcome
@@ -276,18 +277,21 @@ def _publish_quietly(repo, doc: dict) -> None:
 
 # ---------------------------------------------------------------------- lint
 def _can_have_buttons(block: dict) -> bool:
-    data = block.get("data") or {}
-    if block.get("type") == "message":
-        return bool(data.get("buttons"))
-    return block.get("type") == "question" and data.get("input") in ("choice", "rating")
+    kind = REGISTRY.get(block.get("type"))
+    return kind is not None and bool(kind.buttons(block.get("data") or {}))
+
+
+def _pauses(block: dict) -> bool:
+    kind = REGISTRY.get(block.get("type"))
+    return kind is not None and kind.pauses_run
 
 
 def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
     """Warnings about tests that cannot pass: ``expect_buttons`` where no buttons can come.
 
     ``expect_buttons`` reads the last bot message. When the ``expect`` before it names
-    exactly the (untemplated) text of blocks that are surely the last message (a question,
-    where the run waits, or a message whose exit leads nowhere) and none of them can have
+    exactly the (untemplated) text of blocks that are surely the last message (a block
+    where the run waits, like a question, or one whose exits lead nowhere) and none of them can have
     buttons, or when no block of the flow sends buttons at all, it is flagged.
     """
     findings: list[dict] = []
@@ -308,10 +312,10 @@ def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
             elif kind == "expect":
                 last_expect = step["expect"]
             elif kind == "expect_buttons" and step["expect_buttons"]:
-                # Only a message nothing follows is surely the last one: a question (the
-                # run waits there) or a message whose exit leads nowhere.
+                # Only a message nothing follows is surely the last one: a block where the
+                # run waits (a question) or one whose exits lead nowhere.
                 named = [b for b in by_text.get(last_expect or "", [])
-                         if b.get("type") == "question" or b["id"] not in leaving]
+                         if _pauses(b) or b["id"] not in leaving]
                 if not any_buttons:
                     findings.append({"level": "warning", "code": "test_buttons_none", "block_id": None,
                                      "message": t("lint.test_buttons_flow", lang, test=test["name"],

@@ -422,3 +422,14 @@ def test_a_crash_inside_papo_fails_that_test_and_not_the_run(monkeypatch):
     results = run_tests(doc)
     assert results[0].message == "passo 1: erro interno do papo ao rodar este passo (RuntimeError); veja o log"
     assert results[1].passed
+
+
+def test_block_kinds_say_which_buttons_their_message_carries():
+    from blocks import REGISTRY
+
+    assert REGISTRY["message"].buttons({"text": "a", "buttons": ["Sim", "Não"]}) == ["Sim", "Não"]
+    assert REGISTRY["message"].buttons({"text": "a"}) == []
+    assert REGISTRY["question"].buttons({"input": "rating"}) == ["1", "2", "3", "4", "5"]
+    assert REGISTRY["question"].buttons({"input": "choice", "options": [{"id": "a", "label": "A"}]}) == ["A"]
+    assert REGISTRY["question"].buttons({"input": "text"}) == []
+    assert REGISTRY["wait"].buttons({"seconds": 5}) == []

@@ -17,4 +17,5 @@ BLOCK = BlockKind(
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Mensagem", label_en="Message",
     template_fields=lambda data: [data.get("text", "")],
     preset=lambda _, flow_id: {"text": _("Nova mensagem")},
+    buttons=lambda data: list(data.get("buttons") or []),
 )
