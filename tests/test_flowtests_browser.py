@@ -29,9 +29,12 @@ def _repo(live_server):
 
 def _shot(page, name: str, area: bool = False) -> None:
     if os.environ.get("PAPO_SCREENSHOTS"):
-        page.screenshot(path=f"/tmp/papo-flowtests-{name}.png", full_page=True)
+        # caret="initial": Playwright's default hides the caret with an injected <style>,
+        # which the page's Content-Security-Policy refuses (and new_page fails the test).
+        page.screenshot(path=f"/tmp/papo-flowtests-{name}.png", full_page=True, caret="initial")
         if area:
-            page.locator("#flowtests-area").screenshot(path=f"/tmp/papo-flowtests-{name}-area.png")
+            page.locator("#flowtests-area").screenshot(path=f"/tmp/papo-flowtests-{name}-area.png",
+                                                       caret="initial")
 
 
 def _send(page, text: str):
