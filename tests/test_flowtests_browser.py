@@ -1,7 +1,8 @@
 """An author saves a simulated conversation as a test, breaks the flow, runs the tests,
 and is asked before publishing a flow whose tests fail (Chromium).
 
-Set ``PAPO_SCREENSHOTS=1`` to keep screenshots of each stage in ``/tmp/papo-flowtests-*.png``.
+Set ``PAPO_SCREENSHOTS=1`` to keep screenshots of each stage in ``/tmp/papo-flowtests-*.png``
+and rewrite docs/screenshots/flow-tests.png (a failing test in the Testes panel).
 """
 # The browser fixtures are imported here too, so the file runs with any conftest.
 # ruff: noqa: F811
@@ -100,6 +101,8 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
                                     'recebido "Me passa o número do pedido?"')
     expect(failure).to_contain_text("passo ")
     _shot(page, "3-failed", area=True)
+    if os.environ.get("PAPO_SCREENSHOTS"):
+        page.screenshot(path=str(ROOT / "docs" / "screenshots" / "flow-tests.png"), caret="initial")
     expect(tests.get_by_role("button", name="Usar a resposta nova")).to_be_visible()
 
     page.get_by_role("button", name="Publicar", exact=True).click()
