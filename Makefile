@@ -30,6 +30,7 @@ run: install assets
 
 test: install assets
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/papo test sample_flows/*.json
 
 bench: install assets
 	$(BIN)/python -m bench

@@ -1,4 +1,4 @@
-"""Editor benchmark: opening a 300-block flow and adding a connection in it (Chromium).
+"""Editor benchmark: opening a 300- and a 1,000-block flow, adding a connection (Chromium).
 
 Run from the repository root::
 
@@ -10,6 +10,7 @@ Run from the repository root::
    imported the whole flow into Drawflow (one ``import()``) and fitted it to the screen
    (``papoEditor.readyAt``), checking that all 300 cards (``[data-block-id]``) are there.
    Also shown: the server's answer (``responseEnd``) and the Drawflow import alone.
+   The same for a 1,000-block flow (same target).
 2. Adding a connection: in the page, ``drawflow.addConnection(...)`` on a free port (the
    editor's handler records the edge, takes an undo snapshot and queues a save), then
    ``papoEditor.save()`` resolves once the PUT of the whole document (schema validation,
@@ -32,7 +33,9 @@ import threading
 from pathlib import Path
 
 BLOCKS = 300
+BIG_BLOCKS = 1000
 RUNS = 9
+BIG_RUNS = 5
 CONNECTIONS = 60
 TARGET_OPEN_MS = 1500
 TARGET_CONNECT_MS = 100
@@ -40,13 +43,13 @@ CHROMIUM = os.environ.get("PAPO_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 
 
-def big_flow(blocks: int = BLOCKS) -> dict:
+def big_flow(blocks: int = BLOCKS, flow_id: str = "grande") -> dict:
     """Rows of message → question (two options) → condition → message..., on a grid.
 
     Each question's ``invalid`` port is left free (for the connection benchmark).
     """
     kinds = ("message", "question", "condition")
-    doc = {"schema_version": 1, "id": "grande", "name": "Fluxo grande", "description": "",
+    doc = {"schema_version": 1, "id": flow_id, "name": "Fluxo grande", "description": "",
            "priority": 0, "triggers": [], "start": "b1", "blocks": [], "edges": []}
     for i in range(1, blocks + 1):
         kind = kinds[(i - 1) % 3]
@@ -83,6 +86,7 @@ def _server(tmp: Path):
     ensure_schema(engine)
     accounts.create_user(engine, "admin", "admin", password="admin-senha-123", name="Admin")
     FlowRepository(engine).create(big_flow(), actor="admin")
+    FlowRepository(engine).create(big_flow(BIG_BLOCKS, "grande-1000"), actor="admin")
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
@@ -135,6 +139,15 @@ def measure() -> dict:
                     opens.append(page.evaluate(OPEN_JS))
                 opens = opens[1:]
                 assert all(o["cards"] == BLOCKS for o in opens), opens
+                big_opens = []
+                for _run in range(BIG_RUNS + 1):
+                    page.goto(f"{url}/flows/grande-1000/edit")
+                    page.wait_for_function("window.papoEditor && window.papoEditor.ready", timeout=60_000)
+                    big_opens.append(page.evaluate(OPEN_JS))
+                big_opens = big_opens[1:]
+                assert all(o["cards"] == BIG_BLOCKS for o in big_opens), big_opens
+                page.goto(f"{url}/flows/grande/edit")
+                page.wait_for_function("window.papoEditor && window.papoEditor.ready")
                 questions = [f"b{i}" for i in range(2, BLOCKS, 3)][:CONNECTIONS + 3]
                 connects = []
                 for block_id in questions:
@@ -146,7 +159,7 @@ def measure() -> dict:
                 browser.close()
         finally:
             server.shutdown()
-    return {"opens": opens, "connects": connects}
+    return {"opens": opens, "big_opens": big_opens, "connects": connects}
 
 
 def _ms(values) -> str:
@@ -154,8 +167,9 @@ def _ms(values) -> str:
 
 
 def report(result: dict) -> str:
-    opens, connects = result["opens"], result["connects"]
+    opens, connects, big = result["opens"], result["connects"], result["big_opens"]
     ready = [o["ready"] for o in opens]
+    big_ready = [o["ready"] for o in big]
     total = [c["total"] for c in connects]
     rows = [
         "| measurement | median | best | worst | target | |",
@@ -164,6 +178,9 @@ def report(result: dict) -> str:
         f"| … of which the server's answer (responseEnd: 300 cards rendered from node.html) | {_ms([o['response'] for o in opens])} | | | | |",
         f"| … of which Drawflow `import()` of the whole flow | {_ms([o['importMs'] for o in opens])} | | | | |",
         f"| … of which fit to screen | {_ms([o['fitMs'] for o in opens])} | | | | |",
+        f"| open the editor on a {BIG_BLOCKS:,}-block / {big[0]['connections']:,}-connection flow (median of {len(big)}) | {_ms(big_ready)} | {min(big_ready):,.0f} | {max(big_ready):,.0f} | < {TARGET_OPEN_MS:,} ms | {'ok' if statistics.median(big_ready) < TARGET_OPEN_MS else 'MISSED'} |",
+        f"| … of which the server's answer ({BIG_BLOCKS:,} cards) | {_ms([o['response'] for o in big])} | | | | |",
+        f"| … of which Drawflow `import()` of the whole flow | {_ms([o['importMs'] for o in big])} | | | | |",
         f"| add a connection: `addConnection` + save round trip (PUT, validate, lint, new revision), median of {len(connects)} | {_ms(total)} | {min(total):,.0f} | {max(total):,.0f} | < {TARGET_CONNECT_MS} ms | {'ok' if statistics.median(total) < TARGET_CONNECT_MS else 'MISSED'} |",
         f"| … of which the canvas (`addConnection` and the editor's handler) | {statistics.median([c['canvas'] for c in connects]):,.1f} ms | | | | |",
         f"| … of which the server (`FlowRepository.update`: parse, schema, lint, insert; Server-Timing) | {statistics.median([c['server'] for c in connects if c['server'] is not None]):,.1f} ms | | | | |",

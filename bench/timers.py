@@ -303,11 +303,12 @@ def markdown(results: list[Result], args) -> str:
             scaling.append(f"{kind} ×{by_workers[2] / by_workers[1]:.2f}")
     lines += [
         "",
-        "Reading it: a worker fires claimed timers in transactions of 50: the 50 "
-        "conversations locked in one query, the timers flipped to fired in one `UPDATE`, the "
-        "engine steps run, and their writes (messages, funnel rows, states) sent together, "
-        "one `executemany` per kind of statement (`engine/batch.py`); a timer whose step must "
-        "read first fires on its own in a savepoint. While the offered rate stays below the "
+        "Reading it: a worker fires claimed timers in transactions of 50: the timers and "
+        "their 50 conversations read in a few queries without a lock, each timer's step "
+        "decided on its own, then everything written together, one `executemany` per kind of "
+        "row — the conversations' version checks and the timers' `pending → fired` flips "
+        "included (`engine/service/unit.py`); a conversation changed meanwhile makes the "
+        "batch read and decide again. While the offered rate stays below the "
         "workers' capacity, lateness is the claim interval (≤ 1 s) plus queueing; above it "
         "(the capacity rows), a burst queues up and lateness grows until it is worked off."
         + (f" A second worker's capacity: {', '.join(scaling)} — on SQLite every write takes "

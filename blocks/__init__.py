@@ -1,4 +1,9 @@
-"""Block kinds, one sub-package each; the engine, linter and editor look kinds up here."""
+"""Block kinds, one sub-package each; the engine, linter and editor look kinds up here.
+
+Adding a kind: a folder ``blocks/<type>/`` (``__init__.py`` with ``BLOCK``,
+``schema.json``, ``form.html``, ``node.html``) and one line in :data:`REGISTRY`.
+Everything else asks the registry (see :class:`blocks.base.BlockKind`).
+"""
 from blocks import (
     add_tag,
     conclude_conversation,
@@ -12,7 +17,7 @@ from blocks import (
     set_variable,
     wait,
 )
-from blocks.base import BlockKind
+from blocks.base import BlockKind, TimerKind
 
 REGISTRY: dict[str, BlockKind] = {
     b.type: b
@@ -30,3 +35,14 @@ REGISTRY: dict[str, BlockKind] = {
         conclude_conversation.BLOCK,
     )
 }
+
+
+def timer_kinds() -> dict[str, TimerKind]:
+    """Every timer kind a block schedules, by name (the bot's timers; the service adds
+    its own, such as ``auto_conclude``)."""
+    return {timer.name: timer for kind in REGISTRY.values() for timer in kind.timers}
+
+
+def pausing_kinds() -> set[str]:
+    """Kinds at which a run stops until the customer, a timer or a person moves it."""
+    return {name for name, kind in REGISTRY.items() if kind.pauses_run}

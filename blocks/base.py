@@ -3,6 +3,17 @@
 Executors are pure: they get the block, a :class:`Context` (variables, contact, the
 current time as data, a template renderer) and return a :class:`Result`. Only
 ``engine/service/`` (:mod:`engine.service.effects`) performs the effects a result names.
+
+A :class:`BlockKind` also describes itself to the rest of papo, so that a new kind is
+one folder plus one registry line: the engine asks it which timers it waits on and what
+to do when they fire, when an HTTP answer comes back or when a paused conversation is
+concluded; the linter which texts are templates, which rules are JSONLogic, which
+variable it saves and whether a cycle through it can spin; the editor its palette preset
+and port names; the inbox and the OpenAPI document its timer kinds.
+
+Texts for people (port names, presets, timer names) are pt-BR message ids of the one
+catalog: the editor passes its ``gettext`` in as ``_`` (so extraction finds them), and
+:data:`TimerKind.label` is marked with :func:`N_`.
 """
 from __future__ import annotations
 
@@ -54,6 +65,35 @@ class Context:
     flow_id: str = ""
 
 
+def N_(msgid: str) -> str:
+    """Marks a pt-BR text for the message catalog; returns it unchanged."""
+    return msgid
+
+
+Translate = Callable[..., str]  # the editor's gettext: ``_("Em seguida")``
+
+
+@dataclass(frozen=True)
+class TimerKind:
+    """A timer a block schedules (the ``kind`` of its effect and of the timers row)."""
+
+    name: str  # e.g. "wait", "question_timeout"
+    port: str  # the port the run follows when it fires while the run waits here
+    label: str  # what people call it (the inbox), a pt-BR message id marked with N_
+
+
+def no_texts(data: dict) -> list:
+    return []
+
+
+def no_variable(data: dict) -> str | None:
+    return None
+
+
+def next_port_label(_: Translate, data: dict) -> dict[str, str]:
+    return {"next": _("Em seguida")}
+
+
 @dataclass(frozen=True)
 class BlockKind:
     type: str
@@ -63,9 +103,38 @@ class BlockKind:
     data_schema: dict
     folder: Path
     parse_reply: Callable[[dict, str, Context], Reply] | None = None
-    # Port names that always exist regardless of data (used by the editor's palette).
     label_pt: str = ""
     label_en: str = ""
+    # -- what the engine needs ------------------------------------------------------
+    # The timers it schedules; a timer of one of these kinds that fires while the run
+    # waits at this block follows the timer's port.
+    timers: tuple[TimerKind, ...] = ()
+    # Invalid answers a question takes before its ``invalid`` port (``max_attempts``).
+    default_attempts: int = 0
+    # ``data -> text``: what an answer the kind refused gets when the block sets no
+    # ``invalid_text`` (before the question is asked again).
+    invalid_text: Callable[[dict], str] = lambda data: ""
+    # The port followed when the conversation is concluded while the flow paused here.
+    resume_on_conclude: str | None = None
+    # ``(block, ok, status, body) -> Result`` (port + variables) when an HTTP call it
+    # asked for comes back.
+    on_http_result: Callable[[dict, bool, int | None, Any], Result] | None = None
+    # -- what the linter needs -------------------------------------------------------
+    # The run stops here until the customer, a timer or a person moves it: a cycle
+    # through this block cannot spin.
+    pauses_run: bool = False
+    template_fields: Callable[[dict], list[str]] = no_texts  # the texts it renders
+    logic_fields: Callable[[dict], list] = no_texts  # the JSONLogic rules it evaluates
+    saves: Callable[[dict], str | None] = no_variable  # the variable it saves
+    # -- what the editor needs ---------------------------------------------------------
+    # ``(_, flow_id) -> data`` for a block dropped from the palette (valid, so the draft
+    # saves at once); None: filled from the schema's required fields.
+    preset: Callable[[Translate, str], dict] | None = None
+    # ``(_, data) -> {port: name}``: names people read on the canvas and in the forms.
+    port_labels: Callable[[Translate, dict], dict[str, str]] = next_port_label
+    # ``_ -> [{"key", "label", "data"}]``: extra palette items, the kind preconfigured for
+    # a common job (``key`` names the item in the page).
+    variants: Callable[[Translate], list[dict]] = no_texts
 
     def template(self, name: str) -> str:
         """The text of ``form.html`` or ``node.html`` beside this kind."""

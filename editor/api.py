@@ -34,12 +34,12 @@ from editor.openapi import (
     request_validator,
 )
 from editor.ops import handle_inbound
+from engine import reports
 from engine.clean import clean
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import N_, gettext, normalize_lang
 from engine.observe import inbound_request
-from engine.service import report_summary
 from schemas import FlowDocumentError, load_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -420,21 +420,23 @@ def update_flow(flow_id: str):
            description="Lint errors → 422 with code flow_has_errors and the findings. Then the "
                        "draft's tests run: a failing one → 422 with code flow_tests_failed and "
                        "one {path: tests/<name>, message} per failing test in details, unless "
-                       "{\"force\": true}. A rollback ({\"version\": N}) runs no tests.")
+                       "{\"force\": true}. A rollback ({\"version\": N}) runs no tests "
+                        "and also copies that version into the draft.")
 def publish_flow(flow_id: str):
     flow_id = _flow_id(flow_id)
     body = json_body("publish", optional=True)
-    return jsonify(_flows().publish(flow_id, actor=_actor(), version=body.get("version"),
-                                    lang=_lang(), force=bool(body.get("force")),
-                                    settings=get_settings()))
+    published = _flows().publish(flow_id, actor=_actor(), version=body.get("version"),
+                                 lang=_lang(), force=bool(body.get("force")),
+                                 settings=get_settings())
+    return jsonify({"version": published["version"]})
 
 
 @bp.post("/flows/<flow_id>/tests/run")
-@admin_only
-@operation("Run the tests saved in the latest draft", tag="flows", ok_schema="TestRun",
-           errors=(403, 404),
+@operation("Run the tests saved in the latest draft", tag="flows", ok_schema="FlowTestRun",
+           errors=(404,),
            description="On a private in-memory database with a simulated clock; HTTP requests "
-                       "are answered by each test's http_mocks only. Nothing is stored.")
+                       "are answered by each test's http_mocks only. Nothing is stored, so "
+                       "agents (who may read flows) may run them too.")
 def run_flow_tests(flow_id: str):
     from engine.flowtests import summary
 
@@ -555,4 +557,4 @@ def report():
         date_from = max(FIRST_DAY, date_to - timedelta(days=REPORT_DAYS - 1))
     if date_to < date_from:
         raise _bad_parameter("to", "date_order")
-    return jsonify(report_summary(service, date_from, date_to))
+    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to))

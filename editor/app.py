@@ -44,6 +44,7 @@ OPTIONAL_BLUEPRINTS = (
     ("reports", "editor.reports"),
     ("channels", "editor.channels"),
     ("webchat", "editor.webchat"),
+    ("team", "editor.team"),
 )
 # Paths authenticated by tokens or signatures, not by the session cookie: no CSRF token.
 CSRF_EXEMPT_PREFIXES = ("/api/", "/channels/")

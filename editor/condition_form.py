@@ -47,9 +47,11 @@ def operator_labels() -> dict[str, str]:
 
 
 def variable_label(name: str) -> str:
+    if name not in CONTACT_VARIABLES:
+        return name
     labels = {"contact.name": _("Nome do contato"), "contact.phone": _("Telefone do contato"),
               TAGS_VARIABLE: _("Etiquetas do contato")}
-    return labels.get(name, name)
+    return labels[name]
 
 
 def variable_choices(saved: list[str]) -> list[tuple[str, str]]:
@@ -205,17 +207,19 @@ def is_preview(form) -> bool:
     return any(form.get(name) for name in PREVIEW_BUTTONS)
 
 
-def describe_rule(when: Any) -> str:
+def describe_rule(when: Any, labels: dict[str, str] | None = None,
+                  joins: tuple[str, str] | None = None) -> str:
     """A rule in words for the card: "sabor é igual a Calabresa e …", else its JSON."""
     parsed = rule_to_rows(when)
     if parsed is None:
         return json.dumps(when, ensure_ascii=False, separators=(", ", ": "))
     join, rows = parsed
-    labels = operator_labels()
+    labels = labels or operator_labels()
+    joins = joins or (_("e"), _("ou"))
     parts = []
     for row in rows:
         text = f"{variable_label(row['var'])} {labels[row['op']]}"
         if row["op"] not in UNARY:
             text += f" {value_text(row['value'])}"
         parts.append(text)
-    return (" " + (_("e") if join == "all" else _("ou")) + " ").join(parts)
+    return (" " + (joins[0] if join == "all" else joins[1]) + " ").join(parts)

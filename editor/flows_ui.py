@@ -15,7 +15,8 @@ Routes (blueprint ``flows``)::
     GET|POST /flows/<id>/settings        the flow's name, description, priority, triggers
     POST /flows/<id>/import-draft        read an uploaded file to replace the draft
     GET  /flows/<id>/findings            "Validar": the linter's findings
-    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback)
+    POST /flows/<id>/publish             publish the draft, or ``version`` (rollback: the
+                                         engine also puts it in the draft; "restored" result)
     GET  /flows/<id>/versions            version history with what changed
 
 The editor's JavaScript (``static/editor.js``) holds the document being edited and is
@@ -198,7 +199,7 @@ def flow_diff(old: dict | None, new: dict) -> dict:
             moved.append(block_id)
     old_edges = [_edge_key(e) for e in old.get("edges", [])]
     new_edges = [_edge_key(e) for e in new.get("edges", [])]
-    settings = [key for key in ("name", "description", "priority", "triggers", "start")
+    settings = [key for key in ("name", "description", "priority", "triggers", "start", "tests")
                 if old.get(key) != new.get(key) and (old.get("blocks") or key != "name")]
     return {
         "blocks_added": [b for b in new_blocks if b not in old_blocks],
@@ -231,7 +232,7 @@ def describe_diff(diff: dict) -> list[str]:
             lines.append(f"{sentence(len(items))}: {names}{more}")
     if diff.get("settings_changed"):
         names = {"name": _("nome"), "description": _("descrição"), "priority": _("prioridade"),
-                 "triggers": _("gatilhos"), "start": _("bloco inicial")}
+                 "triggers": _("gatilhos"), "start": _("bloco inicial"), "tests": _("testes do fluxo")}
         lines.append(_("Configurações alteradas: %(fields)s",
                        fields=", ".join(names.get(k, k) for k in diff["settings_changed"])))
     return lines
@@ -283,7 +284,11 @@ def _operator_labels():
 
 @bp.app_template_global("rule_text")
 def _rule_text(when):
-    return condition_form.describe_rule(when)
+    # Labels looked up once per request: a big flow's page renders hundreds of conditions.
+    if "_operator_labels" not in g:
+        g._operator_labels = condition_form.operator_labels()
+        g._join_words = (_("e"), _("ou"))
+    return condition_form.describe_rule(when, g._operator_labels, g._join_words)
 
 
 @bp.app_template_filter("pretty_json")
@@ -324,16 +329,15 @@ def _translator():
 
 
 def port_labels(block: dict) -> dict[str, str]:
-    """A readable name for each out port of ``block`` (option labels for choices)."""
-    data = block.get("data") or {}
-    _ = _translator()  # still spelled _() so that the catalog extraction finds the texts
-    labels = {"next": _("Em seguida"), "answered": _("Respondida"),
-              "invalid": _("Resposta inválida"), "timeout": _("Sem resposta"),
-              "else": _("Senão"), "ok": _("Sucesso"), "error": _("Erro")}
-    for option in data.get("options") or []:
-        if isinstance(option, dict) and "id" in option:
-            labels[option["id"]] = option.get("label") or option["id"]
-    return labels
+    """A readable name for each out port of ``block``, as its kind names them (option
+    labels for choices); ports it does not name show their id."""
+    kind = REGISTRY.get(block.get("type"))
+    if kind is None:
+        return {}
+    try:
+        return kind.port_labels(_translator(), block.get("data") or {})
+    except (KeyError, TypeError, AttributeError):  # a draft mid-edit
+        return {}
 
 
 def block_ports(block: dict) -> list[str]:
@@ -377,26 +381,10 @@ def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
 
 
 def new_block_data(kind: BlockKind, flow_id: str) -> dict:
-    """Data for a block dropped from the palette: valid, so the draft saves at once."""
-    presets = {
-        "message": {"text": _("Nova mensagem")},
-        "question": {"text": _("Qual opção você prefere?"), "input": "choice",
-                     "options": [{"id": "o1", "label": _("Opção 1")},
-                                 {"id": "o2", "label": _("Opção 2")}],
-                     "save_as": "resposta"},
-        # No rule yet: the form opens with a blank builder row, never a made-up variable.
-        "condition": {"rules": []},
-        "set_variable": {"name": "variavel", "value": ""},
-        "wait": {"seconds": 60},
-        "http_request": {"method": "GET", "url": "https://example.com/"},
-        "add_tag": {"tag": _("etiqueta")},
-        "remove_tag": {"tag": _("etiqueta")},
-        "jump": {"flow_id": flow_id},
-        "open_conversation": {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
-        "conclude_conversation": {},
-    }
-    if kind.type in presets:
-        return copy.deepcopy(presets[kind.type])
+    """Data for a block dropped from the palette (its kind's preset): valid, so the draft
+    saves at once."""
+    if kind.preset is not None:
+        return copy.deepcopy(kind.preset(_translator(), flow_id))
     return _defaults_from_schema(kind.data_schema)
 
 
@@ -421,10 +409,11 @@ def _defaults_from_schema(schema: dict) -> dict:
 
 
 def extra_presets() -> list[dict]:
-    """Palette items beyond one per kind: a kind preconfigured for a common job."""
-    return [{"key": "csat", "type": "question", "label": _("Avaliação (CSAT)"),
-             "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
-                      "input": "rating", "save_as": "csat", "csat": True}}]
+    """Palette items beyond one per kind: a kind preconfigured for a common job (its
+    kind's ``variants``)."""
+    translate = _translator()
+    return [{**variant, "type": kind.type} for kind in REGISTRY.values()
+            for variant in kind.variants(translate)]
 
 
 def palette(flow_id: str) -> list[dict]:
@@ -575,7 +564,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
     Fields the schema forbids in the current configuration (a question's options when
     the answer is not a choice) are dropped rather than reported.
     """
-    from schemas import schema_problem  # the flow document's messages, in pt or en
+    from schemas import field_message  # the flow document's wording, in pt or en
 
     validator = Draft202012Validator(schema)
     lang = current_lang()
@@ -598,7 +587,7 @@ def _schema_errors(schema: dict, data: dict) -> tuple[dict, dict[str, str]]:
                 messages.setdefault(key or "_", _("Preencha este campo."))
                 continue
             key = ".".join(path) or "_"
-            messages.setdefault(key, schema_problem(leaf, {}, lang)["message"])
+            messages.setdefault(key, field_message(leaf, lang))
     return data, messages
 
 
@@ -930,7 +919,7 @@ def save_draft(flow_id: str):
     except PapoError as exc:
         return _json_error(exc.status, exc.code, exc.message, details=exc.details or [])
     response = jsonify({"revision": result["revision"], "findings": result["findings"],
-                        "unpublished": draft_differs(flow_id, repository().get(flow_id, lang)[0])})
+                        "unpublished": _saved_differs(flow_id)})
     response.headers["ETag"] = f'"{result["revision"]}"'
     # validate + lint + store, for the browser's devtools and bench/editor.py
     response.headers["Server-Timing"] = f"save;dur={(time.perf_counter() - started) * 1000:.1f}"
@@ -1060,10 +1049,7 @@ def import_draft(flow_id: str):
     renamed_from = None
     if doc["id"] != flow_id:
         renamed_from, doc["id"] = doc["id"], flow_id
-    from engine.lint import lint
-
-    index = repository().flow_index()
-    findings = lint(doc, flows=index, lang=lang)
+    findings = repository().lint(doc, lang)
     cards = {b["id"]: card_payload(b) for b in doc["blocks"]}
     result = {"action": "replace", "doc": doc, "cards": cards}
     return render_template("flows/_import_draft.html", problems=[], findings=findings,
@@ -1074,11 +1060,9 @@ def import_draft(flow_id: str):
 @admin_required
 def findings(flow_id: str):
     """"Validar": lint the latest draft now (jump targets may have changed since saving)."""
-    from engine.lint import lint
-
     lang = current_lang()
-    doc = repository().get(flow_id, lang)[0]
-    found = lint(doc, flows=repository().flow_index(), lang=lang)
+    repo = repository()
+    found = repo.lint(repo.get(flow_id, lang)[0], lang)
     return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
                            checked=True)
 
@@ -1115,10 +1099,22 @@ def publish(flow_id: str):
         return _with_status(make_response(render_template(
             "flows/_findings.html", findings=exc.extra.get("findings", []), flow_id=flow_id,
             checked=True, publish_refused=exc.message)), 422)
-    restored = version_result(flow_id, version) if version else None
+    # The engine put the version in the draft too (a new revision): the page adopts that
+    # document and revision instead of saving one of its own.
+    restored = _restored_result(flow_id, version) if version else None
     return render_template("flows/_versions.html", **_versions_context(
         flow_id, published_now=result["version"], rolled_back_from=version), oob_badge=True,
         restored=restored)
+
+
+def _restored_result(flow_id: str, version: int) -> dict:
+    """``{"action": "restored", "doc", "revision", "cards", "findings", "version"}``: the
+    draft the server just replaced (rollback), for the page to show and build on."""
+    draft = repository().draft(flow_id, current_lang())
+    doc = draft["document"]
+    return {"action": "restored", "doc": doc, "revision": draft["revision"], "version": version,
+            "findings": draft.get("findings") or [],
+            "cards": {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}}
 
 
 def version_result(flow_id: str, version: int) -> dict:
@@ -1141,6 +1137,13 @@ def restore_version(flow_id: str, version: int):
     repository().draft(flow_id, current_lang())  # 404 for an unknown flow
     return render_template("flows/_versions.html", **_versions_context(flow_id),
                            restored=version_result(flow_id, version))
+
+
+def _saved_differs(flow_id: str) -> bool:
+    """After a save: does the draft just saved (this request's body) differ from what is
+    published? The body is what was stored: the editor sends current documents."""
+    published = repository().published(flow_id)
+    return published is not None and published[0] != json.loads(request.get_data())
 
 
 def draft_differs(flow_id: str, doc: dict) -> bool:

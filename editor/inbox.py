@@ -44,12 +44,14 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from blocks import timer_kinds
 from editor.app import get_engine, get_service, render_page
 from editor.auth import current_user, login_required
 from editor.security import query_int
-from engine import accounts, queries
+from engine import accounts, queries, timeline
 from engine import conversation as machine
 from engine.errors import Invalid, NotFound
+from engine.whatsapp import PLACEHOLDERS
 
 bp = Blueprint("inbox", __name__)
 
@@ -210,7 +212,15 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
         return _("Concluído automaticamente por inatividade")
     if action == "concluded_by_flow":
         return _("Concluído pelo fluxo")
+    if action == "number_changed":
+        return _("O cliente trocou de número no WhatsApp: de %(old)s para %(new)s",
+                 old=phone_number(detail.get("from")), new=phone_number(detail.get("to")))
     return _("%(name)s: %(action)s", name=actor, action=action)
+
+
+def phone_number(digits: str | None) -> str:
+    """A WhatsApp id as people read a number: ``+5511987654321``."""
+    return f"+{digits}" if digits and digits.isdigit() else (digits or "?")
 
 
 def already_sentence(action: str, fresh: dict, acts: list[dict], user: str | None,
@@ -246,13 +256,17 @@ def _entry(row: dict) -> dict:
 def build_timeline(msgs: list[dict], acts: list[dict], names: dict[str, str]) -> list[dict]:
     """Messages and activity sentences interleaved by time (see ``_AFTER_MESSAGES``)."""
     items = []
+    by_external_id = {m["external_id"]: m for m in msgs if m.get("external_id")}
     for m in msgs:
         author = m["author"]
-        items.append(((m["at"], 1, m["id"]), {
+        item = {
             "kind": "message", "id": m["id"], "direction": m["direction"], "author": author,
             "role": "customer" if author == "customer" else ("bot" if author == "bot" else "agent"),
             "author_name": who(author, names), "text": m["text"],
-            "buttons": m.get("buttons") or [], "at": m["at"]}))
+            "buttons": m.get("buttons") or [], "at": m["at"]}
+        if m.get("details"):  # WhatsApp: media, quote, ad, reaction, deleted, edited (engine/timeline.py)
+            item.update(whatsapp_extras(m, by_external_id))
+        items.append(((m["at"], 1, m["id"]), item))
     for a in acts:
         rank = 2 if a["actor"] in _AFTER_MESSAGES else 0
         detail = a.get("detail") or {}
@@ -262,6 +276,28 @@ def build_timeline(msgs: list[dict], acts: list[dict], names: dict[str, str]) ->
             "note": detail.get("note") or detail.get("reason"), "at": a["at"]}))
     items.sort(key=lambda pair: pair[0])
     return [item for _key, item in items]
+
+
+def whatsapp_extras(row: dict, by_external_id: dict) -> dict:
+    """What a WhatsApp message carried, ready for the bubble (``inbox/_message_extras.html``).
+
+    The same reading as the API's (:func:`engine.timeline.message_view`); besides it, a
+    placeholder text ("[imagem]") is not shown twice when the media block says it, times
+    are datetimes, and an edit's earlier versions are listed newest first."""
+    view = timeline.message_view(row, by_external_id)
+    extras = {key: view[key] for key in timeline.EXTRA_KEYS if key in view}
+    if "media" in view or "contacts" in view or "order" in view:
+        extras["placeholder"] = row["text"] in PLACEHOLDERS.values()
+    if "reaction" in view:
+        extras["reaction"] = {**view["reaction"], "at": _parse_iso(view["reaction"]["at"])}
+    if "edits" in view:
+        extras["edits"] = [{"text": e["text"], "at": _parse_iso(e["at"])} for e in reversed(view["edits"])]
+    location = extras.get("media") if (extras.get("media") or {}).get("type") == "location" else None
+    if location and location.get("latitude") is not None and location.get("longitude") is not None:
+        extras["map_url"] = "https://www.openstreetmap.org/?" + urlencode(
+            {"mlat": location["latitude"], "mlon": location["longitude"]}) + \
+            f"#map=17/{location['latitude']}/{location['longitude']}"
+    return extras
 
 
 def driver(conv: dict) -> dict:
@@ -289,8 +325,11 @@ def driver(conv: dict) -> dict:
 
 
 def timer_label(kind: str) -> str:
-    return {"wait": _("Espera do fluxo"), "question_timeout": _("Prazo da pergunta"),
-            "auto_conclude": _("Conclusão automática por inatividade")}.get(kind, kind)
+    """What people call a pending timer: a block's (from its kind) or the service's own."""
+    if kind == "auto_conclude":
+        return _("Conclusão automática por inatividade")
+    found = timer_kinds().get(kind)
+    return _(found.label) if found else kind
 
 
 # ---------------------------------------------------------------------------- views

@@ -21,6 +21,7 @@ from flask import Flask
 from jsonschema import Draft202012Validator
 
 import schemas
+from blocks import timer_kinds
 
 API_SCHEMA_DIR = Path(schemas.__file__).resolve().parent / "api"
 BLUEPRINT = "api"
@@ -155,12 +156,12 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "type": "object", "required": ["version"],
         "properties": {"version": {"type": "integer"}},
     },
-    "TestRun": {
+    "FlowTestRun": {
         "type": "object", "required": ["passed", "failed", "results"],
         "properties": {"passed": {"type": "integer"}, "failed": {"type": "integer"},
-                       "results": {"type": "array", "items": _ref("TestResult")}},
+                       "results": {"type": "array", "items": _ref("FlowTestResult")}},
     },
-    "TestResult": {
+    "FlowTestResult": {
         "type": "object", "required": ["name", "passed", "step", "message"],
         "properties": {"name": {"type": "string"}, "passed": {"type": "boolean"},
                        "step": {"type": ["integer", "null"], "description": "The failing step, from 1."},
@@ -222,6 +223,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
                                "contacts": {"type": "array", "items": {"type": "object"}},
                                "order": {"type": "object"},
                                "referral": {"type": "object"},
+                               "referred_product": {"type": "object"},
                                "forwarded": {"type": "boolean"},
                                "reply_to": {"type": "object", "required": ["id", "text"],
                                             "properties": {"id": {"type": ["integer", "null"]},
@@ -241,7 +243,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "timers": {"type": "array", "items": {
                 "type": "object", "required": ["id", "kind", "due_at"],
                 "properties": {"id": {"type": "integer"},
-                               "kind": {"enum": ["wait", "question_timeout", "auto_conclude"]},
+                               "kind": {"type": "string"},  # enum: timer_kind_names()
                                "due_at": _TIME}}},
         },
     },
@@ -380,6 +382,15 @@ def _operation_object(endpoint: str, method: str, described: Operation | None,
     return result
 
 
+SERVICE_TIMER_KINDS = ("auto_conclude",)  # timers the service schedules itself
+
+
+def timer_kind_names() -> list[str]:
+    """Every timer kind a conversation may list: the blocks' (from the registry), then the
+    service's own."""
+    return [*timer_kinds(), *SERVICE_TIMER_KINDS]
+
+
 def build_document(app: Flask) -> dict:
     """The OpenAPI 3.1 document for the ``api`` blueprint's routes in ``app``."""
     paths: dict[str, dict] = {}
@@ -396,6 +407,8 @@ def build_document(app: Flask) -> dict:
     for file_name, name in REQUEST_SCHEMAS.items():
         components_schemas[name] = _embedded_request_schema(file_name)
     components_schemas.update(copy.deepcopy(RESPONSE_SCHEMAS))
+    timer = components_schemas["Conversation"]["properties"]["timers"]["items"]
+    timer["properties"]["kind"] = {"enum": timer_kind_names()}
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

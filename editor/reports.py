@@ -8,7 +8,7 @@ Routes (blueprint ``reports``; agents and admins)::
     GET /reports.csv?from=&to=
         the per-day and per-agent figures as a CSV attachment
 
-The cards and the agent table are ``engine.service.report_summary`` itself, so the page
+The cards and the agent table are ``engine.reports.summary`` itself, so the page
 shows exactly what ``GET /api/v1/reports/summary`` answers for the same dates. The
 other figures read the same rows (conclusion activity entries, CSAT answers) with the
 same rules; see docs/REPORTS.md. Dates are UTC days, both ends included; without
@@ -32,7 +32,6 @@ from engine import queries
 from engine import reports as figures
 from engine.errors import PapoError
 from engine.flows import FlowRepository
-from engine.service import funnel, report_summary
 
 bp = Blueprint("reports", __name__)
 
@@ -130,7 +129,7 @@ def funnel_rows(service, repo: FlowRepository, flow_id: str) -> list[dict]:
     """Bars of one flow's funnel in flow order: ``[{"block_id","type","caption","runs","share"}]``."""
     found = repo.published(flow_id)
     doc = found[0] if found else repo.get(flow_id)[0]
-    counts = {row["block_id"]: row["runs"] for row in funnel(service, flow_id)}
+    counts = {row["block_id"]: row["runs"] for row in figures.funnel(service.db, flow_id)}
     blocks = {b["id"]: b for b in doc.get("blocks", [])}
     ids = flow_order(doc)
     ids += sorted(b for b in counts if b not in blocks)  # blocks of older versions
@@ -241,7 +240,7 @@ def _funnel_choice(repo: FlowRepository) -> tuple[list[dict], str | None]:
 
 def _context(date_from: date, date_to: date) -> dict:
     service, engine = get_service(), get_engine()
-    summary = report_summary(service, date_from, date_to)
+    summary = figures.summary(engine, get_settings().csat_variable, date_from, date_to)
     days = daily(engine, date_from, date_to)
     label_every = max(1, math.ceil(len(days) / 12))
     daily_chart = column_chart(
@@ -314,7 +313,7 @@ def index():
 @login_required
 def export_csv():
     date_from, date_to = period(request.args, _today())  # BadPeriod → the friendly 400 page
-    summary = report_summary(get_service(), date_from, date_to)
+    summary = figures.summary(get_engine(), get_settings().csat_variable, date_from, date_to)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([_("dia"), _("abertos"), _("concluídos")])

@@ -287,11 +287,8 @@ def _conversation(sim: Simulation) -> dict | None:
 
 def _lint_errors(draft: dict) -> list[dict]:
     """The draft's errors in the interface language (warnings belong to the editor)."""
-    from engine.lint import lint
-
     try:
-        found = lint(draft["document"], flows=FlowRepository(get_engine()).flow_index(),
-                     lang=current_lang())
+        found = FlowRepository(get_engine()).lint(draft["document"], current_lang())
     except Exception:  # lint trouble must not hide the simulator
         log.exception("lint failed for flow %s", draft["id"])
         found = draft.get("findings") or []

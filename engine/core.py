@@ -19,15 +19,6 @@ from engine.templates import render as render_template
 
 BLOCK_BUDGET = 200
 STATE_VERSION = 1
-DEFAULT_INVALID_TEXT = {
-    "text": "Não entendi sua resposta. Pode tentar de novo?",
-    "number": "Por favor, responda com um número.",
-    "email": "Por favor, informe um e-mail válido (exemplo: nome@dominio.com).",
-    "phone": "Por favor, informe um telefone válido com DDD.",
-    "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
-    "choice": "Por favor, escolha uma das opções (pode responder com o número).",
-    "rating": "Por favor, responda com uma nota de 1 a 5.",
-}
 
 # Run states (DESIGN §3)
 RUNNING, WAITING_INPUT, WAITING_TIMER, SUSPENDED, ENDED = (
@@ -296,16 +287,15 @@ def step(flow: CompiledFlow | dict, state: dict, event) -> tuple[dict, list[dict
         if run["state"] == WAITING_INPUT:
             _answer(s, event.text)
     elif isinstance(event, Timer):
-        if event.token == run.get("token"):
-            if event.kind == "wait" and run["state"] == WAITING_TIMER:
-                s.follow(run["block_id"], "next")
-            elif event.kind == "question_timeout" and run["state"] == WAITING_INPUT:
-                s.follow(run["block_id"], "timeout")
+        # The block the run waits at says which of its timers leads where.
+        port = _timer_port(flow.blocks.get(run["block_id"]), event.kind)
+        if event.token == run.get("token") and run["state"] in (WAITING_INPUT, WAITING_TIMER) and port:
+            s.follow(run["block_id"], port)
     elif isinstance(event, Concluded):
         block = flow.blocks.get(run["block_id"])
-        if (run["state"] == SUSPENDED and run.get("suspended_by") == "flow"
-                and block is not None and block["type"] == "open_conversation"):
-            s.follow(run["block_id"], "next")
+        resume = REGISTRY[block["type"]].resume_on_conclude if block is not None else None
+        if run["state"] == SUSPENDED and run.get("suspended_by") == "flow" and resume:
+            s.follow(run["block_id"], resume)
         else:
             s.end()
     elif isinstance(event, Opened):
@@ -321,11 +311,22 @@ def step(flow: CompiledFlow | dict, state: dict, event) -> tuple[dict, list[dict
         if run["state"] == RUNNING and run.get("pending") == "http":
             run.pop("pending", None)
             block = flow.blocks[run["block_id"]]
-            save_as = block["data"].get("save_as")
-            if save_as:
-                s.state["vars"][save_as] = {"status": event.status, "body": event.body}
-            s.follow(block["id"], "ok" if event.ok else "error")
+            hook = REGISTRY[block["type"]].on_http_result
+            if hook is None:  # not a kind that asks for HTTP: nothing to continue
+                s.end()
+            else:
+                result = hook(block, event.ok, event.status, event.body)
+                s.state["vars"].update(result.set_vars)
+                s.follow(block["id"], result.port)
     return s.finish()
+
+
+def _timer_port(block: dict | None, timer_kind: str) -> str | None:
+    """The port a fired timer of ``timer_kind`` leads to from ``block`` (None: not its timer)."""
+    kind = REGISTRY.get(block["type"]) if block is not None else None
+    if kind is None:
+        return None
+    return next((t.port for t in kind.timers if t.name == timer_kind), None)
 
 
 def _answer(s: _Step, text: str) -> None:
@@ -358,13 +359,13 @@ def _answer(s: _Step, text: str) -> None:
         s.end()
         return
     run["attempts"] = run.get("attempts", 0) + 1
-    if run["attempts"] >= data.get("max_attempts", 3):
+    if run["attempts"] >= data.get("max_attempts", kind.default_attempts):
         run["attempts"] = 0
         run["token"] = run.get("token", 0) + 1
         s.follow(block["id"], "invalid")
         return
     invalid = data.get("invalid_text")
-    s.outbound.append(message(s.render(invalid) if invalid else DEFAULT_INVALID_TEXT[data["input"]],
+    s.outbound.append(message(s.render(invalid) if invalid else kind.invalid_text(data),
                               None, block["id"]))
     asked = kind.execute(block, ctx)
     s.outbound.extend(asked.outbound)  # the question again, with its buttons; same timeout

@@ -111,6 +111,31 @@ class FlowRepository:
                 .where(flows.c.deleted_at.is_(None))).all()
         return {r.id: _block_ids(r.document) for r in rows}
 
+    def jumped_into(self) -> set[str]:
+        """Ids of the flows that some stored flow, draft or published, jumps into (so a
+        flow without triggers reached that way is not ``no_trigger``)."""
+        from engine.lint import jump_targets
+
+        with self.engine.connect() as conn:
+            drafts = conn.execute(
+                select(flow_revisions.c.document)
+                .join(flows, and_(flow_revisions.c.flow_id == flows.c.id,
+                                  flow_revisions.c.revision == flows.c.revision))
+                .where(flows.c.deleted_at.is_(None))).scalars().all()
+            published = conn.execute(
+                select(flow_versions.c.document)
+                .join(flows, and_(flows.c.id == flow_versions.c.flow_id,
+                                  flows.c.published_version == flow_versions.c.version))
+                .where(flows.c.deleted_at.is_(None))).scalars().all()
+        return jump_targets([*drafts, *published])
+
+    def lint(self, doc: dict, lang: str | None = None) -> list[dict]:
+        """Lint ``doc`` against the stored flows (``jump`` targets, jumps into it)."""
+        from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
+
+        # lint() counts the document itself as known with its current blocks.
+        return lint(doc, flows=self.flow_index(), lang=lang, jumped_into=self.jumped_into())
+
     def versions(self, flow_id: str, lang: str | None = None) -> list[dict]:
         """Published versions, oldest first: ``[{"version","published_at","published_by","revision"}]``."""
         with self.engine.connect() as conn:
@@ -186,12 +211,6 @@ class FlowRepository:
 
     # -- saving drafts -----------------------------------------------------------------
 
-    def _lint(self, doc: dict, lang: str | None) -> list[dict]:
-        from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
-
-        # lint() counts the document itself as known with its current blocks.
-        return lint(doc, flows=self.flow_index(), lang=lang)
-
     def create(self, raw: bytes | str | dict, actor: str | None = None,
                lang: str | None = None) -> dict:
         """Store a new flow's first draft; ``{"id","revision","findings"}``.
@@ -202,7 +221,7 @@ class FlowRepository:
         from schemas import load_document
 
         doc = load_document(raw, lang)
-        findings = self._lint(doc, lang)
+        findings = self.lint(doc, lang)
         flow_id, now = doc["id"], _now()
         try:
             with self.engine.begin() as conn:
@@ -248,7 +267,7 @@ class FlowRepository:
                           code="id_mismatch",
                           details=[{"path": "$.id", "message": _msg(
                               "id_mismatch", lang, doc_id=doc["id"], flow_id=flow_id)}])
-        findings = self._lint(doc, lang)
+        findings = self.lint(doc, lang)
         revision = self._save_revision(flow_id, doc, findings, seen, actor, lang)
         return {"id": flow_id, "revision": revision, "findings": findings}
 
@@ -285,7 +304,7 @@ class FlowRepository:
         for attempt in range(_RETRIES):
             draft = self.draft(flow_id, lang)
             doc = load_document(change(copy.deepcopy(draft["document"])), lang)
-            findings = self._lint(doc, lang)
+            findings = self.lint(doc, lang)
             try:
                 revision = self._save_revision(flow_id, doc, findings, draft["revision"],
                                                actor, lang)
@@ -337,7 +356,13 @@ class FlowRepository:
 
     def publish(self, flow_id: str, actor: str | None = None, version: int | None = None,
                 lang: str | None = None, force: bool = False, settings=None) -> dict:
-        """Publish the latest draft (or a copy of older ``version``) as a new version; ``{"version"}``.
+        """Publish the latest draft as a new version; ``{"version", "revision"}``.
+
+        With ``version`` (rollback, the editor's "Publicar esta versão"): publish a copy of
+        that older version as a new version *and* put it in the draft (a new revision, in
+        the same transaction), so the next "Publicar" does not ship the rolled-back change
+        again. History is never rewritten: the draft that was there stays as an older
+        revision.
 
         Refused with ``Invalid`` code ``flow_has_errors`` (findings in ``extra``) when lint
         finds errors; then, publishing the draft, with code ``flow_tests_failed`` (one
@@ -345,16 +370,15 @@ class FlowRepository:
         the flow's tests fails, unless ``force``. A rollback (``version``) runs no tests.
         ``settings``: the :class:`~engine.settings.Settings` the tests run with.
         """
-        from engine.lint import lint
-
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise Invalid(_msg("bad_version", lang, value=str(version)[:40]), code="bad_version")
         for _attempt in range(_RETRIES):
             if version is None:
                 doc, revision = self.get(flow_id, lang)
             else:
-                doc, revision = self._version(flow_id, version, lang)
-            findings = lint(doc, flows=self.flow_index(), lang=lang)
+                doc = self._version(flow_id, version, lang)[0]
+                revision = self.draft(flow_id, lang)["revision"]
+            findings = self.lint(doc, lang)
             errors = [f for f in findings if f.get("level") == "error"]
             if errors:
                 raise Invalid(_msg("flow_has_errors", lang, count=len(errors)),
@@ -370,17 +394,45 @@ class FlowRepository:
                 if current is None:
                     raise NotFound(_msg("flow_not_found", lang, flow_id=flow_id),
                                    code="flow_not_found")
-                if version is None and current != revision:
+                if current != revision:
                     continue  # a save landed after our lint: lint the newer draft instead
                 number = (conn.execute(select(func.max(flow_versions.c.version)).where(
                     flow_versions.c.flow_id == flow_id)).scalar() or 0) + 1
+                values = {"published_version": number}
+                if version is not None:
+                    revision = current + 1
+                    conn.execute(insert(flow_revisions).values(
+                        flow_id=flow_id, revision=revision, document=doc, findings=findings,
+                        created_at=now, created_by=actor))
+                    values.update(revision=revision, name=doc["name"], updated_at=now,
+                                  updated_by=actor)
                 conn.execute(insert(flow_versions).values(
                     flow_id=flow_id, version=number, revision=revision, document=doc,
                     published_at=now, published_by=actor))
-                conn.execute(update(flows).where(flows.c.id == flow_id)
-                             .values(published_version=number))
-            return {"version": number}
+                conn.execute(update(flows).where(flows.c.id == flow_id).values(**values))
+            return {"version": number, "revision": revision}
         raise Conflict(_msg("busy", lang, flow_id=flow_id), code="busy")
+
+    def restore(self, flow_id: str, version: int, actor: str | None = None,
+                lang: str | None = None) -> dict:
+        """"Restaurar no rascunho" done by the server: copy published ``version`` into the
+        draft as a new revision (nothing is published); ``{"id","revision","findings"}``.
+        The draft that was there stays as the previous revision. (The editor does the same
+        in the page, which then saves: ``GET /flows/<id>/versions/<n>/draft``.)"""
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise Invalid(_msg("bad_version", lang, value=str(version)[:40]), code="bad_version")
+        doc = self._version(flow_id, version, lang)[0]
+        return self._revise(flow_id, lambda _draft: copy.deepcopy(doc), actor, lang)
+
+    def draft_differs(self, flow_id: str, lang: str | None = None) -> bool:
+        """Whether the draft differs from the published version ("Rascunho com alterações
+        não publicadas"); True for a flow never published. Block positions count: they
+        are part of what publishing would store."""
+        draft = self.draft(flow_id, lang)
+        if draft["published_version"] is None:
+            return True
+        published = self.published(flow_id)
+        return published is None or published[0] != draft["document"]
 
     def jump_targets(self, doc: dict) -> list[dict]:
         """The published documents of the flows ``doc`` jumps into (for its tests)."""
@@ -394,7 +446,7 @@ class FlowRepository:
         return found
 
     def run_tests(self, flow_id: str, lang: str | None = None, settings=None) -> list:
-        """Run the tests of ``flow_id``'s latest draft; a list of ``engine.flowtests.TestResult``."""
+        """Run the tests of ``flow_id``'s latest draft; a list of ``engine.flowtests.FlowTestResult``."""
         from engine.flowtests import run_tests
 
         doc, _revision = self.get(flow_id, lang)

@@ -1,7 +1,9 @@
 """The flow linter: graph errors that block publishing and warnings that do not.
 
 Each finding is ``{"level": "error"|"warning", "code", "block_id", "message"}`` with a
-message a non-technical author understands (pt-BR by default, English on request).
+message a non-technical author understands (pt-BR by default, English on request): a
+finding about a block starts with the block's title and id (``Bloco "Qual sabor?" (b2):``)
+and names ports by the labels the editor shows ("Senão", "Resposta inválida").
 """
 from __future__ import annotations
 
@@ -11,19 +13,18 @@ from collections.abc import Iterable, Mapping
 import networkx as nx
 import regex
 
-from blocks import REGISTRY
+from blocks import REGISTRY, pausing_kinds
+from blocks.labels import block_name, port_label
+from blocks.question import DEFAULT_MAX_ATTEMPTS
 from engine.graph import build_graph
 from engine.i18n import t
-from engine.templates import _env as template_env
-from engine.templates import referenced_names, syntax_error
+from engine.templates import global_names, referenced_names, syntax_error
 
 WHATSAPP_MAX_BUTTONS = 3
 WHATSAPP_MAX_LABEL = 20
 WHATSAPP_MAX_TEXT = 4096
-# Blocks where a run stops and waits for the outside world: a cycle through one is fine.
-INTERRUPTING = {"question", "wait", "open_conversation"}
 ANSWER_PORTS_EXCLUDED = {"invalid", "timeout"}
-TEMPLATE_GLOBALS = set(template_env.globals) | {"contact", "vars", "loop", "true", "false", "none"}
+TEMPLATE_GLOBALS = set(global_names()) | {"contact", "vars", "loop", "true", "false", "none"}
 
 
 def _finding(level: str, code: str, block_id: str | None, lang: str | None, **params) -> dict:
@@ -31,36 +32,35 @@ def _finding(level: str, code: str, block_id: str | None, lang: str | None, **pa
             "message": t(f"lint.{code}", lang, **params)}
 
 
+def _about(block: dict, level: str, code: str, lang: str | None, **params) -> dict:
+    """A finding about ``block``: its message starts with the block's title and id."""
+    sentence = t(f"lint.{code}", lang, **params)
+    first_word = sentence.split(" ", 1)[0]
+    if first_word[:1].isupper() and (len(first_word) == 1 or first_word[1:].islower()):
+        sentence = sentence[0].lower() + sentence[1:]  # "Bloco …: a saída …", not "A saída"
+    prefix = t("lint.block", lang, block=block_name(block, lang=lang))
+    return {"level": level, "code": code, "block_id": block["id"], "message": f"{prefix} {sentence}"}
+
+
+def jump_targets(documents: Iterable[dict]) -> set[str]:
+    """Ids of the flows that a ``jump`` block of some *other* document leads into."""
+    targets: set[str] = set()
+    for doc in documents:
+        for block in doc.get("blocks") or []:
+            data = block.get("data") if isinstance(block, dict) else None
+            if block.get("type") == "jump" and isinstance(data, dict) and \
+                    isinstance(data.get("flow_id"), str) and data["flow_id"] != doc.get("id"):
+                targets.add(data["flow_id"])
+    return targets
+
+
 def has_errors(findings: Iterable[dict]) -> bool:
     return any(f["level"] == "error" for f in findings)
 
 
 def _template_fields(block: dict) -> list[str]:
-    """The template strings a block renders."""
-    data = block.get("data", {})
-    kind = block["type"]
-    texts: list[str] = []
-    if kind in ("message", "question", "open_conversation"):
-        texts.append(data.get("text", ""))
-        if data.get("invalid_text"):
-            texts.append(data["invalid_text"])
-    elif kind == "set_variable" and isinstance(data.get("value"), str):
-        texts.append(data["value"])
-    elif kind == "http_request":
-        texts.append(data.get("url", ""))
-        texts.extend(v for v in (data.get("headers") or {}).values() if isinstance(v, str))
-        texts.extend(_strings(data.get("body")))
-    return texts
-
-
-def _strings(value) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
+    """The template strings a block renders (its kind says which)."""
+    return REGISTRY[block["type"]].template_fields(block.get("data", {}))
 
 
 def _logic_vars(rule) -> set[str]:
@@ -90,27 +90,25 @@ def _used_vars(block: dict) -> set[str]:
     names: set[str] = set()
     for text in _template_fields(block):
         names |= (referenced_names(text) or set())
-    data = block.get("data", {})
-    if block["type"] == "condition":
-        for rule in data.get("rules", []):
-            names |= _logic_vars(rule.get("when"))
-    elif block["type"] == "set_variable" and isinstance(data.get("value"), dict):
-        names |= _logic_vars(data["value"])
+    for rule in REGISTRY[block["type"]].logic_fields(block.get("data", {})):
+        names |= _logic_vars(rule)
     return names - TEMPLATE_GLOBALS
 
 
 def variables_saved_by(block: dict) -> set[str]:
     """The variable a block saves (``save_as``, or a ``set_variable``'s ``name``), if any."""
-    data = block.get("data", {})
-    name = data.get("name") if block["type"] == "set_variable" else data.get("save_as")
+    name = REGISTRY[block["type"]].saves(block.get("data", {}))
     return {name} if isinstance(name, str) and name else set()
 
 
-def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | None = None) -> list[dict]:
+def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | None = None,
+         jumped_into: Iterable[str] | None = None) -> list[dict]:
     """Lint a structurally valid flow document.
 
     ``flows`` maps every known flow id to its block ids, for checking ``jump`` targets;
-    the flow being linted counts as known with its own blocks.
+    the flow being linted counts as known with its own blocks. ``jumped_into``: ids of
+    flows some stored flow (draft or published) jumps into, so that a flow without
+    triggers reached only by jumps is not reported as ``no_trigger``.
     """
     findings: list[dict] = []
     blocks = {b["id"]: b for b in doc["blocks"]}
@@ -128,21 +126,27 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
             finding["message"] = t("lint.dangling_source", lang, source=edge["from"])
             findings.append(finding)
             continue
+        source = blocks[edge["from"]]
         if edge["to"] not in blocks:
-            findings.append(_finding("error", "dangling_edge", edge["from"], lang, port=edge["port"], to=edge["to"]))
+            findings.append(_about(source, "error", "dangling_edge", lang,
+                                   port=port_label(source, edge["port"], lang), to=edge["to"]))
             continue
-        ports = REGISTRY[blocks[edge["from"]]["type"]].ports(blocks[edge["from"]]["data"])
+        ports = REGISTRY[source["type"]].ports(source["data"])
         if edge["port"] not in ports:
-            findings.append(_finding("error", "unknown_port", edge["from"], lang,
-                                     port=edge["port"], ports=", ".join(ports) or "—"))
+            findings.append(_about(source, "error", "unknown_port", lang, port=edge["port"],
+                                   ports=", ".join(port_label(source, p, lang) for p in ports) or "—"))
 
-    for i, trigger in enumerate(doc.get("triggers", [])):
+    triggers = doc.get("triggers") or []
+    for i, trigger in enumerate(triggers):
         if trigger.get("type") == "keyword" and trigger.get("match") == "regex":
             try:
                 regex.compile(trigger["value"])
             except regex.error as exc:
                 findings.append(_finding("error", "bad_trigger_regex", None, lang,
                                          index=i + 1, error=str(exc)))
+    startable = any(tr.get("type") in ("keyword", "default") for tr in triggers)
+    if not startable and doc["id"] not in set(jumped_into or ()):
+        findings.append(_finding("warning", "no_trigger", None, lang))
 
     connected = {(e["from"], e["port"]) for e in doc["edges"] if e["to"] in blocks}
     for block in doc["blocks"]:
@@ -151,11 +155,11 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
     findings.extend(_spin_loops(graph, blocks, lang))
 
     if start in blocks:
-        reachable = nx.descendants(graph, start) | {start}
+        reachable = (nx.descendants(graph, start) | {start}) & blocks.keys()
         for block_id in blocks:
             if block_id not in reachable:
-                findings.append(_finding("warning", "unreachable", block_id, lang))
-        findings.extend(_vars_before_set(graph, blocks, start, lang))
+                findings.append(_about(blocks[block_id], "warning", "unreachable", lang))
+        findings.extend(_vars_before_set(graph, blocks, start, reachable, lang))
 
     from engine.flowtests import lint_tests
 
@@ -169,47 +173,56 @@ def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], find
     for text in _template_fields(block):
         error = syntax_error(text, lang) if isinstance(text, str) and "{" in text else None
         if error:
-            findings.append(_finding("error", "bad_template", block_id, lang, error=error))
+            findings.append(_about(block, "error", "bad_template", lang, error=error))
     if kind in ("message", "question") and len(data.get("text", "")) > WHATSAPP_MAX_TEXT:
-        findings.append(_finding("warning", "text_too_long", block_id, lang, length=len(data["text"])))
+        findings.append(_about(block, "warning", "text_too_long", lang, length=len(data["text"])))
     if kind == "message":
         labels = data.get("buttons") or []
     else:
         labels = [o["label"] for o in data.get("options") or []]
     if kind in ("message", "question"):
         if len(labels) > WHATSAPP_MAX_BUTTONS:
-            findings.append(_finding("warning", "too_many_buttons", block_id, lang, count=len(labels)))
+            findings.append(_about(block, "warning", "too_many_buttons", lang, count=len(labels)))
         for label in labels:
             if len(label) > WHATSAPP_MAX_LABEL:
-                findings.append(_finding("warning", "button_too_long", block_id, lang,
-                                         label=label, length=len(label)))
+                findings.append(_about(block, "warning", "button_too_long", lang,
+                                       label=label, length=len(label)))
     if kind == "question":
         for port in REGISTRY[kind].ports(data):
             if port not in ANSWER_PORTS_EXCLUDED and (block_id, port) not in connected:
-                findings.append(_finding("warning", "port_unconnected", block_id, lang, port=port))
+                findings.append(_about(block, "warning", "port_unconnected", lang,
+                                       port=port_label(block, port, lang)))
+        # A csat question never takes "invalid": an answer that is not a rating ends the
+        # run and is handled as a new message (DESIGN §10.8).
+        if not data.get("csat") and (block_id, "invalid") not in connected:
+            findings.append(_about(block, "warning", "invalid_port_unconnected", lang,
+                                   port=port_label(block, "invalid", lang),
+                                   attempts=data.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
         if data.get("timeout_s") and (block_id, "timeout") not in connected:
-            findings.append(_finding("warning", "timeout_unconnected", block_id, lang))
+            findings.append(_about(block, "warning", "timeout_port_unconnected", lang,
+                                   port=port_label(block, "timeout", lang)))
         if data.get("pattern"):
             try:
                 regex.compile(data["pattern"])
             except regex.error as exc:
-                findings.append(_finding("error", "bad_pattern", block_id, lang, error=str(exc)))
+                findings.append(_about(block, "error", "bad_pattern", lang, error=str(exc)))
     elif kind == "condition":
         for rule in data.get("rules", []):
             unknown = _unknown_operators(rule.get("when"))
             if unknown:
-                findings.append(_finding("error", "bad_jsonlogic", block_id, lang,
-                                         error=", ".join(sorted(unknown))))
+                findings.append(_about(block, "error", "bad_jsonlogic", lang,
+                                       error=", ".join(sorted(unknown))))
         for port in REGISTRY[kind].ports(data):
             if (block_id, port) not in connected:
-                findings.append(_finding("warning", "port_unconnected", block_id, lang, port=port))
+                findings.append(_about(block, "warning", "port_unconnected", lang,
+                                       port=port_label(block, port, lang)))
     elif kind == "jump":
         target_flow = data["flow_id"]
         if target_flow not in known:
-            findings.append(_finding("error", "unknown_jump_flow", block_id, lang, flow_id=target_flow))
+            findings.append(_about(block, "error", "unknown_jump_flow", lang, flow_id=target_flow))
         elif data.get("block_id") and data["block_id"] not in known[target_flow]:
-            findings.append(_finding("error", "unknown_jump_block", block_id, lang,
-                                     flow_id=target_flow, target=data["block_id"]))
+            findings.append(_about(block, "error", "unknown_jump_block", lang,
+                                   flow_id=target_flow, target=data["block_id"]))
 
 
 JSONLOGIC_OPERATORS = {
@@ -238,51 +251,68 @@ def _unknown_operators(rule) -> set[str]:
 
 def _spin_loops(graph: nx.MultiDiGraph, blocks: dict, lang) -> list[dict]:
     """Cycles made only of blocks that never wait: the run would spin until the budget."""
-    busy = graph.subgraph(b for b, block in blocks.items() if block["type"] not in INTERRUPTING)
+    pausing = pausing_kinds()
+    busy = graph.subgraph(b for b, block in blocks.items() if block["type"] not in pausing)
     findings = []
     for component in nx.strongly_connected_components(busy):
         first = next(iter(component))
         if len(component) > 1 or busy.has_edge(first, first):
             ordered = sorted(component, key=list(blocks).index)
-            findings.append(_finding("error", "spin_loop", ordered[0], lang, cycle=" → ".join(ordered)))
+            cycle = " → ".join(block_name(blocks[b], lang=lang) for b in ordered)
+            findings.append(_about(blocks[ordered[0]], "error", "spin_loop", lang, cycle=cycle))
     return findings
 
 
-def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, lang) -> list[dict]:
-    """Variables a block reads that no block before it on any path can have saved.
+def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, reachable: set[str],
+                     lang) -> list[dict]:
+    """Variables a block may read before any block saved them: some path from the start
+    reaches the read without passing a block that saves the variable.
 
-    A forward data-flow pass: ``before[b]`` is the set (a bit mask) of variables some path
-    into ``b`` may have set; it grows to a fixpoint, so loops are handled and big flows
-    stay linear in blocks + edges.
+    A forward "surely saved" data-flow pass over the blocks reachable from the start (an
+    unconnected block is reported as ``unreachable`` instead): ``saved[b]`` (a bit mask)
+    is what every path into ``b`` has saved; it shrinks to a fixpoint, so loops are
+    handled and big flows stay linear in blocks + edges. A question saves its answer only
+    on its answer ports, not on "Resposta inválida" or "Sem resposta".
     """
-    users = {block_id: used for block_id, block in blocks.items() if (used := _used_vars(block))}
+    users = {b: used for b in reachable if (used := _used_vars(blocks[b]))}
     if not users:
         return []
     bit: dict[str, int] = {}
     sets: dict[str, int] = {}
-    for block_id, block in blocks.items():
+    for block_id in reachable:
         mask = 0
-        for name in variables_saved_by(block):
+        for name in variables_saved_by(blocks[block_id]):
             mask |= 1 << bit.setdefault(name, len(bit))
         sets[block_id] = mask
-    successors = {node: list(graph.successors(node)) for node in graph}
-    before = dict.fromkeys(blocks, 0)
-    pending = deque(blocks)
-    queued = set(blocks)
+    everything = (1 << len(bit)) - 1
+    out_edges = {}
+    for node in reachable:  # the ports the engine can really take (not a removed option's)
+        real = set(REGISTRY[blocks[node]["type"]].ports(blocks[node]["data"]))
+        out_edges[node] = [(v, port) for _, v, port in graph.out_edges(node, keys=True)
+                           if v in reachable and port in real]
+    saved = dict.fromkeys(reachable, everything)  # unknown yet: "all", lowered as paths arrive
+    saved[start] = 0
+    seen = {start}
+    pending = deque([start])
+    queued = {start}
     while pending:
         node = pending.popleft()
         queued.discard(node)
-        out = before[node] | sets[node]
-        for nxt in successors.get(node, ()):
-            if nxt in before and (merged := before[nxt] | out) != before[nxt]:
-                before[nxt] = merged
+        block = blocks[node]
+        for nxt, port in out_edges[node]:
+            out = saved[node]
+            if not (block["type"] == "question" and port in ANSWER_PORTS_EXCLUDED):
+                out |= sets[node]
+            merged = out if nxt not in seen else saved[nxt] & out
+            if nxt not in seen or merged != saved[nxt]:
+                seen.add(nxt)
+                saved[nxt] = merged if nxt != start else 0
                 if nxt not in queued:
                     queued.add(nxt)
                     pending.append(nxt)
     findings = []
-    for block_id, used in users.items():
-        for name in sorted(used):
-            # A question saves its answer after asking, so its own text cannot use it.
-            if name not in bit or not (before[block_id] >> bit[name]) & 1:
-                findings.append(_finding("warning", "var_before_set", block_id, lang, name=name))
+    for block_id in sorted(users, key=list(blocks).index):
+        for name in sorted(users[block_id]):
+            if name not in bit or not (saved[block_id] >> bit[name]) & 1:
+                findings.append(_about(blocks[block_id], "warning", "var_before_set", lang, name=name))
     return findings

@@ -1,7 +1,9 @@
 """The WhatsApp outbox sender: rows the service wrote become Cloud API requests.
 
-``Service._store_message`` writes one ``outbox`` row per outbound WhatsApp message in the
-same transaction as the message itself, so a reply is never lost. The worker calls
+The service's unit of work writes one ``outbox`` row per outbound WhatsApp message in the
+same transaction as the message itself, so a reply is never lost; the row's key (a uuid
+made before the write, ``idempotency_key``) is also the message's ``external_id`` until
+the Graph API gives its wamid. The worker calls
 :func:`send_due` every few seconds. A row moves::
 
     pending --claim--> sending --2xx--> sent
@@ -188,9 +190,10 @@ def mark_sent(service, claim: Claim, now: float | None = None, wamid: str | None
     with service.db.begin() as conn:
         conn.execute(update(outbox).where(outbox.c.id == claim.id, outbox.c.status.in_(UNSENT))
                      .values(**values))
-        message_id = claim.payload.get("message_id")
-        if wamid and message_id:  # so a customer's reaction or reply can name this message
-            conn.execute(update(messages).where(messages.c.id == message_id, messages.c.external_id.is_(None))
+        if wamid:  # so a customer's reaction or reply can name this message
+            # (until sent, the message is known by its outbox row's key)
+            conn.execute(update(messages).where(messages.c.conversation_id == claim.conversation_id,
+                                                messages.c.external_id == claim.idempotency_key)
                          .values(external_id=wamid[:200]))
 
 
@@ -351,10 +354,16 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
 # ---------------------------------------------------------------------- reading and fixing
 def outbox_status(service, conversation_id: int) -> list[dict]:
     """Delivery state of each WhatsApp message of a conversation, oldest first (for the inbox)."""
+    # The message an outbox row sends is known by the row's key until sent, by its wamid after.
     with service.db.connect() as conn:
         rows = conn.execute(select(outbox).where(outbox.c.conversation_id == conversation_id)
                             .order_by(outbox.c.id)).mappings().all()
-    return [{"id": r["id"], "message_id": (r["payload"] or {}).get("message_id"),
+        sent_ids = dict(conn.execute(select(messages.c.external_id, messages.c.id).where(
+            messages.c.conversation_id == conversation_id, messages.c.direction == "out",
+            messages.c.external_id.is_not(None))).all())
+    rows = [{**r, "message_id": sent_ids.get(r["idempotency_key"])
+             or sent_ids.get((r["payload"] or {}).get("wamid"))} for r in rows]
+    return [{"id": r["id"], "message_id": r["message_id"],
              "status": r["status"], "attempts": r["attempts"], "last_error": r["last_error"],
              "next_attempt_at": iso(r["next_attempt_at"]) if r["status"] == "pending" else None,
              "created_at": iso(r["created_at"]), "sent_at": iso(r["sent_at"])} for r in rows]

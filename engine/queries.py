@@ -8,6 +8,9 @@ engine decides on.
 
 Times come back as aware UTC datetimes unless a function says otherwise.
 
+- conversations as the API, the inbox and the simulator show them:
+  :func:`get_conversation`, :func:`list_conversations` (opaque cursors:
+  :func:`encode_cursor`, :func:`decode_cursor`), :func:`count_by_status`;
 - the inbox: :func:`list_marker`, :func:`conversation_marker` (the 2-second polls'
   change markers), :func:`previews`, :func:`status_counts`, :func:`timeline_rows`,
   :func:`mark_read`;
@@ -17,15 +20,18 @@ Times come back as aware UTC datetimes unless a function says otherwise.
 """
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 
 from blocks.text import normalize
 from engine import conversation as machine
+from engine import timeline
 from engine.db import read_only
-from engine.moments import aware
+from engine.errors import Invalid, NotFound
+from engine.moments import aware, iso
 from engine.store import (
     activity,
     contacts,
@@ -47,6 +53,133 @@ def _aware(value: datetime | None) -> datetime | None:
 def _stamp(value: datetime | None) -> str:
     value = _aware(value)
     return str(int(value.timestamp() * 1_000_000)) if value else "0"
+
+
+# ---------------------------------------------------------------------------- conversations
+
+def get_conversation(db: Engine, conversation_id: int, *, include_test: bool = True) -> dict:
+    """One conversation as the API shows it (DESIGN §6): its summary plus ``variables``,
+    ``messages``, ``activity`` and pending ``timers``. ``NotFound`` when there is none (or
+    it is a simulator conversation and ``include_test`` is false)."""
+    with read_only(db) as conn:
+        row = conn.execute(select(conversations, contacts.c.external_id, contacts.c.name)
+                           .join(contacts, contacts.c.id == conversations.c.contact_id)
+                           .where(conversations.c.id == conversation_id)).mappings().first()
+        if row is None or (not include_test and row["channel"] == TEST_CHANNEL):
+            raise NotFound("Conversa não encontrada.")
+        summary = _summary(row, _assignees(conn, [row["id"]])[row["id"]])
+        msgs = conn.execute(select(messages).where(messages.c.conversation_id == conversation_id)
+                            .order_by(messages.c.at, messages.c.id)).mappings().all()
+        acts = conn.execute(select(activity).where(activity.c.conversation_id == conversation_id)
+                            .order_by(activity.c.id)).mappings()
+        pending = conn.execute(select(timers).where(
+            timers.c.conversation_id == conversation_id, timers.c.status == "pending")
+            .order_by(timers.c.due_at)).mappings()
+        summary.update(
+            variables=row["state"].get("vars", {}),
+            messages=timeline.message_views(msgs),
+            activity=[{"actor": a["actor"], "action": a["action"], "from": a["from_status"],
+                       "to": a["to_status"], "at": iso(a["at"]), "detail": a["detail"]} for a in acts],
+            timers=[{"id": t["id"], "kind": t["kind"], "due_at": iso(t["due_at"])} for t in pending],
+        )
+        return summary
+
+
+def _assignees(conn: Connection, conversation_ids: list[int]) -> dict[int, list[str]]:
+    """Assignees of several conversations in one query, in assignment order."""
+    found: dict[int, list[str]] = {i: [] for i in conversation_ids}
+    if conversation_ids:
+        for row in conn.execute(select(conversation_assignees.c.conversation_id,
+                                       conversation_assignees.c.login)
+                                .where(conversation_assignees.c.conversation_id.in_(conversation_ids))
+                                .order_by(conversation_assignees.c.assigned_at,
+                                          conversation_assignees.c.login)):
+            found[row.conversation_id].append(row.login)
+    return found
+
+
+def _summary(row, assignees: list[str]) -> dict:
+    run = row["state"].get("run")
+    return {
+        "id": row["id"], "status": row["status"], "channel": row["channel"],
+        "contact": {"external_id": row["external_id"], "name": row["name"]},
+        "assignees": assignees,
+        "run": {"state": run["state"], "flow_id": run["flow_id"], "flow_version": run.get("flow_version"),
+                "block_id": run.get("block_id")} if run else None,
+        "tags": row["state"].get("tags", []),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def list_conversations(db: Engine, status: str | None = None, q: str | None = None,
+                       assignee: str | None = None, cursor: str | None = None,
+                       limit: int = 50, unassigned: bool = False) -> dict:
+    """``{"items": [summary], "next_cursor"}``: newest activity first, simulator
+    conversations left out, ``limit`` clamped to 1…200. ``Invalid`` for an unknown status
+    or a malformed cursor."""
+    limit = max(1, min(int(limit), 200))
+    query = (select(conversations, contacts.c.external_id, contacts.c.name)
+             .join(contacts, contacts.c.id == conversations.c.contact_id)
+             .where(conversations.c.channel != TEST_CHANNEL))
+    if status:
+        if status not in machine.STATUSES:
+            raise Invalid("Status deve ser \"open\" ou \"concluded\".", details=[
+                {"path": "status", "message": "Use open ou concluded."}])
+        query = query.where(conversations.c.status == status)
+    if q:
+        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
+    if assignee:
+        query = query.where(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
+                                                   .where(conversation_assignees.c.login == assignee)))
+    if unassigned:
+        query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
+    if cursor:
+        at, last_id = decode_cursor(cursor)
+        query = query.where(or_(conversations.c.updated_at < at,
+                                and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
+    query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
+    with read_only(db) as conn:
+        rows = conn.execute(query).mappings().all()
+        page = rows[:limit]
+        assignees = _assignees(conn, [r["id"] for r in page])
+        items = [_summary(r, assignees[r["id"]]) for r in page]
+    next_cursor = encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
+        if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def count_by_status(db: Engine) -> dict[str, int]:
+    """Conversations per status (simulator conversations left out)."""
+    with read_only(db) as conn:
+        rows = conn.execute(select(conversations.c.status, func.count()).where(
+            conversations.c.channel != TEST_CHANNEL).group_by(conversations.c.status)).all()
+    counts = {s: 0 for s in machine.STATUSES}
+    for status, n in rows:
+        counts[status] = n
+    return counts
+
+
+def iso_micro(value: datetime) -> str:
+    """An aware UTC ISO-8601 text with microseconds (a cursor's exact position)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def encode_cursor(at: datetime, conversation_id: int) -> str:
+    """The opaque cursor after the conversation last updated ``at`` with this id."""
+    raw = f"{iso_micro(at)}|{conversation_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """``(updated_at, id)`` of a cursor; ``Invalid`` when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, conversation_id = raw.split("|")
+        return datetime.fromisoformat(at), int(conversation_id)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("Cursor inválido.", details=[{"path": "cursor", "message": "Cursor inválido."}]) from None
 
 
 # ---------------------------------------------------------------------------- inbox
@@ -139,13 +272,14 @@ def timeline_rows(db: Engine, conversation_id: int) -> tuple[list[dict], list[di
     """``(messages, activity, read_mark)`` of a conversation with exact timestamps (the API
     rounds to seconds), oldest first.
 
-    Messages: ``{"id","direction","author","text","buttons","at"}``; activity:
+    Messages: ``{"id","direction","author","text","buttons","at","external_id","details"}``
+    (``details``: what a WhatsApp message carried, read by ``engine.timeline``); activity:
     ``{"id","actor","action","from_status","to_status","detail","at"}``.
     """
     with read_only(db) as conn:
         msgs = [dict(r) for r in conn.execute(
             select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
-                   messages.c.buttons, messages.c.at)
+                   messages.c.buttons, messages.c.at, messages.c.external_id, messages.c.details)
             .where(messages.c.conversation_id == conversation_id)
             .order_by(messages.c.id)).mappings()]
         acts = [dict(r) for r in conn.execute(

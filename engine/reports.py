@@ -4,7 +4,8 @@ service writes: conclusion activity entries (with their ``resolution_s`` and
 
 Every function takes the database and a period of UTC days, both ends included, and
 leaves the simulator's conversations out (as the API does). The wording and the charts
-are the editor's (``editor/reports.py``); this module only counts.
+are the editor's (``editor/reports.py``); this module only counts. :func:`summary` is
+``GET /api/v1/reports/summary`` and the page's cards; :func:`funnel` the flow funnel.
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from sqlalchemy.engine import Engine
 
 from engine import conversation as machine
 from engine.db import read_only
+from engine.errors import Invalid
 from engine.queries import TEST_CHANNEL
-from engine.store import activity, answers, conversations
+from engine.store import activity, answers, conversations, run_blocks
 
 # Resolution-time buckets: (upper bound in seconds, key).
 RESOLUTION_BUCKETS = ((5 * 60, "lt5m"), (15 * 60, "5_15m"), (60 * 60, "15_60m"),
@@ -103,13 +105,20 @@ def csat_score(value: str) -> int | None:
     return None
 
 
+def csat_answers(variable: str):
+    """Which answers are CSAT (DESIGN §10.1, §10.6): those to a ``csat: true`` question,
+    and — only in flows without such a question — those saved as ``variable``
+    (``PAPO_CSAT_VARIABLE``). ``answers.csat`` was set when each answer was saved."""
+    return or_(answers.c.csat.is_(True), and_(answers.c.csat.is_(None), answers.c.name == variable))
+
+
 def csat_distribution(db: Engine, variable: str, date_from: date, date_to: date) -> list[dict]:
-    """``[{"score": 1..5, "count"}]`` of the CSAT answers (saved as ``variable``) recorded
-    in the period."""
+    """``[{"score": 1..5, "count"}]`` of the CSAT answers (see :func:`csat_answers`)
+    recorded in the period."""
     start, end = bounds(date_from, date_to)
     with read_only(db) as conn:
         values = conn.execute(select(answers.c.value, func.count()).where(
-            answers.c.name == variable, answers.c.at >= start, answers.c.at < end,
+            csat_answers(variable), answers.c.at >= start, answers.c.at < end,
             _real(answers.c.conversation_id)).group_by(answers.c.value)).all()
     counts: Counter[int] = Counter()
     for value, n in values:
@@ -117,3 +126,71 @@ def csat_distribution(db: Engine, variable: str, date_from: date, date_to: date)
         if score is not None:
             counts[score] += n
     return [{"score": score, "count": counts[score]} for score in range(1, 6)]
+
+
+def stats(values: list[float]) -> dict:
+    """``{"avg", "median", "p90"}`` (nearest-rank p90), rounded to ms; all None when empty."""
+    if not values:
+        return {"avg": None, "median": None, "p90": None}
+    ordered = sorted(values)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    p90 = ordered[min(n - 1, max(0, -(-9 * n // 10) - 1))]  # nearest-rank
+    return {"avg": round(sum(ordered) / n, 3), "median": round(median, 3), "p90": round(p90, 3)}
+
+
+def summary(db: Engine, csat_variable: str, date_from: date, date_to: date) -> dict:
+    """DESIGN §6 reports: open now; conclusions of the period with resolution and first
+    response times, CSAT (answers saved as ``csat_variable``), per agent.
+
+    ``Invalid`` when the period ends before it starts.
+    """
+    start, end = bounds(date_from, date_to)
+    if end <= start:
+        raise Invalid("A data final precisa ser igual ou posterior à inicial.", details=[
+            {"path": "to", "message": "Data final antes da inicial."}])
+    test_conversations = select(conversations.c.id).where(conversations.c.channel == TEST_CHANNEL)
+    with read_only(db) as conn:
+        open_now = conn.execute(select(func.count()).select_from(conversations).where(
+            conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL)).scalar()
+        # The two numbers each conclusion needs, extracted in SQL: decoding every JSON
+        # detail in Python cost ~400 ms for 36,000 conclusions (bench/inbox.py).
+        rows = conn.execute(select(activity.c.actor, activity.c.detail["resolution_s"].as_float(),
+                                   activity.c.detail["first_response_s"].as_float()).where(
+            activity.c.to_status == machine.CONCLUDED, activity.c.from_status == machine.OPEN,
+            activity.c.at >= start, activity.c.at < end,
+            activity.c.conversation_id.not_in(test_conversations))).all()
+        csat_values = conn.execute(select(answers.c.value).where(
+            csat_answers(csat_variable), answers.c.at >= start, answers.c.at < end,
+            answers.c.conversation_id.not_in(test_conversations))).scalars().all()
+    resolution, first_response, by_agent = [], [], {}
+    for actor, resolution_s, first_response_s in rows:
+        if resolution_s is not None:
+            resolution.append(resolution_s)
+        if first_response_s is not None:
+            first_response.append(first_response_s)
+        if actor not in ("bot", "system", "customer"):
+            agent = by_agent.setdefault(actor, {"user": actor, "concluded": 0, "times": []})
+            agent["concluded"] += 1
+            if resolution_s is not None:
+                agent["times"].append(resolution_s)
+    scores = [score for score in map(csat_score, csat_values) if score is not None]
+    agents = [{"user": a["user"], "concluded": a["concluded"],
+               "resolution_s_avg": round(sum(a["times"]) / len(a["times"]), 3) if a["times"] else None}
+              for a in sorted(by_agent.values(), key=lambda a: (-a["concluded"], a["user"]))]
+    return {
+        "open": open_now,
+        "concluded": len(rows),
+        "resolution_s": stats(resolution),
+        "first_response_s": stats(first_response),
+        "csat": {"avg": round(sum(scores) / len(scores), 3) if scores else None, "count": len(scores)},
+        "by_agent": agents,
+    }
+
+
+def funnel(db: Engine, flow_id: str) -> list[dict]:
+    """``[{"block_id", "runs"}]``: how many runs reached each block of a flow."""
+    with read_only(db) as conn:
+        rows = conn.execute(select(run_blocks.c.block_id, func.count()).where(
+            run_blocks.c.flow_id == flow_id).group_by(run_blocks.c.block_id)).all()
+    return [{"block_id": b, "runs": n} for b, n in rows]

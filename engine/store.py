@@ -10,6 +10,7 @@ from sqlalchemy import (
     DDL,
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -53,6 +54,11 @@ users = Table(
     Column("role", String(16), nullable=False),  # "admin" | "agent"
     Column("lang", String(8), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Set when an admin disables the user: no login, sessions and tokens stop (§10.5).
+    Column("disabled_at", UtcDateTime, nullable=True),
+    # Every browser session carries the generation it started under; logout, a password
+    # change or disabling bumps it, which ends the user's other sessions at once.
+    Column("session_generation", Integer, nullable=False, default=0, server_default="0"),
 )
 
 api_tokens = Table(
@@ -63,6 +69,8 @@ api_tokens = Table(
     Column("token_hash", String(128), nullable=False, unique=True),  # sha256 hex
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
+    Column("name", String(100), nullable=False, default="", server_default=""),
+    Column("expires_at", UtcDateTime, nullable=True),  # null: until revoked
 )
 
 flows = Table(
@@ -133,6 +141,8 @@ conversations = Table(
     Column("updated_at", UtcDateTime, nullable=False),  # last message or transition
     Column("opened_at", UtcDateTime, nullable=True),  # start of the current open period
     Column("last_read_at", UtcDateTime, nullable=True),
+    # The first agent message of the current open period (reports' first response time).
+    Column("first_response_at", UtcDateTime, nullable=True),
     Index("ix_conversations_status_updated", "status", "updated_at"),
     Index("ix_conversations_updated", "updated_at"),
     # The inbox's change marker reads max(last_read_at) every 2 s per agent.
@@ -249,7 +259,11 @@ answers = Table(
     Column("name", String(64), nullable=False),
     Column("value", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
+    # True: an answer to a ``csat: true`` question; False: another question of a flow that
+    # has one; NULL: a flow without one (PAPO_CSAT_VARIABLE decides, at report time).
+    Column("csat", Boolean, nullable=True),
     Index("ix_answers_name_at", "name", "at"),
+    Index("ix_answers_csat_at", "csat", "at"),
 )
 
 # Which blocks each run reached, for the flow funnel in reports.

@@ -11,8 +11,10 @@ Limits, so that no template can freeze a process or fill its memory:
   ``str.format``, ``%``), ``indent``, ``join``, ``replace``, ``batch``, ``*`` — may not
   build more than ``MAX_RENDERED`` characters (or items); ``+`` and a value passed to a
   macro or stored in a ``namespace`` at most four times that;
-- a render budget of 100 ms (``RENDER_BUDGET_S``) of the render's own code: checked on
-  every line the compiled template runs, so even empty nested loops stop.
+- a render budget of 100 ms (``RENDER_BUDGET_S``) of CPU time: checked on every line the
+  compiled template runs, so even empty nested loops stop. Only templates that can
+  repeat work (a ``for`` loop, a macro, a call) are watched; the others are bounded by
+  their own size and the caps above, and render at full speed.
 
 Over a limit the render stops: the text rendered up to that point is kept (cut at
 ``MAX_RENDERED``), and the error is returned for the run log and logged here.
@@ -29,15 +31,18 @@ import sys
 import threading
 from functools import lru_cache
 
-# The render budget measures elapsed time, not the conversation's clock (which comes from
-# events: engine/core.py never reads it). Bound once, so a test faking the clock does not
-# fake this too.
-from time import perf_counter as _elapsed
+# The render budget is the CPU time of the rendering thread: a busy machine that leaves
+# the thread waiting for a core does not cut an ordinary message short, and the
+# conversation's clock (which comes from events; engine/core.py never reads it) is not
+# involved. Bound once, so a test faking the clock does not fake this too.
+from time import thread_time as _elapsed
 
 from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
+
+from engine.i18n import t
 
 log = logging.getLogger("papo.templates")
 
@@ -50,20 +55,6 @@ _TEMPLATE_FILE = "<template>"  # the filename Jinja gives code compiled from a s
 
 class TemplateLimit(SecurityError):
     """A render went over one of the limits above."""
-
-
-_MESSAGES = {
-    "pt": {
-        "unknown_filter": "Filtro desconhecido: \"{name}\"",
-        "unknown_test": "Teste desconhecido: \"{name}\"",
-        "line": "linha",
-    },
-    "en": {
-        "unknown_filter": "Unknown filter: \"{name}\"",
-        "unknown_test": "Unknown test: \"{name}\"",
-        "line": "line",
-    },
-}
 
 
 # ---------------------------------------------------------------------- the budget
@@ -291,9 +282,18 @@ _env = _BoundedSandbox(undefined=_RecordingUndefined, autoescape=False)
 _check_env = _BoundedSandbox(undefined=StrictUndefined)
 
 
+def global_names() -> frozenset[str]:
+    """Names every template can use without a variable (``range``, ``dict``…): the
+    linter must not report them as variables used before being set."""
+    return frozenset(_env.globals)
+
+
 @lru_cache(maxsize=4096)
 def _compile(source: str):
-    return _env.from_string(source)
+    """``(template, needs_budget)``: whether it has loops, macros or calls to watch."""
+    template = _env.from_string(source)
+    tree = _env.parse(source)
+    return template, tree.find((nodes.For, nodes.Macro, nodes.CallBlock, nodes.Call)) is not None
 
 
 def render(source: str, variables: dict, contact: dict, *,
@@ -309,7 +309,7 @@ def render(source: str, variables: dict, contact: dict, *,
     context["contact"] = contact
     _local.missing = []
     try:
-        template = _compile(source)
+        template, needs_budget = _compile(source)
     except TemplateSyntaxError as exc:
         return "", [], str(exc)
     except Exception as exc:  # a template error must never crash a conversation
@@ -317,9 +317,9 @@ def render(source: str, variables: dict, contact: dict, *,
     chunks: list[str] = []
     size = 0
     error = None
-    budget = _Budget(budget_s)
     previous = sys.gettrace()
-    sys.settrace(budget.global_trace)
+    if needs_budget:
+        sys.settrace(_Budget(budget_s).global_trace)
     try:
         for chunk in template.generate(context):
             chunks.append(chunk)
@@ -334,7 +334,8 @@ def render(source: str, variables: dict, contact: dict, *,
     except Exception as exc:  # a template error must never crash a conversation
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        sys.settrace(previous)
+        if needs_budget:
+            sys.settrace(previous)
     missing = list(dict.fromkeys(_local.missing))
     text = "".join(chunks)[:MAX_RENDERED]
     return text, missing, error
@@ -362,6 +363,29 @@ def referenced_names(source: str) -> set[str] | None:
     return None if names is None else set(names)
 
 
+_SYNTAX_HINTS = (
+    # (what Jinja says, pt-BR, English): plain words for the mistakes authors make
+    ("unexpected end of template, expected 'end of print statement'",
+     "falta fechar as chaves: cada {{ precisa de um }}", "a brace is not closed: every {{ needs a }}"),
+    ("unexpected '}'", "há um } sobrando ou um {{ faltando", "there is a stray } or a missing {{"),
+    ("Unexpected end of template. Jinja was looking for the following tags",
+     "um bloco {% … %} foi aberto e não foi fechado (falta {% end… %})",
+     "a {% … %} block is opened and never closed (missing {% end… %})"),
+    ("Expected an expression", "há chaves vazias ou incompletas", "there are empty or incomplete braces"),
+    ("expected token 'end of print statement'",
+     "dentro de {{ }} cabe um só nome de variável (ex.: {{ contact.name }})",
+     "only one variable name fits inside {{ }} (e.g. {{ contact.name }})"),
+)
+
+
+def _plain(exc: TemplateSyntaxError, english: bool) -> str:
+    """Jinja's complaint in words an author understands (its own text when unknown)."""
+    for jinja_says, pt, en in _SYNTAX_HINTS:
+        if exc.message and exc.message.startswith(jinja_says):
+            return en if english else pt
+    return exc.message or ""
+
+
 def unknown_names(source: str) -> list[tuple[str, str, int]]:
     """``[("filter"|"test", name, line)]`` for every filter or test the sandbox does not
     have (``{{ nome|upperr }}``); empty when the template does not parse."""
@@ -380,19 +404,20 @@ def unknown_names(source: str) -> list[tuple[str, str, int]]:
 
 @lru_cache(maxsize=8192)
 def syntax_error(source: str, lang: str | None = None) -> str | None:
-    """Why ``source`` cannot be rendered (syntax, unknown filter or test), in the author's
-    language; None when it can."""
-    catalog = _MESSAGES["en" if (lang or "").startswith("en") else "pt"]
+    """Why ``source`` cannot be rendered (syntax, unknown filter or test), in plain words in
+    the author's language; None when it can."""
+    english = (lang or "").startswith("en")
     try:
         _check_env.parse(source)
     except TemplateSyntaxError as exc:
-        return f"{exc.message} ({catalog['line']} {exc.lineno})"
+        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
     unknown = unknown_names(source)
     if unknown:
         kind, name, line = unknown[0]
-        return f"{catalog['unknown_' + kind].format(name=name)} ({catalog['line']} {line})"
+        return t("templates.at_line", lang, problem=t(f"templates.unknown_{kind}", lang, name=name),
+                 line=line)
     try:
         _check_env.from_string(source)
     except TemplateSyntaxError as exc:  # anything else the compiler refuses
-        return f"{exc.message} ({catalog['line']} {exc.lineno})"
+        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
     return None

@@ -1,11 +1,15 @@
 """The worker: fires due timers and runs the periodic jobs (``papo worker``).
 
-Exactly-once comes from :meth:`engine.service.Service.fire_timer`, which flips a timer
-from ``pending`` to ``fired`` with a conditional UPDATE in the same transaction as the
-engine's effects. Claims here only keep several workers from doing the same work twice:
-a worker *claims* a batch of due timers (``claimed_by`` / ``claimed_until``, a lease),
-then fires them one by one. A claim whose worker died is taken again once its lease is
-over; firing a timer someone else already fired is a harmless no-op.
+Exactly-once comes from :meth:`engine.service.Service.fire_timers`: a timer flips from
+``pending`` to ``fired`` with a conditional UPDATE in the same transaction as everything
+its step wrote, and only while its conversation is still at the version its step was
+decided on (``engine/service/unit.py``). Claims here only keep several workers from
+doing the same work twice: a worker *claims* a batch of due timers (``claimed_by`` /
+``claimed_until``, a lease), then fires them in chunks of ``FIRE_CHUNK``, each chunk's
+writes in one transaction (one statement per kind of row for the whole chunk). A claim
+whose worker died is taken again once its lease is over; firing a timer someone else
+already fired is a harmless no-op. A timer whose step fails stays pending, is logged,
+and is tried again when its lease ends.
 
 Periodic jobs (APScheduler 3, :meth:`Worker.run_forever`): timers every second, the
 WhatsApp outbox every 5 s (``engine.outbox.send_due``) and an
@@ -132,7 +136,7 @@ class Backoff:
 
 
 class Worker:
-    """Claims due timers in batches and fires each through ``service.fire_timer``."""
+    """Claims due timers in batches and fires them through ``service.fire_timers``."""
 
     def __init__(self, service, worker_id: str | None = None, batch: int = DEFAULT_BATCH,
                  lease_s: float = DEFAULT_LEASE_S, *,

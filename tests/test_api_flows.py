@@ -224,7 +224,9 @@ def test_publish_then_roll_back_to_an_older_version(api, welcome):
     assert versions.status_code == 200
     listed = versions.get_json()
     assert [(v["version"], v["revision"], v["published_by"]) for v in listed] == [
-        (1, 1, "admin"), (2, 2, "admin"), (3, 1, "admin")]
+        (1, 1, "admin"), (2, 2, "admin"), (3, 3, "admin")]  # rollback also restores the draft
+    draft = api.get(f"{FLOWS}/boas-vindas")
+    assert draft.headers["ETag"] == '"3"' and draft.get_json()["name"] == welcome["name"]
     assert all(v["published_at"].endswith("Z") for v in listed)
     assert api.get(FLOWS).get_json()[0]["published_version"] == 3
 

@@ -34,6 +34,9 @@ def events(result) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
+RATING = ["1", "2", "3", "4", "5"]  # a rating question's buttons
+
+
 def bot(text: str, buttons: list[str] | None = None) -> dict:
     return {"event": "bot", "text": text, "buttons": buttons or []}
 
@@ -81,7 +84,7 @@ def test_full_service_journey_with_csat():
         status("open"),
         # the message while open: stored for the agents, nothing from the bot
         status("concluded"),
-        bot("De 1 a 5, como foi o atendimento?"),
+        bot("De 1 a 5, como foi o atendimento?", RATING),
         bot("Obrigada pela avaliação, Ana! 💛 Volte sempre à Loja da Ana."),
         {"event": "vars", "vars": {"escolha": "Falar com atendente", "csat": 5}},
     ]
@@ -229,7 +232,7 @@ def test_auto_conclude_during_wait_is_a_status_event():
     env = {"PAPO_AUTO_CONCLUDE_AFTER": "PT1H"}
     result = chat(WELCOME, "--jsonl", lines=["oi", "3", "/wait 3599", "/wait 1"], env=env)
     out = events(result)
-    assert out[3:] == [status("open"), status("concluded"), bot("De 1 a 5, como foi o atendimento?")]
+    assert out[3:] == [status("open"), status("concluded"), bot("De 1 a 5, como foi o atendimento?", RATING)]
 
 
 # ---------------------------------------------------------------------- people's output
@@ -262,7 +265,7 @@ def test_structural_errors_are_printed_and_exit_1(tmp_path):
     path = write(tmp_path, doc)
     result = chat(path, lines=["oi"])
     assert result.exit_code == 1
-    assert f"{path}: error [m] invalid_flow: $.blocks[0].data" in result.stdout
+    assert f'{path}: error [m] invalid_flow: Bloco "Mensagem" (m): o campo "txt" não existe' in result.stdout
     assert "🤖" not in result.stdout
 
 
@@ -392,7 +395,7 @@ def test_chat_through_pipes_answers_line_by_line():
         assert say("oi", 2)[1] == bot("Como posso te ajudar hoje?", MENU)
         assert say("Falar com atendente", 2)[1] == status("open")
         assert say("/vars", 1) == [{"event": "vars", "vars": {"escolha": "Falar com atendente"}}]
-        assert say("/conclude", 2) == [status("concluded"), bot("De 1 a 5, como foi o atendimento?")]
+        assert say("/conclude", 2) == [status("concluded"), bot("De 1 a 5, como foi o atendimento?", RATING)]
         assert say("4", 1)[0]["text"].startswith("Obrigada pela avaliação, Ana!")
         assert say("/nope", 1)[0]["event"] == "error"
         proc.stdin.close()
@@ -457,8 +460,8 @@ def test_simulation_status_actions_and_events(sample_flow):
     sim.send("oi")
     sim.send("3")
     assert sim.status() == "open" and sim.last_events[-1] == status("open")
-    assert sim.conclude() == [{"text": "De 1 a 5, como foi o atendimento?", "buttons": []}]
-    assert sim.last_events == [status("concluded"), bot("De 1 a 5, como foi o atendimento?")]
+    assert sim.conclude() == [{"text": "De 1 a 5, como foi o atendimento?", "buttons": RATING}]
+    assert sim.last_events == [status("concluded"), bot("De 1 a 5, como foi o atendimento?", RATING)]
     sim.send("5")
     assert sim.variables() == {"escolha": "Falar com atendente", "csat": 5}
 

@@ -154,7 +154,8 @@ def test_structural_error_stores_nothing(database, tmp_path):
     result = papo("import", path, "--publish")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines and all(line.startswith(f"{path}: error [m] invalid_flow: $.blocks[0].data") for line in lines)
+    assert lines == [f'{path}: error [m] invalid_flow: Bloco "Mensagem" (m): o campo "txt" não existe — '
+                     'quis dizer "text"?']
     assert "imported" not in result.stdout
     assert papo("export", "pequeno").exit_code == 1
 
@@ -164,7 +165,8 @@ def test_lint_errors_store_a_draft_and_print_findings(database, repo, tmp_path):
     result = papo("import", path)
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        f'{path}: error [m] dangling_edge: A ligação da saída "next" aponta para o bloco "fantasma", que não existe.',
+        f'{path}: error [m] dangling_edge: Bloco "Olá!" (m): a ligação da saída "Em seguida" aponta para o bloco '
+        '"fantasma", que não existe.',
         f"{path}: imported quebrado revision 1",
     ]
     assert repo.get("quebrado")[0] == dangling()
@@ -189,7 +191,7 @@ def test_not_json_exits_2_and_other_files_still_import(database, repo, tmp_path)
     assert result.exit_code == 2  # 2 wins over 1
     assert result.stdout.splitlines()[0].startswith(f"{broken}: error not_json: ")
     assert f"{good}: imported pequeno revision 1" in result.stdout
-    assert f"{bad}: error invalid_flow: $.start:" in result.stdout
+    assert f'{bad}: error invalid_flow: Fluxo: "Bloco inicial" (start) precisa ser um texto' in result.stdout
     assert repo.get("pequeno")[1] == 1
 
 

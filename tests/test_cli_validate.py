@@ -18,7 +18,7 @@ SAMPLES = sorted((ROOT / "sample_flows").glob("*.json"))
 
 def flow(blocks, edges, start="b1", flow_id="teste", **extra) -> dict:
     return {"schema_version": 1, "id": flow_id, "name": "Teste", "start": start,
-            "blocks": blocks, "edges": edges, **extra}
+            "triggers": [{"type": "default"}], "blocks": blocks, "edges": edges, **extra}
 
 
 def msg(block_id: str, text: str = "Olá!") -> dict:
@@ -66,7 +66,8 @@ def test_dangling_edge_is_an_error_line_with_the_block_in_brackets(write):
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
     assert lines == ['f.json: error [b1] dangling_edge: '
-                     'A ligação da saída "next" aponta para o bloco "b2", que não existe.']
+                     'Bloco "Olá!" (b1): a ligação da saída "Em seguida" aponta para o bloco "b2", '
+                     'que não existe.']
 
 
 def test_unknown_start_line_has_no_brackets(write):
@@ -82,14 +83,14 @@ def test_schema_error_names_the_json_path_and_block(write):
     result = run(name)
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
-        'f.json: error [b2] invalid_flow: $.blocks[1].data: Falta o campo obrigatório "text".']
+        'f.json: error [b2] invalid_flow: Bloco "Mensagem" (b2): falta o campo obrigatório "Texto" (text)']
 
 
 def test_newer_schema_version_is_refused_with_its_code(write):
     name = write("f.json", {**UNKNOWN_START, "schema_version": 99})
     result = run(name)
     assert result.exit_code == 1
-    assert result.stdout.startswith("f.json: error newer_version: $.schema_version: ")
+    assert result.stdout.startswith("f.json: error newer_version: Este fluxo usa o formato versão 99")
 
 
 def test_warnings_alone_exit_zero(write):
@@ -97,7 +98,8 @@ def test_warnings_alone_exit_zero(write):
     result = run(name)
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        "f.json: warning [solto] unreachable: Nenhum caminho chega a este bloco a partir do início."]
+        'f.json: warning [solto] unreachable: Bloco "Olá!" (solto): nenhum caminho chega a este '
+        'bloco a partir do início.']
 
 
 def test_not_json_exits_two(write):
@@ -144,7 +146,8 @@ def test_json_output_lists_findings_with_file(write):
     assert result.exit_code == 1
     findings = json.loads(result.stdout)
     assert {"file": "f.json", "level": "error", "code": "dangling_edge", "block_id": "b1",
-            "message": 'A ligação da saída "next" aponta para o bloco "b2", que não existe.'} in findings
+            "message": 'Bloco "Olá!" (b1): a ligação da saída "Em seguida" aponta para o bloco "b2", '
+                       'que não existe.'} in findings
     unknown = [f for f in findings if f["code"] == "unknown_start"]
     assert unknown == [{"file": "g.json", "level": "error", "code": "unknown_start",
                         "block_id": None, "message": 'O bloco inicial "nao_existe" não existe.'}]
@@ -169,14 +172,14 @@ def test_english_with_lang_option(write):
     result = run("--lang", "en", name)
     assert result.stdout.splitlines() == [
         'f.json: error [b1] dangling_edge: '
-        'The connection from output "next" points to block "b2", which does not exist.']
+        'Block "Olá!" (b1): the connection from output "Next" points to block "b2", which does not exist.']
 
 
 def test_english_with_papo_lang(write):
     name = write("f.json", SCHEMA_ERROR)
     result = run(name, env={"PAPO_LANG": "en"})
     assert result.stdout.splitlines() == [
-        'f.json: error [b2] invalid_flow: $.blocks[1].data: Missing required field "text".']
+        'f.json: error [b2] invalid_flow: Block "Message" (b2): the required field "text" is missing']
 
 
 def test_jump_to_a_flow_given_in_the_same_run_is_known(write):
@@ -192,6 +195,17 @@ def test_jump_to_a_flow_given_in_the_same_run_is_known(write):
 
     together = run(origem, destino)
     assert together.exit_code == 0, together.stdout
+    assert together.stdout == ""
+
+
+def test_a_flow_without_triggers_counts_as_started_by_a_jump_from_a_file_given_with_it(write):
+    jumper = flow([{"id": "b1", "type": "jump", "data": {"flow_id": "destino"}}], [], flow_id="origem")
+    target = flow([msg("fim")], [], start="fim", flow_id="destino", triggers=[])
+    destino = write("destino.json", target)
+    alone = run(destino)
+    assert alone.exit_code == 0
+    assert alone.stdout.startswith("destino.json: warning no_trigger: O fluxo não tem gatilho")
+    together = run(write("origem.json", jumper), destino)
     assert together.stdout == ""
 
 
@@ -231,7 +245,7 @@ def test_real_process_prints_lines_and_exit_codes(tmp_path):
     assert bad.returncode == 1, bad.stderr
     assert bad.stdout.splitlines() == [
         'f.json: error [b1] dangling_edge: '
-        'The connection from output "next" points to block "b2", which does not exist.']
+        'Block "Olá!" (b1): the connection from output "Next" points to block "b2", which does not exist.']
 
     broken = subprocess.run([*command, "validate", "f.json", "quebrado.json"], capture_output=True,
                             encoding="utf-8", cwd=tmp_path, timeout=60, env={"PATH": "/usr/bin:/bin",

@@ -30,7 +30,7 @@ def repo(live_server):
 def open_editor(page, live_server, flow_id: str, lang: str | None = None):
     query = "?lang=en" if lang == "en" else ""
     page.goto(f"{live_server.url}/flows/{flow_id}/edit{query}")
-    page.wait_for_function("window.papoEditor && window.papoEditor.ready")
+    page.wait_for_function("() => window.papoEditor && window.papoEditor.ready")
     return page
 
 
@@ -49,7 +49,7 @@ def drop(page, kind: str, x: int, y: int) -> str:
     before = set(page.evaluate("papoEditor.document().blocks.map(b => b.id)"))
     page.locator(f'.palette-item[data-kind="{kind}"]').drag_to(
         page.locator("#canvas"), target_position={"x": x, "y": y})
-    page.wait_for_function(f"papoEditor.document().blocks.length === {len(before) + 1}")
+    page.wait_for_function(f"() => papoEditor.document().blocks.length === {len(before) + 1}")
     (new_id,) = set(page.evaluate("papoEditor.document().blocks.map(b => b.id)")) - before
     return new_id
 
@@ -91,7 +91,7 @@ def test_a_person_builds_validates_and_publishes_a_flow_from_the_palette(new_pag
     page.get_by_label("Identificador (id)").fill("atendimento-teste")
     page.get_by_role("button", name="Criar fluxo").click()
     page.wait_for_url("**/flows/atendimento-teste/edit")
-    page.wait_for_function("window.papoEditor && window.papoEditor.ready")
+    page.wait_for_function("() => window.papoEditor && window.papoEditor.ready")
     assert page.locator("#canvas [data-block-id]").count() == 1  # the start message
     assert "is-start" in card(page, "b1").get_attribute("class")
 
@@ -286,7 +286,7 @@ def test_a_stale_tab_gets_the_conflict_message_instead_of_overwriting(new_page, 
     assert repo(live_server).get("boas-vindas")[0]["blocks"][2]["data"]["text"] == "Promoção da semana!"
 
     second.get_by_role("button", name="Recarregar").click()
-    second.wait_for_function("window.papoEditor && window.papoEditor.ready && !document.querySelector('#conflict:not([hidden])')")
+    second.wait_for_function("() => window.papoEditor && window.papoEditor.ready && !document.querySelector('#conflict:not([hidden])')")
     assert "Promoção da semana!" in card(second, "produtos").inner_text()
 
 
@@ -317,7 +317,7 @@ def test_customer_style_text_in_a_block_shows_as_text(new_page, live_server):
     assert attack in card(page, "produtos").inner_text()
     assert card(page, "produtos").locator("img").count() == 0
     page.reload()
-    page.wait_for_function("window.papoEditor && window.papoEditor.ready")
+    page.wait_for_function("() => window.papoEditor && window.papoEditor.ready")
     assert attack in card(page, "produtos").inner_text()
     page.wait_for_timeout(300)
     assert page.dialogs == []

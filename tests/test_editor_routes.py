@@ -37,15 +37,15 @@ def web(tmp_path, monkeypatch):
     })
     engine = app.extensions["papo"]["engine"]
     create_schema(engine)
-    accounts.create_user(engine, "ana", "admin", password="x", name="Ana")
-    accounts.create_user(engine, "bruno", "agent", password="x", name="Bruno")
+    accounts.create_user(engine, "ana", "admin", password="senha-de-teste", name="Ana")
+    accounts.create_user(engine, "bruno", "agent", password="senha-de-teste", name="Bruno")
     yield app
     engine.dispose()
 
 
 def _client(app, login: str):
     client = app.test_client()
-    response = client.post("/login", data={"login": login, "password": "x"})
+    response = client.post("/login", data={"login": login, "password": "senha-de-teste"})
     assert response.status_code == 302, response.get_data(as_text=True)
     return client
 
@@ -144,12 +144,13 @@ def test_import_lists_structural_problems_per_path_and_block_and_stores_nothing(
         response = _upload(admin, "/flows/import", json.dumps(doc).encode(), **headers)
         assert response.status_code == 422
         html = _text(response)
-        assert "$.blocks[1].data.text" in html and "<code>menu</code>" in html
-        assert "$.blocks[2].data" in html and "bogus" in html
+        assert 'data-block-id="menu"' in html and "$.blocks[1].data.text" not in html.split("data-path")[0]
+        assert "Bloco &#34;Pergunta&#34; (menu): &#34;Pergunta&#34; (text) não pode ficar vazio" in html
+        assert "o campo &#34;bogus&#34; não existe" in html
     twice = json.loads(WELCOME.read_text(encoding="utf-8"))
     twice["blocks"].append(copy.deepcopy(twice["blocks"][0]))
     response = _upload(admin, "/flows/import", json.dumps(twice).encode())
-    assert response.status_code == 422 and "$.blocks[9].id" in _text(response)
+    assert response.status_code == 422 and "Dois blocos têm o mesmo id &#34;saudacao&#34;" in _text(response)
     assert repo.list() == []
     not_json = _upload(admin, "/flows/import", b"{oops")
     assert not_json.status_code == 422 and "JSON" in _text(not_json)
@@ -365,9 +366,9 @@ def test_invalid_block_fields_come_back_with_their_errors_as_422(admin, every_ki
     assert response.status_code == 422
     html = _text(response)
     errors = _field_errors(html)
-    assert "Não pode ficar vazio." in errors
-    assert "Precisa de pelo menos 1 item(ns)." in errors
-    assert any(e.startswith("Formato inválido") for e in errors)
+    assert "Este campo não pode ficar vazio." in errors
+    assert "Este campo precisa de pelo menos 1 item(ns)." in errors
+    assert any(e.startswith("Este campo tem um formato inválido") for e in errors)
     assert "Digite um número inteiro." in errors
     assert 'value="três"' in html  # what the person typed is kept
     assert _result(html) is None
@@ -416,7 +417,7 @@ def test_the_block_form_shows_where_each_port_leads(admin, welcome):
     assert [port for port, _options in selects] == ["produtos", "pedido", "atendente", "invalid", "timeout"]
     chosen = {port: re.findall(r'<option value="([^"]*)" selected', options) for port, options in selects}
     assert chosen == {"produtos": ["produtos"], "pedido": ["numero_pedido"],
-                      "atendente": ["chama_atendente"], "invalid": [], "timeout": []}
+                      "atendente": ["chama_atendente"], "invalid": ["menu_nao_entendi"], "timeout": []}
     assert "Saída “Ver produtos” leva a" in html
 
 
@@ -488,9 +489,11 @@ def test_versions_show_what_changed_and_roll_back_by_publishing_an_old_one(admin
     rolled = admin.post("/flows/boas-vindas/publish", data={"version": "1"})
     assert "A versão 1 foi publicada de novo como versão 3 e está no rascunho." in _text(rolled)
     assert repo.published("boas-vindas") == (welcome, 3)
-    # the page is handed version 1 to load into the canvas and save as the draft
-    result = json.loads(re.search(r'class="papo-result">(.*?)</script>', _text(rolled), re.S).group(1))
-    assert result["action"] == "replace" and result["doc"] == welcome
+    # "Publicar esta versão" also put it in the draft (a new revision): the page adopts it
+    result = _result(_text(rolled))
+    assert result["action"] == "restored" and result["doc"] == welcome and result["revision"] == 3
+    assert set(result["cards"]) == {b["id"] for b in welcome["blocks"]}
+    assert repo.get("boas-vindas") == (welcome, 3)
 
 
 def test_flow_diff_names_blocks_and_edges_added_removed_changed_and_moved():

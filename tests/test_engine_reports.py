@@ -81,3 +81,30 @@ def test_csat_distribution_counts_valid_scores_of_the_period(history):
     ("ótimo", None), ('"4"', None), ("", None)])
 def test_csat_score_accepts_only_whole_numbers_from_one_to_five(value, score):
     assert reports.csat_score(value) == score
+
+
+def test_summary_counts_the_period_per_agent_with_times_and_csat(history):
+    found = reports.summary(history, "csat", date(2026, 11, 20), date(2026, 11, 21))
+    assert found["open"] == 1 and found["concluded"] == 2
+    assert found["resolution_s"] == {"avg": 3650.0, "median": 3650.0, "p90": 7200.0}
+    assert found["csat"] == {"avg": 5.0, "count": 1}
+    assert found["by_agent"] == [{"user": "ana", "concluded": 1, "resolution_s_avg": 100.0},
+                                 {"user": "bruno", "concluded": 1, "resolution_s_avg": 7200.0}]
+
+
+def test_summary_refuses_a_period_that_ends_before_it_starts(history):
+    from engine.errors import Invalid
+
+    with pytest.raises(Invalid):
+        reports.summary(history, "csat", date(2026, 11, 21), date(2026, 11, 20))
+
+
+def test_funnel_counts_the_runs_that_reached_each_block(history):
+    counts = {row["block_id"]: row["runs"] for row in reports.funnel(history, "boas-vindas")}
+    assert counts["saudacao"] >= 1 and counts["menu"] >= 1 and counts["csat"] == 1
+    assert reports.funnel(history, "nao-existe") == []
+
+
+def test_stats_use_the_nearest_rank_p90():
+    assert reports.stats([]) == {"avg": None, "median": None, "p90": None}
+    assert reports.stats([1, 2, 3, 4]) == {"avg": 2.5, "median": 2.5, "p90": 4}

@@ -255,10 +255,10 @@ def test_structural_problems_store_nothing(flows, db, raw):
 
 def test_publish_freezes_numbered_versions(flows):
     flows.create(make_flow(text="primeira"))
-    assert flows.publish("vendas", actor="ana") == {"version": 1}
+    assert flows.publish("vendas", actor="ana") == {"version": 1, "revision": 1}
     flows.update("vendas", make_flow(text="segunda"), 1)
 
-    assert flows.publish("vendas", actor="bruno") == {"version": 2}
+    assert flows.publish("vendas", actor="bruno") == {"version": 2, "revision": 2}
 
     history = flows.versions("vendas")
     assert [(v["version"], v["revision"], v["published_by"]) for v in history] == [
@@ -301,7 +301,7 @@ def test_jump_targets_are_checked_against_the_other_flows(flows):
     flows.create(make_flow("suporte", "Suporte"))
 
     assert flows.flow_index()["suporte"] == {"b1", "b2"}
-    assert flows.publish("vendas") == {"version": 1}
+    assert flows.publish("vendas")["version"] == 1
 
 
 def test_rollback_publishes_a_copy_of_the_old_version(flows):
@@ -310,14 +310,57 @@ def test_rollback_publishes_a_copy_of_the_old_version(flows):
     flows.update("vendas", make_flow(text="v2"), 1)
     flows.publish("vendas")
 
-    assert flows.publish("vendas", version=1, actor="ana") == {"version": 3}
+    assert flows.publish("vendas", version=1, actor="ana") == {"version": 3, "revision": 3}
 
     doc, version = flows.published("vendas")
     assert version == 3 and doc["blocks"][0]["data"]["text"] == "v1"
-    assert [v["version"] for v in flows.versions("vendas")] == [1, 2, 3]
-    # History is not rewritten, and the draft is untouched.
+    assert [(v["version"], v["revision"]) for v in flows.versions("vendas")] == [(1, 1), (2, 2), (3, 3)]
+    # History is not rewritten; the rolled-back version is now the draft too, so the next
+    # "Publicar" does not ship the change that was rolled back (issue 13, item 5).
     assert flows.published("vendas", version=2)[0]["blocks"][0]["data"]["text"] == "v2"
-    assert flows.get("vendas")[0]["blocks"][0]["data"]["text"] == "v2"
+    draft = flows.draft("vendas")
+    assert draft["revision"] == 3 and draft["document"] == doc and draft["updated_by"] == "ana"
+    assert flows.draft_differs("vendas") is False
+    assert flows.publish("vendas") == {"version": 4, "revision": 3}
+    assert flows.published("vendas")[0]["blocks"][0]["data"]["text"] == "v1"
+
+
+def test_restore_copies_a_version_into_the_draft_as_a_new_revision(flows):
+    flows.create(make_flow(text="v1"))
+    flows.publish("vendas")
+    flows.update("vendas", make_flow(text="v2", name="Vendas 2"), 1)
+
+    saved = flows.restore("vendas", 1, actor="bruno")
+
+    assert saved["revision"] == 3 and saved["findings"] == []
+    draft = flows.draft("vendas")
+    assert draft["document"] == flows.published("vendas", version=1)[0]
+    assert draft["name"] == "Vendas" and draft["updated_by"] == "bruno"
+    assert flows.published("vendas")[1] == 1  # nothing was published
+    assert [v["version"] for v in flows.versions("vendas")] == [1]
+    # the draft it replaced is kept as revision 2 (undo brings it back by saving it again)
+    assert flows.update("vendas", make_flow(text="v2", name="Vendas 2"), 3)["revision"] == 4
+
+
+def test_restore_of_an_unknown_version_changes_nothing(flows):
+    flows.create(make_flow())
+    flows.publish("vendas")
+    with pytest.raises(NotFound):
+        flows.restore("vendas", 5)
+    with pytest.raises(NotFound):
+        flows.restore("nada", 1)
+    assert flows.draft("vendas")["revision"] == 1
+
+
+def test_draft_differs_from_published_until_published_again(flows):
+    flows.create(make_flow(text="v1"))
+    assert flows.draft_differs("vendas") is True  # never published
+    flows.publish("vendas")
+    assert flows.draft_differs("vendas") is False
+    flows.update("vendas", make_flow(text="v2"), 1)
+    assert flows.draft_differs("vendas") is True
+    flows.update("vendas", make_flow(text="v1"), 2)
+    assert flows.draft_differs("vendas") is False  # the same document again
 
 
 def test_rollback_to_an_unknown_version_is_not_found(flows):
@@ -370,7 +413,7 @@ def test_recreating_a_deleted_flow_keeps_numbers_going_up(flows):
 
     assert saved["revision"] > 1
     assert flows.published("vendas") is None  # the new flow is not published yet
-    assert flows.publish("vendas") == {"version": 2}
+    assert flows.publish("vendas")["version"] == 2
     assert flows.published("vendas", version=1)[0]["blocks"][0]["data"]["text"] == "antigo"
     assert flows.published("vendas")[0]["blocks"][0]["data"]["text"] == "novo"
 

@@ -185,6 +185,7 @@ def test_api_errors_speak_english_from_the_same_catalog(_app, _client):
     bad = _client.post("/api/v1/flows?lang=en", headers={**headers, "Content-Type": "application/json"},
                        data="{nope")
     assert bad.status_code == 422  # the engine's import error, in English
-    assert bad.json["error"]["details"][0]["message"].startswith("The file is not valid JSON (line 1")
+    assert bad.json["error"]["details"][0]["message"].startswith("The file is not valid JSON: ")
+    assert "(line 1, column 2)" in bad.json["error"]["details"][0]["message"]
     pt = _client.post("/api/v1/flows", headers={**headers, "Content-Type": "application/json"}, data="{nope")
-    assert pt.json["error"]["details"][0]["message"].startswith("O arquivo não é um JSON válido (linha 1")
+    assert pt.json["error"]["details"][0]["message"].startswith("O arquivo não é JSON válido: ")

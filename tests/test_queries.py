@@ -156,3 +156,57 @@ def test_timer_status_of_a_pending_a_cancelled_and_an_unknown_timer(db, flows, s
     service.cancel_timer(timer_id)
     assert queries.timer_status(db, timer_id) == "cancelled"
     assert queries.timer_status(db, 999_999) is None
+
+
+def test_get_conversation_shows_summary_messages_activity_and_timers(db, service, clock):
+    conversation_id = say(service, "maria", "oi")
+    service.act(conversation_id, "assign", "ana", user="ana")
+    conv = queries.get_conversation(db, conversation_id)
+    assert conv["status"] == "open" and conv["assignees"] == ["ana"] and conv["channel"] == "api"
+    assert conv["contact"] == {"external_id": "maria", "name": "Maria"}
+    assert [m["author"] for m in conv["messages"]] == ["customer", "bot", "bot"]
+    assert [(a["action"], a["from"], a["to"]) for a in conv["activity"]] == [
+        ("assigned", "concluded", "open")]
+    assert conv["run"]["state"] == "suspended" and conv["timers"] == []
+
+
+def test_get_conversation_hides_the_simulator_only_when_asked_and_refuses_unknown_ids(db, service):
+    from engine.errors import NotFound
+
+    sim = say(service, "sim", "oi", channel="test")
+    assert queries.get_conversation(db, sim)["channel"] == "test"
+    with pytest.raises(NotFound):
+        queries.get_conversation(db, sim, include_test=False)
+    with pytest.raises(NotFound):
+        queries.get_conversation(db, 999_999)
+
+
+def test_list_conversations_pages_newest_first_with_a_cursor(db, service, clock):
+    ids = []
+    for name in ("ana", "bia", "caio"):
+        clock.now += 1
+        ids.append(say(service, name, "atendente"))
+    say(service, "sim", "atendente", channel="test")
+    first = queries.list_conversations(db, limit=2)
+    assert [c["id"] for c in first["items"]] == [ids[2], ids[1]]
+    rest = queries.list_conversations(db, limit=2, cursor=first["next_cursor"])
+    assert [c["id"] for c in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
+    assert queries.count_by_status(db) == {"open": 3, "concluded": 0}
+    assert queries.list_conversations(db, status="concluded")["items"] == []
+
+
+@pytest.mark.parametrize("cursor", ["nada", "bm9wZQ", "MjAyNi0xMy00NXx4"])
+def test_a_malformed_cursor_or_status_is_invalid(db, cursor):
+    from engine.errors import Invalid
+
+    with pytest.raises(Invalid):
+        queries.list_conversations(db, cursor=cursor)
+    with pytest.raises(Invalid):
+        queries.list_conversations(db, status="closed")
+
+
+def test_a_cursor_round_trips_to_the_microsecond():
+    from datetime import UTC, datetime
+
+    moment = datetime(2026, 11, 25, 7, 6, 40, 123456, tzinfo=UTC)
+    assert queries.decode_cursor(queries.encode_cursor(moment, 42)) == (moment, 42)

@@ -41,7 +41,7 @@ def history(app, api_tokens, api_clock, sample_flow):
                 joao:  "atendente" → open (no flow); bruno replies after 30, concludes after 3600
                 lia:   menu → open, still open
                 caio:  menu → open; bruno concludes after 7500 without a reply;
-                       answers "ótimo" (invalid, not recorded), then 2
+                       rates "⭐⭐" (2: stars count)
                 a simulator conversation (channel "test") opened and concluded: left out
     2026-11-22  rui:   menu → open; ana concludes after 45; CSAT 3 (outside the period)
 
@@ -91,8 +91,7 @@ def history(app, api_tokens, api_clock, sample_flow):
     caio = menu_to_person("caio")
     clock.advance(7500)
     service.act(caio, "conclude", "bruno")
-    say(service, "caio", "ótimo")
-    say(service, "caio", "2")
+    say(service, "caio", "⭐⭐")
 
     clock.now = start + 200
     simulated = say(service, "sim", "atendente", channel="test")
@@ -211,8 +210,8 @@ def test_funnel_bars_follow_the_flow_order_with_the_engine_counts(history, agent
     rows = table(page, "table-funnel")
     counts = {row["block_id"]: row["runs"] for row in funnel(get_service(app), "boas-vindas")}
     assert [row[0] for row in rows] == ["saudacao", "menu", "produtos", "numero_pedido",
-                                        "chama_atendente", "status_pedido", "atendente", "csat",
-                                        "obrigado"]
+                                        "chama_atendente", "menu_nao_entendi", "status_pedido",
+                                        "pedido_nao_entendi", "atendente", "csat", "obrigado"]
     assert [int(row[3]) for row in rows] == [counts.get(row[0], 0) for row in rows]
     assert counts["saudacao"] == 5 and counts["csat"] == 4 and counts.get("produtos", 0) == 0
     assert rows[0][4] == "100%"

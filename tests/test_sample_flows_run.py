@@ -93,15 +93,40 @@ def test_welcome_handoff_then_csat_after_conclusion(answer):
     assert texts == ["De 1 a 5, como foi o atendimento?"]
     assert chat.run["block_id"] == "csat"
 
-    texts = chat.say("9")
-    assert texts[0].startswith("Por favor, responda só com um número de 1")
-    assert texts[-1] == "De 1 a 5, como foi o atendimento?"
-    assert "csat" not in chat.vars
+    assert chat.last_outbound[-1]["buttons"] == ["1", "2", "3", "4", "5"]
 
-    texts = chat.say("5")
+    texts = chat.say("⭐⭐⭐⭐⭐")
     assert texts == ["Obrigada pela avaliação, Ana! 💛 Volte sempre à Loja da Ana."]
     assert chat.vars["csat"] == 5
     assert chat.run["state"] == "ended"
+
+
+def test_welcome_csat_never_traps_a_customer_who_moves_on():
+    chat = Chat("boas-vindas")
+    chat.start()
+    chat.say("3")
+    chat.now += 600
+    chat.send(Concluded(chat.now))
+    assert chat.say("9") == []  # not a rating: the question lets go, no nagging
+    assert chat.run["state"] == "ended" and "csat" not in chat.vars
+
+
+def test_welcome_menu_hands_over_after_three_answers_it_cannot_understand():
+    chat = Chat("boas-vindas")
+    chat.start()
+    chat.say("pizza")
+    chat.say("pizza?")
+    texts = chat.say("PIZZA!")
+    assert texts == ["Não consegui entender sua escolha 😕 Vou te passar para uma pessoa da nossa equipe."]
+    assert chat.run["state"] == "suspended" and chat.run["block_id"] == "atendente"
+
+
+def test_rating_sample_thanks_for_a_rating():
+    chat = Chat("avaliacao")
+    texts = chat.start()
+    assert texts == ["Como você avalia o atendimento? Responda de 1 (ruim) a 5 (ótimo)."]
+    assert chat.say("nota 4") == ["Obrigada pela avaliação, Ana! 💛"]
+    assert chat.vars["csat"] == 4
 
 
 def test_welcome_order_status_checks_the_number():

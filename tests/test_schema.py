@@ -166,7 +166,8 @@ def test_two_edges_from_one_port_are_refused(doc):
     error = refused(doc)
     assert error.status == 422
     assert paths(error) == [f"$.edges[{len(doc['edges']) - 1}]"]
-    assert "next" in error.problems[0]["message"]
+    assert error.problems[0]["message"].startswith('Bloco "')
+    assert '"Em seguida" tem mais de uma ligação' in error.problems[0]["message"]
 
 
 def test_more_than_2000_blocks_are_refused(doc):
@@ -237,8 +238,8 @@ def test_newer_schema_version_is_refused_with_a_clear_message(doc):
 
 def test_structural_messages_are_portuguese_by_default_and_english_on_request(doc):
     doc["colour"] = "blue"
-    assert refused(doc).problems[0]["message"].startswith("Campo desconhecido")
-    assert refused(doc, lang="en").problems[0]["message"].startswith("Unknown field")
+    assert refused(doc).problems[0]["message"].startswith('Fluxo: o campo "colour" não existe')
+    assert refused(doc, lang="en").problems[0]["message"].startswith('Flow: there is no field "colour"')
 
 
 # -- import rules ----------------------------------------------------------------------------

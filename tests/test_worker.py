@@ -182,18 +182,21 @@ def test_a_failing_timer_stays_pending_and_the_others_fire(db, clock, caplog, mo
     service = waiting_service(db, clock, 3)
     [bad, *_] = Worker(service, "probe").claim(T0 + 2)
     Worker(service, "probe").release()
-    real = service._fire_row  # one timer inside the batch's transaction
+    from engine.service import unit
+    from engine.service.changes import TimerFired
 
-    def fire(conn, row, conv, now):
-        if row["id"] == bad:
+    real = unit.decide  # what one timer does, decided inside the batch
+
+    def decide(snapshot, event):
+        if isinstance(event, TimerFired) and event.timer_id == bad:
             raise RuntimeError("a bug in a block")
-        return real(conn, row, conv, now)
+        return real(snapshot, event)
 
-    monkeypatch.setattr(service, "_fire_row", fire)
+    monkeypatch.setattr(unit, "decide", decide)
     with caplog.at_level(logging.ERROR, logger="papo.worker"):
         assert Worker(service).run_once(T0 + 2) == 2
     assert "stays pending" in caplog.text
-    monkeypatch.setattr(service, "_fire_row", real)
+    monkeypatch.setattr(unit, "decide", real)
     assert Worker(service).run_once(T0 + 2 + 31) == 1  # tried again after the lease
     assert counts(db)["after"] == 3
     assert counts(db)["most_per_conversation"] == 1
@@ -215,14 +218,17 @@ def test_a_second_timer_of_a_conversation_fires_after_the_first_and_sends_nothin
 
 
 def test_timers_whose_writes_fail_together_are_fired_one_by_one(db, clock, monkeypatch):
-    from engine.batch import Recorder
+    from engine.service import unit
 
     service = waiting_service(db, clock, 4)
+    real = unit.write
 
-    def broken(self, conn):
-        raise RuntimeError("the database refused the batch")
+    def broken(conn, batch):
+        if len(batch) > 1:
+            raise RuntimeError("the database refused the batch")
+        return real(conn, batch)
 
-    monkeypatch.setattr(Recorder, "replay", broken)
+    monkeypatch.setattr(unit, "write", broken)
     assert Worker(service).run_once(T0 + 2) == 4
     found = counts(db)
     assert (found["after"], found["most_per_conversation"], found["pending"]) == (4, 1, 0)

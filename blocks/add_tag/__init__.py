@@ -13,4 +13,5 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="add_tag", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Adicionar etiqueta", label_en="Add tag",
+    preset=lambda _, flow_id: {"tag": _("etiqueta")},
 )

@@ -15,4 +15,5 @@ BLOCK = BlockKind(
     type="conclude_conversation", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER,
     label_pt="Concluir atendimento", label_en="Conclude conversation",
+    preset=lambda _, flow_id: {},
 )

@@ -20,4 +20,8 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="condition", family="action", ports=ports, execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Condição", label_en="Condition",
+    logic_fields=lambda data: [rule.get("when") for rule in data.get("rules", [])],
+    # No rule yet: the form opens with a blank builder row, never a made-up variable.
+    preset=lambda _, flow_id: {"rules": []},
+    port_labels=lambda _, data: {"else": _("Senão")},
 )

@@ -15,4 +15,5 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="jump", family="action", ports=lambda data: [], execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Ir para fluxo", label_en="Jump to flow",
+    preset=lambda _, flow_id: {"flow_id": flow_id}, port_labels=lambda _, data: {},
 )

@@ -15,4 +15,6 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="message", family="message", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Mensagem", label_en="Message",
+    template_fields=lambda data: [data.get("text", "")],
+    preset=lambda _, flow_id: {"text": _("Nova mensagem")},
 )

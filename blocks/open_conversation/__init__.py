@@ -21,4 +21,8 @@ BLOCK = BlockKind(
     type="open_conversation", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER,
     label_pt="Abrir atendimento", label_en="Open conversation",
+    pauses_run=True, resume_on_conclude="next", preset=lambda _, flow_id: {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
+    template_fields=lambda data: [data["text"]] if data.get("text") else [],
+    # DESIGN: `next` is taken when the conversation is concluded
+    port_labels=lambda _, data: {"next": _("Depois de concluído")},
 )

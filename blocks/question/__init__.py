@@ -14,11 +14,31 @@ from pathlib import Path
 
 import regex
 
-from blocks.base import BlockKind, Context, Reply, Result, load_schema, message
+from blocks.base import (
+    N_,
+    BlockKind,
+    Context,
+    Reply,
+    Result,
+    TimerKind,
+    Translate,
+    load_schema,
+    message,
+)
 from blocks.text import normalize
 
 FOLDER = Path(__file__).parent
 DEFAULT_MAX_ATTEMPTS = 3
+# Sent to the customer (in the flow's language, pt-BR) when ``invalid_text`` is not set.
+DEFAULT_INVALID_TEXT = {
+    "text": "Não entendi sua resposta. Pode tentar de novo?",
+    "number": "Por favor, responda com um número.",
+    "email": "Por favor, informe um e-mail válido (exemplo: nome@dominio.com).",
+    "phone": "Por favor, informe um telefone válido com DDD.",
+    "date": "Por favor, informe uma data no formato DD/MM/AAAA.",
+    "choice": "Por favor, escolha uma das opções (pode responder com o número).",
+    "rating": "Por favor, responda com uma nota de 1 a 5.",
+}
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATE_FORMATS = (
@@ -195,8 +215,34 @@ def parse_reply(block: dict, text: str, ctx: Context) -> Reply:
     return Reply(valid=True, value=value, port="answered")
 
 
+def template_fields(data: dict) -> list[str]:
+    return [data.get("text", "")] + ([data["invalid_text"]] if data.get("invalid_text") else [])
+
+
+def preset(_: Translate, flow_id: str) -> dict:
+    return {"text": _("Qual opção você prefere?"), "input": "choice",
+            "options": [{"id": "o1", "label": _("Opção 1")}, {"id": "o2", "label": _("Opção 2")}],
+            "save_as": "resposta"}
+
+
+def port_labels(_: Translate, data: dict) -> dict[str, str]:
+    labels = {"answered": _("Respondida"), "invalid": _("Resposta inválida"),
+              "timeout": _("Sem resposta")}
+    for option in data.get("options") or []:
+        if isinstance(option, dict) and "id" in option:
+            labels[option["id"]] = option.get("label") or option["id"]
+    return labels
+
+
 BLOCK = BlockKind(
     type="question", family="question", ports=ports, execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, parse_reply=parse_reply,
     label_pt="Pergunta", label_en="Question",
+    timers=(TimerKind("question_timeout", "timeout", N_("Prazo da pergunta")),),
+    default_attempts=DEFAULT_MAX_ATTEMPTS, pauses_run=True, template_fields=template_fields,
+    saves=lambda data: data.get("save_as"), preset=preset, port_labels=port_labels,
+    invalid_text=lambda data: DEFAULT_INVALID_TEXT.get(data.get("input"), DEFAULT_INVALID_TEXT["text"]),
+    variants=lambda _: [{"key": "csat", "label": _("Avaliação (CSAT)"),
+                         "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
+                                  "input": "rating", "save_as": "csat", "csat": True}}],
 )

@@ -19,4 +19,8 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="set_variable", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Definir variável", label_en="Set variable",
+    template_fields=lambda data: [data["value"]] if isinstance(data.get("value"), str) else [],
+    logic_fields=lambda data: [data["value"]] if isinstance(data.get("value"), dict) else [],
+    saves=lambda data: data.get("name"),
+    preset=lambda _, flow_id: {"name": "variavel", "value": ""},
 )

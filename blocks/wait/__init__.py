@@ -1,7 +1,7 @@
 """Wait block: holds the run for ``seconds`` (1 s to 365 days) through a durable timer."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+from blocks.base import N_, BlockKind, Context, Result, TimerKind, fixed_ports, load_schema
 
 FOLDER = Path(__file__).parent
 
@@ -15,4 +15,6 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="wait", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Esperar", label_en="Wait",
+    timers=(TimerKind("wait", "next", N_("Espera do fluxo")),), pauses_run=True,
+    preset=lambda _, flow_id: {"seconds": 60},
 )

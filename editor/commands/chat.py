@@ -286,7 +286,7 @@ def chat_command(ctx: click.Context, flow: str, jsonl: bool, name: str) -> None:
         ctx.exit(EXIT_ERRORS)
     except FlowDocumentError as exc:  # a database flow stored before a stricter schema
         for problem in exc.problems:
-            printer.problem(f"{flow}: error {exc.code}: {problem['path']}: {problem['message']}")
+            printer.problem(f"{flow}: error {exc.code}: {problem['message']}")
         ctx.exit(EXIT_ERRORS)
     printer.intro(doc, sim.contact_name)
     printer.lint_errors(flow, sim.findings)

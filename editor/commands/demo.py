@@ -3,7 +3,9 @@
 Creates the database, imports and publishes ``sample_flows/`` (flows already there are
 left as people edited them), creates an admin and an agent (passwords generated once and
 kept in the instance folder), then runs the web app and the worker together and prints
-where to go.
+where to go. Unless ``PAPO_ON_CONCLUDE_FLOW`` is set (even to nothing), every conclusion
+that no ``open_conversation`` block resumes asks for a rating: the sample flow
+``avaliacao`` (DESIGN §10.8).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import click
 
 SAMPLE_FLOWS = Path(__file__).resolve().parents[2] / "sample_flows"
 DEMO_USERS = (("admin", "admin", "Ana (admin)"), ("bruno", "agent", "Bruno"))
+DEMO_ON_CONCLUDE_FLOW = "avaliacao"
 
 
 def _credentials(instance: Path) -> dict[str, str]:
@@ -24,7 +27,7 @@ def _credentials(instance: Path) -> dict[str, str]:
     path = instance / "demo-logins.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    logins = {login: secrets.token_urlsafe(9) for login, _, _ in DEMO_USERS}
+    logins = {login: secrets.token_urlsafe(12) for login, _, _ in DEMO_USERS}
     path.write_text(json.dumps(logins), encoding="utf-8")
     os.chmod(path, 0o600)
     return logins
@@ -64,8 +67,9 @@ def register(group: click.Group) -> None:
         from engine import accounts
         from engine.settings import SettingsError
 
+        on_conclude = os.environ.get("PAPO_ON_CONCLUDE_FLOW", DEMO_ON_CONCLUDE_FLOW)
         try:
-            app = create_app()
+            app = create_app({"PAPO_ON_CONCLUDE_FLOW": on_conclude})
             engine = get_engine(app)
             ensure_schema(engine)
         except SettingsError as exc:
@@ -103,6 +107,8 @@ def register(group: click.Group) -> None:
         click.echo(f"Open      {base}/")
         click.echo(f"Login     admin / {logins['admin']}   (agent: bruno / {logins['bruno']})")
         click.echo(f"Web chat  {base}/c/boas-vindas?name=Maria   (talk to the bot as a customer)")
+        if on_conclude:
+            click.echo(f"On conclusion the flow {on_conclude} runs (PAPO_ON_CONCLUDE_FLOW).")
         click.echo("Press Ctrl+C to stop.")
         try:
             server.serve_forever()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import click
 
-from editor.commands.validate import FILE_LEVEL_CODES, UNREADABLE_CODES, format_finding
+from editor.commands.validate import UNREADABLE_CODES, format_finding
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 STDIN = "-"
@@ -65,16 +65,15 @@ def read_flow_file(path: str, lang: str | None = None) -> tuple[dict | None, lis
     except FlowDocumentError as exc:
         problems = []
         for problem in exc.problems:
-            message = problem["message"]
-            if exc.code not in FILE_LEVEL_CODES:
-                message = f"{problem['path']}: {message}"
+            message = problem["message"]  # says where in words; the block id is in brackets
             problems.append(_problem(path, exc.code, message, problem.get("block_id")))
         status = EXIT_UNREADABLE if exc.code in UNREADABLE_CODES else EXIT_ERRORS
         return None, problems, status
 
 
 # ---------------------------------------------------------------------- the database
-def _database_error(exc: Exception) -> click.ClickException:
+def database_error(exc: Exception) -> click.ClickException:
+    """The CLI's error for a database that cannot be used (its URL without the password)."""
     from editor.commands.db import safe_url
     from engine.db import database_url
 
@@ -82,7 +81,7 @@ def _database_error(exc: Exception) -> click.ClickException:
     return click.ClickException(f"Cannot use the database {safe_url(database_url())}: {reason}")
 
 
-def _repository(migrate: bool):
+def repository(migrate: bool):
     """A FlowRepository on PAPO_DATABASE_URL (migrated first when ``migrate``)."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -97,7 +96,7 @@ def _repository(migrate: bool):
         except MigrationError as exc:
             raise click.ClickException(str(exc)) from None
         except SQLAlchemyError as exc:
-            raise _database_error(exc) from None
+            raise database_error(exc) from None
     return FlowRepository(make_engine(url))
 
 
@@ -128,12 +127,13 @@ def _store(repo, item: _Imported) -> None:
         item.status = EXIT_ERRORS
 
 
-def _lint_and_publish(repo, item: _Imported, index: dict, publish: bool) -> None:
+def _lint_and_publish(repo, item: _Imported, index: dict, jumped_into: set[str],
+                      publish: bool) -> None:
     from engine.errors import PapoError
     from engine.lint import lint
 
     doc = item.doc
-    findings = lint(doc, flows=index)
+    findings = lint(doc, flows=index, jumped_into=jumped_into)
     item.lines.extend(format_finding({**f, "file": item.path}) for f in findings)
     errors = sum(f["level"] == "error" for f in findings)
     done = f"{item.path}: imported {doc['id']} revision {item.revision}"
@@ -147,6 +147,9 @@ def _lint_and_publish(repo, item: _Imported, index: dict, publish: bool) -> None
     try:
         version = repo.publish(doc["id"], actor=ACTOR)["version"]
     except PapoError as exc:
+        if exc.code == "flow_tests_failed":  # the draft stays stored; say which tests fail
+            item.lines.extend(format_finding(_problem(item.path, exc.code, f"{d['path']}: {d['message']}"))
+                              for d in exc.details or [])
         item.lines.append(f"{done}; not published: {exc.message}")
         item.status = EXIT_ERRORS
         return
@@ -172,17 +175,17 @@ def import_command(ctx: click.Context, files: tuple[str, ...], publish: bool) ->
     if stored:
         from sqlalchemy.exc import SQLAlchemyError
 
-        repo = _repository(migrate=True)
+        repo = repository(migrate=True)
         try:
             for item in stored:
                 _store(repo, item)
             # Lint after every file is in, so flows that jump into each other are known.
-            index = repo.flow_index()
+            index, jumped_into = repo.flow_index(), repo.jumped_into()
             for item in stored:
                 if item.revision is not None:
-                    _lint_and_publish(repo, item, index, publish)
+                    _lint_and_publish(repo, item, index, jumped_into, publish)
         except SQLAlchemyError as exc:
-            raise _database_error(exc) from None
+            raise database_error(exc) from None
         finally:
             repo.engine.dispose()
     for item in items:
@@ -204,7 +207,7 @@ def export_command(ctx: click.Context, flow_id: str, output: str | None) -> None
 
     from engine.errors import NotFound
 
-    repo = _repository(migrate=False)
+    repo = repository(migrate=False)
     try:
         doc, revision = repo.get(flow_id)
     except NotFound:

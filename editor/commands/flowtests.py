@@ -39,12 +39,12 @@ def _from_database(flow_ids: list[str], lang: str | None) -> tuple[dict[str, tup
     """``({flow_id: (draft, jump targets)}, problems)`` for flows stored in the database."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from editor.commands.flows import _database_error, _repository
+    from editor.commands.flows import database_error, repository
     from engine.errors import NotFound
 
     found: dict[str, tuple[dict, list[dict]]] = {}
     problems: list[dict] = []
-    repo = _repository(migrate=False)
+    repo = repository(migrate=False)
     try:
         for flow_id in flow_ids:
             try:
@@ -54,7 +54,7 @@ def _from_database(flow_ids: list[str], lang: str | None) -> tuple[dict[str, tup
                 continue
             found[flow_id] = (doc, repo.jump_targets(doc))
     except SQLAlchemyError as exc:  # most often a database nobody imported into yet
-        reason = _database_error(exc).message
+        reason = database_error(exc).message
         problems.extend(_problem(flow_id, "flow_not_found", reason)
                         for flow_id in flow_ids if flow_id not in found)
     finally:

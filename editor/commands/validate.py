@@ -15,13 +15,11 @@ from collections.abc import Iterable
 import click
 
 from engine.i18n import N_, gettext, normalize_lang
-from engine.lint import has_errors, lint
+from engine.lint import has_errors, jump_targets, lint
 from schemas import FlowDocumentError, load_document
 
 EXIT_OK, EXIT_ERRORS, EXIT_UNREADABLE = 0, 1, 2
 STDIN = "-"
-# Problems with the file's bytes, not with a place in a JSON document: no "$" path prefix.
-FILE_LEVEL_CODES = {"not_json", "too_large"}
 # Codes that mean "this is not a flow file we could even parse": exit 2.
 UNREADABLE_CODES = {"unreadable", "not_json"}
 
@@ -65,9 +63,7 @@ def _unreadable_message(exc: OSError, lang: str) -> str:
 def _structural_findings(path: str, error: FlowDocumentError) -> list[dict]:
     findings = []
     for problem in error.problems:
-        message = problem["message"]
-        if error.code not in FILE_LEVEL_CODES:
-            message = f"{problem['path']}: {message}"
+        message = problem["message"]  # says where in words; the block id is in brackets
         findings.append(_finding(path, "error", error.code, problem.get("block_id"), message))
     return findings
 
@@ -124,9 +120,10 @@ def validate_files(paths: Iterable[str], lang: str | None = None) -> tuple[list[
         loaded.append((i, path, doc))
         known.setdefault(doc["id"], set()).update(b["id"] for b in doc["blocks"])
 
+    jumped_into = jump_targets(doc for _, _, doc in loaded)
     for i, path, doc in loaded:
         try:
-            found = lint(doc, flows=known, lang=lang)
+            found = lint(doc, flows=known, lang=lang, jumped_into=jumped_into)
         except Exception as exc:  # a linter bug must not hide the other files' findings
             found = [{"level": "error", "code": "internal_error", "block_id": None,
                       "message": _text("internal_error", lang, error=f"{type(exc).__name__}: {exc}")}]

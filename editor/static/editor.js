@@ -978,6 +978,22 @@
     commit();
   }
 
+  // The server replaced the draft (restore a version, publish an older one): show it and
+  // take its revision; the previous document stays on the undo stack.
+  function applyRestored(result) {
+    snapshot();
+    state.doc = result.doc;
+    state.cards = result.cards;
+    state.revision = result.revision;
+    state.findings = result.findings || [];
+    document.getElementById("flow-name").textContent = state.doc.name;
+    var changes = document.getElementById("draft-changes");
+    if (changes) changes.hidden = true;  // the draft is the version just published
+    showTriggers();
+    renderAll();
+    decorate();
+  }
+
   // The flow's tests (the Tests panel, static/flowtests.js): one undoable change.
   function setTests(tests) {
     snapshot();
@@ -994,6 +1010,7 @@
       if (result.action === "block") applyBlockResult(result);
       else if (result.action === "settings") applySettings(result.settings);
       else if (result.action === "replace") applyReplacement(result);
+      else if (result.action === "restored") applyRestored(result);
       else if (result.action === "findings") { state.findings = result.findings; decorate(); }
     });
   }
@@ -1106,8 +1123,9 @@
     // The block's form opens in the side panel: a block dropped where the panel will be
     // is moved left of it, so it never lands underneath.
     var wrap = canvas.getBoundingClientRect();
-    var panelWidth = panel.hidden ? Math.min(380, wrap.width * 0.92) : panel.getBoundingClientRect().width;
-    var limit = wrap.right - panelWidth - 24 - 220 * editor.zoom;
+    var body = root.querySelector(".editor-body").getBoundingClientRect();
+    var panelLeft = panel.hidden ? body.right - Math.min(360, body.width * 0.92) : panel.getBoundingClientRect().left;
+    var limit = Math.min(wrap.right, panelLeft) - 24 - 220 * editor.zoom;
     var point = clientToCanvas(Math.max(wrap.left + 8, Math.min(event.clientX - 20 * editor.zoom, limit)), event.clientY - 20 * editor.zoom);
     addBlock(kind, point.x, point.y);
   });
@@ -1189,7 +1207,11 @@
     if (first) first.focus();
   }
   canvas.addEventListener("mousedown", function (event) {
-    if (event.target.closest(".port-add")) event.stopPropagation();  // not a drag for Drawflow
+    if (event.target.closest(".port-add")) { event.stopPropagation(); return; }  // not a drag for Drawflow
+    // A click on the canvas (a connection, the background) takes the keyboard focus from
+    // whatever had it (a button of the panel), so Delete then acts on the canvas.
+    var focusable = event.target.closest("input, textarea, select, button, [tabindex]");
+    if (!focusable || focusable === canvas) canvas.focus({ preventScroll: true });
   }, true);
   canvas.addEventListener("click", function (event) {
     var button = event.target.closest(".port-add");

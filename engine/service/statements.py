@@ -1,7 +1,8 @@
-"""The write path's statements, built once with bound parameters."""
+"""The unit of work's statements, built once with bound parameters: on SQLite building and
+cache-keying a Core statement costs more than running it (bench/http_inbound.py)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
 
 from engine.service.common import BOT_TIMER_KINDS
 from engine.store import (
@@ -16,55 +17,100 @@ from engine.store import (
     processed_messages,
     run_log,
     timers,
+    users,
 )
 
-# The inbound hot path's statements, built once with bound parameters: on SQLite building
-# and cache-keying a Core statement cost more than running it (bench/http_inbound.py).
-_SAVE_STATE = update(conversations).where(conversations.c.id == bindparam("_id")).values(
+# ---------------------------------------------------------------------- load
+
+
+def _published_list(postgres: bool):
+    """The published flows' [id, version] pairs as one JSON array (a scalar subquery)."""
+    pair = func.json_build_array if postgres else func.json_array
+    agg = func.json_agg if postgres else func.json_group_array
+    return select(agg(pair(flows.c.id, flows.c.published_version))).where(
+        flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None)).scalar_subquery()
+
+
+def _inbound(postgres: bool):
+    """A known contact's conversation, that message's stored answer (a duplicate) and the
+    published flows, in one query: what deciding about an inbound message needs, nearly always."""
+    return select(
+        conversations, contacts.c.name.label("contact_name_"), processed_messages.c.result.label("processed_"),
+        _published_list(postgres).label("published_")).select_from(
+        conversations.join(contacts, contacts.c.id == conversations.c.contact_id).outerjoin(
+            processed_messages, and_(processed_messages.c.channel == bindparam("_channel"),
+                                     processed_messages.c.external_id == bindparam("_message_id")))).where(
+        contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
+
+
+def _by_id(postgres: bool):
+    return select(conversations, contacts.c.name.label("contact_name_"),
+                  _published_list(postgres).label("published_")).join(
+        contacts, contacts.c.id == conversations.c.contact_id).where(conversations.c.id == bindparam("_id"))
+
+
+INBOUND = {False: _inbound(False), True: _inbound(True)}
+BY_ID = {False: _by_id(False), True: _by_id(True)}
+# PostgreSQL under the lock: the row first, then the rest, each statement on a snapshot taken
+# after the lock was granted (a joined query would see the others as they were before the wait).
+CONVERSATION_BY_CONTACT_FOR_UPDATE = select(conversations, contacts.c.name.label("contact_name_")).join(
+    contacts, contacts.c.id == conversations.c.contact_id).where(
+    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id")
+).with_for_update(of=conversations)
+CONVERSATION_BY_ID_FOR_UPDATE = select(conversations, contacts.c.name.label("contact_name_")).join(
+    contacts, contacts.c.id == conversations.c.contact_id).where(
+    conversations.c.id == bindparam("_id")).with_for_update(of=conversations)
+PROCESSED = select(processed_messages.c.result).where(
+    processed_messages.c.channel == bindparam("_channel"),
+    processed_messages.c.external_id == bindparam("_message_id"))
+PUBLISHED = select(flows.c.id, flows.c.published_version).where(
+    flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
+CONTACT = select(contacts.c.id, contacts.c.name).where(
+    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
+CONVERSATION_OF = select(conversations.c.id).where(conversations.c.contact_id == bindparam("_contact_id"))
+ASSIGNEES = select(conversation_assignees.c.conversation_id, conversation_assignees.c.login).where(
+    conversation_assignees.c.conversation_id.in_(bindparam("_ids", expanding=True))).order_by(
+    conversation_assignees.c.assigned_at, conversation_assignees.c.login)
+USERS = select(users.c.login)
+AUTO_CONCLUDE_PENDING = select(timers.c.conversation_id).where(
+    timers.c.conversation_id.in_(bindparam("_ids", expanding=True)), timers.c.status == "pending",
+    timers.c.kind == "auto_conclude")
+PENDING_TIMERS = select(timers.c.id, timers.c.conversation_id, timers.c.kind, timers.c.payload).where(
+    timers.c.id.in_(bindparam("_ids", expanding=True)), timers.c.status == "pending")
+TIMER_PENDING = select(timers.c.id).where(timers.c.id == bindparam("_id"), timers.c.status == "pending")
+CONVERSATIONS = select(conversations).where(conversations.c.id.in_(bindparam("_ids", expanding=True)))
+CONVERSATIONS_FOR_UPDATE = CONVERSATIONS.order_by(conversations.c.id).with_for_update()
+CONTACT_NAMES = select(contacts.c.id, contacts.c.name).where(contacts.c.id.in_(bindparam("_ids", expanding=True)))
+CONVERSATION_EXISTS = select(conversations.c.id).where(conversations.c.id == bindparam("_id"))
+USER_EXISTS = select(exists().where(users.c.login == bindparam("_login")))
+
+# ---------------------------------------------------------------------- write
+
+SAVE_CONVERSATION = update(conversations).where(
+    conversations.c.id == bindparam("_id"), conversations.c.version == bindparam("_version")).values(
     state=bindparam("_state"), status=bindparam("_status"), name_norm=bindparam("_name_norm"),
     version=conversations.c.version + 1, updated_at=bindparam("_updated_at"),
-    opened_at=bindparam("_opened_at"))
-_INSERT_MESSAGE = insert(messages)
-_INSERT_ANSWER = insert(answers)
-_INSERT_LOG = insert(run_log)
-_INSERT_TIMER = insert(timers)
-_INSERT_OUTBOX = insert(outbox)
-_INSERT_ACTIVITY = insert(activity)
-_PROCESSED = select(processed_messages.c.result).where(
-    processed_messages.c.channel == bindparam("_channel"),
-    processed_messages.c.external_id == bindparam("_external_id"))
-_INSERT_PROCESSED = insert(processed_messages)
-_CONTACT = select(contacts.c.id, contacts.c.name).where(
-    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
-_CONVERSATION_OF = select(conversations.c.id).where(conversations.c.contact_id == bindparam("_contact_id"))
-_CONVERSATION = select(conversations).where(conversations.c.id == bindparam("_id"))
-_CONVERSATION_FOR_UPDATE = _CONVERSATION.with_for_update()
-# A known contact's conversation in one query (the common case of an inbound message).
-_CONVERSATION_BY_CONTACT = select(conversations, contacts.c.name.label("contact_name_")).join(
-    contacts, contacts.c.id == conversations.c.contact_id).where(
-    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
-_CONVERSATION_BY_CONTACT_FOR_UPDATE = _CONVERSATION_BY_CONTACT.with_for_update(of=conversations)
-# On SQLite the write lock is already held (BEGIN IMMEDIATE), so the same query can also
-# bring the duplicate check and the published flows (what trigger matching needs): three
-# statements in one. PostgreSQL keeps them apart: a row lock's wait would leave the
-# joined rows at the statement's older snapshot.
-_PUBLISHED_LIST = select(func.json_group_array(func.json_array(flows.c.id, flows.c.published_version))).where(
-    flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None)).scalar_subquery()
-_INBOUND_SQLITE = select(
-    conversations, contacts.c.name.label("contact_name_"), processed_messages.c.result.label("processed_"),
-    _PUBLISHED_LIST.label("published_")).select_from(
-    conversations.join(contacts, contacts.c.id == conversations.c.contact_id).outerjoin(
-        processed_messages, and_(processed_messages.c.channel == bindparam("_channel"),
-                                 processed_messages.c.external_id == bindparam("_message_id")))).where(
-    contacts.c.channel == bindparam("_channel"), contacts.c.external_id == bindparam("_external_id"))
-_ASSIGNEES = select(conversation_assignees.c.login).where(
-    conversation_assignees.c.conversation_id == bindparam("_id")).order_by(
-    conversation_assignees.c.assigned_at, conversation_assignees.c.login)
-_CANCEL_BOT_TIMERS = update(timers).where(
+    opened_at=bindparam("_opened_at"), first_response_at=bindparam("_first_response_at"))
+RENAME_CONTACT = update(contacts).where(contacts.c.id == bindparam("_id")).values(name=bindparam("_name"))
+FIRE_TIMER = update(timers).where(timers.c.id == bindparam("_id"), timers.c.status == "pending").values(
+    status="fired", fired_at=bindparam("_at"))
+CANCEL_BOT_TIMERS = update(timers).where(
     timers.c.conversation_id == bindparam("_id"), timers.c.status == "pending",
     or_(*(timers.c.kind == kind for kind in BOT_TIMER_KINDS))).values(status="cancelled")
-_PUBLISHED = select(flows.c.id, flows.c.published_version).where(
-    flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
-
-
-_VERSION_SQL = "SELECT version FROM conversations WHERE id = ?"  # SQLite (qmark)
+CANCEL_AUTO_CONCLUDE = update(timers).where(
+    timers.c.conversation_id == bindparam("_id"), timers.c.status == "pending",
+    timers.c.kind == "auto_conclude").values(status="cancelled")
+INSERT_MESSAGE = insert(messages)
+INSERT_OUTBOX = insert(outbox)
+INSERT_TIMER = insert(timers)
+INSERT_ACTIVITY = insert(activity)
+INSERT_ASSIGNEE = insert(conversation_assignees)
+DELETE_ASSIGNEE = conversation_assignees.delete().where(
+    conversation_assignees.c.conversation_id == bindparam("_id"),
+    conversation_assignees.c.login == bindparam("_login"))
+INSERT_ANSWER = insert(answers)
+INSERT_LOG = insert(run_log)
+INSERT_PROCESSED = insert(processed_messages)
+UPDATE_PROCESSED = update(processed_messages).where(
+    processed_messages.c.channel == bindparam("_channel"),
+    processed_messages.c.external_id == bindparam("_message_id")).values(result=bindparam("_result"))

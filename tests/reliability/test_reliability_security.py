@@ -67,7 +67,7 @@ def is_public(endpoint: str) -> bool:
     return endpoint in PUBLIC or endpoint.split(".")[0] in PUBLIC_BLUEPRINTS
 
 
-def login(client, user: str, password: str = "x") -> None:
+def login(client, user: str, password: str = "senha-de-teste") -> None:
     answer = client.post("/login", data={"login": user, "password": password})
     assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
 
