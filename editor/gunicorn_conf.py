@@ -64,10 +64,11 @@ def on_exit(server) -> None:
 
 control_socket_disable = True  # no runtime-management socket in $HOME (as papo serve)
 
+# gunicorn merges this into its logging defaults (key by key): its own lines in JSON, each
+# once (its default root handler would print every line a second time, and the app's root
+# handler a third). Empty (gunicorn's default) for text logs.
+logconfig_dict: dict = {}
 if (os.environ.get("PAPO_LOG_FORMAT") or "").strip().lower() == "json":
-    # gunicorn merges this into its logging defaults (key by key): its own lines in JSON,
-    # each once (its default root handler would print every line a second time, and the
-    # app's root handler a third).
     logconfig_dict = {
         "formatters": {"generic": {"()": "engine.logs.JsonFormatter"}},
         "root": {"level": "INFO", "handlers": []},
