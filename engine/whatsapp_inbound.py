@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from engine.db import read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
+from engine.observe import observed_inbound
 from engine.store import activity, contacts, conversations, messages, processed_messages
 from engine.whatsapp import (
     DELETED_PLACEHOLDER,
@@ -63,8 +65,11 @@ class Receipt:
 def receive(service, delivery: Delivery, inbound=None) -> Receipt:
     """Apply a parsed delivery: every message, change and status on its own, in order.
 
-    ``inbound``: what stores one customer message (default ``service.handle_inbound``; the
-    web layer passes its counted and logged wrapper, same signature)."""
+    Each customer message goes through ``inbound`` (same signature as
+    ``Service.handle_inbound``), by default ``engine.observe.observed_inbound`` (counted,
+    timed and logged with its ids, like the API's and the web chat's)."""
+    if inbound is None:
+        inbound = partial(observed_inbound, service)
     receipt = Receipt(skipped=len(delivery.skipped), errors=len(delivery.errors))
     for path, reason in delivery.skipped:
         log.warning("WhatsApp delivery: %s skipped: %s", path, reason)
