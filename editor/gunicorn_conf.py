@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -40,8 +41,14 @@ def prepare_metrics_folder() -> str:
         folder = tempfile.mkdtemp(prefix="papo-metrics-")
         _made_here.append(folder)
         os.environ[metrics.MULTIPROC_ENV] = folder  # the workers inherit it when forked
+        atexit.register(_remove_if_master, folder, os.getpid())  # also when start-up fails
     _prepared_in.append(os.getpid())
     return folder
+
+
+def _remove_if_master(folder: str, master: int) -> None:
+    if os.getpid() == master:  # a forked worker exiting must not take the folder with it
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def on_starting(server) -> None:
