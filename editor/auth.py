@@ -51,6 +51,7 @@ bp = Blueprint("auth", __name__)
 SESSION_USER = "user_id"
 SESSION_ROLE = "role"
 SESSION_LOGIN = "login"
+SESSION_GENERATION = "generation"
 HOME = "/inbox"
 
 
@@ -127,8 +128,10 @@ def current_user() -> dict | None:
     user_id = session.get(SESSION_USER)
     if user_id is not None:
         user = accounts.get_user_by_id(_engine(), user_id)
-        if user is None or user["role"] != session.get(SESSION_ROLE):
-            # Deleted, or the role changed since login: log in again.
+        if user is None or user["disabled"] or user["role"] != session.get(SESSION_ROLE) or \
+                user["session_generation"] != session.get(SESSION_GENERATION, 0):
+            # Deleted, disabled, the role changed, or the session was ended server-side
+            # (logout elsewhere, a password change): log in again.
             _clear_session()
             user = None
     g.user = user
@@ -154,12 +157,17 @@ def login_user(user: dict) -> None:
     session[SESSION_USER] = user["id"]
     session[SESSION_ROLE] = user["role"]
     session[SESSION_LOGIN] = user["login"]
+    session[SESSION_GENERATION] = user.get("session_generation", 0)
     if user.get("lang") and "lang" not in session:
         session["lang"] = user["lang"]
     g.user = user
 
 
 def logout_user() -> None:
+    """End this session and every other session of the same user (server-side)."""
+    user = current_user()
+    if user is not None:
+        accounts.end_sessions(_engine(), user["id"])
     _clear_session()
     g.user = None
 

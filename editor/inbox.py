@@ -47,10 +47,13 @@ from flask_babel import gettext as _
 from blocks import timer_kinds
 from editor.app import get_engine, get_service, render_page
 from editor.auth import current_user, login_required
+from editor.i18n import current_lang
 from editor.security import query_int
-from engine import accounts, queries
+from engine import accounts, queries, timeline
 from engine import conversation as machine
 from engine.errors import Invalid, NotFound
+from engine.flows import FlowRepository
+from engine.whatsapp import PLACEHOLDERS
 
 bp = Blueprint("inbox", __name__)
 
@@ -198,8 +201,12 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
     if action == "assigned":
         if actor_login == "bot":
             return _("O fluxo atribuiu a %(user)s", user=user)
+        if self_:  # not "Bruno atribuiu a Bruno"
+            return _("%(name)s assumiu o atendimento", name=actor)
         return _("%(name)s atribuiu a %(user)s", name=actor, user=user)
     if action == "unassigned":
+        if self_:
+            return _("%(name)s saiu do atendimento", name=actor)
         return _("%(name)s desatribuiu %(user)s", name=actor, user=user)
     if action == "concluded":
         return _("Concluído por %(name)s", name=actor)
@@ -211,7 +218,15 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
         return _("Concluído automaticamente por inatividade")
     if action == "concluded_by_flow":
         return _("Concluído pelo fluxo")
+    if action == "number_changed":
+        return _("O cliente trocou de número no WhatsApp: de %(old)s para %(new)s",
+                 old=phone_number(detail.get("from")), new=phone_number(detail.get("to")))
     return _("%(name)s: %(action)s", name=actor, action=action)
+
+
+def phone_number(digits: str | None) -> str:
+    """A WhatsApp id as people read a number: ``+5511987654321``."""
+    return f"+{digits}" if digits and digits.isdigit() else (digits or "?")
 
 
 def already_sentence(action: str, fresh: dict, acts: list[dict], user: str | None,
@@ -247,13 +262,17 @@ def _entry(row: dict) -> dict:
 def build_timeline(msgs: list[dict], acts: list[dict], names: dict[str, str]) -> list[dict]:
     """Messages and activity sentences interleaved by time (see ``_AFTER_MESSAGES``)."""
     items = []
+    by_external_id = {m["external_id"]: m for m in msgs if m.get("external_id")}
     for m in msgs:
         author = m["author"]
-        items.append(((m["at"], 1, m["id"]), {
+        item = {
             "kind": "message", "id": m["id"], "direction": m["direction"], "author": author,
             "role": "customer" if author == "customer" else ("bot" if author == "bot" else "agent"),
             "author_name": who(author, names), "text": m["text"],
-            "buttons": m.get("buttons") or [], "at": m["at"]}))
+            "buttons": m.get("buttons") or [], "at": m["at"]}
+        if m.get("details"):  # WhatsApp: media, quote, ad, reaction, deleted, edited (engine/timeline.py)
+            item.update(whatsapp_extras(m, by_external_id))
+        items.append(((m["at"], 1, m["id"]), item))
     for a in acts:
         rank = 2 if a["actor"] in _AFTER_MESSAGES else 0
         detail = a.get("detail") or {}
@@ -265,11 +284,35 @@ def build_timeline(msgs: list[dict], acts: list[dict], names: dict[str, str]) ->
     return [item for _key, item in items]
 
 
+def whatsapp_extras(row: dict, by_external_id: dict) -> dict:
+    """What a WhatsApp message carried, ready for the bubble (``inbox/_message_extras.html``).
+
+    The same reading as the API's (:func:`engine.timeline.message_view`); besides it, a
+    placeholder text ("[imagem]") is not shown twice when the media block says it, times
+    are datetimes, and an edit's earlier versions are listed newest first."""
+    view = timeline.message_view(row, by_external_id)
+    extras = {key: view[key] for key in timeline.EXTRA_KEYS if key in view}
+    if "media" in view or "contacts" in view or "order" in view:
+        extras["placeholder"] = row["text"] in PLACEHOLDERS.values()
+    if "reaction" in view:
+        extras["reaction"] = {**view["reaction"], "at": _parse_iso(view["reaction"]["at"])}
+    if "edits" in view:
+        extras["edits"] = [{"text": e["text"], "at": _parse_iso(e["at"])} for e in reversed(view["edits"])]
+    location = extras.get("media") if (extras.get("media") or {}).get("type") == "location" else None
+    if location and location.get("latitude") is not None and location.get("longitude") is not None:
+        extras["map_url"] = "https://www.openstreetmap.org/?" + urlencode(
+            {"mlat": location["latitude"], "mlon": location["longitude"]}) + \
+            f"#map=17/{location['latitude']}/{location['longitude']}"
+    return extras
+
+
 def driver(conv: dict) -> dict:
     """Who is driving the conversation now: people, or the bot (and what it waits for)."""
     run = conv.get("run") or {}
     state = run.get("state")
-    where = {"flow": run.get("flow_id"), "block": run.get("block_id")}
+    # named as people read them: the flow's name and the block's title (id after it)
+    where = FlowRepository(get_engine()).run_position(
+        run.get("flow_id"), run.get("flow_version"), run.get("block_id"), current_lang())
     if conv["status"] == machine.OPEN:
         if conv["assignees"]:
             return {"kind": "agent", "title": _("Bot pausado — atendimento humano"), **where,

@@ -156,12 +156,12 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "type": "object", "required": ["version"],
         "properties": {"version": {"type": "integer"}},
     },
-    "TestRun": {
+    "FlowTestRun": {
         "type": "object", "required": ["passed", "failed", "results"],
         "properties": {"passed": {"type": "integer"}, "failed": {"type": "integer"},
-                       "results": {"type": "array", "items": _ref("TestResult")}},
+                       "results": {"type": "array", "items": _ref("FlowTestResult")}},
     },
-    "TestResult": {
+    "FlowTestResult": {
         "type": "object", "required": ["name", "passed", "step", "message"],
         "properties": {"name": {"type": "string"}, "passed": {"type": "boolean"},
                        "step": {"type": ["integer", "null"], "description": "The failing step, from 1."},
@@ -223,6 +223,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
                                "contacts": {"type": "array", "items": {"type": "object"}},
                                "order": {"type": "object"},
                                "referral": {"type": "object"},
+                               "referred_product": {"type": "object"},
                                "forwarded": {"type": "boolean"},
                                "reply_to": {"type": "object", "required": ["id", "text"],
                                             "properties": {"id": {"type": ["integer", "null"]},

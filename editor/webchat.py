@@ -42,7 +42,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from editor.app import get_engine, get_service
 from editor.ops import observed_inbound
-from editor.security import MAX_ID, BadParameter
+from editor.security import MAX_ID, BadParameter, BadText
 from engine import queries
 from engine.flows import FlowRepository
 
@@ -61,6 +61,10 @@ HISTORY = 200  # messages the page shows on load (older ones stay in the inbox)
 # Per visitor (one conversation) and per client address; tokens refill continuously.
 VISITOR_LIMIT = (10, 10.0)  # 10 messages per 10 s
 ADDRESS_LIMIT = (30, 10.0)  # several visitors behind one NAT
+# Per client address and hour (DESIGN §10.5): posting without the cookie makes a new
+# visitor, and each visitor may open a conversation in the agents' inbox.
+NEW_VISITOR_LIMIT = (20, 3600.0)  # new visitors (new contacts) per address per hour
+OPENED_LIMIT = (10, 3600.0)  # conversations opened (handed to agents) per address per hour
 
 
 # ---------------------------------------------------------------------------- throttling
@@ -103,15 +107,27 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
             return True
 
+    def available(self, kind: str, value: str) -> bool:
+        """Whether ``kind=value`` has a token left (nothing spent)."""
+        with self._lock:
+            return self._level((kind, value), self.clock()) >= 1.0
+
 
 def _limiter() -> RateLimiter:
     return current_app.extensions["papo"]["webchat_limiter"]
+
+
+def _newcomers() -> RateLimiter:
+    return current_app.extensions["papo"]["webchat_newcomers"]
 
 
 @bp.record_once
 def _setup(state) -> None:
     state.app.extensions["papo"].setdefault(
         "webchat_limiter", RateLimiter({"visitor": VISITOR_LIMIT, "address": ADDRESS_LIMIT}))
+    state.app.extensions["papo"].setdefault(
+        "webchat_newcomers", RateLimiter({"new_visitor": NEW_VISITOR_LIMIT,
+                                          "opened": OPENED_LIMIT}))
 
 
 # ---------------------------------------------------------------------------- visitor
@@ -269,21 +285,32 @@ def send(flow_id: str):
     text = (request.form.get("choice") or request.form.get("text") or "").strip()[:MAX_TEXT]
     if not text:
         return _refuse(flow_id, doc, visitor, is_new, htmx, 422, _("Escreva uma mensagem antes de enviar."))
-    if not _limiter().take(visitor=f"{flow_id}:{visitor}", address=request.remote_addr or "?"):
+    address = request.remote_addr or "?"
+    if not _limiter().take(visitor=f"{flow_id}:{visitor}", address=address):
         return _refuse(flow_id, doc, visitor, is_new, htmx, 429,
                        _("Calma! Você está enviando mensagens rápido demais. Espere alguns "
                          "segundos e tente de novo."), text=text)
+    external_id = _external_id(flow_id, visitor)
+    before = None if is_new else _conversation(external_id)
+    busy = _("Muitas conversas novas começaram deste endereço na última hora. Espere um "
+             "pouco e tente de novo mais tarde.")
+    if before is None and not _newcomers().take(new_visitor=address):
+        return _refuse(flow_id, doc, visitor, is_new, htmx, 429, busy, text=text, retry_after=600)
+    if (before is None or before["status"] != "open") and \
+            not _newcomers().available("opened", address):
+        # Visitors already talking to an agent go on; nobody else opens one more.
+        return _refuse(flow_id, doc, visitor, is_new, htmx, 429, busy, text=text, retry_after=600)
     message_id = request.form.get("message_id") or ""
     if not MESSAGE_ID.match(message_id):
         message_id = str(uuid.uuid4())
-    external_id = _external_id(flow_id, visitor)
     name = _clean_name(request.form.get("name"))
     if not name:  # a bot button without JavaScript: keep the name the contact has
-        known = _conversation(external_id)
-        name = (known["name"] if known else "") or DEFAULT_NAME
+        name = (before["name"] if before else "") or DEFAULT_NAME
     contact = {"external_id": external_id, "name": name}
     # The visitor id namespaces the message id: nobody can replay someone else's.
-    deliver(get_service(), flow_id, contact, {"id": f"{visitor}:{message_id}", "text": text})
+    result = deliver(get_service(), flow_id, contact, {"id": f"{visitor}:{message_id}", "text": text})
+    if result.get("status") == "open" and (before is None or before["status"] != "open"):
+        _newcomers().take(opened=address)
     if not htmx:
         response = redirect(url_for("webchat.chat", flow_id=flow_id), 303)
         return _remember(response, flow_id, visitor) if is_new else response
@@ -293,13 +320,29 @@ def send(flow_id: str):
     return _remember(response, flow_id, visitor) if is_new else response
 
 
-def _refuse(flow_id, doc, visitor, is_new, htmx, status, notice, text=""):
+@bp.errorhandler(BadText)
+def _bad_text(error: BadText):
+    """A message with a NUL (refused before the view ran, ``editor.security``): the
+    customer sees why in the chat, their conversation untouched."""
+    from editor.errors import handle_papo_error
+
+    flow_id = (request.view_args or {}).get("flow_id", "")
+    doc = _published_flow(flow_id) if request.method == "POST" else None
+    if doc is None:
+        return handle_papo_error(error)
+    visitor, is_new = _visitor()
+    return _refuse(flow_id, doc, visitor, is_new, bool(getattr(request, "htmx", False)), 422,
+                   error.message)
+
+
+def _refuse(flow_id, doc, visitor, is_new, htmx, status, notice, text="", retry_after=5):
     """A message that is not processed: the notice, the customer's text kept in the box."""
     if not htmx:
-        return _page(flow_id, doc, visitor, is_new, notice=notice, status=status, text=text)
-    response = make_response(render_template("webchat/_notice.html", notice=notice), status)
-    response.headers["HX-Retarget"] = "#chat-notice"
-    response.headers["HX-Reswap"] = "outerHTML"
+        response = _page(flow_id, doc, visitor, is_new, notice=notice, status=status, text=text)
+    else:
+        response = make_response(render_template("webchat/_notice.html", notice=notice), status)
+        response.headers["HX-Retarget"] = "#chat-notice"
+        response.headers["HX-Reswap"] = "outerHTML"
     if status == 429:
-        response.headers["Retry-After"] = "5"
+        response.headers["Retry-After"] = str(retry_after)
     return response

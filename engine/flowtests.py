@@ -13,26 +13,29 @@ person does) begin a new exchange: the bot messages it produces are the ones the
 ``expect`` steps read; messages nobody expected from an earlier exchange are let go.
 ``wait`` adds what the fired timers sent to the current exchange. ``expect_end`` checks
 that the current exchange has no message left unexpected. ``expect_buttons`` reads the
-buttons of the last message an ``expect``/``expect_contains`` matched in this exchange,
-else of the newest bot message.
+buttons of the last bot message (the newest one sent so far, DESIGN §10.2).
 
-:func:`test_from_conversation` turns a simulated conversation (as the API shows it) into
+:func:`recorded_test` turns a simulated conversation (as the API shows it) into
 a test: the editor's "Salvar como teste".
 """
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from blocks import REGISTRY
+from blocks.labels import block_title
 from engine.errors import PapoError
 from engine.http import HttpOutcome
 from engine.i18n import t
 from engine.settings import Settings
 
+log = logging.getLogger(__name__)
 # Tests start on a fixed clock: the same run gives the same timestamps every time.
 START_AT = float(int(datetime(2026, 1, 5, 12, 0).timestamp()))
 DEFAULT_CONTACT_NAME = "Visitante"  # as papo chat and the web chat
@@ -42,24 +45,27 @@ STATUSES = ("open", "concluded")
 
 # ---------------------------------------------------------------------- results
 @dataclass
-class TestResult:
+class FlowTestResult:
     name: str
     passed: bool
     step: int | None = None  # the failing step, numbered from 1
     message: str | None = None  # "passo 3: esperado …, recebido …"
+    # When an ``expect`` failed on another message: its full text (the editor offers to
+    # take it as the new expected text). Not part of the API's answer.
+    got: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {"name": self.name, "passed": self.passed, "step": self.step, "message": self.message}
 
 
-def summary(results: list[TestResult]) -> dict:
+def summary(results: list[FlowTestResult]) -> dict:
     """The API's answer: ``{"passed", "failed", "results": [{"name","passed","step","message"}]}``."""
     passed = sum(r.passed for r in results)
     return {"passed": passed, "failed": len(results) - passed,
             "results": [r.to_json() for r in results]}
 
 
-def failure_details(results: list[TestResult]) -> list[dict]:
+def failure_details(results: list[FlowTestResult]) -> list[dict]:
     """``[{"path": "tests/<name>", "message"}]`` for each failing test (publish's 422)."""
     return [{"path": f"tests/{r.name}", "message": r.message or ""} for r in results if not r.passed]
 
@@ -116,10 +122,16 @@ class _Exchange:
 
     messages: list[dict] = field(default_factory=list)
     read: int = 0
-    last_matched: dict | None = None
+    newest: dict | None = None  # the last bot message so far (``expect_buttons`` reads it)
+    got: str | None = None  # the text an ``expect`` found instead of its own
 
     def reset(self, replies: list[dict]) -> None:
-        self.messages, self.read, self.last_matched = list(replies), 0, None
+        self.messages, self.read = list(replies), 0
+        self.newest = replies[-1] if replies else self.newest
+
+    def extend(self, replies: list[dict]) -> None:
+        self.messages.extend(replies)
+        self.newest = replies[-1] if replies else self.newest
 
     def next(self) -> dict | None:
         if self.read >= len(self.messages):
@@ -130,30 +142,35 @@ class _Exchange:
 
 
 def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, lang: str | None
-             ) -> TestResult:
+             ) -> FlowTestResult:
     from engine.simulator import Simulation
 
     mocks = _Mocks(list(test.get("http_mocks") or []))
     name = (test.get("contact") or {}).get("name") or DEFAULT_CONTACT_NAME
     sim = Simulation(None, db=db, settings=settings, start_at=START_AT, flow_id=flow_id, http=mocks,
-                     contact_name=name)
+                     contact_name=name, record_events=False)
     exchange = _Exchange()
     for number, step in enumerate(test["steps"], start=1):
-        problem = _play(sim, exchange, step, mocks, lang)
+        try:
+            problem = _play(sim, exchange, step, lang)
+        except Exception as exc:  # a bug must fail this test, not the publish request
+            log.exception("flow test %r of %s crashed at step %d", test["name"], flow_id, number)
+            problem = t("flowtest.crashed", lang, error=type(exc).__name__)
         if problem is None and mocks.unmocked:
             call = mocks.unmocked[0]
             problem = t("flowtest.unmocked", lang, method=call["method"], url=call["url"])
         if problem is not None:
-            return TestResult(test["name"], False, number,
-                              t("flowtest.step", lang, step=number, message=problem))
-    return TestResult(test["name"], True)
+            return FlowTestResult(test["name"], False, number,
+                                  t("flowtest.step", lang, step=number, message=problem),
+                                  got=exchange.got)
+    return FlowTestResult(test["name"], True)
 
 
 def _expected_got(lang, expected: str, got: str) -> str:
     return t("flowtest.expected_got", lang, expected=expected, got=got)
 
 
-def _play(sim, exchange: _Exchange, step: dict, mocks: _Mocks, lang: str | None) -> str | None:
+def _play(sim, exchange: _Exchange, step: dict, lang: str | None) -> str | None:
     """Do or check one step; the failure message, or None when it holds."""
     (kind, value), = step.items()
     nothing = t("flowtest.no_message", lang)
@@ -166,7 +183,7 @@ def _play(sim, exchange: _Exchange, step: dict, mocks: _Mocks, lang: str | None)
         elif kind == "conclude":
             exchange.reset(sim.conclude())
         elif kind == "wait":
-            exchange.messages.extend(sim.wait(float(value)))
+            exchange.extend(sim.wait(float(value)))
     except PapoError as exc:  # e.g. a message the service refuses: the test fails there
         return t("flowtest.refused", lang, error=exc.message)
     if kind in ("say", "open", "conclude", "wait"):
@@ -178,11 +195,11 @@ def _play(sim, exchange: _Exchange, step: dict, mocks: _Mocks, lang: str | None)
             return _expected_got(lang, shown, nothing)
         matches = message["text"] == value if kind == "expect" else value in message["text"]
         if not matches:
+            exchange.got = message["text"] if kind == "expect" else None
             return _expected_got(lang, shown, _quote(message["text"]))
-        exchange.last_matched = message
         return None
     if kind == "expect_buttons":
-        message = exchange.last_matched or (exchange.messages[-1] if exchange.messages else None)
+        message = exchange.newest
         expected = t("flowtest.buttons", lang, labels=_labels(value)) if value else t("flowtest.no_buttons", lang)
         if message is None:
             return _expected_got(lang, expected, nothing)
@@ -222,7 +239,7 @@ def _same(actual: Any, expected: Any) -> bool:
 
 # ---------------------------------------------------------------------- running
 def run_tests(doc: dict, *, names: list[str] | None = None, settings: Settings | None = None,
-              lang: str | None = None, others: list[dict] | None = None) -> list[TestResult]:
+              lang: str | None = None, others: list[dict] | None = None) -> list[FlowTestResult]:
     """Run the document's tests (or those named) on its content as a draft.
 
     ``doc``: a flow document already checked by ``schemas.load_document``. ``others``:
@@ -242,7 +259,8 @@ def run_tests(doc: dict, *, names: list[str] | None = None, settings: Settings |
         for other in others or []:
             if other.get("id") != doc["id"]:
                 _publish_quietly(repo, other)
-        repo.create(doc, actor="teste")
+        # The service reads the draft at every step: store it without its (long) tests.
+        repo.create({k: v for k, v in doc.items() if k != "tests"}, actor="teste")
         return [_run_one(db, doc["id"], test, settings, lang) for test in tests]
     finally:
         db.dispose()
@@ -257,41 +275,29 @@ def _publish_quietly(repo, doc: dict) -> None:
         pass  # the test that jumps there fails on what the bot (does not) say
 
 
-def jump_targets(doc: dict) -> set[str]:
-    """Flow ids the document's ``jump`` blocks name (other than itself)."""
-    return {b["data"]["flow_id"] for b in doc.get("blocks", [])
-            if b.get("type") == "jump" and isinstance(b.get("data", {}).get("flow_id"), str)
-            and b["data"]["flow_id"] != doc.get("id")}
-
-
 # ---------------------------------------------------------------------- lint
 def _can_have_buttons(block: dict) -> bool:
-    data = block.get("data") or {}
-    if block.get("type") == "message":
-        return bool(data.get("buttons"))
-    return block.get("type") == "question" and data.get("input") in ("choice", "rating")
+    kind = REGISTRY.get(block.get("type"))
+    return kind is not None and bool(kind.buttons(block.get("data") or {}))
 
 
-def _title(block: dict) -> str:
-    text = " ".join(str((block.get("data") or {}).get("text") or "").split())
-    if not text:
-        return block["id"]
-    if len(text) <= 40:
-        return text
-    cut = text[:40].rsplit(" ", 1)[0] or text[:40]
-    return cut + "…"
+def _pauses(block: dict) -> bool:
+    kind = REGISTRY.get(block.get("type"))
+    return kind is not None and kind.pauses_run
 
 
 def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
     """Warnings about tests that cannot pass: ``expect_buttons`` where no buttons can come.
 
-    The message an ``expect_buttons`` reads is the one the ``expect`` before it named;
-    when that text is exactly some blocks' (untemplated) text and none of them can have
+    ``expect_buttons`` reads the last bot message. When the ``expect`` before it names
+    exactly the (untemplated) text of blocks that are surely the last message (a block
+    where the run waits, like a question, or one whose exits lead nowhere) and none of them can have
     buttons, or when no block of the flow sends buttons at all, it is flagged.
     """
     findings: list[dict] = []
     blocks = [b for b in doc.get("blocks", []) if isinstance(b, dict)]
     any_buttons = any(_can_have_buttons(b) for b in blocks)
+    leaving = {e.get("from") for e in doc.get("edges", []) if isinstance(e, dict)}
     by_text: dict[str, list[dict]] = {}
     for block in blocks:
         text = (block.get("data") or {}).get("text")
@@ -306,7 +312,10 @@ def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
             elif kind == "expect":
                 last_expect = step["expect"]
             elif kind == "expect_buttons" and step["expect_buttons"]:
-                named = by_text.get(last_expect or "", [])
+                # Only a message nothing follows is surely the last one: a block where the
+                # run waits (a question) or one whose exits lead nowhere.
+                named = [b for b in by_text.get(last_expect or "", [])
+                         if _pauses(b) or b["id"] not in leaving]
                 if not any_buttons:
                     findings.append({"level": "warning", "code": "test_buttons_none", "block_id": None,
                                      "message": t("lint.test_buttons_flow", lang, test=test["name"],
@@ -315,7 +324,7 @@ def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
                     findings.append({"level": "warning", "code": "test_buttons_none",
                                      "block_id": named[0]["id"],
                                      "message": t("lint.test_buttons_none", lang, test=test["name"],
-                                                  step=number, title=_title(named[0]))})
+                                                  step=number, title=block_title(named[0], lang))})
     return findings
 
 
@@ -359,7 +368,7 @@ def transcript(db: Engine, conversation_id: int) -> dict | None:
                           "at": epoch(a.at)} for a in done]}
 
 
-def test_from_conversation(conversation: dict, name: str, people: set[str] | None = None) -> dict:
+def recorded_test(conversation: dict, name: str, people: set[str] | None = None) -> dict:
     """A test replaying a (simulated) conversation: the API's shape, or :func:`transcript`'s.
 
     Each customer message is a ``say``, each bot message an ``expect`` (with
@@ -394,7 +403,7 @@ def test_from_conversation(conversation: dict, name: str, people: set[str] | Non
     steps: list[dict] = []
     status = "concluded"
     last_at: float | None = None
-    for at, _order, event in events:
+    for index, (at, _order, event) in enumerate(events):
         kind = event["kind"]
         if kind in ("bot", "status") and last_at is not None and at - last_at >= 1:
             steps.append({"wait": int(at - last_at + 0.999)})
@@ -402,7 +411,10 @@ def test_from_conversation(conversation: dict, name: str, people: set[str] | Non
             steps.append({"say": event["text"]})
         elif kind == "bot":
             steps.append({"expect": event["text"]})
-            if event["buttons"]:
+            after = events[index + 1] if index + 1 < len(events) else None
+            # expect_buttons reads the newest bot message: check them while this one is it.
+            said_next = after is not None and after[2]["kind"] == "bot" and after[0] - at < 1
+            if event["buttons"] and not said_next:
                 steps.append({"expect_buttons": event["buttons"]})
         elif kind in ("open", "conclude"):
             steps.append({kind: True})

@@ -64,6 +64,8 @@ MESSAGES: dict[str, str] = {
     "where.block_n": N_("Bloco nº %(n)s"),
     "where.edge": N_("Ligação nº %(n)s"),
     "where.trigger": N_("Gatilho nº %(n)s"),
+    "where.test": N_("Teste \"%(name)s\""),
+    "where.test_n": N_("Teste nº %(n)s"),
     "field.document": N_("o documento"),
     "field.this": N_("este campo"),
     "field.item": N_("%(field)s, item nº %(n)s: %(sub)s"),
@@ -150,7 +152,7 @@ MESSAGES: dict[str, str] = {
     # users and tokens (engine.accounts)
     "accounts.bad_login": N_("Login inválido: \"%(login)s\". Use de 1 a 64 caracteres: letras minúsculas, números, ponto, hífen ou sublinhado, começando por letra ou número."),
     "accounts.bad_role": N_("Papel inválido: \"%(role)s\". Use \"admin\" ou \"agent\"."),
-    "accounts.bad_password": N_("A senha não pode ficar vazia nem passar de %(limit)s caracteres."),
+    "accounts.bad_password": N_("A senha precisa ter pelo menos %(minimum)s caracteres (e no máximo %(limit)s). Uma frase curta é fácil de lembrar e difícil de adivinhar."),
     "accounts.login_taken": N_("Já existe um usuário com o login \"%(login)s\"."),
     "accounts.no_user": N_("Não existe usuário com o login \"%(login)s\"."),
     "tests.unknown_step": N_("Passo de teste desconhecido: \"%(field)s\" (use um de: %(kinds)s)."),
@@ -170,8 +172,11 @@ MESSAGES: dict[str, str] = {
     "flowtest.end": N_("o fim (nenhuma mensagem a mais)"),
     "flowtest.unmocked": N_("requisição HTTP sem resposta simulada em http_mocks: %(method)s %(url)s"),
     "flowtest.refused": N_("o passo foi recusado: %(error)s"),
+    "flowtest.crashed": N_("erro interno do papo ao rodar este passo (%(error)s); veja o log"),
     "flowtest.failed_summary": N_("Testes do fluxo que falharam: %(count)s. Corrija o fluxo ou os testes, ou publique mesmo assim."),
-    "flowtest.mock_error": N_("resposta simulada com status %(status)s"),
+    "accounts.no_token": N_("Não existe token com o id %(token_id)s."),
+    "accounts.bad_token_name": N_("O nome do token pode ter no máximo %(limit)s caracteres."),
+    "accounts.bad_expiry": N_("A validade do token precisa ser um número de dias entre 1 e 3650."),
 }
 
 

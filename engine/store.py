@@ -54,6 +54,11 @@ users = Table(
     Column("role", String(16), nullable=False),  # "admin" | "agent"
     Column("lang", String(8), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # Set when an admin disables the user: no login, sessions and tokens stop (§10.5).
+    Column("disabled_at", UtcDateTime, nullable=True),
+    # Every browser session carries the generation it started under; logout, a password
+    # change or disabling bumps it, which ends the user's other sessions at once.
+    Column("session_generation", Integer, nullable=False, default=0, server_default="0"),
 )
 
 api_tokens = Table(
@@ -64,6 +69,8 @@ api_tokens = Table(
     Column("token_hash", String(128), nullable=False, unique=True),  # sha256 hex
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
+    Column("name", String(100), nullable=False, default="", server_default=""),
+    Column("expires_at", UtcDateTime, nullable=True),  # null: until revoked
 )
 
 flows = Table(

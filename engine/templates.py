@@ -11,8 +11,10 @@ Limits, so that no template can freeze a process or fill its memory:
   ``str.format``, ``%``), ``indent``, ``join``, ``replace``, ``batch``, ``*`` — may not
   build more than ``MAX_RENDERED`` characters (or items); ``+`` and a value passed to a
   macro or stored in a ``namespace`` at most four times that;
-- a render budget of 100 ms (``RENDER_BUDGET_S``) of the render's own CPU time (the thread's, so a busy machine does not cut it short): checked on
-  every line the compiled template runs, so even empty nested loops stop.
+- a render budget of 100 ms (``RENDER_BUDGET_S``) of CPU time: checked on every line the
+  compiled template runs, so even empty nested loops stop. Only templates that can
+  repeat work (a ``for`` loop, a macro, a call) are watched; the others are bounded by
+  their own size and the caps above, and render at full speed.
 
 Over a limit the render stops: the text rendered up to that point is kept (cut at
 ``MAX_RENDERED``), and the error is returned for the run log and logged here.
@@ -29,17 +31,18 @@ import sys
 import threading
 from functools import lru_cache
 
-# The render budget measures elapsed time, not the conversation's clock (which comes from
-# events: engine/core.py never reads it). Bound once, so a test faking the clock does not
-# fake this too.
-from time import thread_time as _elapsed  # CPU time of this thread: a busy machine does not cut renders short
+# The render budget is the CPU time of the rendering thread: a busy machine that leaves
+# the thread waiting for a core does not cut an ordinary message short, and the
+# conversation's clock (which comes from events; engine/core.py never reads it) is not
+# involved. Bound once, so a test faking the clock does not fake this too.
+from time import thread_time as _elapsed
 
 from jinja2 import ChainableUndefined, StrictUndefined, TemplateSyntaxError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
-from engine.i18n import t
+from engine.i18n import N_, gettext, t
 
 log = logging.getLogger("papo.templates")
 
@@ -287,7 +290,10 @@ def global_names() -> frozenset[str]:
 
 @lru_cache(maxsize=4096)
 def _compile(source: str):
-    return _env.from_string(source)
+    """``(template, needs_budget)``: whether it has loops, macros or calls to watch."""
+    template = _env.from_string(source)
+    tree = _env.parse(source)
+    return template, tree.find((nodes.For, nodes.Macro, nodes.CallBlock, nodes.Call)) is not None
 
 
 def render(source: str, variables: dict, contact: dict, *,
@@ -303,7 +309,7 @@ def render(source: str, variables: dict, contact: dict, *,
     context["contact"] = contact
     _local.missing = []
     try:
-        template = _compile(source)
+        template, needs_budget = _compile(source)
     except TemplateSyntaxError as exc:
         return "", [], str(exc)
     except Exception as exc:  # a template error must never crash a conversation
@@ -311,9 +317,9 @@ def render(source: str, variables: dict, contact: dict, *,
     chunks: list[str] = []
     size = 0
     error = None
-    budget = _Budget(budget_s)
     previous = sys.gettrace()
-    sys.settrace(budget.global_trace)
+    if needs_budget:
+        sys.settrace(_Budget(budget_s).global_trace)
     try:
         for chunk in template.generate(context):
             chunks.append(chunk)
@@ -328,7 +334,8 @@ def render(source: str, variables: dict, contact: dict, *,
     except Exception as exc:  # a template error must never crash a conversation
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        sys.settrace(previous)
+        if needs_budget:
+            sys.settrace(previous)
     missing = list(dict.fromkeys(_local.missing))
     text = "".join(chunks)[:MAX_RENDERED]
     return text, missing, error
@@ -357,25 +364,23 @@ def referenced_names(source: str) -> set[str] | None:
 
 
 _SYNTAX_HINTS = (
-    # (what Jinja says, pt-BR, English): plain words for the mistakes authors make
+    # (what Jinja says, plain words for the mistake authors make: a catalog id)
     ("unexpected end of template, expected 'end of print statement'",
-     "falta fechar as chaves: cada {{ precisa de um }}", "a brace is not closed: every {{ needs a }}"),
-    ("unexpected '}'", "há um } sobrando ou um {{ faltando", "there is a stray } or a missing {{"),
+     N_("falta fechar as chaves: cada {{ precisa de um }}")),
+    ("unexpected '}'", N_("há um } sobrando ou um {{ faltando")),
     ("Unexpected end of template. Jinja was looking for the following tags",
-     "um bloco {% … %} foi aberto e não foi fechado (falta {% end… %})",
-     "a {% … %} block is opened and never closed (missing {% end… %})"),
-    ("Expected an expression", "há chaves vazias ou incompletas", "there are empty or incomplete braces"),
+     N_("um bloco {% … %} foi aberto e não foi fechado (falta {% end… %})")),
+    ("Expected an expression", N_("há chaves vazias ou incompletas")),
     ("expected token 'end of print statement'",
-     "dentro de {{ }} cabe um só nome de variável (ex.: {{ contact.name }})",
-     "only one variable name fits inside {{ }} (e.g. {{ contact.name }})"),
+     N_("dentro de {{ }} cabe um só nome de variável (ex.: {{ contact.name }})")),
 )
 
 
-def _plain(exc: TemplateSyntaxError, english: bool) -> str:
+def _plain(exc: TemplateSyntaxError, lang: str | None) -> str:
     """Jinja's complaint in words an author understands (its own text when unknown)."""
-    for jinja_says, pt, en in _SYNTAX_HINTS:
+    for jinja_says, plain in _SYNTAX_HINTS:
         if exc.message and exc.message.startswith(jinja_says):
-            return en if english else pt
+            return gettext(plain, lang)
     return exc.message or ""
 
 
@@ -399,11 +404,10 @@ def unknown_names(source: str) -> list[tuple[str, str, int]]:
 def syntax_error(source: str, lang: str | None = None) -> str | None:
     """Why ``source`` cannot be rendered (syntax, unknown filter or test), in plain words in
     the author's language; None when it can."""
-    english = (lang or "").startswith("en")
     try:
         _check_env.parse(source)
     except TemplateSyntaxError as exc:
-        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
+        return t("templates.at_line", lang, problem=_plain(exc, lang), line=exc.lineno)
     unknown = unknown_names(source)
     if unknown:
         kind, name, line = unknown[0]
@@ -412,5 +416,5 @@ def syntax_error(source: str, lang: str | None = None) -> str | None:
     try:
         _check_env.from_string(source)
     except TemplateSyntaxError as exc:  # anything else the compiler refuses
-        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
+        return t("templates.at_line", lang, problem=_plain(exc, lang), line=exc.lineno)
     return None

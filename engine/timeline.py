@@ -6,7 +6,8 @@ A message is ``{"id", "direction", "author", "text", "buttons", "at"}`` plus, wh
 - ``media``: ``{"type", "mime", "id", "caption"}`` (``filename`` for documents), or a
   location ``{"type": "location", "latitude", "longitude", "name", "address"}``;
 - ``contacts`` (shared contact cards), ``order`` (a catalog order), ``referral`` (the ad
-  the customer came from), ``forwarded: true``;
+  the customer came from), ``referred_product`` (the product they asked about),
+  ``forwarded: true``;
 - ``reply_to``: ``{"id", "text"}`` of the message it answers (``id`` null when papo does
   not have that message);
 - ``reaction``: ``{"emoji", "at"}``, the customer's reaction to it;
@@ -18,7 +19,9 @@ from __future__ import annotations
 from engine.moments import iso
 
 # Keys of ``messages.details`` shown as they are stored.
-SHOWN_AS_STORED = ("media", "contacts", "order", "referral")
+SHOWN_AS_STORED = ("media", "contacts", "order", "referral", "referred_product")
+# Every key a message may have besides the six of DESIGN §6.
+EXTRA_KEYS = (*SHOWN_AS_STORED, "forwarded", "reply_to", "reaction", "deleted", "edited", "edits")
 
 
 def message_views(rows) -> list[dict]:

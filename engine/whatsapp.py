@@ -1,9 +1,10 @@
 """WhatsApp Cloud API: webhook checks, payload parsing and outbound message bodies.
 
-Pure functions (no Flask, no network): ``editor/channels.py`` uses the webhook half,
-``engine/outbox.py`` the outbound half. The one database read here,
-:func:`full_reply_title`, recovers a button label WhatsApp shortened.
-See docs/WHATSAPP.md for what is understood and why.
+Pure functions (no Flask, no network): ``editor/channels.py`` uses the webhook half
+(:func:`parse_delivery` reads a body into a :class:`Delivery`, part by part, and never
+raises; ``engine/whatsapp_inbound.py`` stores it), ``engine/outbox.py`` the outbound half.
+The one database read here, :func:`full_reply_title`, recovers a button label WhatsApp
+shortened. See docs/WHATSAPP.md for what is understood and why.
 """
 from __future__ import annotations
 
@@ -298,9 +299,10 @@ def _parse_message(message: dict, path: str, senders: list[dict], to_number: str
         inner = _object(edit, "message")
         text, details, _reply, problem = _content(inner, inner.get("type") if isinstance(
             inner.get("type"), str) else "unknown")
-        if problem:
-            delivery.skipped.append((f"{path}.edit.message", problem))
-        return MessageChange("edit", target_id=target, text=text or UNSUPPORTED, details=details, **who)
+        if problem or not text.strip():  # the original keeps what it said
+            delivery.skipped.append((f"{path}.edit.message", problem or "edição sem texto"))
+            return None
+        return MessageChange("edit", target_id=target, text=text, details=details, **who)
     if kind == "system":
         system = _object(message, "system")
         new_wa_id = _digits(system.get("wa_id"))
@@ -452,7 +454,9 @@ def _parse_status(status) -> DeliveryStatus | None:
     if not wamid or not state:
         return None
     errors = [e for e in _items(status, "errors") if isinstance(e, dict)]
-    return DeliveryStatus(wamid=wamid, status=state.strip(), recipient_id=_id(status.get("recipient_id")),
+    # A message sent to a business-scoped user id names its recipient by that id alone.
+    recipient = _id(status.get("recipient_id")) or _id(status.get("recipient_user_id"))
+    return DeliveryStatus(wamid=wamid, status=state.strip(), recipient_id=recipient,
                           errors=errors, at=_timestamp(status.get("timestamp")))
 
 

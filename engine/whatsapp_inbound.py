@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from engine.db import read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
-from engine.store import activity, contacts, conversations, messages
+from engine.observe import observed_inbound
+from engine.store import activity, contacts, conversations, messages, processed_messages
 from engine.whatsapp import (
     DELETED_PLACEHOLDER,
     Delivery,
@@ -39,7 +43,11 @@ log = logging.getLogger("papo.whatsapp")
 
 CHANNEL = "whatsapp"
 ANSWER_WITHIN_S = 24 * 3600  # older messages are stored and shown, never answered
+LATE_S = 5.0  # a message arriving later than this after it was sent may be behind a read mark
 NUMBER_CHANGED = "number_changed"  # activity action
+# What "the database cannot be reached" looks like: refused or dropped connections,
+# SQLite's lock timeout, an exhausted pool. The webhook answers 503 for these.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 @dataclass
@@ -57,22 +65,46 @@ class Receipt:
 def receive(service, delivery: Delivery, inbound=None) -> Receipt:
     """Apply a parsed delivery: every message, change and status on its own, in order.
 
-    ``inbound``: what stores one customer message (default ``service.handle_inbound``; the
-    web layer passes its counted and logged wrapper, same signature)."""
+    Each customer message goes through ``inbound`` (same signature as
+    ``Service.handle_inbound``), by default ``engine.observe.observed_inbound`` (counted,
+    timed and logged with its ids, like the API's and the web chat's)."""
+    if inbound is None:
+        inbound = partial(observed_inbound, service)
     receipt = Receipt(skipped=len(delivery.skipped), errors=len(delivery.errors))
     for path, reason in delivery.skipped:
         log.warning("WhatsApp delivery: %s skipped: %s", path, reason)
     for error in delivery.errors:
         log.warning("WhatsApp reported an error (%s): code %s, %s: %s", error["path"], error["code"],
                     error["title"] or "", error["details"] or "")
+    # Meta delivers again whatever it did not see answered: one query finds what is done.
+    done = already_received(service, [m.message_id for m in delivery.messages])
+    senders: dict[tuple, str] = {}  # who is who, for the rest of this delivery
+    late: dict[int, float] = {}  # conversation id → the oldest late message's time
     for item in delivery.inbound:
-        if isinstance(item, InboundMessage):
-            if receive_message(service, item, inbound):
-                receipt.messages += 1
+        if isinstance(item, InboundMessage) and item.message_id in done:
+            continue
+        try:
+            if isinstance(item, InboundMessage):
+                if receive_message(service, item, inbound, senders, late):
+                    receipt.messages += 1
+                else:
+                    receipt.refused += 1
             else:
-                receipt.refused += 1
-        elif apply_change(service, item):
-            receipt.changes += 1
+                if item.action == NUMBER_CHANGED:
+                    senders.clear()  # the contact moved
+                if apply_change(service, item, inbound):
+                    receipt.changes += 1
+        except DATABASE_UNAVAILABLE:
+            raise  # papo cannot work: the webhook answers 503 and Meta delivers again
+        except Exception:  # fault isolation, see below
+            # A bug met by one message must not hold the rest of the delivery hostage: Meta
+            # would deliver the whole batch again for a week and then drop it. Its
+            # transaction rolled back; the stack goes to the log.
+            log.exception("WhatsApp %s %s not processed (a papo bug)", type(item).__name__,
+                          item.message_id)
+            receipt.refused += 1
+    if late:
+        unread_if_read_since(service, late)
     if delivery.statuses:
         from engine.outbox import record_status
 
@@ -82,13 +114,31 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
     return receipt
 
 
-def receive_message(service, message: InboundMessage, inbound=None) -> bool:
+def already_received(service, message_ids: list[str]) -> set[str]:
+    """Which of these WhatsApp message ids papo already stored (and answered)."""
+    found: set[str] = set()
+    with read_only(service.db) as conn:
+        for start in range(0, len(message_ids), 500):
+            found.update(conn.execute(select(processed_messages.c.external_id).where(
+                processed_messages.c.channel == CHANNEL,
+                processed_messages.c.external_id.in_(message_ids[start:start + 500]))).scalars())
+    return found
+
+
+def receive_message(service, message: InboundMessage, inbound=None, senders: dict | None = None,
+                    late: dict | None = None) -> bool:
     """Store one customer message (the bot answers it unless it is over 24 hours old).
 
-    False when the service refused it (logged: a retry would be refused the same way)."""
+    False when the service refused it (logged: a retry would be refused the same way).
+    ``inbound``: as for :func:`receive`; ``senders``: contacts already identified in this
+    delivery; ``late``: where a late message's conversation is noted, for the caller to
+    pass to :func:`unread_if_read_since` (without it, that is done at once)."""
     if message.problem:
         log.warning("WhatsApp message %s stored as unsupported: %s", message.message_id, message.problem)
-    external_id = identify(service, message.wa_id, message.user_id)
+    key = (message.wa_id, message.user_id)
+    external_id = (senders or {}).get(key) or identify(service, message.wa_id, message.user_id)
+    if senders is not None:
+        senders[key] = external_id
     text = message.text
     if message.reply_id:
         with read_only(service.db) as conn:
@@ -98,14 +148,35 @@ def receive_message(service, message: InboundMessage, inbound=None) -> bool:
         log.info("WhatsApp message %s was sent more than 24 hours ago: stored without an answer",
                  message.message_id)
     try:
-        (inbound or service.handle_inbound)(
+        result = (inbound or service.handle_inbound)(
             CHANNEL, {"external_id": external_id, "name": message.name},
-                               {"id": message.message_id, "text": text}, at=message.at,
-                               answer=answer, details=message.details or None)
+            {"id": message.message_id, "text": text}, at=message.at, answer=answer,
+            details=message.details or None)
     except PapoError as exc:
         log.warning("WhatsApp message %s not stored: %s", message.message_id, exc.message)
         return False
+    if message.at is not None and service.clock() - message.at > LATE_S:
+        conversation_id = result["conversation_id"]
+        if late is None:
+            unread_if_read_since(service, {conversation_id: message.at})
+        else:
+            late[conversation_id] = min(late.get(conversation_id, message.at), message.at)
     return True
+
+
+_UNREAD = update(conversations).where(
+    conversations.c.id == bindparam("_id"), conversations.c.last_read_at > bindparam("_moment")
+).values(last_read_at=bindparam("_moment"))
+
+
+def unread_if_read_since(service, late: dict[int, float]) -> None:
+    """Messages WhatsApp delivered late keep their own time, which may be before an agent
+    last read the conversation: its read mark moves back to just before the oldest of them,
+    so the conversation shows as unread (the one case where the mark moves back).
+    ``late``: conversation id → that message's time; one transaction for all of them."""
+    rows = [{"_id": conversation_id, "_moment": utc(at - 0.001)} for conversation_id, at in late.items()]
+    with service.db.begin() as conn:
+        conn.execute(_UNREAD, rows)
 
 
 # ---------------------------------------------------------------------------- contacts
@@ -131,28 +202,42 @@ def identify(service, wa_id: str | None, user_id: str | None) -> str:
     along is keyed on the number from now on (``external_id`` is what replies are sent to).
     """
     with read_only(service.db) as conn:
-        by_phone, by_user = known_as(conn, wa_id, user_id)
-    if by_phone is not None and (user_id is None or by_phone.user_id == user_id):
-        return wa_id  # the everyday case: nothing to write
-    if by_phone is None and by_user is not None and (wa_id is None or by_user.external_id == wa_id):
-        return by_user.external_id
-    if by_phone is None and by_user is None and user_id is None:
-        return wa_id  # a new customer: the service creates the contact
+        action, key = _identity(*known_as(conn, wa_id, user_id), wa_id, user_id)
+    if action == "use":
+        return key  # the everyday case: nothing to write
     with service.db.begin() as conn:
         by_phone, by_user = known_as(conn, wa_id, user_id)  # again, under the write lock
-        if by_phone is None and by_user is None:
+        action, key = _identity(by_phone, by_user, wa_id, user_id)
+        if action == "create":
             conn.execute(_insert_ignore(service, contacts).values(
-                channel=CHANNEL, external_id=wa_id or user_id, name="", user_id=user_id))
-            return wa_id or user_id
-        if by_phone is not None:
-            if by_user is None:
-                conn.execute(update(contacts).where(contacts.c.id == by_phone.id).values(user_id=user_id))
-            elif by_user.id != by_phone.id:
-                log.warning("WhatsApp user id %s belongs to contact %s, its number %s to contact %s: "
-                            "kept apart", user_id, by_user.external_id, wa_id, by_phone.external_id)
-            return wa_id
-        _move_contact(service, conn, by_user.id, by_user.external_id, wa_id)
-        return wa_id
+                channel=CHANNEL, external_id=key, name="", user_id=user_id))
+        elif action == "link":
+            conn.execute(update(contacts).where(contacts.c.id == by_phone.id).values(user_id=user_id))
+        elif action == "rekey":
+            _move_contact(service, conn, by_user.id, by_user.external_id, key)
+        elif action == "clash":
+            log.warning("WhatsApp user id %s belongs to contact %s, its number %s to contact %s: "
+                        "kept apart", user_id, by_user.external_id, wa_id, by_phone.external_id)
+    return key
+
+
+def _identity(by_phone, by_user, wa_id: str | None, user_id: str | None) -> tuple[str, str]:
+    """What to do about a sender, given the contacts its two ids find: ``(action, key)``.
+
+    ``use`` (nothing to write), ``create`` (a new contact with a user id), ``link`` (the
+    number's contact learns its user id), ``rekey`` (the user id's contact is keyed on the
+    number from now on) or ``clash`` (each id has its own contact: both kept)."""
+    if by_phone is not None:
+        if user_id is None or by_phone.user_id == user_id:
+            return "use", wa_id
+        return ("link" if by_user is None else "clash"), wa_id
+    if by_user is not None:
+        if wa_id is None or by_user.external_id == wa_id:
+            return "use", by_user.external_id
+        return "rekey", wa_id
+    if user_id is None:
+        return "use", wa_id  # a new customer: the service creates the contact
+    return "create", wa_id or user_id
 
 
 def _move_contact(service, conn, contact_id: int, old: str, new: str, *, at: float | None = None,
@@ -181,10 +266,11 @@ def _insert_ignore(service, table):
 
 
 # ---------------------------------------------------------------------------- changes
-def apply_change(service, change: MessageChange) -> bool:
+def apply_change(service, change: MessageChange, inbound=None) -> bool:
     """A revoke, edit, reaction or number change; none of them runs the bot.
 
-    True when something changed (a repeated delivery changes nothing the second time)."""
+    True when something changed (a repeated delivery changes nothing the second time).
+    ``inbound``: as for :func:`receive` (a change to a message papo never got stores it)."""
     now = service.clock()
     at = min(change.at, now) if change.at is not None else now
     if change.action == NUMBER_CHANGED:
@@ -203,15 +289,19 @@ def apply_change(service, change: MessageChange) -> bool:
     # A revoke or an edit of a message papo never got (sent before papo was connected, or
     # still on its way): stored under the original's id, so the original, if it comes
     # later, is recognised as already there and its old content never shows.
+    if already_received(service, [change.target_id]):
+        log.info("WhatsApp %s %s names another customer's message %s: ignored", change.action,
+                 change.message_id, change.target_id)
+        return False
     external_id = identify(service, change.wa_id, change.user_id)
     if change.action == "revoke":
         text, details = DELETED_PLACEHOLDER, {"deleted_at": iso(utc(at))}
     else:
         text, details = change.text, {**change.details, "edited_at": iso(utc(at))}
     try:
-        service.handle_inbound(CHANNEL, {"external_id": external_id, "name": change.name},
-                               {"id": change.target_id, "text": text}, at=at, answer=False,
-                               details=details)
+        (inbound or service.handle_inbound)(
+            CHANNEL, {"external_id": external_id, "name": change.name},
+            {"id": change.target_id, "text": text}, at=at, answer=False, details=details)
     except PapoError as exc:
         log.warning("WhatsApp %s of %s not stored: %s", change.action, change.target_id, exc.message)
         return False

@@ -327,6 +327,7 @@ class Worker:
         try:
             job()
         except Exception as exc:
+            metrics.worker_job_failed(what)
             if tables_missing(exc):
                 delay = self.backoff.failed()
                 if delay is not None:

@@ -18,8 +18,8 @@ CURRENT_VERSION = 1
 ID_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
 BLOCK_ID_PATTERN = "^[A-Za-z0-9_-]{1,64}$"
 SERVER_OWNED = ("revision", "version", "published_version")
-MAX_TESTS = 200  # flow tests per document
-MAX_TEST_STEPS = 500
+MAX_TESTS = 100  # flow tests per document (publish runs them all: bounded work)
+MAX_TEST_STEPS = 200
 MAX_WAIT_S = 366 * 86400  # a wait block waits at most 365 days
 STEP_KINDS = ("say", "expect", "expect_contains", "expect_buttons", "open", "conclude", "wait",
               "expect_status", "expect_vars", "expect_end")

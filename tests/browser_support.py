@@ -99,6 +99,7 @@ def new_page(browser, live_server):
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.dialogs = dialogs  # an alert() would mean injected script ran
+        watch_csp(page)
         if login:
             page.goto(f"{live_server.url}/login" + ("?lang=en" if lang == "en" else ""))
             page.fill("input[name=login]", login[0])
@@ -108,5 +109,24 @@ def new_page(browser, live_server):
         return page
 
     yield make
+    violations = [v for context in contexts for page in context.pages
+                  for v in getattr(page, "csp_violations", [])]
     for context in contexts:
         context.close()
+    assert not violations, f"Content-Security-Policy violations in the console: {violations}"
+
+
+def watch_csp(page) -> list[str]:
+    """Collect the page's Content-Security-Policy violations (Chromium reports each one on
+    the console) in ``page.csp_violations``; ``new_page`` fails a test that has any."""
+    violations: list[str] = []
+
+    def on_console(message):
+        if "Content Security Policy" in message.text:
+            where = message.location or {}
+            violations.append(f"{message.text[:160]}… at {page.url} "
+                              f"({where.get('url')}:{where.get('lineNumber')})")
+
+    page.on("console", on_console)
+    page.csp_violations = violations
+    return violations

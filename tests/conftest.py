@@ -243,7 +243,7 @@ def api_tokens(app, monkeypatch) -> dict[str, str]:
     engine = app.extensions["papo"]["engine"]
     tokens = {}
     for login, role in API_USERS:
-        accounts.create_user(engine, login, role, password="x")
+        accounts.create_user(engine, login, role, password="senha-de-teste")
         tokens[login] = accounts.create_token(engine, login)
     return tokens
 

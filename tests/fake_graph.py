@@ -184,8 +184,8 @@ class FakeGraph:
             return
         try:
             payload = json.loads(body.decode("utf-8"))
-            to = payload["to"]
-        except (ValueError, KeyError, TypeError):
+            to = payload.get("to") or payload["recipient"]  # a number, or a business-scoped user id
+        except (ValueError, KeyError, TypeError, AttributeError):
             request.status = 400
             handler._send(400, {"error": {"message": "Invalid JSON body", "code": 100}})
             return

@@ -1,4 +1,4 @@
-"""``papo user create|list|password`` and ``papo token create``."""
+"""``papo user create|list|password|disable|enable`` and ``papo token create|list|revoke``."""
 from __future__ import annotations
 
 import click
@@ -65,17 +65,43 @@ def register(group: click.Group) -> None:
             name = f"  {item['name']}" if item["name"] else ""
             click.echo(f"{item['login']}\t{item['role']}{name}")
 
-    @user.command("password", help="Set a user's password (without --password: generate one).")
+    @user.command("password", help="Set a user's password. Without --password it is asked "
+                  "for (or read from standard input); --generate makes one. Every session "
+                  "of the user ends.")
     @click.argument("login")
-    @click.option("--password", default=None, help="The new password (default: a generated one).")
-    def set_password(login: str, password: str | None) -> None:
+    @click.option("--password", default=None, help="The new password (at least 10 characters).")
+    @click.option("--generate", is_flag=True, help="Generate a password and print it.")
+    def set_password(login: str, password: str | None, generate: bool) -> None:
         from engine import accounts
 
-        generated = _friendly(accounts.set_password, _database(), login, password, lang="en")
-        click.echo(f'Password of "{login}" changed.')
+        engine = _database()
+        if not accounts.user_exists(engine, login):
+            raise click.ClickException(f'There is no user with login "{login}".')
+        if password is None and not generate:
+            password = _read_password()
+        generated = _friendly(accounts.set_password, engine, login,
+                              None if generate else password, lang="en")
+        click.echo(f'Password of "{login}" changed; their sessions have ended.')
         if generated:
             click.echo("Generated password (shown only now; keep it safe):")
             click.echo(generated)
+
+    @user.command("disable", help="Disable a user: no login; sessions end at once, API "
+                  "tokens stop within 5 seconds.")
+    @click.argument("login")
+    def disable_user(login: str) -> None:
+        from engine import accounts
+
+        _friendly(accounts.set_disabled, _database(), login, True, lang="en")
+        click.echo(f'User "{login}" disabled: sessions ended, API tokens stopped.')
+
+    @user.command("enable", help="Enable a disabled user again (their tokens work again).")
+    @click.argument("login")
+    def enable_user(login: str) -> None:
+        from engine import accounts
+
+        _friendly(accounts.set_disabled, _database(), login, False, lang="en")
+        click.echo(f'User "{login}" enabled.')
 
     @group.group("token", help="API tokens (Authorization: Bearer <token>).")
     def token() -> None:
@@ -83,9 +109,53 @@ def register(group: click.Group) -> None:
 
     @token.command("create", help="Create an API token for a user; it is printed once, on the last line.")
     @click.option("--user", "login", required=True, help="The login the token acts as.")
-    def create_token(login: str) -> None:
+    @click.option("--name", default="", help="What the token is for (shown by `token list`).")
+    @click.option("--expires-days", type=int, default=None,
+                  help="Days until the token stops working (1-3650; default: until revoked).")
+    def create_token(login: str, name: str, expires_days: int | None) -> None:
         from engine import accounts
 
-        value = _friendly(accounts.create_token, _database(), login, lang="en")
-        click.echo(f'API token for "{login}" (shown only now; only its hash is stored):')
+        token_id, value = _friendly(accounts.create_token_record, _database(), login, name=name,
+                                    expires_in_days=expires_days, lang="en")
+        click.echo(f'API token {token_id} for "{login}" (shown only now; only its hash is stored):')
         click.echo(value)
+
+    @token.command("list", help="A user's API tokens, one per line: id, name, created, last "
+                   "used, expires (never the secret).")
+    @click.option("--user", "login", required=True, help="Whose tokens.")
+    def list_tokens(login: str) -> None:
+        from engine import accounts
+
+        def when(moment) -> str:
+            return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+        found = _friendly(accounts.list_tokens, _database(), login, lang="en")
+        if not found:
+            click.echo(f'"{login}" has no API tokens.', err=True)
+        for item in found:
+            expires = when(item["expires_at"]) + (" (expired)" if item["expired"] else "")
+            click.echo(f"{item['id']}\t{item['name'] or '-'}\tcreated {when(item['created_at'])}"
+                       f"\tlast used {when(item['last_used_at'])}\texpires {expires}")
+
+    @token.command("revoke", help="Revoke an API token by its id (from `papo token list`); "
+                   "it stops within 5 seconds in every process.")
+    @click.argument("token_id", type=click.IntRange(1, 2**63 - 1))
+    def revoke_token(token_id: int) -> None:
+        from engine import accounts
+
+        revoked = _friendly(accounts.revoke_token, _database(), token_id, lang="en")
+        click.echo(f'Token {revoked["id"]} of "{revoked["login"]}" revoked.')
+
+
+def _read_password() -> str:
+    """The new password: asked twice on a terminal, else the first line of standard input."""
+    import sys
+
+    if sys.stdin.isatty():
+        return click.prompt("New password (at least 10 characters)", hide_input=True,
+                            confirmation_prompt=True)
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise click.ClickException("No password given: pass --password, type it, or pipe it "
+                                   "on standard input (--generate makes one).")
+    return line

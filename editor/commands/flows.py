@@ -147,6 +147,9 @@ def _lint_and_publish(repo, item: _Imported, index: dict, jumped_into: set[str],
     try:
         version = repo.publish(doc["id"], actor=ACTOR)["version"]
     except PapoError as exc:
+        if exc.code == "flow_tests_failed":  # the draft stays stored; say which tests fail
+            item.lines.extend(format_finding(_problem(item.path, exc.code, f"{d['path']}: {d['message']}"))
+                              for d in exc.details or [])
         item.lines.append(f"{done}; not published: {exc.message}")
         item.status = EXIT_ERRORS
         return

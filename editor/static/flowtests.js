@@ -7,7 +7,9 @@
  *   to the editor (papoEditor.setTests), which saves it like any change (undo works).
  * - After the editor saves, the panel is reloaded only if the tests it lists changed
  *   (an undo, a redo), so nothing moves under the pointer while the author edits.
- * - "Cancelar" closes the "Salvar como teste" form.
+ * - The toolbar's "Testes" shows the panel (and the simulator column, if hidden; the side
+ *   panel over it closes).
+ * - "Cancelar" closes the "Salvar como teste" form or a test's "Editar passos" form.
  */
 (function () {
   "use strict";
@@ -57,6 +59,12 @@
   });
 
   document.addEventListener("click", function (event) {
+    var editCancel = event.target.closest && event.target.closest("[data-flowtests-cancel-edit]");
+    if (editCancel) {
+      var holder = editCancel.closest(".flowtests-edit");
+      if (holder) holder.innerHTML = "";
+      return;
+    }
     var cancel = event.target.closest && event.target.closest("[data-flowtests-cancel]");
     if (!cancel) return;
     var box = document.getElementById("flowtests-save");
@@ -78,5 +86,27 @@
   }
   document.addEventListener("papo:saved", refreshIfChanged);
 
-  window.papoFlowTests = { refresh: refreshIfChanged };
+  // The toolbar's "Testes": bring the simulator column back if hidden, then the panel.
+  // The side panel (a block's form…) may cover that column: it closes, as it does when
+  // "Versões" or "Validar" take its place.
+  function showPanel() {
+    var side = document.getElementById("panel");
+    var close = document.getElementById("btn-close-panel");
+    if (side && !side.hidden && close) close.click();
+    var root = document.getElementById("flow-editor");
+    if (root && root.classList.contains("simulator-hidden")) {
+      var toggle = document.getElementById("btn-simulator");
+      if (toggle) toggle.click();
+    }
+    var panel = document.getElementById("flowtests");
+    if (!panel) return;
+    panel.scrollIntoView({ block: "start" });
+    var title = document.getElementById("flowtests-title");
+    if (title) { title.setAttribute("tabindex", "-1"); title.focus(); }
+  }
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("#btn-tests")) showPanel();
+  });
+
+  window.papoFlowTests = { refresh: refreshIfChanged, show: showPanel };
 })();

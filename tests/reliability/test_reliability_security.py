@@ -67,7 +67,7 @@ def is_public(endpoint: str) -> bool:
     return endpoint in PUBLIC or endpoint.split(".")[0] in PUBLIC_BLUEPRINTS
 
 
-def login(client, user: str, password: str = "x") -> None:
+def login(client, user: str, password: str = "senha-de-teste") -> None:
     answer = client.post("/login", data={"login": user, "password": password})
     assert answer.status_code == 302, answer.get_data(as_text=True)[:300]
 
@@ -134,11 +134,11 @@ def csrf_token(html: str) -> str:
 
 def test_a_form_post_without_the_csrf_token_is_refused_and_changes_nothing(csrf_app, app):
     client = csrf_app.test_client()
-    refused = client.post("/login", data={"login": "admin", "password": "x"})
+    refused = client.post("/login", data={"login": "admin", "password": "senha-de-teste"})
     assert refused.status_code == 400  # not even the login form without its token
     assert client.get("/inbox").status_code == 302  # so nobody is logged in
     token = csrf_token(client.get("/login").get_data(as_text=True))
-    assert client.post("/login", data={"login": "admin", "password": "x", "csrf_token": token}).status_code == 302
+    assert client.post("/login", data={"login": "admin", "password": "senha-de-teste", "csrf_token": token}).status_code == 302
 
     service = Service(app.extensions["papo"]["engine"])
     conv = service.ensure_conversation("api", {"external_id": "csrf-1", "name": "Ana"})

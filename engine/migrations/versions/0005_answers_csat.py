@@ -1,7 +1,7 @@
 """CSAT answers marked where they are saved (DESIGN §10.1, §10.6 "Rating").
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-05
 
 - ``answers.csat``: true for an answer to a ``csat: true`` rating question, false for
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
