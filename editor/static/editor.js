@@ -262,7 +262,11 @@
     state.doc.blocks.forEach(function (block) {
       var card = state.cards[block.id];
       var ports = (card && card.ports) || [];
-      var free = ports.map(function (p) { return !(used[block.id] && used[block.id][p]); });
+      // "Sem resposta" only happens with a time limit set: no "+" inviting a dead branch.
+      var free = ports.map(function (p) {
+        if (p === "timeout" && !(block.data && block.data.timeout_s)) return false;
+        return !(used[block.id] && used[block.id][p]);
+      });
       var key = ports.join("\u0000") + "|" + free.join(",");
       if (plusKeys[block.id] === key) return;
       var node = nodeEl(block.id);
