@@ -745,7 +745,8 @@
     var el = nodeEl(id);
     if (!el) return;
     var v = visibleRect(), b = el.getBoundingClientRect(), pad = 24, dx = 0, dy = 0;
-    if (b.right > v.right - pad) dx = v.right - pad - b.right;
+    var right = 56;  // room for the "+" beside the block's outputs
+    if (b.right > v.right - right) dx = v.right - right - b.right;
     if (b.left + dx < v.left + pad) dx = v.left + pad - b.left;
     if (b.bottom > v.bottom - pad) dy = v.bottom - pad - b.bottom;
     if (b.top + dy < v.top + pad) dy = v.top + pad - b.top;
