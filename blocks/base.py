@@ -167,6 +167,7 @@ class BlockKind:
     # ``(data, LintContext) -> [Problem]``: its own checks (unconnected answers, WhatsApp
     # limits, a bad pattern…), after the generic ones (templates, graph, variables).
     lint: Callable[[dict, LintContext], list[Problem]] = no_problems
+    buttons: Callable[[dict], list[str]] = no_texts  # the buttons its message carries
     # -- what the editor needs ---------------------------------------------------------
     # ``(_, flow_id) -> data`` for a block dropped from the palette (valid, so the draft
     # saves at once); None: filled from the schema's required fields.

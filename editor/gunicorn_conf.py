@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -40,8 +41,14 @@ def prepare_metrics_folder() -> str:
         folder = tempfile.mkdtemp(prefix="papo-metrics-")
         _made_here.append(folder)
         os.environ[metrics.MULTIPROC_ENV] = folder  # the workers inherit it when forked
+        atexit.register(_remove_if_master, folder, os.getpid())  # also when start-up fails
     _prepared_in.append(os.getpid())
     return folder
+
+
+def _remove_if_master(folder: str, master: int) -> None:
+    if os.getpid() == master:  # a forked worker exiting must not take the folder with it
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def on_starting(server) -> None:
@@ -64,10 +71,11 @@ def on_exit(server) -> None:
 
 control_socket_disable = True  # no runtime-management socket in $HOME (as papo serve)
 
+# gunicorn merges this into its logging defaults (key by key): its own lines in JSON, each
+# once (its default root handler would print every line a second time, and the app's root
+# handler a third). Empty (gunicorn's default) for text logs.
+logconfig_dict: dict = {}
 if (os.environ.get("PAPO_LOG_FORMAT") or "").strip().lower() == "json":
-    # gunicorn merges this into its logging defaults (key by key): its own lines in JSON,
-    # each once (its default root handler would print every line a second time, and the
-    # app's root handler a third).
     logconfig_dict = {
         "formatters": {"generic": {"()": "engine.logs.JsonFormatter"}},
         "root": {"level": "INFO", "handlers": []},

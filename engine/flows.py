@@ -456,12 +456,17 @@ class FlowRepository:
         return {"flow": (doc or {}).get("name") or flow_id,
                 "block": block_name(block, block_id, lang) if block_id else None}
 
-    def jump_targets(self, doc: dict) -> list[dict]:
-        """The published documents of the flows ``doc`` jumps into (for its tests)."""
-        from engine.flowtests import jump_targets
+    def flows_for_tests(self, doc: dict, settings=None) -> list[dict]:
+        """The published documents a draft's tests may reach besides the draft itself: the
+        flows it jumps into, and ``PAPO_ON_CONCLUDE_FLOW``'s (as in production)."""
+        from engine.lint import jump_targets
 
+        wanted = set(jump_targets([doc]))
+        on_conclude = getattr(settings, "on_conclude_flow", None)
+        if on_conclude and on_conclude != doc.get("id"):
+            wanted.add(on_conclude)
         found = []
-        for flow_id in sorted(jump_targets(doc)):
+        for flow_id in sorted(wanted):
             published = self.published(flow_id)
             if published is not None:
                 found.append(published[0])
@@ -472,13 +477,13 @@ class FlowRepository:
         from engine.flowtests import run_tests
 
         doc, _revision = self.get(flow_id, lang)
-        return run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+        return run_tests(doc, settings=settings, lang=lang, others=self.flows_for_tests(doc, settings))
 
     def _check_tests(self, doc: dict, lang: str | None, settings) -> None:
         from engine.flowtests import failure_details, run_tests
         from engine.i18n import t
 
-        results = run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+        results = run_tests(doc, settings=settings, lang=lang, others=self.flows_for_tests(doc, settings))
         details = failure_details(results)
         if details:
             raise Invalid(t("flowtest.failed_summary", lang, count=len(details)),

@@ -342,3 +342,49 @@ def test_a_worker_that_cannot_do_its_jobs_says_so_in_its_metrics(tmp_path):
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=20)
+
+
+def test_papo_serve_adds_up_its_workers_counts(tmp_path):
+    """``papo serve`` (gunicorn, workers × threads, the app checked in the master before it
+    forks): one scrape reports every message whichever worker handled it."""
+    from reliability.reliability_support import papo_env, post_json
+
+    url = f"sqlite:///{tmp_path / 'papo.db'}"
+    upgrade(url)
+    from engine.db import make_engine
+
+    engine = make_engine(url)
+    FlowRepository(engine).create(ECHO_FLOW, actor="test")
+    FlowRepository(engine).publish(ECHO_FLOW["id"], actor="test")
+    accounts.create_user(engine, "admin", "admin", password="admin-senha-123")
+    token = accounts.create_token(engine, "admin")
+    engine.dispose()
+    env = papo_env(url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as handle:
+        server = subprocess.Popen([str(BIN / "papo"), "serve", "--port", "0", "--workers", "2",
+                                   "--threads", "2"], cwd=ROOT, env=env, stdout=handle,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert _wait(lambda: "running at http://" in log.read_text(), 60), log.read_text()
+        base = log.read_text().split("running at ")[1].split()[0].rstrip("/")
+
+        def sender(first: int) -> list[int]:
+            return [post_json(base + "/api/v1/inbound", {
+                "channel": "api", "contact": {"external_id": f"s{n}", "name": "Rita"},
+                "message": {"id": f"s{n}", "text": "olá"}}, {"Authorization": f"Bearer {token}",
+                                                            "Connection": "close"})[0]
+                    for n in range(first, 24, 6)]
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = [status for batch in pool.map(sender, range(6)) for status in batch]
+        assert statuses == [200] * 24
+        for _ in range(4):
+            status, text = _get(base + "/metrics", AUTH)
+            assert status == 200
+            assert value(scrape(text), "papo_inbound_messages_total", channel="api",
+                         outcome="ok") == 24
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)

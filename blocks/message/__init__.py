@@ -27,4 +27,5 @@ BLOCK = BlockKind(
     template_fields=lambda data: [data.get("text", "")],
     preset=lambda _, flow_id: {"text": _("Nova mensagem")},
     lint=lambda data, ctx: whatsapp_problems(data.get("text", ""), data.get("buttons") or []),
+    buttons=lambda data: list(data.get("buttons") or []),
 )

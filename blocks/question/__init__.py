@@ -267,6 +267,7 @@ BLOCK = BlockKind(
     default_attempts=DEFAULT_MAX_ATTEMPTS, pauses_run=True, template_fields=template_fields,
     saves=lambda data: data.get("save_as"), unsaved_ports=UNSAVED_PORTS, lint=lint,
     preset=preset, port_labels=port_labels,
+    buttons=option_labels,
     invalid_text=lambda data: DEFAULT_INVALID_TEXT.get(data.get("input"), DEFAULT_INVALID_TEXT["text"]),
     variants=lambda _: [{"key": "csat", "label": _("Avaliação (CSAT)"),
                          "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),
