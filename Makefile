@@ -28,9 +28,10 @@ assets: node_modules/.package-lock.json $(STAMP)
 run: install assets
 	$(BIN)/papo demo
 
+# The sample flows' own tests first, so that pytest's summary is the run's last line.
 test: install assets
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 	$(BIN)/papo test sample_flows/*.json
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 bench: install assets
 	$(BIN)/python -m bench

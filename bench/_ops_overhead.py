@@ -140,7 +140,7 @@ def measure_ops(args, argv) -> int:
         counts = {t.name: papo_counts(t.db_url) for t in (off, on)}
         counted = _counter(final, "papo_inbound_messages_total")
         lines = [json.loads(line) for line in on.log.read_text().splitlines() if line.startswith("{")]
-        inbound_lines = sum(1 for line in lines if line.get("logger") == "papo.web"
+        inbound_lines = sum(1 for line in lines if line.get("logger") == "papo.inbound"
                             and line.get("message_id"))
         checks.append(f"`on`: {counts['on']['in']:,} inbound messages stored; "
                       f"`papo_inbound_messages_total` says {counted:,.0f}; {inbound_lines:,} JSON log "

@@ -161,9 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{result['batch_s']:.1f} s ({args.batch / result['batch_s']:.0f} messages/s) | "
                         f"{result['retry_s']:.2f} s |")
     body = ("Signed deliveries through Flask's test client (no socket), the bot answering every "
-            "message (`boas-vindas` published), one process. On SQLite a WhatsApp message's step "
-            "runs twice (the optimistic read-snapshot step cannot write outbox rows, which need "
-            "the new message's id, so it is redone under the lock).\n\n"
+            "message (`boas-vindas` published), one process.\n\n"
             f"| database | one text message: median | p95 | {args.batch:,} messages of every type "
             "from 40 customers, first delivery | the same delivery again (Meta's retry) |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"

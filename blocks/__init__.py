@@ -2,7 +2,9 @@
 
 Adding a kind: a folder ``blocks/<type>/`` (``__init__.py`` with ``BLOCK``,
 ``schema.json``, ``form.html``, ``node.html``) and one line in :data:`REGISTRY`.
-Everything else asks the registry (see :class:`blocks.base.BlockKind`).
+Everything else asks the registry (see :class:`blocks.base.BlockKind`); then
+``python -m schemas.build`` refreshes the published ``schemas/flow.schema.json`` (the
+running app assembles the schema from the registry itself).
 """
 from blocks import (
     add_tag,

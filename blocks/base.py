@@ -18,7 +18,7 @@ catalog: the editor passes its ``gettext`` in as ``_`` (so extraction finds them
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,42 @@ def no_texts(data: dict) -> list:
     return []
 
 
+# WhatsApp's limits for what a customer reads (DESIGN §2: lint warns over them).
+WHATSAPP_MAX_BUTTONS = 3
+WHATSAPP_MAX_LABEL = 20
+WHATSAPP_MAX_TEXT = 4096
+
+# A kind's own lint finding: (level, code, params). A ``port`` param is a port id; the
+# linter names it as the editor does. Codes and messages are ``lint.<code>`` in
+# ``engine.i18n``.
+Problem = tuple[str, str, dict]
+
+
+@dataclass(frozen=True)
+class LintContext:
+    """What a kind's own checks may ask the linter about the block and the flow."""
+
+    connected: Callable[[str], bool]  # whether this port of the block leads to a block
+    flows: Mapping[str, set[str]]  # every known flow id -> its block ids (jump targets)
+    unknown_operators: Callable[[Any], set[str]]  # JSONLogic operators that do not exist
+
+
+def no_problems(data: dict, ctx: LintContext) -> list[Problem]:
+    return []
+
+
+def whatsapp_problems(text: str, labels: list[str]) -> list[Problem]:
+    """What WhatsApp would cut or refuse in a text with buttons (warnings)."""
+    problems: list[Problem] = []
+    if len(text) > WHATSAPP_MAX_TEXT:
+        problems.append(("warning", "text_too_long", {"length": len(text)}))
+    if len(labels) > WHATSAPP_MAX_BUTTONS:
+        problems.append(("warning", "too_many_buttons", {"count": len(labels)}))
+    problems += [("warning", "button_too_long", {"label": label, "length": len(label)})
+                 for label in labels if len(label) > WHATSAPP_MAX_LABEL]
+    return problems
+
+
 def no_variable(data: dict) -> str | None:
     return None
 
@@ -103,8 +139,7 @@ class BlockKind:
     data_schema: dict
     folder: Path
     parse_reply: Callable[[dict, str, Context], Reply] | None = None
-    label_pt: str = ""
-    label_en: str = ""
+    label: str = ""  # what people call the kind: a pt-BR message id, marked with N_
     # -- what the engine needs ------------------------------------------------------
     # The timers it schedules; a timer of one of these kinds that fires while the run
     # waits at this block follows the timer's port.
@@ -126,6 +161,13 @@ class BlockKind:
     template_fields: Callable[[dict], list[str]] = no_texts  # the texts it renders
     logic_fields: Callable[[dict], list] = no_texts  # the JSONLogic rules it evaluates
     saves: Callable[[dict], str | None] = no_variable  # the variable it saves
+    # Ports taken without having saved that variable (a question's invalid/timeout).
+    unsaved_ports: frozenset[str] = frozenset()
+    jumps_to: Callable[[dict], str | None] = no_variable  # the flow it continues in
+    # ``(data, LintContext) -> [Problem]``: its own checks (unconnected answers, WhatsApp
+    # limits, a bad pattern…), after the generic ones (templates, graph, variables).
+    lint: Callable[[dict, LintContext], list[Problem]] = no_problems
+    buttons: Callable[[dict], list[str]] = no_texts  # the buttons its message carries
     # -- what the editor needs ---------------------------------------------------------
     # ``(_, flow_id) -> data`` for a block dropped from the palette (valid, so the draft
     # saves at once); None: filled from the schema's required fields.

@@ -3,20 +3,14 @@
 Wherever a person reads about a block (lint findings, the version diff, the reports
 funnel, the inbox's "at block" line, the run log) it is named by :func:`block_title`, with
 the id secondary (DESIGN §10.1, §10.6). Port labels are the words the editor shows on
-the card ("Senão", "Resposta inválida"), never the port ids. No Flask here: the engine,
-the CLI and the web app all use these.
+the card ("Senão", "Resposta inválida"), never the port ids. Kinds and ports are named by
+the kinds themselves (``BlockKind.label``, ``BlockKind.port_labels``) and translated from
+the one catalog (``engine.i18n``). No Flask here: the engine, the CLI and the web app all
+use these.
 """
 from __future__ import annotations
 
 TITLE_LENGTH = 40
-
-PORT_LABELS = {
-    "pt": {"next": "Em seguida", "answered": "Respondida", "invalid": "Resposta inválida",
-           "timeout": "Sem resposta", "else": "Senão", "ok": "Sucesso", "error": "Erro"},
-    "en": {"next": "Next", "answered": "Answered", "invalid": "Invalid answer",
-           "timeout": "No answer", "else": "Else", "ok": "Success", "error": "Error"},
-}
-
 
 def _lang(lang: str | None) -> str:
     return "en" if lang and lang.lower().replace("_", "-").startswith("en") else "pt"
@@ -29,7 +23,9 @@ def kind_title(kind: str, lang: str | None = None) -> str:
     found = REGISTRY.get(kind)
     if found is None:
         return str(kind)
-    return (found.label_en if _lang(lang) == "en" else found.label_pt) or found.type
+    from engine.i18n import gettext
+
+    return gettext(found.label, lang) if found.label else found.type
 
 
 def shorten(text: str, limit: int = TITLE_LENGTH) -> str:
@@ -65,10 +61,18 @@ def block_name(block: dict | None, block_id: str | None = None, lang: str | None
 
 
 def port_label(block: dict | None, port: str, lang: str | None = None) -> str:
-    """The label the editor shows for ``port`` of ``block``: an option's label for a
-    choice, a condition rule's own name, "Senão" for ``else``…"""
+    """The label the editor shows for ``port`` of ``block`` — its kind's own
+    ``port_labels`` in the one catalog ("Senão", "Resposta inválida", an option's label);
+    a port its kind does not name keeps its id (a condition rule's ``sim``)."""
+    from blocks import REGISTRY
+    from engine.i18n import gettext  # no Flask: reads the same catalog files
+
+    kind = REGISTRY.get((block or {}).get("type"))
     data = (block or {}).get("data") if isinstance((block or {}).get("data"), dict) else {}
-    for option in data.get("options") or []:
-        if isinstance(option, dict) and option.get("id") == port:
-            return str(option.get("label") or port)
-    return PORT_LABELS[_lang(lang)].get(port, port)
+    if kind is None:
+        return port
+    try:
+        labels = kind.port_labels(lambda text, **params: gettext(text, lang, **params), data)
+    except (KeyError, TypeError, AttributeError):  # a document mid-edit
+        return port
+    return str(labels.get(port, port))

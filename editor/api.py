@@ -33,12 +33,13 @@ from editor.openapi import (
     operation,
     request_validator,
 )
-from editor.ops import handle_inbound, inbound_request
+from editor.ops import handle_inbound
 from engine import reports
 from engine.clean import clean, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import N_, gettext, normalize_lang
+from engine.observe import inbound_request
 from schemas import FlowDocumentError, load_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

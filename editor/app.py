@@ -25,11 +25,11 @@ from flask import Flask, current_app, make_response, redirect, render_template, 
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from engine import logs
-from engine.db import create_schema, default_url, make_engine
+from engine.db import default_url, ensure_schema, make_engine
 from engine.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -77,29 +77,6 @@ def open_database(settings: Settings | None = None, *, ensure: bool = False) -> 
     if ensure:
         ensure_schema(engine)
     return engine
-
-
-def ensure_schema(engine: Engine) -> bool:
-    """Create the tables if the database has none; returns True when it did.
-
-    Uses Alembic (``engine.migrate.upgrade``) when that module exists, so the database is
-    stamped with its migration version; otherwise ``create_schema``. A database that
-    already has tables is left alone (``papo db upgrade`` applies new migrations).
-    """
-    if inspect(engine).get_table_names():
-        return False
-    try:
-        migrate = importlib.import_module("engine.migrate")
-    except ModuleNotFoundError as exc:
-        if exc.name != "engine.migrate":
-            raise
-        migrate = None
-    in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
-    if migrate is not None and hasattr(migrate, "upgrade") and not in_memory:
-        migrate.upgrade(engine.url.render_as_string(hide_password=False))
-    else:
-        create_schema(engine)
-    return True
 
 
 def _load_secret_key(instance_path: str) -> str:

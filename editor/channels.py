@@ -17,7 +17,6 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from editor.app import get_service, get_settings
-from editor.ops import observed_inbound
 from engine import metrics, whatsapp, whatsapp_inbound
 from engine.clean import clean
 
@@ -66,11 +65,11 @@ def whatsapp_receive():
         return _error(403, "forbidden", "Canal WhatsApp sem segredo do app configurado.")
     header = request.headers.get("X-Hub-Signature-256")
     if not whatsapp.verify_signature(settings.whatsapp_app_secret, raw, header):
+        metrics.webhook_signature_failure("whatsapp")
         log.warning("WhatsApp delivery refused (403): %s, %d bytes from %s",
                     "no X-Hub-Signature-256 header" if not header else
                     "X-Hub-Signature-256 does not match the body and the app secret",
                     len(raw), request.remote_addr)
-        metrics.webhook_signature_failure("whatsapp")
         return _error(403, "invalid_signature", "Assinatura X-Hub-Signature-256 ausente ou inválida.")
     try:
         # A third party's text: NUL removed, lone surrogates → U+FFFD (engine/clean.py).
@@ -81,7 +80,7 @@ def whatsapp_receive():
                       [{"path": "$", "message": str(exc)[:200]}])
     delivery = whatsapp.parse_delivery(payload, settings.whatsapp_phone_number_id)
     try:
-        receipt = whatsapp_inbound.receive(get_service(), delivery, inbound=observed_inbound)
+        receipt = whatsapp_inbound.receive(get_service(), delivery)
     except whatsapp_inbound.DATABASE_UNAVAILABLE as exc:
         log.error("WhatsApp delivery not processed (503, Meta will retry): database unavailable: %s",
                   str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)

@@ -124,10 +124,21 @@ def _html_response(status: int, message: str, title: str | None = None, headers=
     return response
 
 
+def _translated(text):
+    """An engine message that is a pt-BR id of the one catalog (marked ``N_`` where it is
+    raised), in the reader's language; any other text as it is."""
+    return _(text) if isinstance(text, str) and text else text
+
+
 def handle_papo_error(error: PapoError):
     if wants_json():
-        return _json_response(error.status, error.to_json())
-    return _html_response(error.status, error.message)
+        body = error.to_json()
+        body["error"]["message"] = _translated(body["error"]["message"])
+        for detail in body["error"].get("details") or []:
+            if isinstance(detail, dict) and "message" in detail:
+                detail["message"] = _translated(detail["message"])
+        return _json_response(error.status, body)
+    return _html_response(error.status, _translated(error.message))
 
 
 def handle_flow_document_error(error):

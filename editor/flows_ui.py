@@ -55,6 +55,7 @@ from markupsafe import Markup
 
 from blocks import REGISTRY
 from blocks.base import FAMILIES, BlockKind
+from blocks.labels import block_name, kind_title, port_label, shorten
 from editor import condition_form
 from editor.app import get_engine, get_settings, render_page
 from editor.auth import admin_required, current_user
@@ -97,7 +98,7 @@ def family_label(family: str) -> str:
 
 
 def kind_label(kind: BlockKind) -> str:
-    return kind.label_en if current_lang() == "en" and kind.label_en else kind.label_pt or kind.type
+    return _translator()(kind.label) if kind.label else kind.type
 
 
 def triggers_summary(triggers: list[dict], limit: int = 5) -> str:
@@ -212,8 +213,27 @@ def flow_diff(old: dict | None, new: dict) -> dict:
     }
 
 
-def describe_diff(diff: dict) -> list[str]:
-    """The diff as short sentences for people (in the interface language)."""
+def describe_diff(diff: dict, old: dict | None = None, new: dict | None = None) -> list[str]:
+    """The diff as short sentences for people (in the interface language).
+
+    With the documents, blocks are named by title (id after it), exits by their labels,
+    and each changed block says what changed, old → new ("Texto: “Olá!” → “Oi!”");
+    without them, by id.
+    """
+    lang = current_lang()
+    old_blocks = {b.get("id"): b for b in (old or {}).get("blocks", []) if isinstance(b, dict)}
+    new_blocks = {b.get("id"): b for b in (new or {}).get("blocks", []) if isinstance(b, dict)}
+
+    def name(block_id: str) -> str:
+        block = new_blocks.get(block_id) or old_blocks.get(block_id)
+        return block_name(block, block_id, lang) if block is not None else str(block_id)
+
+    def edge(item) -> str:
+        source, port, target = item
+        block = new_blocks.get(source) or old_blocks.get(source)
+        label = port_label(block, port, lang) if block is not None else port
+        return f"{name(source)} →{label}→ {name(target)}"
+
     lines = []
     counts = (
         ("blocks_added", lambda n: ngettext("%(num)d bloco adicionado", "%(num)d blocos adicionados", n)),
@@ -225,17 +245,80 @@ def describe_diff(diff: dict) -> list[str]:
     )
     for key, sentence in counts:
         items = diff.get(key) or []
-        if items:
-            names = ", ".join(f"{e[0]} →{e[1]}→ {e[2]}" if isinstance(e, tuple | list) else str(e)
-                              for e in items[:8])
-            more = "…" if len(items) > 8 else ""
-            lines.append(f"{sentence(len(items))}: {names}{more}")
+        if not items:
+            continue
+        names = ", ".join(edge(e) if isinstance(e, tuple | list) else name(e) for e in items[:8])
+        more = "…" if len(items) > 8 else ""
+        lines.append(f"{sentence(len(items))}: {names}{more}")
+        if key == "blocks_changed" and old is not None and new is not None:
+            for block_id in items[:8]:
+                what = block_changes(old_blocks.get(block_id), new_blocks.get(block_id))
+                if what:
+                    lines.append(f"{name(block_id)}: {'; '.join(what)}")
     if diff.get("settings_changed"):
         names = {"name": _("nome"), "description": _("descrição"), "priority": _("prioridade"),
                  "triggers": _("gatilhos"), "start": _("bloco inicial"), "tests": _("testes do fluxo")}
         lines.append(_("Configurações alteradas: %(fields)s",
                        fields=", ".join(names.get(k, k) for k in diff["settings_changed"])))
     return lines
+
+
+def _shown(value) -> str:
+    """A field's value in a sentence: texts quoted and shortened, lists of options by label."""
+    if isinstance(value, str):
+        return f"“{shorten(value, 60)}”"
+    if isinstance(value, list) and all(isinstance(v, dict) and "label" in v for v in value):
+        return "“" + shorten(", ".join(str(v["label"]) for v in value), 60) + "”"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "“" + shorten(", ".join(value), 60) + "”"
+    return shorten(json.dumps(value, ensure_ascii=False), 60)
+
+
+def block_changes(before: dict | None, after: dict | None) -> list[str]:
+    """What changed in one block, field by field: ``Texto: “Olá!” → “Oi!”`` (labels as the
+    property form shows them); a field added or removed says so."""
+    if not before or not after:
+        return []
+    if before.get("type") != after.get("type"):
+        return [_("tipo: %(old)s → %(new)s", old=kind_title(before.get("type", ""), current_lang()),
+                  new=kind_title(after.get("type", ""), current_lang()))]
+    kind = REGISTRY.get(after.get("type"))
+    props = kind.data_schema.get("properties", {}) if kind else {}
+    old_data, new_data = before.get("data") or {}, after.get("data") or {}
+    changes = []
+    for field in [*props, *sorted((set(old_data) | set(new_data)) - set(props))]:
+        if old_data.get(field) == new_data.get(field):
+            continue
+        label = _(props[field]["title"]) if props.get(field, {}).get("title") else field
+        if field not in old_data:
+            changes.append(_("%(field)s: %(new)s (novo)", field=label, new=_shown(new_data[field])))
+        elif field not in new_data:
+            changes.append(_("%(field)s removido (era %(old)s)", field=label, old=_shown(old_data[field])))
+        elif _labels(old_data[field]) is not None and _labels(new_data[field]) is not None:
+            changes.append(f"{label}: {_list_change(_labels(old_data[field]), _labels(new_data[field]))}")
+        else:
+            changes.append(f"{label}: {_shown(old_data[field])} → {_shown(new_data[field])}")
+    return changes
+
+
+def _labels(value) -> list[str] | None:
+    """A list of options (by label) or of texts (buttons) as its labels; else None."""
+    if isinstance(value, list) and all(isinstance(v, dict) and "label" in v for v in value):
+        return [str(v["label"]) for v in value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def _list_change(before: list[str], after: list[str]) -> str:
+    """``+ “Pizza”`` / ``− “Atum”`` when items were only added or removed, else old → new."""
+    added = [x for x in after if x not in before]
+    removed = [x for x in before if x not in after]
+    kept_order = [x for x in before if x in after] == [x for x in after if x in before]
+    if (added or removed) and kept_order:
+        parts = [f"+ “{shorten(x, 40)}”" for x in added] + [f"− “{shorten(x, 40)}”" for x in removed]
+        return ", ".join(parts)
+    return f"{_shown(before)} → {_shown(after)}"
 
 
 # ---------------------------------------------------------------------- cards and forms
@@ -842,6 +925,7 @@ def editor_messages() -> dict[str, str]:
         "start": _("Início"),
         "blockDeleted": _("Bloco excluído. “Desfazer” (Ctrl+Z) o traz de volta."),
         "addNext": _("Adicionar o próximo bloco por esta saída"),
+        "editTriggers": _("Editar gatilhos"),
         "triggers": trigger_messages(),
     }
 
@@ -1075,14 +1159,12 @@ def publish(flow_id: str):
     With warnings and without ``confirm``, nothing is published: the warnings are shown
     with "Publicar mesmo assim" (a second POST with ``confirm=1``).
     """
-    from engine.lint import lint
-
     lang = current_lang()
     version = query_int("version", minimum=1, maximum=MAX_VERSION, source=request.form)
     repo = repository()
     if not request.form.get("confirm"):
         doc = repo.published(flow_id, version)[0] if version else repo.get(flow_id, lang)[0]
-        found = lint(doc, flows=repo.flow_index(), lang=lang)
+        found = repo.lint(doc, lang)  # jumps into this flow count as its start (no_trigger)
         if found and not any(f.get("level") == "error" for f in found):
             return render_template("flows/_findings.html", findings=found, flow_id=flow_id,
                                    checked=True, confirm_publish=True, version=version)
@@ -1167,12 +1249,13 @@ def _versions_context(flow_id: str, **extra) -> dict:
     for version in versions:
         doc = documents[version["version"]]
         rows.append({**version, "published": _moment(version["published_at"]),
-                     "changes": describe_diff(flow_diff(previous, doc)),
+                     "changes": describe_diff(flow_diff(previous, doc), previous, doc),
                      "first": previous is None})
         previous = doc
     rows.reverse()
     published_doc = documents.get(draft["published_version"]) if draft["published_version"] else None
-    unpublished = describe_diff(flow_diff(published_doc, draft["document"])) if published_doc else None
+    unpublished = (describe_diff(flow_diff(published_doc, draft["document"]), published_doc,
+                                 draft["document"]) if published_doc else None)
     return {"flow_id": flow_id, "flow": draft, "versions": rows, "unpublished": unpublished,
             "differs": published_doc is not None and published_doc != draft["document"],
             **extra}

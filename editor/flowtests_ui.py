@@ -10,6 +10,8 @@ Routes (admins only, like the editor)::
     POST /flows/<id>/tests/rename          fields ``name``, ``new_name``: rename a test
     POST /flows/<id>/tests/remove-step     fields ``name``, ``step`` (from 1): drop a step
     GET|POST /flows/<id>/tests/edit        steps and HTTP mocks as text, one JSON object per line
+    POST /flows/<id>/tests/accept          fields ``name``, ``step``, ``text``: an ``expect``
+                                           takes the bot's new text
     POST /flows/<id>/tests/delete          field ``name``: remove that test
 
 The tests live in the flow document, which the editor page owns and saves (with its
@@ -86,8 +88,8 @@ def _panel(flow_id: str, *, tests: list[dict] | None = None, note: str | None = 
     doc, revision = _draft(flow_id)
     shown = doc.get("tests") or [] if tests is None else tests
     if ran is not None:
-        results = {_key(r.name): {"passed": r.passed, "step": r.step, "message": r.message or ""}
-                   for r in ran}
+        results = {_key(r.name): {"passed": r.passed, "step": r.step, "message": r.message or "",
+                                  "got": r.got} for r in ran}
         results_revision = revision
     else:
         results, results_revision = _last_results(flow_id)
@@ -118,7 +120,7 @@ def run(flow_id: str):
     repo = _repo()
     doc, revision = repo.get(flow_id, current_lang())
     results = run_tests(doc, settings=get_settings(), lang=current_lang(),
-                        others=repo.jump_targets(doc))
+                        others=repo.flows_for_tests(doc, get_settings()))
     _remember(flow_id, revision, results)
     return _panel(flow_id, ran=results)
 
@@ -339,6 +341,30 @@ def _where(problem: dict, index: int, step_lines: list[int], mock_lines: list[in
             message = _("Linha %(line)d: %(message)s", line=line, message=problem["message"])
             return _("Respostas simuladas: %(problem)s", problem=message) if label else message
     return problem["message"]
+
+
+@bp.post("/flows/<flow_id>/tests/accept")
+@admin_required
+def accept(flow_id: str):
+    """"Usar a resposta nova": the ``expect`` of step ``step`` takes the text the bot sent."""
+    doc, _revision = _draft(flow_id)
+    tests = list(doc.get("tests") or [])
+    name = request.form.get("name") or ""
+    text = request.form.get("text") or ""
+    try:
+        number = int(request.form.get("step") or "")
+    except ValueError:
+        number = 0
+    found = next((t for t in tests if t["name"] == name), None)
+    if found is None or not 1 <= number <= len(found["steps"]) or \
+            "expect" not in found["steps"][number - 1] or not text:
+        return _panel(flow_id, note=_("Esse passo não existe mais; a lista foi atualizada."),
+                      note_error=True, status=422)
+    steps = [*found["steps"][:number - 1], {"expect": text}, *found["steps"][number:]]
+    changed = [{**t, "steps": steps} if t is found else t for t in tests]
+    return _panel(flow_id, tests=changed, result_tests=changed,
+                  note=_("O passo %(step)d do teste “%(name)s” agora espera a resposta nova. "
+                         "Rode os testes de novo.", step=number, name=name))
 
 
 @bp.post("/flows/<flow_id>/tests/delete")

@@ -47,10 +47,12 @@ from flask_babel import gettext as _
 from blocks import timer_kinds
 from editor.app import get_engine, get_service, render_page
 from editor.auth import current_user, login_required
+from editor.i18n import current_lang
 from editor.security import query_int
 from engine import accounts, queries, timeline
 from engine import conversation as machine
 from engine.errors import Invalid, NotFound
+from engine.flows import FlowRepository
 from engine.whatsapp import PLACEHOLDERS
 
 bp = Blueprint("inbox", __name__)
@@ -199,8 +201,12 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
     if action == "assigned":
         if actor_login == "bot":
             return _("O fluxo atribuiu a %(user)s", user=user)
+        if self_:  # not "Bruno atribuiu a Bruno"
+            return _("%(name)s assumiu o atendimento", name=actor)
         return _("%(name)s atribuiu a %(user)s", name=actor, user=user)
     if action == "unassigned":
+        if self_:
+            return _("%(name)s saiu do atendimento", name=actor)
         return _("%(name)s desatribuiu %(user)s", name=actor, user=user)
     if action == "concluded":
         return _("Concluído por %(name)s", name=actor)
@@ -304,7 +310,9 @@ def driver(conv: dict) -> dict:
     """Who is driving the conversation now: people, or the bot (and what it waits for)."""
     run = conv.get("run") or {}
     state = run.get("state")
-    where = {"flow": run.get("flow_id"), "block": run.get("block_id")}
+    # named as people read them: the flow's name and the block's title (id after it)
+    where = FlowRepository(get_engine()).run_position(
+        run.get("flow_id"), run.get("flow_version"), run.get("block_id"), current_lang())
     if conv["status"] == machine.OPEN:
         if conv["assignees"]:
             return {"kind": "agent", "title": _("Bot pausado — atendimento humano"), **where,

@@ -1,6 +1,7 @@
 """Operations endpoints: ``GET /healthz``, ``GET /readyz``, ``GET /metrics``; and
-:func:`observed_inbound`, the one way the channel routes hand a customer message to the
-service (counted, timed and logged with its ids).
+:func:`observed_inbound` / :func:`handle_inbound`: the API and the web chat hand a customer
+message to the service through ``engine/observe.py`` (counted, timed, logged with its
+ids), as the WhatsApp webhook does in ``engine/whatsapp_inbound.py``.
 
 - ``/healthz``: the process answers (no database touch) → 200 ``{"status": "ok"}``.
 - ``/readyz``: the database answers and is migrated to this code's head → 200, else 503
@@ -11,17 +12,14 @@ service (counted, timed and logged with its ids).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from flask import Blueprint, Flask, Response, abort, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
 
 from editor.app import get_engine, get_service, get_settings
-from engine import logs, metrics
+from engine import metrics, observe
 from engine.health import readiness
 
-log = logging.getLogger("papo.web")
+log = logging.getLogger("papo.health")
 
 bp = Blueprint("ops", __name__)
 
@@ -34,6 +32,13 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     found = readiness(get_engine())
+    ext = current_app.extensions["papo"]
+    if found.reason != ext.get("readiness"):  # one line per change, not one per probe
+        ext["readiness"] = found.reason
+        if found.ready:
+            log.info("ready: %s", found.message)
+        else:
+            log.warning("not ready (%s): %s", found.reason, found.detail or found.message)
     response = jsonify(found.to_json())
     response.status_code = 200 if found.ready else 503
     response.headers["Cache-Control"] = "no-store"
@@ -54,35 +59,16 @@ def metrics_view():
                                                "Cache-Control": "no-store"})
 
 
-@contextmanager
-def inbound_request(channel: str) -> Iterator[None]:
-    """Around one inbound request: counted and timed by outcome (a refused body counts as
-    ``invalid``), with the channel on every log line written inside."""
-    with logs.context(channel=channel), metrics.inbound(channel):
-        yield
+def handle_inbound(channel: str, contact: dict, message: dict, **kwargs) -> dict:
+    """The app's service handles one customer message, observed (call it inside
+    ``inbound_request(channel)``)."""
+    return observe.handle_inbound(get_service(), channel, contact, message, **kwargs)
 
 
-def handle_inbound(channel: str, contact: dict, message: dict, *, service=None, **kwargs) -> dict:
-    """``Service.handle_inbound`` inside :func:`inbound_request`: the message's ids on every
-    log line written meanwhile, and one INFO line at the end (ids, never the text)."""
-    message_id = message.get("id") if isinstance(message, dict) else None
-    started = time.perf_counter()
-    logs.bind(channel=channel, message_id=message_id)
-    result = (service or get_service()).handle_inbound(channel, contact, message, **kwargs)
-    logs.bind(conversation_id=result.get("conversation_id"))
-    replies = len(result.get("replies") or ())
-    elapsed_ms = (time.perf_counter() - started) * 1000
-    log.info("inbound %s message %s: conversation %s %s, %d replies, %.1f ms", channel, message_id,
-             result.get("conversation_id"), result.get("status"), replies, elapsed_ms,
-             extra={"status": result.get("status"), "replies": replies,
-                    "duration_ms": round(elapsed_ms, 2)})
-    return result
-
-
-def observed_inbound(channel: str, contact: dict, message: dict, **kwargs) -> dict:
-    """One customer message, counted, timed and logged (webhook, web chat)."""
-    with inbound_request(channel):
-        return handle_inbound(channel, contact, message, **kwargs)
+def observed_inbound(channel: str, contact: dict, message: dict, *, service=None,
+                     **kwargs) -> dict:
+    """One customer message, counted, timed and logged with its ids (``engine/observe.py``)."""
+    return observe.observed_inbound(service or get_service(), channel, contact, message, **kwargs)
 
 
 def init_app(app: Flask) -> None:

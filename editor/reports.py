@@ -22,12 +22,15 @@ import math
 import re
 from datetime import UTC, date, datetime, timedelta
 
+from babel.dates import format_skeleton
 from flask import Blueprint, make_response, request
-from flask_babel import format_date, format_decimal, format_number, ngettext
+from flask_babel import format_decimal, format_number, get_locale, ngettext
 from flask_babel import gettext as _
 
+from blocks.labels import block_title, kind_title
 from editor.app import get_engine, get_service, get_settings, render_page
 from editor.auth import login_required
+from editor.i18n import current_lang
 from engine import queries
 from engine import reports as figures
 from engine.errors import PapoError
@@ -120,13 +123,9 @@ def flow_order(doc: dict) -> list[str]:
     return order + [b for b in blocks if b not in seen]
 
 
-def _block_caption(block: dict) -> str:
-    text = str((block.get("data") or {}).get("text") or "").strip().replace("\n", " ")
-    return text if len(text) <= 48 else text[:47] + "…"
-
-
 def funnel_rows(service, repo: FlowRepository, flow_id: str) -> list[dict]:
-    """Bars of one flow's funnel in flow order: ``[{"block_id","type","caption","runs","share"}]``."""
+    """Bars of one flow's funnel in flow order, named by block title (DESIGN §10.1):
+    ``[{"block_id","title","type","runs","share"}]`` (``type``: the kind as people say it)."""
     found = repo.published(flow_id)
     doc = found[0] if found else repo.get(flow_id)[0]
     counts = {row["block_id"]: row["runs"] for row in figures.funnel(service.db, flow_id)}
@@ -134,12 +133,14 @@ def funnel_rows(service, repo: FlowRepository, flow_id: str) -> list[dict]:
     ids = flow_order(doc)
     ids += sorted(b for b in counts if b not in blocks)  # blocks of older versions
     first = counts.get(doc.get("start")) or max(counts.values(), default=0)
+    lang = current_lang()
     rows = []
     for block_id in ids:
         block = blocks.get(block_id, {})
         runs = counts.get(block_id, 0)
-        rows.append({"block_id": block_id, "type": block.get("type", ""),
-                     "caption": _block_caption(block) if block else _("(versão anterior)"),
+        rows.append({"block_id": block_id,
+                     "title": block_title(block, lang) if block else _("(versão anterior)"),
+                     "type": kind_title(block["type"], lang) if block else "",
                      "runs": runs, "share": runs / first if first else None})
     return rows
 
@@ -218,7 +219,8 @@ def duration(seconds: float | None) -> str:
 
 
 def short_day(day: date) -> str:
-    return format_date(day, "dd/MM")
+    """A chart's day in the interface language: "06/11" in pt-BR, "11/6" in English."""
+    return format_skeleton("dM", day, locale=get_locale())
 
 
 @bp.app_template_filter("duration")
@@ -260,8 +262,8 @@ def _context(date_from: date, date_to: date) -> dict:
     repo = FlowRepository(engine)
     flows_list, flow_id = _funnel_choice(repo)
     funnel_data = funnel_rows(service, repo, flow_id) if flow_id else []
-    funnel_chart = bar_rows([{**row, "label": row["block_id"], "value": row["runs"]}
-                             for row in funnel_data])
+    funnel_chart = bar_rows([{**row, "label": row["title"], "value": row["runs"]}
+                             for row in funnel_data], width=820, label_w=300)  # titles: ≤ 41 chars
     return {
         "date_from": date_from, "date_to": date_to, "summary": summary, "days": days,
         "daily_chart": daily_chart, "histogram": histogram, "resolution_chart": resolution_chart,
@@ -275,7 +277,7 @@ def _context(date_from: date, date_to: date) -> dict:
         "csat_answers": lambda n: ngettext("%(num)d resposta", "%(num)d respostas", n),
         "resolution_parts": _parts((b["label"], b["count"]) for b in histogram),
         "csat_parts": _parts((str(c["score"]), c["count"]) for c in csat),
-        "funnel_parts": _parts((row["block_id"], row["runs"]) for row in funnel_data),
+        "funnel_parts": _parts((row["title"], row["runs"]) for row in funnel_data),
     }
 
 

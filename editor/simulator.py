@@ -99,6 +99,15 @@ class SessionSimulation:
         del self.notes[:-MAX_NOTES]
 
 
+@dataclass
+class Outcome:
+    """What an action on the pane tells besides the chat: a sentence for the author
+    (nothing to advance, already open…) and the seconds the clock jumped."""
+
+    note: str | None = None
+    skipped: float | None = None
+
+
 def _new_external_id() -> str:
     return f"sim-{uuid.uuid4().hex[:20]}"
 
@@ -151,7 +160,7 @@ def send(flow_id: str):
     if not text:
         return _respond(flow_id, error=_("Escreva uma mensagem antes de enviar."))
 
-    def customer_writes(sim: Simulation, outcome: dict) -> None:
+    def customer_writes(sim: Simulation, outcome: Outcome) -> None:
         sim.send(text)
 
     return _act(flow_id, customer_writes, customer_message=True)
@@ -172,13 +181,13 @@ def conclude(flow_id: str):
 @bp.post("/flows/<flow_id>/simulator/advance")
 @admin_required
 def advance(flow_id: str):
-    def time_passes(sim: Simulation, outcome: dict) -> None:
+    def time_passes(sim: Simulation, outcome: Outcome) -> None:
         if not sim.timers():
-            outcome["note"] = _("Nada agendado: não há espera nem prazo pendente nesta conversa.")
+            outcome.note = _("Nada agendado: não há espera nem prazo pendente nesta conversa.")
             return
         before = sim.clock_offset
         sim.advance()
-        outcome["skipped"] = sim.clock_offset - before
+        outcome.skipped = sim.clock_offset - before
 
     return _act(flow_id, time_passes)
 
@@ -196,15 +205,15 @@ def restart(flow_id: str):
 
 def _agent_action(action: str):
     """The current user opens or concludes the test conversation (as in the inbox)."""
-    def agent_acts(sim: Simulation, outcome: dict) -> None:
+    def agent_acts(sim: Simulation, outcome: Outcome) -> None:
         status = sim.status()
         if action == "open":
             if status == "open":
-                outcome["note"] = _("O atendimento já está aberto.")
+                outcome.note = _("O atendimento já está aberto.")
             sim.open()
         else:
             if status == "concluded":
-                outcome["note"] = _("Não há atendimento aberto para concluir: o bot já está no comando.")
+                outcome.note = _("Não há atendimento aberto para concluir: o bot já está no comando.")
             sim.conclude()
     return agent_acts
 
@@ -212,8 +221,7 @@ def _agent_action(action: str):
 def _act(flow_id: str, action, *, customer_message: bool = False):
     """Run ``action(simulation, outcome)``, note the status changes it caused, answer the state.
 
-    ``outcome`` is a dict the action may fill: ``note`` (a sentence for the author),
-    ``skipped`` (seconds the clock jumped).
+    The action fills in its :class:`Outcome` (a note for the author, the time skipped).
 
     Problems never break the pane: the author sees them as a notice in it.
     """
@@ -223,7 +231,7 @@ def _act(flow_id: str, action, *, customer_message: bool = False):
     before = _conversation(sim)
     messages_before = len(before["messages"]) if before else 0
     activity_before = len(before["activity"]) if before else 0
-    outcome: dict = {}
+    outcome = Outcome()
     error = None
     try:
         action(sim, outcome)
@@ -234,13 +242,13 @@ def _act(flow_id: str, action, *, customer_message: bool = False):
         error = _("O simulador encontrou um erro inesperado: %(error)s",
                   error=f"{type(exc).__name__}: {exc}"[:300])
     state.keep(sim)
-    if outcome.get("skipped") is not None:
-        state.add_note(messages_before, "skip", round(outcome["skipped"]))
+    if outcome.skipped is not None:
+        state.add_note(messages_before, "skip", round(outcome.skipped))
     after = _conversation(sim)
     if after:
         _note_status_changes(state, after, messages_before, activity_before, customer_message)
     save_simulation(state)
-    return _respond(flow_id, draft=draft, sim=state, note=outcome.get("note"), error=error)
+    return _respond(flow_id, draft=draft, sim=state, note=outcome.note, error=error)
 
 
 def _note_status_changes(sim: SessionSimulation, conv: dict, messages_before: int, activity_before: int,
@@ -300,6 +308,15 @@ def _run_details(conversation_id: int) -> tuple[dict, list[dict]]:
     return queries.run_details(get_engine(), conversation_id, problems=MAX_PROBLEMS)
 
 
+def _named(problems: list[dict], doc: dict) -> list[dict]:
+    """Run-log problems with their block's title (``block``), as people read about blocks."""
+    from blocks.labels import block_name
+
+    blocks = {b.get("id"): b for b in doc.get("blocks", []) if isinstance(b, dict)}
+    return [{**p, "block": block_name(blocks.get(p["block_id"]), p["block_id"], current_lang())
+             if p.get("block_id") else None} for p in problems]
+
+
 def _state_context(sim: SessionSimulation, draft: dict, note: str | None = None,
                    error: str | None = None) -> dict:
     conv = _conversation(sim.simulation())
@@ -318,7 +335,7 @@ def _state_context(sim: SessionSimulation, draft: dict, note: str | None = None,
         "variables": _variables(conv),
         "timer": timer,
         "current_block": block_id or "",
-        "problems": problems,
+        "problems": _named(problems, draft["document"]),
         "findings": _lint_errors(draft),
         "stale_revision": stale_revision,
         "draft_revision": draft["revision"],

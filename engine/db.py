@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.pool import StaticPool
 
 from engine.store import metadata
@@ -70,3 +70,23 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
 def create_schema(engine: Engine) -> None:
     """Create every table (tests, the in-memory simulator). Real databases use Alembic."""
     metadata.create_all(engine)
+
+
+def ensure_schema(engine: Engine) -> bool:
+    """Create the tables if the database has none; returns True when it did.
+
+    A file or server database is created by Alembic (``engine.migrate.upgrade``), so it
+    is stamped with its migration version; an in-memory SQLite one by ``create_schema``.
+    A database that already has tables is left alone (``papo db upgrade`` applies new
+    migrations).
+    """
+    if inspect(engine).get_table_names():
+        return False
+    in_memory = engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:")
+    if in_memory:
+        create_schema(engine)
+    else:
+        from engine.migrate import upgrade  # lazy: Alembic is only needed here
+
+        upgrade(engine.url.render_as_string(hide_password=False))
+    return True

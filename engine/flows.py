@@ -434,12 +434,39 @@ class FlowRepository:
         published = self.published(flow_id)
         return published is None or published[0] != draft["document"]
 
-    def jump_targets(self, doc: dict) -> list[dict]:
-        """The published documents of the flows ``doc`` jumps into (for its tests)."""
-        from engine.flowtests import jump_targets
+    def run_position(self, flow_id: str | None, version: int | None, block_id: str | None,
+                     lang: str | None = None) -> dict:
+        """Where a run is, as people read it: ``{"flow": the flow's name, "block": the
+        block's title and id}`` from the version the run is pinned to (the latest draft for
+        the simulator's runs); ids stand in for what cannot be found."""
+        from blocks.labels import block_name
 
+        if not flow_id:
+            return {"flow": None, "block": None}
+        found = self.published(flow_id, version) if version is not None else None
+        if found is None:
+            try:
+                doc = self.get(flow_id, lang)[0]
+            except NotFound:
+                doc = None
+        else:
+            doc = found[0]
+        blocks = {b.get("id"): b for b in (doc or {}).get("blocks", []) if isinstance(b, dict)}
+        block = blocks.get(block_id) if block_id else None
+        return {"flow": (doc or {}).get("name") or flow_id,
+                "block": block_name(block, block_id, lang) if block_id else None}
+
+    def flows_for_tests(self, doc: dict, settings=None) -> list[dict]:
+        """The published documents a draft's tests may reach besides the draft itself: the
+        flows it jumps into, and ``PAPO_ON_CONCLUDE_FLOW``'s (as in production)."""
+        from engine.lint import jump_targets
+
+        wanted = set(jump_targets([doc]))
+        on_conclude = getattr(settings, "on_conclude_flow", None)
+        if on_conclude and on_conclude != doc.get("id"):
+            wanted.add(on_conclude)
         found = []
-        for flow_id in sorted(jump_targets(doc)):
+        for flow_id in sorted(wanted):
             published = self.published(flow_id)
             if published is not None:
                 found.append(published[0])
@@ -450,13 +477,13 @@ class FlowRepository:
         from engine.flowtests import run_tests
 
         doc, _revision = self.get(flow_id, lang)
-        return run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+        return run_tests(doc, settings=settings, lang=lang, others=self.flows_for_tests(doc, settings))
 
     def _check_tests(self, doc: dict, lang: str | None, settings) -> None:
         from engine.flowtests import failure_details, run_tests
         from engine.i18n import t
 
-        results = run_tests(doc, settings=settings, lang=lang, others=self.jump_targets(doc))
+        results = run_tests(doc, settings=settings, lang=lang, others=self.flows_for_tests(doc, settings))
         details = failure_details(results)
         if details:
             raise Invalid(t("flowtest.failed_summary", lang, count=len(details)),

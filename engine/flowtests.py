@@ -21,17 +21,21 @@ a test: the editor's "Salvar como teste".
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from blocks import REGISTRY
+from blocks.labels import block_title
 from engine.errors import PapoError
 from engine.http import HttpOutcome
 from engine.i18n import t
 from engine.settings import Settings
 
+log = logging.getLogger(__name__)
 # Tests start on a fixed clock: the same run gives the same timestamps every time.
 START_AT = float(int(datetime(2026, 1, 5, 12, 0).timestamp()))
 DEFAULT_CONTACT_NAME = "Visitante"  # as papo chat and the web chat
@@ -46,6 +50,9 @@ class FlowTestResult:
     passed: bool
     step: int | None = None  # the failing step, numbered from 1
     message: str | None = None  # "passo 3: esperado …, recebido …"
+    # When an ``expect`` failed on another message: its full text (the editor offers to
+    # take it as the new expected text). Not part of the API's answer.
+    got: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {"name": self.name, "passed": self.passed, "step": self.step, "message": self.message}
@@ -116,6 +123,7 @@ class _Exchange:
     messages: list[dict] = field(default_factory=list)
     read: int = 0
     newest: dict | None = None  # the last bot message so far (``expect_buttons`` reads it)
+    got: str | None = None  # the text an ``expect`` found instead of its own
 
     def reset(self, replies: list[dict]) -> None:
         self.messages, self.read = list(replies), 0
@@ -143,13 +151,18 @@ def _run_one(db: Engine, flow_id: str, test: dict, settings: Settings | None, la
                      contact_name=name, record_events=False)
     exchange = _Exchange()
     for number, step in enumerate(test["steps"], start=1):
-        problem = _play(sim, exchange, step, lang)
+        try:
+            problem = _play(sim, exchange, step, lang)
+        except Exception as exc:  # a bug must fail this test, not the publish request
+            log.exception("flow test %r of %s crashed at step %d", test["name"], flow_id, number)
+            problem = t("flowtest.crashed", lang, error=type(exc).__name__)
         if problem is None and mocks.unmocked:
             call = mocks.unmocked[0]
             problem = t("flowtest.unmocked", lang, method=call["method"], url=call["url"])
         if problem is not None:
             return FlowTestResult(test["name"], False, number,
-                                  t("flowtest.step", lang, step=number, message=problem))
+                                  t("flowtest.step", lang, step=number, message=problem),
+                                  got=exchange.got)
     return FlowTestResult(test["name"], True)
 
 
@@ -182,6 +195,7 @@ def _play(sim, exchange: _Exchange, step: dict, lang: str | None) -> str | None:
             return _expected_got(lang, shown, nothing)
         matches = message["text"] == value if kind == "expect" else value in message["text"]
         if not matches:
+            exchange.got = message["text"] if kind == "expect" else None
             return _expected_got(lang, shown, _quote(message["text"]))
         return None
     if kind == "expect_buttons":
@@ -261,37 +275,23 @@ def _publish_quietly(repo, doc: dict) -> None:
         pass  # the test that jumps there fails on what the bot (does not) say
 
 
-def jump_targets(doc: dict) -> set[str]:
-    """Flow ids the document's ``jump`` blocks name (other than itself)."""
-    return {b["data"]["flow_id"] for b in doc.get("blocks", [])
-            if b.get("type") == "jump" and isinstance(b.get("data", {}).get("flow_id"), str)
-            and b["data"]["flow_id"] != doc.get("id")}
-
-
 # ---------------------------------------------------------------------- lint
 def _can_have_buttons(block: dict) -> bool:
-    data = block.get("data") or {}
-    if block.get("type") == "message":
-        return bool(data.get("buttons"))
-    return block.get("type") == "question" and data.get("input") in ("choice", "rating")
+    kind = REGISTRY.get(block.get("type"))
+    return kind is not None and bool(kind.buttons(block.get("data") or {}))
 
 
-def _title(block: dict) -> str:
-    text = " ".join(str((block.get("data") or {}).get("text") or "").split())
-    if not text:
-        return block["id"]
-    if len(text) <= 40:
-        return text
-    cut = text[:40].rsplit(" ", 1)[0] or text[:40]
-    return cut + "…"
+def _pauses(block: dict) -> bool:
+    kind = REGISTRY.get(block.get("type"))
+    return kind is not None and kind.pauses_run
 
 
 def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
     """Warnings about tests that cannot pass: ``expect_buttons`` where no buttons can come.
 
     ``expect_buttons`` reads the last bot message. When the ``expect`` before it names
-    exactly the (untemplated) text of blocks that are surely the last message (a question,
-    where the run waits, or a message whose exit leads nowhere) and none of them can have
+    exactly the (untemplated) text of blocks that are surely the last message (a block
+    where the run waits, like a question, or one whose exits lead nowhere) and none of them can have
     buttons, or when no block of the flow sends buttons at all, it is flagged.
     """
     findings: list[dict] = []
@@ -312,10 +312,10 @@ def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
             elif kind == "expect":
                 last_expect = step["expect"]
             elif kind == "expect_buttons" and step["expect_buttons"]:
-                # Only a message nothing follows is surely the last one: a question (the
-                # run waits there) or a message whose exit leads nowhere.
+                # Only a message nothing follows is surely the last one: a block where the
+                # run waits (a question) or one whose exits lead nowhere.
                 named = [b for b in by_text.get(last_expect or "", [])
-                         if b.get("type") == "question" or b["id"] not in leaving]
+                         if _pauses(b) or b["id"] not in leaving]
                 if not any_buttons:
                     findings.append({"level": "warning", "code": "test_buttons_none", "block_id": None,
                                      "message": t("lint.test_buttons_flow", lang, test=test["name"],
@@ -324,7 +324,7 @@ def lint_tests(doc: dict, lang: str | None = None) -> list[dict]:
                     findings.append({"level": "warning", "code": "test_buttons_none",
                                      "block_id": named[0]["id"],
                                      "message": t("lint.test_buttons_none", lang, test=test["name"],
-                                                  step=number, title=_title(named[0]))})
+                                                  step=number, title=block_title(named[0], lang))})
     return findings
 
 

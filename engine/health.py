@@ -16,6 +16,7 @@ class Readiness:
     message: str
     revision: str | None = None  # the database's migration revision
     head: str | None = None  # the revision this code expects
+    detail: str | None = None  # for the log only (may name the database host)
 
     def to_json(self) -> dict:
         body = {"status": "ok" if self.ready else "unavailable", "reason": self.reason,
@@ -40,8 +41,10 @@ def readiness(db: Engine) -> Readiness:
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:300]
+        # The public answer does not name hosts or ports; the log line has the driver's words.
         return Readiness(False, "database_unreachable",
-                         f"The database cannot be reached: {reason}", None, head)
+                         "The database cannot be reached (the server log says why).", None, head,
+                         detail=reason)
     if revision is None:
         return Readiness(False, "not_migrated",
                          "The database has no migration history: run `papo db upgrade`.", None, head)

@@ -14,16 +14,12 @@ import networkx as nx
 import regex
 
 from blocks import REGISTRY, pausing_kinds
+from blocks.base import LintContext
 from blocks.labels import block_name, port_label
-from blocks.question import DEFAULT_MAX_ATTEMPTS
 from engine.graph import build_graph
 from engine.i18n import t
 from engine.templates import global_names, referenced_names, syntax_error
 
-WHATSAPP_MAX_BUTTONS = 3
-WHATSAPP_MAX_LABEL = 20
-WHATSAPP_MAX_TEXT = 4096
-ANSWER_PORTS_EXCLUDED = {"invalid", "timeout"}
 TEMPLATE_GLOBALS = set(global_names()) | {"contact", "vars", "loop", "true", "false", "none"}
 
 
@@ -48,9 +44,10 @@ def jump_targets(documents: Iterable[dict]) -> set[str]:
     for doc in documents:
         for block in doc.get("blocks") or []:
             data = block.get("data") if isinstance(block, dict) else None
-            if block.get("type") == "jump" and isinstance(data, dict) and \
-                    isinstance(data.get("flow_id"), str) and data["flow_id"] != doc.get("id"):
-                targets.add(data["flow_id"])
+            kind = REGISTRY.get(block.get("type")) if isinstance(block, dict) else None
+            target = kind.jumps_to(data) if kind is not None and isinstance(data, dict) else None
+            if isinstance(target, str) and target != doc.get("id"):
+                targets.add(target)
     return targets
 
 
@@ -174,55 +171,12 @@ def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], find
         error = syntax_error(text, lang) if isinstance(text, str) and "{" in text else None
         if error:
             findings.append(_about(block, "error", "bad_template", lang, error=error))
-    if kind in ("message", "question") and len(data.get("text", "")) > WHATSAPP_MAX_TEXT:
-        findings.append(_about(block, "warning", "text_too_long", lang, length=len(data["text"])))
-    if kind == "message":
-        labels = data.get("buttons") or []
-    else:
-        labels = [o["label"] for o in data.get("options") or []]
-    if kind in ("message", "question"):
-        if len(labels) > WHATSAPP_MAX_BUTTONS:
-            findings.append(_about(block, "warning", "too_many_buttons", lang, count=len(labels)))
-        for label in labels:
-            if len(label) > WHATSAPP_MAX_LABEL:
-                findings.append(_about(block, "warning", "button_too_long", lang,
-                                       label=label, length=len(label)))
-    if kind == "question":
-        for port in REGISTRY[kind].ports(data):
-            if port not in ANSWER_PORTS_EXCLUDED and (block_id, port) not in connected:
-                findings.append(_about(block, "warning", "port_unconnected", lang,
-                                       port=port_label(block, port, lang)))
-        # A csat question never takes "invalid": an answer that is not a rating ends the
-        # run and is handled as a new message (DESIGN §10.8).
-        if not data.get("csat") and (block_id, "invalid") not in connected:
-            findings.append(_about(block, "warning", "invalid_port_unconnected", lang,
-                                   port=port_label(block, "invalid", lang),
-                                   attempts=data.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
-        if data.get("timeout_s") and (block_id, "timeout") not in connected:
-            findings.append(_about(block, "warning", "timeout_port_unconnected", lang,
-                                   port=port_label(block, "timeout", lang)))
-        if data.get("pattern"):
-            try:
-                regex.compile(data["pattern"])
-            except regex.error as exc:
-                findings.append(_about(block, "error", "bad_pattern", lang, error=str(exc)))
-    elif kind == "condition":
-        for rule in data.get("rules", []):
-            unknown = _unknown_operators(rule.get("when"))
-            if unknown:
-                findings.append(_about(block, "error", "bad_jsonlogic", lang,
-                                       error=", ".join(sorted(unknown))))
-        for port in REGISTRY[kind].ports(data):
-            if (block_id, port) not in connected:
-                findings.append(_about(block, "warning", "port_unconnected", lang,
-                                       port=port_label(block, port, lang)))
-    elif kind == "jump":
-        target_flow = data["flow_id"]
-        if target_flow not in known:
-            findings.append(_about(block, "error", "unknown_jump_flow", lang, flow_id=target_flow))
-        elif data.get("block_id") and data["block_id"] not in known[target_flow]:
-            findings.append(_about(block, "error", "unknown_jump_block", lang,
-                                   flow_id=target_flow, target=data["block_id"]))
+    ctx = LintContext(connected=lambda port: (block_id, port) in connected, flows=known,
+                      unknown_operators=unknown_operators)
+    for level, code, params in REGISTRY[kind].lint(data, ctx):  # the kind's own checks
+        if "port" in params:
+            params = {**params, "port": port_label(block, params["port"], lang)}
+        findings.append(_about(block, level, code, lang, **params))
 
 
 JSONLOGIC_OPERATORS = {
@@ -232,7 +186,7 @@ JSONLOGIC_OPERATORS = {
 }
 
 
-def _unknown_operators(rule) -> set[str]:
+def unknown_operators(rule) -> set[str]:
     """Operators JSONLogic does not know (a typo would silently make the rule false)."""
     unknown: set[str] = set()
     stack = [rule]
@@ -301,7 +255,7 @@ def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, reachable
         block = blocks[node]
         for nxt, port in out_edges[node]:
             out = saved[node]
-            if not (block["type"] == "question" and port in ANSWER_PORTS_EXCLUDED):
+            if port not in REGISTRY[block["type"]].unsaved_ports:
                 out |= sets[node]
             merged = out if nxt not in seen else saved[nxt] & out
             if nxt not in seen or merged != saved[nxt]:
@@ -311,7 +265,8 @@ def _vars_before_set(graph: nx.MultiDiGraph, blocks: dict, start: str, reachable
                     queued.add(nxt)
                     pending.append(nxt)
     findings = []
-    for block_id in sorted(users, key=list(blocks).index):
+    order = {block_id: i for i, block_id in enumerate(blocks)}
+    for block_id in sorted(users, key=order.__getitem__):
         for name in sorted(users[block_id]):
             if name not in bit or not (saved[block_id] >> bit[name]) & 1:
                 findings.append(_about(blocks[block_id], "warning", "var_before_set", lang, name=name))

@@ -103,7 +103,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-12-05 14:03:00,123 INFO papo.web: message  [conversation_id=7 flow_id=x …]``."""
+    """``2026-12-05 14:03:00,123 INFO papo.inbound: message  [conversation_id=7 flow_id=x …]``."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -46,6 +46,13 @@ INBOUND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 LATENESS_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
+CHANNELS = ("api", "whatsapp", "web")
+INBOUND_OUTCOMES = ("ok", "invalid", "error")
+TIMER_KINDS = ("wait", "question_timeout", "auto_conclude", "debounce")
+OUTBOX_OUTCOMES = ("sent", "retry", "failed", "lost")
+WORKER_JOBS = ("timers", "outbox", "cleanup")
+
+
 class _Instruments:
     """The counters and histograms of one process, created once on :func:`enable`."""
 
@@ -80,12 +87,30 @@ class _Instruments:
             "papo_outbox_sends_total",
             "WhatsApp outbox delivery attempts by outcome: sent, retry (failed, tried again "
             "later), failed (given up), lost (another sender had taken the row).", ("outcome",))
+        self.job_failures = counter(
+            "papo_worker_job_failures_total",
+            "Worker jobs (timers, outbox, cleanup) that failed, the database being unreachable "
+            "included; the job runs again at its next turn.", ("job",))
         self.signature_failures = counter(
             "papo_webhook_signature_failures_total",
             "Webhook deliveries refused for a missing or wrong signature.", ("channel",))
         self.http_responses = counter(
             "papo_http_responses_total", "HTTP responses sent by the web app, by status code.",
             ("code",))
+        # Every known series from the start, at 0: rate() and alerts work before the first event.
+        for channel in CHANNELS:
+            self.duplicates.labels(channel)
+            self.inbound_seconds.labels(channel)
+            for outcome in INBOUND_OUTCOMES:
+                self.inbound.labels(channel, outcome)
+        for kind in TIMER_KINDS:
+            self.timers_fired.labels(kind)
+            self.timer_lateness.labels(kind)
+        for outcome in OUTBOX_OUTCOMES:
+            self.outbox_sends.labels(outcome)
+        for job in WORKER_JOBS:
+            self.job_failures.labels(job)
+        self.signature_failures.labels("whatsapp")
 
 
 _instruments: _Instruments | None = None
@@ -96,16 +121,20 @@ _enable_lock = threading.Lock()
 def enable() -> None:
     """Start counting in this process (idempotent).
 
-    Multiprocess mode follows ``PROMETHEUS_MULTIPROC_DIR``, which must be set before
-    prometheus-client is first imported (the gunicorn config does it, see
-    ``editor/gunicorn_conf.py``).
+    Multiprocess mode follows ``PROMETHEUS_MULTIPROC_DIR`` as it is now: set it (to a
+    folder emptied at server start) before the app is created — ``editor/gunicorn_conf.py``
+    does it for gunicorn.
     """
     global _instruments, _registry
     with _enable_lock:
         if _instruments is not None:
             return
-        from prometheus_client import CollectorRegistry, disable_created_metrics
+        from prometheus_client import CollectorRegistry, disable_created_metrics, values
 
+        # prometheus-client picks its value store when first imported; papo decides here,
+        # when metrics are turned on (the folder may have been set up after that import).
+        if multiprocess() and values.ValueClass is values.MutexValue:
+            values.ValueClass = values.MultiProcessValue()
         disable_created_metrics()  # *_created series: noise for dashboards, cost per scrape
         # Multiprocess mode: values go to files; the registry is only a namespace here.
         _registry = CollectorRegistry(auto_describe=True)
@@ -180,6 +209,11 @@ def timer_fired(kind: str, lateness_s: float) -> None:
 def outbox_send(outcome: str) -> None:
     if _instruments is not None:
         _instruments.outbox_sends.labels(outcome).inc()
+
+
+def worker_job_failed(job: str) -> None:
+    if _instruments is not None:
+        _instruments.job_failures.labels(job).inc()
 
 
 def webhook_signature_failure(channel: str) -> None:
@@ -378,4 +412,4 @@ def serve(host: str, port: int, db: Engine | None, token: str | None) -> WSGISer
 __all__ = ["DatabaseCollector", "bot_step", "database_state", "enable", "enabled", "http_response",
            "inbound", "inbound_duplicate", "mark_process_dead", "metrics_wsgi_app", "multiprocess",
            "outbox_send", "render", "serve", "timer_fired", "token_matches", "transition",
-           "webhook_signature_failure"]
+           "webhook_signature_failure", "worker_job_failed"]

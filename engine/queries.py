@@ -31,6 +31,7 @@ from engine import conversation as machine
 from engine import timeline
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
+from engine.i18n import N_
 from engine.moments import aware, iso
 from engine.store import (
     activity,
@@ -66,7 +67,7 @@ def get_conversation(db: Engine, conversation_id: int, *, include_test: bool = T
                            .join(contacts, contacts.c.id == conversations.c.contact_id)
                            .where(conversations.c.id == conversation_id)).mappings().first()
         if row is None or (not include_test and row["channel"] == TEST_CHANNEL):
-            raise NotFound("Conversa não encontrada.")
+            raise NotFound(N_("Conversa não encontrada."))
         summary = _summary(row, _assignees(conn, [row["id"]])[row["id"]])
         msgs = conn.execute(select(messages).where(messages.c.conversation_id == conversation_id)
                             .order_by(messages.c.at, messages.c.id)).mappings().all()
@@ -123,8 +124,8 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
              .where(conversations.c.channel != TEST_CHANNEL))
     if status:
         if status not in machine.STATUSES:
-            raise Invalid("Status deve ser \"open\" ou \"concluded\".", details=[
-                {"path": "status", "message": "Use open ou concluded."}])
+            raise Invalid(N_("Status deve ser \"open\" ou \"concluded\"."), details=[
+                {"path": "status", "message": N_("Use open ou concluded.")}])
         query = query.where(conversations.c.status == status)
     if q:
         query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
@@ -179,7 +180,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         at, conversation_id = raw.split("|")
         return datetime.fromisoformat(at), int(conversation_id)
     except (ValueError, UnicodeDecodeError):
-        raise Invalid("Cursor inválido.", details=[{"path": "cursor", "message": "Cursor inválido."}]) from None
+        raise Invalid(N_("Cursor inválido."), details=[{"path": "cursor", "message": N_("Cursor inválido.")}]) from None
 
 
 # ---------------------------------------------------------------------------- inbox

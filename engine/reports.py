@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from engine import conversation as machine
 from engine.db import read_only
 from engine.errors import Invalid
+from engine.i18n import N_
 from engine.queries import TEST_CHANNEL
 from engine.store import activity, answers, conversations, run_blocks
 
@@ -147,8 +148,8 @@ def summary(db: Engine, csat_variable: str, date_from: date, date_to: date) -> d
     """
     start, end = bounds(date_from, date_to)
     if end <= start:
-        raise Invalid("A data final precisa ser igual ou posterior à inicial.", details=[
-            {"path": "to", "message": "Data final antes da inicial."}])
+        raise Invalid(N_("A data final precisa ser igual ou posterior à inicial."), details=[
+            {"path": "to", "message": N_("Data final antes da inicial.")}])
     test_conversations = select(conversations.c.id).where(conversations.c.channel == TEST_CHANNEL)
     with read_only(db) as conn:
         open_now = conn.execute(select(func.count()).select_from(conversations).where(

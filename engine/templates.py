@@ -42,7 +42,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 
-from engine.i18n import t
+from engine.i18n import N_, gettext, t
 
 log = logging.getLogger("papo.templates")
 
@@ -364,25 +364,23 @@ def referenced_names(source: str) -> set[str] | None:
 
 
 _SYNTAX_HINTS = (
-    # (what Jinja says, pt-BR, English): plain words for the mistakes authors make
+    # (what Jinja says, plain words for the mistake authors make: a catalog id)
     ("unexpected end of template, expected 'end of print statement'",
-     "falta fechar as chaves: cada {{ precisa de um }}", "a brace is not closed: every {{ needs a }}"),
-    ("unexpected '}'", "há um } sobrando ou um {{ faltando", "there is a stray } or a missing {{"),
+     N_("falta fechar as chaves: cada {{ precisa de um }}")),
+    ("unexpected '}'", N_("há um } sobrando ou um {{ faltando")),
     ("Unexpected end of template. Jinja was looking for the following tags",
-     "um bloco {% … %} foi aberto e não foi fechado (falta {% end… %})",
-     "a {% … %} block is opened and never closed (missing {% end… %})"),
-    ("Expected an expression", "há chaves vazias ou incompletas", "there are empty or incomplete braces"),
+     N_("um bloco {% … %} foi aberto e não foi fechado (falta {% end… %})")),
+    ("Expected an expression", N_("há chaves vazias ou incompletas")),
     ("expected token 'end of print statement'",
-     "dentro de {{ }} cabe um só nome de variável (ex.: {{ contact.name }})",
-     "only one variable name fits inside {{ }} (e.g. {{ contact.name }})"),
+     N_("dentro de {{ }} cabe um só nome de variável (ex.: {{ contact.name }})")),
 )
 
 
-def _plain(exc: TemplateSyntaxError, english: bool) -> str:
+def _plain(exc: TemplateSyntaxError, lang: str | None) -> str:
     """Jinja's complaint in words an author understands (its own text when unknown)."""
-    for jinja_says, pt, en in _SYNTAX_HINTS:
+    for jinja_says, plain in _SYNTAX_HINTS:
         if exc.message and exc.message.startswith(jinja_says):
-            return en if english else pt
+            return gettext(plain, lang)
     return exc.message or ""
 
 
@@ -406,11 +404,10 @@ def unknown_names(source: str) -> list[tuple[str, str, int]]:
 def syntax_error(source: str, lang: str | None = None) -> str | None:
     """Why ``source`` cannot be rendered (syntax, unknown filter or test), in plain words in
     the author's language; None when it can."""
-    english = (lang or "").startswith("en")
     try:
         _check_env.parse(source)
     except TemplateSyntaxError as exc:
-        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
+        return t("templates.at_line", lang, problem=_plain(exc, lang), line=exc.lineno)
     unknown = unknown_names(source)
     if unknown:
         kind, name, line = unknown[0]
@@ -419,5 +416,5 @@ def syntax_error(source: str, lang: str | None = None) -> str | None:
     try:
         _check_env.from_string(source)
     except TemplateSyntaxError as exc:  # anything else the compiler refuses
-        return t("templates.at_line", lang, problem=_plain(exc, english), line=exc.lineno)
+        return t("templates.at_line", lang, problem=_plain(exc, lang), line=exc.lineno)
     return None

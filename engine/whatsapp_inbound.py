@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -28,6 +29,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from engine.db import read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
+from engine.observe import observed_inbound
 from engine.store import activity, contacts, conversations, messages, processed_messages
 from engine.whatsapp import (
     DELETED_PLACEHOLDER,
@@ -63,8 +65,11 @@ class Receipt:
 def receive(service, delivery: Delivery, inbound=None) -> Receipt:
     """Apply a parsed delivery: every message, change and status on its own, in order.
 
-    ``inbound``: what stores one customer message (default ``service.handle_inbound``; the
-    web layer passes its counted and logged wrapper, same signature)."""
+    Each customer message goes through ``inbound`` (same signature as
+    ``Service.handle_inbound``), by default ``engine.observe.observed_inbound`` (counted,
+    timed and logged with its ids, like the API's and the web chat's)."""
+    if inbound is None:
+        inbound = partial(observed_inbound, service)
     receipt = Receipt(skipped=len(delivery.skipped), errors=len(delivery.errors))
     for path, reason in delivery.skipped:
         log.warning("WhatsApp delivery: %s skipped: %s", path, reason)
@@ -74,12 +79,13 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
     # Meta delivers again whatever it did not see answered: one query finds what is done.
     done = already_received(service, [m.message_id for m in delivery.messages])
     senders: dict[tuple, str] = {}  # who is who, for the rest of this delivery
+    late: dict[int, float] = {}  # conversation id → the oldest late message's time
     for item in delivery.inbound:
         if isinstance(item, InboundMessage) and item.message_id in done:
             continue
         try:
             if isinstance(item, InboundMessage):
-                if receive_message(service, item, inbound, senders):
+                if receive_message(service, item, inbound, senders, late):
                     receipt.messages += 1
                 else:
                     receipt.refused += 1
@@ -97,6 +103,8 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
             log.exception("WhatsApp %s %s not processed (a papo bug)", type(item).__name__,
                           item.message_id)
             receipt.refused += 1
+    if late:
+        unread_if_read_since(service, late)
     if delivery.statuses:
         from engine.outbox import record_status
 
@@ -117,12 +125,14 @@ def already_received(service, message_ids: list[str]) -> set[str]:
     return found
 
 
-def receive_message(service, message: InboundMessage, inbound=None, senders: dict | None = None) -> bool:
+def receive_message(service, message: InboundMessage, inbound=None, senders: dict | None = None,
+                    late: dict | None = None) -> bool:
     """Store one customer message (the bot answers it unless it is over 24 hours old).
 
     False when the service refused it (logged: a retry would be refused the same way).
     ``inbound``: as for :func:`receive`; ``senders``: contacts already identified in this
-    delivery."""
+    delivery; ``late``: where a late message's conversation is noted, for the caller to
+    pass to :func:`unread_if_read_since` (without it, that is done at once)."""
     if message.problem:
         log.warning("WhatsApp message %s stored as unsupported: %s", message.message_id, message.problem)
     key = (message.wa_id, message.user_id)
@@ -146,19 +156,27 @@ def receive_message(service, message: InboundMessage, inbound=None, senders: dic
         log.warning("WhatsApp message %s not stored: %s", message.message_id, exc.message)
         return False
     if message.at is not None and service.clock() - message.at > LATE_S:
-        unread_if_read_since(service, result["conversation_id"], message.at)
+        conversation_id = result["conversation_id"]
+        if late is None:
+            unread_if_read_since(service, {conversation_id: message.at})
+        else:
+            late[conversation_id] = min(late.get(conversation_id, message.at), message.at)
     return True
 
 
-def unread_if_read_since(service, conversation_id: int, at: float) -> None:
-    """A message WhatsApp delivered late keeps its own time, which may be before an agent
-    last read the conversation: the read mark moves back to just before it, so the
-    conversation shows as unread (the one case where the mark moves back)."""
-    moment = utc(at - 0.001)
+_UNREAD = update(conversations).where(
+    conversations.c.id == bindparam("_id"), conversations.c.last_read_at > bindparam("_moment")
+).values(last_read_at=bindparam("_moment"))
+
+
+def unread_if_read_since(service, late: dict[int, float]) -> None:
+    """Messages WhatsApp delivered late keep their own time, which may be before an agent
+    last read the conversation: its read mark moves back to just before the oldest of them,
+    so the conversation shows as unread (the one case where the mark moves back).
+    ``late``: conversation id → that message's time; one transaction for all of them."""
+    rows = [{"_id": conversation_id, "_moment": utc(at - 0.001)} for conversation_id, at in late.items()]
     with service.db.begin() as conn:
-        conn.execute(update(conversations).where(
-            conversations.c.id == conversation_id, conversations.c.last_read_at > moment)
-            .values(last_read_at=moment))
+        conn.execute(_UNREAD, rows)
 
 
 # ---------------------------------------------------------------------------- contacts
@@ -271,6 +289,10 @@ def apply_change(service, change: MessageChange, inbound=None) -> bool:
     # A revoke or an edit of a message papo never got (sent before papo was connected, or
     # still on its way): stored under the original's id, so the original, if it comes
     # later, is recognised as already there and its old content never shows.
+    if already_received(service, [change.target_id]):
+        log.info("WhatsApp %s %s names another customer's message %s: ignored", change.action,
+                 change.message_id, change.target_id)
+        return False
     external_id = identify(service, change.wa_id, change.user_id)
     if change.action == "revoke":
         text, details = DELETED_PLACEHOLDER, {"deleted_at": iso(utc(at))}

@@ -12,7 +12,8 @@ already fired is a harmless no-op. A timer whose step fails stays pending, is lo
 and is tried again when its lease ends.
 
 Periodic jobs (APScheduler 3, :meth:`Worker.run_forever`): timers every second, the
-WhatsApp outbox every 5 s (``engine.outbox.send_due``) and an
+WhatsApp outbox every 5 s (``engine.outbox.send_due``, batch after batch until nothing
+due is left) and an
 hourly cleanup of the inbound de-duplication records and of finished timers (``PAPO_DEDUP_RETENTION``).
 """
 from __future__ import annotations
@@ -51,6 +52,7 @@ BACKOFF_CAP_S = 30.0
 TIMERS_EVERY_S = 1
 OUTBOX_EVERY_S = 5
 CLEANUP_EVERY_S = 3600
+OUTBOX_DRAIN_S = 30  # one outbox job sends for at most this long (the next tick goes on)
 
 
 def dedup_retention_from_env(environ: dict | None = None) -> float:
@@ -268,12 +270,20 @@ class Worker:
 
     # ------------------------------------------------------------------ periodic jobs
     def send_outbox(self) -> int:
-        """Send due WhatsApp outbox rows (``engine.outbox.send_due``)."""
+        """Send due WhatsApp outbox rows (``engine.outbox.send_due``), batch after batch
+        while a batch sends anything (one batch per tick would cap a worker at about 10
+        messages a second), for at most ``OUTBOX_DRAIN_S``. Returns how many were sent."""
         from engine import outbox
 
-        if self.outbox_lease_s is None:
-            return outbox.send_due(self.service)
-        return outbox.send_due(self.service, lease_s=self.outbox_lease_s)
+        kwargs = {} if self.outbox_lease_s is None else {"lease_s": self.outbox_lease_s}
+        until = time.monotonic() + OUTBOX_DRAIN_S
+        total = 0
+        while not self._stopping.is_set():
+            sent = outbox.send_due(self.service, **kwargs)
+            total += sent
+            if not sent or time.monotonic() >= until:
+                break
+        return total
 
     def cleanup(self, now: float | None = None) -> int:
         """Forget what is older than ``dedup_retention_s``: inbound message ids, and timers
@@ -317,6 +327,7 @@ class Worker:
         try:
             job()
         except Exception as exc:
+            metrics.worker_job_failed(what)
             if tables_missing(exc):
                 delay = self.backoff.failed()
                 if delay is not None:

@@ -175,6 +175,13 @@ def _locate(path: list, doc: Any, lang: str | None) -> tuple[str, dict | None, l
             kind = REGISTRY.get(block.get("type")) if isinstance(block, dict) else None
             return where, (kind.data_schema if kind else None), path[3:]
         return where, {"properties": {}}, path[2:]
+    if len(path) >= 2 and path[0] == "tests" and isinstance(path[1], int):
+        tests = doc.get("tests") if isinstance(doc, dict) else None
+        test = tests[path[1]] if isinstance(tests, list) and path[1] < len(tests) else None
+        name = test.get("name") if isinstance(test, dict) else None
+        where = (t("where.test", lang, name=name) if isinstance(name, str) and name
+                 else t("where.test_n", lang, n=path[1] + 1))
+        return where, None, path[2:]
     if len(path) >= 2 and path[0] in ("edges", "triggers") and isinstance(path[1], int):
         key = "where.edge" if path[0] == "edges" else "where.trigger"
         return t(key, lang, n=path[1] + 1), None, path[2:]

@@ -140,3 +140,17 @@ def test_the_route_and_the_force_flag_are_in_openapi(api):
     schemas = document["components"]["schemas"]
     assert schemas["Publish"]["properties"]["force"] == {"type": "boolean"}
     assert set(schemas["FlowTestResult"]["required"]) == {"name", "passed", "step", "message"}
+
+
+def test_the_on_conclude_flow_runs_in_tests_as_in_production(flows, sample_flow):
+    from engine.settings import Settings
+
+    flows.create(sample_flow("avaliacao"), actor="ana")
+    flows.publish("avaliacao", actor="ana")
+    doc = sample_flow("boas-vindas")
+    doc["tests"] = [{"name": "Avaliação", "steps": [
+        {"say": "oi"}, {"open": True}, {"conclude": True}, {"expect_contains": "Como você avalia o atendimento?"}]}]
+    flows.create(doc, actor="ana")
+    with_setting = Settings.from_env({"PAPO_ON_CONCLUDE_FLOW": "avaliacao"})
+    assert [r.passed for r in flows.run_tests("boas-vindas", settings=with_setting)] == [True]
+    assert [r.passed for r in flows.run_tests("boas-vindas", settings=Settings.from_env({}))] == [False]

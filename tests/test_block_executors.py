@@ -164,3 +164,42 @@ def test_every_palette_variant_of_a_kind_is_valid(kind):
     ("choice", "Por favor, escolha uma das opções"), ("text", "Não entendi sua resposta")])
 def test_question_kind_says_what_an_invalid_answer_gets_by_default(answer_kind, start):
     assert REGISTRY["question"].invalid_text({"input": answer_kind}).startswith(start)
+
+
+def _lint_context(connected=(), flows=None):
+    from blocks.base import LintContext
+    from engine.lint import unknown_operators
+
+    return LintContext(connected=lambda port: port in connected, flows=flows or {},
+                       unknown_operators=unknown_operators)
+
+
+def test_message_kind_warns_about_whatsapp_limits():
+    data = {"text": "x" * 4097, "buttons": ["Um", "Dois", "Três", "Uma opção longa demais aqui"]}
+    codes = [code for _level, code, _params in REGISTRY["message"].lint(data, _lint_context())]
+    assert codes == ["text_too_long", "too_many_buttons", "button_too_long"]
+    assert REGISTRY["message"].lint({"text": "Oi"}, _lint_context()) == []
+
+
+def test_question_kind_checks_its_answers_timeout_and_pattern():
+    data = {"text": "?", "input": "text", "save_as": "x", "timeout_s": 60, "pattern": "(["}
+    found = REGISTRY["question"].lint(data, _lint_context(connected={"answered"}))
+    assert [(level, code, params.get("port")) for level, code, params in found] == [
+        ("warning", "invalid_port_unconnected", "invalid"),
+        ("warning", "timeout_port_unconnected", "timeout"),
+        ("error", "bad_pattern", None)]
+    fine = {"text": "?", "input": "text", "save_as": "x", "csat": False}
+    assert REGISTRY["question"].lint(fine, _lint_context(connected={"answered", "invalid"})) == []
+
+
+def test_condition_and_jump_kinds_check_their_rules_and_targets():
+    rules = {"rules": [{"port": "sim", "when": {"igual": [1, 1]}}]}
+    found = REGISTRY["condition"].lint(rules, _lint_context(connected={"sim"}))
+    assert found == [("error", "bad_jsonlogic", {"error": "igual"}),
+                     ("warning", "port_unconnected", {"port": "else"})]
+    jump = REGISTRY["jump"]
+    assert jump.lint({"flow_id": "vendas"}, _lint_context())[0][1] == "unknown_jump_flow"
+    assert jump.lint({"flow_id": "vendas", "block_id": "b9"},
+                     _lint_context(flows={"vendas": {"b1"}}))[0][1] == "unknown_jump_block"
+    assert jump.lint({"flow_id": "vendas"}, _lint_context(flows={"vendas": {"b1"}})) == []
+    assert jump.jumps_to({"flow_id": "vendas"}) == "vendas"

@@ -2,6 +2,7 @@
 funnel leaving out the simulator's runs (DESIGN §10.1, §10.6, §10.8; issue 13)."""
 from __future__ import annotations
 
+import html
 import itertools
 
 import pytest
@@ -134,3 +135,14 @@ def test_simulator_runs_never_reach_the_funnel_or_the_reports(app, api, api_cloc
     after = {row["block_id"]: row["runs"] for row in funnel(get_service(app), "boas-vindas")}
     assert after == before
     assert csat(api) == {"avg": None, "count": 0}
+
+
+def test_an_empty_csat_card_says_what_it_counts(app, api_tokens, api_clock):
+    client = app.test_client()
+    with client.session_transaction() as session:
+        account = get_user(get_engine(app), "admin")
+        session.update(user_id=account["id"], role=account["role"], login="admin")
+    page = client.get(f"/reports?from={DAY}&to={DAY}").get_data(as_text=True)
+    assert "perguntas de nota marcadas como CSAT (“Avaliação (CSAT)” na paleta do editor)" in page
+    english = client.get(f"/reports?from={DAY}&to={DAY}&lang=en").get_data(as_text=True)
+    assert "rating questions marked as CSAT" in english and "“Rating (CSAT)”" in html.unescape(english)

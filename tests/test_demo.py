@@ -13,9 +13,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _start_demo(instance: Path) -> tuple[subprocess.Popen, list[str]]:
+def _start_demo(instance: Path, **settings: str) -> tuple[subprocess.Popen, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPO_")}
     env["PAPO_INSTANCE_PATH"] = str(instance)
+    env.update(settings)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from editor.cli import main; main()", "demo", "--port", "0"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -63,6 +64,19 @@ def test_a_second_demo_run_keeps_the_flows_people_edited(tmp_path):
     proc, lines = _start_demo(instance)
     try:
         assert any("boas-vindas: already there, left as it is" in line for line in lines)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_the_demo_starts_even_when_settings_make_the_sample_flows_tests_fail(tmp_path):
+    # Other handoff words: the samples' tests that ask for "atendente" fail, and say so.
+    proc, lines = _start_demo(tmp_path / "instance", PAPO_HANDOFF_KEYWORDS="socorro")
+    try:
+        output = "\n".join(lines)
+        assert re.search(r"boas-vindas: imported, published version 1 although \d+ of its tests "
+                         r"fail with these settings \(papo test boas-vindas\)", output), output
+        assert "captura-leads: imported, published version 1\n" in output + "\n"
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -122,7 +122,8 @@ def test_a_person_builds_validates_and_publishes_a_flow_from_the_palette(new_pag
     error = page.locator(".finding-error").first
     error.wait_for()
     assert "erro de modelo" in error.inner_text()
-    assert "o2" in page.locator(".findings-panel").inner_text()  # the unconnected option warns
+    # the unconnected option warns, named as the card shows it
+    assert 'a saída "Falar com atendente" não está ligada' in page.locator(".findings-panel").inner_text()
     assert "has-error" in card(page, message).get_attribute("class")
     error.get_by_role("button").click()
     assert "is-focused" in card(page, message).get_attribute("class")
@@ -207,7 +208,8 @@ def test_importing_a_broken_file_in_the_editor_lists_the_problems_and_keeps_the_
     page.set_input_files("#import-draft-file", str(broken))
     problems = page.locator("#panel-body .problems")
     problems.wait_for()
-    assert "$.blocks[1].data.input" in problems.inner_text()
+    assert ('Bloco "Como posso te ajudar hoje?": "Tipo de resposta" (input) não aceita "telepatia"'
+            in problems.inner_text())
     assert repo(live_server).get("boas-vindas")[1] == 1
 
 
@@ -441,7 +443,7 @@ def test_removing_an_option_drops_its_edge_and_renaming_a_rule_keeps_it(new_page
     edges = {(e["from"], e["port"], e["to"]) for e in repo(live_server).get("boas-vindas")[0]["edges"]}
     assert ("menu", "produtos", "produtos") not in edges
     assert {("menu", "pedido", "numero_pedido"), ("menu", "atendente", "chama_atendente")} <= edges
-    assert page.locator(".connection.node_out_node-menu").count() == 2
+    assert page.locator(".connection.node_out_node-menu").count() == 3  # with "Resposta inválida"
 
     open_block(page, "regra")
     page.get_by_label("Saída da regra 1").fill("cliente_vip")

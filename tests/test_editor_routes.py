@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import html as html_lib
 import json
 import re
 from functools import partial
@@ -481,10 +482,14 @@ def test_versions_show_what_changed_and_roll_back_by_publishing_an_old_one(admin
     doc["blocks"][0]["data"]["text"] = "Oi!"
     repo.update("boas-vindas", doc, 1, actor="ana")
     repo.publish("boas-vindas", actor="ana")
-    html = _text(admin.get("/flows/boas-vindas/versions"))
-    assert "1 bloco adicionado: extra" in html
-    assert "1 bloco alterado: saudacao" in html
-    assert "1 ligação adicionada: obrigado →next→ extra" in html
+    html = html_lib.unescape(_text(admin.get("/flows/boas-vindas/versions")))
+    # blocks by title (id after it), exits by their labels, and what changed, old → new
+    assert '1 bloco adicionado: "Mais" (extra)' in html
+    assert '1 bloco alterado: "Oi!" (saudacao)' in html
+    assert '"Oi!" (saudacao): Texto: “Olá, {{ contact.name }}! 👋 Bem-vindo(a) à Loja da Ana.” → “Oi!”' in html
+    assert ('1 ligação adicionada: "Obrigada pela avaliação, {{ contact.name…" (obrigado) '
+            '→Em seguida→ "Mais" (extra)') in html
+    assert "→next→" not in html
     assert "Publicar esta versão" in html
     rolled = admin.post("/flows/boas-vindas/publish", data={"version": "1"})
     assert "A versão 1 foi publicada de novo como versão 3 e está no rascunho." in _text(rolled)
@@ -525,6 +530,28 @@ def test_describe_diff_speaks_portuguese_and_english(web):
     with web.test_request_context("/?lang=en"):
         assert describe_diff(diff) == ["2 blocks added: x, y", "1 connection removed: a →next→ b",
                                        "Settings changed: triggers"]
+
+
+def test_describe_diff_with_the_documents_says_what_changed_in_each_block(web):
+    old = {"blocks": [{"id": "b1", "type": "question", "data": {
+               "text": "Qual sabor?", "input": "choice", "save_as": "sabor",
+               "options": [{"id": "o1", "label": "Calabresa"}]}},
+           {"id": "b2", "type": "condition", "data": {"rules": []}}], "edges": []}
+    new = copy.deepcopy(old)
+    new["blocks"][0]["data"].update(text="Qual sabor você quer?", max_attempts=2)
+    new["blocks"][0]["data"]["options"].append({"id": "o2", "label": "Atum"})
+    new["edges"] = [{"from": "b1", "port": "o2", "to": "b2"}]
+    with web.test_request_context("/"):
+        lines = describe_diff(flow_diff(old, new), old, new)
+    assert lines == [
+        '1 bloco alterado: "Qual sabor você quer?" (b1)',
+        '"Qual sabor você quer?" (b1): Pergunta: “Qual sabor?” → “Qual sabor você quer?”; '
+        'Opções: + “Atum”; Tentativas: 2 (novo)',
+        '1 ligação adicionada: "Qual sabor você quer?" (b1) →Atum→ "Condição" (b2)']
+    with web.test_request_context("/?lang=en"):
+        english = describe_diff(flow_diff(old, new), old, new)
+    assert english[1].startswith('"Qual sabor você quer?" (b1): Question: “Qual sabor?” → “Qual sabor você quer?”')
+    assert english[2] == '1 connection added: "Qual sabor você quer?" (b1) →Atum→ "Condition" (b2)'
 
 
 # ---------------------------------------------------------------------- the editor page

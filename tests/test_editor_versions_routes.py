@@ -70,6 +70,9 @@ def test_publishing_with_warnings_asks_first_then_publishes_anyway(admin, repo):
 def test_the_header_says_what_starts_the_flow_and_a_new_flow_starts_on_its_name(admin, repo):  # noqa: F811
     created = admin.post("/flows", data={"id": "pedido-de-pizza", "name": "Pedido de Pizza"})
     assert created.headers["Location"].endswith("/flows/pedido-de-pizza/edit")
+    # from the list page (htmx): the browser goes to the flow's own address at once
+    again = admin.post("/flows", data={"id": "pizza-2", "name": "Pizza 2"}, headers={"HX-Request": "true"})
+    assert again.headers["HX-Redirect"].endswith("/flows/pizza-2/edit")
     assert repo.get("pedido-de-pizza")[0]["triggers"] == [
         {"type": "keyword", "match": "exact", "value": "pedido de pizza"}]
     page = _text(admin.get("/flows/pedido-de-pizza/edit"))

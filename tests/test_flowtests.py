@@ -42,6 +42,7 @@ def _one(doc: dict, steps: list[dict], **options) -> dict:
 WELCOME = _welcome([])
 GREETING = "Olá, Visitante! 👋 Bem-vindo(a) à Loja da Ana."
 MENU = ["Ver produtos", "Status do pedido", "Falar com atendente"]
+ORDER_QUESTION = "Qual é o número do seu pedido? (só os números, ex.: 12345)"
 
 
 # ---------------------------------------------------------------------- each step kind
@@ -332,14 +333,14 @@ def test_lint_warns_of_expect_buttons_on_a_message_that_never_has_buttons():
     doc = _welcome([{"name": "Menu", "steps": [{"say": "oi"}, {"expect": "Como posso te ajudar hoje?"},
                                                {"expect_buttons": MENU}]},
                     {"name": "Saudação", "steps": [{"say": "oi"}, {"expect": GREETING}, {"expect_buttons": MENU}]},
-                    {"name": "Produtos", "steps": [{"say": "oi"}, {"say": "1"},
-                                                   {"expect": "De 1 a 5, como foi o atendimento?"},
-                                                   {"expect_buttons": ["1", "2"]}]}])
+                    {"name": "Pedido", "steps": [{"say": "oi"}, {"say": "2"},
+                                                 {"expect": ORDER_QUESTION},
+                                                 {"expect_buttons": ["1", "2"]}]}])
     (finding,) = [f for f in lint(doc) if f["code"] == "test_buttons_none"]
     assert finding["level"] == "warning"
-    assert finding["block_id"] == "csat"
-    assert finding["message"] == ('O teste "Produtos" (passo 4) espera botões, mas a mensagem '
-                                  '"De 1 a 5, como foi o atendimento?" nunca tem botões.')
+    assert finding["block_id"] == "numero_pedido"
+    assert finding["message"] == ('O teste "Pedido" (passo 4) espera botões, mas a mensagem '
+                                  '"Qual é o número do seu pedido? (só os…" nunca tem botões.')
 
 
 def test_lint_warns_when_no_block_of_the_flow_sends_buttons():
@@ -372,6 +373,7 @@ def test_a_simulated_conversation_becomes_a_test_that_passes():
         {"expect_status": "open"},
         {"conclude": True},
         {"expect": "De 1 a 5, como foi o atendimento?"},
+        {"expect_buttons": ["1", "2", "3", "4", "5"]},
         {"say": "5"},
         {"expect": "Obrigada pela avaliação, Ana! 💛 Volte sempre à Loja da Ana."},
         {"expect_status": "concluded"},
@@ -406,3 +408,28 @@ def test_a_message_the_service_refuses_fails_the_test_at_that_step():
     result = _one(WELCOME, [{"say": "oi"}, {"say": "   "}])
     assert result["step"] == 2
     assert result["message"].startswith("passo 2: o passo foi recusado: ")
+
+
+def test_a_crash_inside_papo_fails_that_test_and_not_the_run(monkeypatch):
+    from engine.simulator import Simulation as Sim
+
+    def broken(self, text):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Sim, "send", broken)
+    doc = load_document({**WELCOME, "tests": [{"name": "a", "steps": [{"say": "oi"}]},
+                                              {"name": "b", "steps": [{"expect_status": "concluded"}]}]})
+    results = run_tests(doc)
+    assert results[0].message == "passo 1: erro interno do papo ao rodar este passo (RuntimeError); veja o log"
+    assert results[1].passed
+
+
+def test_block_kinds_say_which_buttons_their_message_carries():
+    from blocks import REGISTRY
+
+    assert REGISTRY["message"].buttons({"text": "a", "buttons": ["Sim", "Não"]}) == ["Sim", "Não"]
+    assert REGISTRY["message"].buttons({"text": "a"}) == []
+    assert REGISTRY["question"].buttons({"input": "rating"}) == ["1", "2", "3", "4", "5"]
+    assert REGISTRY["question"].buttons({"input": "choice", "options": [{"id": "a", "label": "A"}]}) == ["A"]
+    assert REGISTRY["question"].buttons({"input": "text"}) == []
+    assert REGISTRY["wait"].buttons({"seconds": 5}) == []

@@ -1,7 +1,8 @@
 """An author saves a simulated conversation as a test, breaks the flow, runs the tests,
 and is asked before publishing a flow whose tests fail (Chromium).
 
-Set ``PAPO_SCREENSHOTS=1`` to keep screenshots of each stage in ``/tmp/papo-flowtests-*.png``.
+Set ``PAPO_SCREENSHOTS=1`` to keep screenshots of each stage in ``/tmp/papo-flowtests-*.png``
+and rewrite docs/screenshots/flow-tests.png (a failing test in the Testes panel).
 """
 # The browser fixtures are imported here too, so the file runs with any conftest.
 # ruff: noqa: F811
@@ -29,9 +30,12 @@ def _repo(live_server):
 
 def _shot(page, name: str, area: bool = False) -> None:
     if os.environ.get("PAPO_SCREENSHOTS"):
-        page.screenshot(path=f"/tmp/papo-flowtests-{name}.png", full_page=True)
+        # caret="initial": Playwright's default hides the caret with an injected <style>,
+        # which the page's Content-Security-Policy refuses (and new_page fails the test).
+        page.screenshot(path=f"/tmp/papo-flowtests-{name}.png", full_page=True, caret="initial")
         if area:
-            page.locator("#flowtests-area").screenshot(path=f"/tmp/papo-flowtests-{name}-area.png")
+            page.locator("#flowtests-area").screenshot(path=f"/tmp/papo-flowtests-{name}-area.png",
+                                                       caret="initial")
 
 
 def _send(page, text: str):
@@ -87,6 +91,8 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
     page.get_by_role("button", name="Salvar bloco").click()
     page.get_by_text("Bloco atualizado.").wait_for()
     page.evaluate("papoEditor.save()")
+    page.get_by_role("button", name="Testes", exact=True).click()  # the block form covered them
+    expect(page.locator("#panel")).to_be_hidden()
 
     page.get_by_role("button", name="Rodar testes").click()
     expect(tests).to_contain_text("1 teste falhou")
@@ -95,6 +101,9 @@ def test_save_as_test_then_a_change_breaks_it_and_publish_asks_first(new_page, l
                                     'recebido "Me passa o número do pedido?"')
     expect(failure).to_contain_text("passo ")
     _shot(page, "3-failed", area=True)
+    if os.environ.get("PAPO_SCREENSHOTS"):
+        page.screenshot(path=str(ROOT / "docs" / "screenshots" / "flow-tests.png"), caret="initial")
+    expect(tests.get_by_role("button", name="Usar a resposta nova")).to_be_visible()
 
     page.get_by_role("button", name="Publicar", exact=True).click()
     panel = page.locator("#panel-body")

@@ -189,3 +189,13 @@ def test_api_errors_speak_english_from_the_same_catalog(_app, _client):
     assert "(line 1, column 2)" in bad.json["error"]["details"][0]["message"]
     pt = _client.post("/api/v1/flows", headers={**headers, "Content-Type": "application/json"}, data="{nope")
     assert pt.json["error"]["details"][0]["message"].startswith("O arquivo não é JSON válido: ")
+
+
+def test_engine_errors_raised_with_a_catalog_id_speak_the_readers_language(_app, _client):
+    engine = _app.extensions["papo"]["engine"]
+    accounts.create_user(engine, "caio", "admin", password=PASSWORD)
+    headers = {"Authorization": f"Bearer {accounts.create_token(engine, 'caio')}"}
+    english = _client.get("/api/v1/conversations/999999?lang=en", headers=headers)
+    assert english.status_code == 404 and english.json["error"]["message"] == "Conversation not found."
+    portuguese = _client.get("/api/v1/conversations/999999?lang=pt", headers=headers)
+    assert portuguese.json["error"]["message"] == "Conversa não encontrada."

@@ -299,7 +299,7 @@ def test_a_block_without_text_is_named_by_its_kind_and_else_is_senao():
     assert finding["message"].startswith('Bloco "Condição" (c): a saída "Senão" não está ligada')
     assert "else" not in finding["message"]
     [english] = lint(doc, lang="en")
-    assert english["message"].startswith('Block "Condition" (c): output "Else" is not connected')
+    assert english["message"].startswith('Block "Condition" (c): output "Otherwise" is not connected')
 
 
 def test_no_trigger_is_not_reported_when_another_flow_jumps_into_the_flow():

@@ -49,7 +49,7 @@ def test_json_log_line_per_message_has_its_ids_and_not_its_text(logged_app, caps
     about = [line for line in lines if line.get("message_id") == "msg-77"]
     assert about, err
     line = about[-1]
-    assert line["level"] == "INFO" and line["logger"] == "papo.web"
+    assert line["level"] == "INFO" and line["logger"] == "papo.inbound"
     assert line["channel"] == "api"
     assert line["conversation_id"] == answer.get_json()["conversation_id"]
     assert line["flow_id"] == "eco" and line["flow_version"] == 1
@@ -83,7 +83,7 @@ def test_text_logs_name_the_ids_for_people(logged_app, capsys):
                       "message": {"id": "msg-1", "text": SECRET_TEXT}})
     err = capsys.readouterr().err
     line = next(line for line in err.splitlines() if "msg-1" in line)
-    assert " INFO papo.web: inbound api message msg-1" in line
+    assert " INFO papo.inbound: inbound api message msg-1" in line
     assert "[channel=api message_id=msg-1 conversation_id=" in line and "flow_id=eco" in line
     assert "abacaxi" not in err
 
@@ -95,3 +95,39 @@ def test_an_unknown_log_format_stops_start_up_with_a_clear_message(db_url, tmp_p
         "PAPO_DATABASE_URL": db_url, "PAPO_LOG_FORMAT": "yaml"})
     assert result.exit_code == 1
     assert "PAPO_LOG_FORMAT='yaml' must be one of: text, json" in result.output
+
+
+def test_under_gunicorn_every_line_is_json_and_written_once(db_url, tmp_path):
+    """``gunicorn -c python:editor.gunicorn_conf`` with ``PAPO_LOG_FORMAT=json``: gunicorn's
+    own lines and papo's are all JSON, none printed twice, no access log."""
+    from reliability.reliability_support import Gunicorn, papo_env, post_json
+
+    if db_url.startswith("postgresql"):
+        pytest.skip("one database kind is enough for the process plumbing")
+    upgrade(db_url)
+    app = make_app(db_url, tmp_path)
+    engine = app.extensions["papo"]["engine"]
+    FlowRepository(engine).create(ECHO_FLOW, actor="test")
+    FlowRepository(engine).publish(ECHO_FLOW["id"], actor="test")
+    accounts.create_user(engine, "admin", "admin", password="admin-senha-123")
+    token = accounts.create_token(engine, "admin")
+    engine.dispose()
+    log = tmp_path / "gunicorn.log"
+    server = Gunicorn(papo_env(db_url, tmp_path / "instance", PAPO_LOG_FORMAT="json"), log,
+                      config="python:editor.gunicorn_conf")
+    try:
+        for n in range(3):
+            status, _ = post_json(server.url + "/api/v1/inbound", {
+                "channel": "api", "contact": {"external_id": "gl", "name": "Rita"},
+                "message": {"id": f"gl-{n}", "text": SECRET_TEXT}}, {"Authorization": f"Bearer {token}"})
+            assert status == 200
+    finally:
+        server.stop()
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]  # all JSON
+    about = [line["message_id"] for line in lines if line.get("message_id")]
+    assert sorted(about) == ["gl-0", "gl-1", "gl-2"]  # each message once
+    assert any(line["logger"] == "gunicorn.error" for line in lines)
+    messages = [line["message"] for line in lines]
+    assert len(messages) == len(set(zip(messages, [line["time"] for line in lines], strict=True)))
+    assert "/api/v1/inbound" not in text and "abacaxi" not in text

@@ -90,6 +90,24 @@ def test_metrics_need_the_bearer_token(ops_app):
     assert "# TYPE papo_inbound_messages_total counter" in ok.get_data(as_text=True)
 
 
+def test_every_known_series_is_there_from_the_start(ops_app):
+    samples = metrics_of(ops_app.test_client())
+    names = {(name, labels) for name, labels in samples}
+    for channel in ("api", "whatsapp", "web"):
+        for outcome in ("ok", "invalid", "error"):
+            assert ("papo_inbound_messages_total",
+                    (("channel", channel), ("outcome", outcome))) in names
+        assert ("papo_inbound_seconds_count", (("channel", channel),)) in names
+    for kind in ("wait", "question_timeout", "auto_conclude"):
+        assert ("papo_timers_fired_total", (("kind", kind),)) in names
+    for outcome in ("sent", "retry", "failed"):
+        assert ("papo_outbox_sends_total", (("outcome", outcome),)) in names
+    assert ("papo_webhook_signature_failures_total", (("channel", "whatsapp"),)) in names
+    for gauge in ("papo_open_conversations", "papo_timers_due", "papo_timers_oldest_due_seconds",
+                  "papo_outbox_backlog", "papo_outbox_oldest_seconds", "papo_database_up"):
+        assert (gauge, ()) in names
+
+
 def test_inbound_messages_move_counters_latency_and_steps(ops_app):
     client = ops_app.test_client()
     token = ops_app.config["token"]
@@ -161,6 +179,22 @@ def test_a_badly_signed_webhook_is_counted(ops_app):
     assert value(after, "papo_outbox_backlog") == 1
 
 
+def test_timers_nobody_fired_show_as_due_and_late(ops_app):
+    """No worker running: a wait that fell due 100 s ago shows in the gauges an operator
+    alerts on (``papo_timers_due``, ``papo_timers_oldest_due_seconds``)."""
+    from engine.service import Service
+
+    engine = ops_app.extensions["papo"]["engine"]
+    long_ago = Service(engine, ops_app.extensions["papo"]["settings"],
+                       clock=lambda: time.time() - 100)
+    long_ago.handle_inbound("api", {"external_id": "late", "name": "Rita"},
+                            {"id": "late-1", "text": "espera"})
+    samples = metrics_of(ops_app.test_client())
+    assert value(samples, "papo_timers_pending") == 1
+    assert value(samples, "papo_timers_due") == 1
+    assert 90 <= value(samples, "papo_timers_oldest_due_seconds") <= 3600
+
+
 # ---------------------------------------------------------------------- papo worker --metrics-port
 def _get(url: str, headers: dict | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
@@ -224,9 +258,11 @@ def test_worker_serves_timer_and_outbox_metrics_on_its_port(ops_app, db_url, tmp
 
 
 # ---------------------------------------------------------------------- gunicorn, two processes
-def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app):
+@pytest.mark.parametrize("preload", [False, True], ids=["app-per-worker", "preload"])
+def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app, preload):
     """Multiprocess mode: whichever of two gunicorn workers answers /metrics, it reports
-    every message either of them handled."""
+    every message either of them handled; also when the app is loaded in the master before
+    the workers are forked (``--preload``, as ``papo serve`` does)."""
     from reliability.reliability_support import Gunicorn, papo_env, post_json
 
     if db_url.startswith("postgresql"):
@@ -237,7 +273,8 @@ def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app):
     (folder / "counter_1.db").write_bytes(b"left by an earlier run")  # emptied at start
     env = papo_env(db_url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN,
                    PROMETHEUS_MULTIPROC_DIR=folder)
-    server = Gunicorn(env, tmp_path / "gunicorn.log", config="python:editor.gunicorn_conf")
+    config = "python:editor.gunicorn_conf"
+    server = Gunicorn(env, tmp_path / "gunicorn.log", config=config, preload=preload)
     try:
         def sender(first: int) -> list[int]:  # 4 at once: both sync workers are kept busy
             return [post_json(server.url + "/api/v1/inbound", {
@@ -254,8 +291,10 @@ def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app):
             assert status == 200
             samples = scrape(text)
             assert value(samples, "papo_inbound_messages_total", channel="api", outcome="ok") == 20
-        # both workers counted some of them (a file of values per process)
-        assert len(list(folder.glob("counter_*.db"))) == 2, sorted(folder.iterdir())
+        # both workers counted some of them (a file of values per process; with --preload
+        # the master has one too, from loading the app)
+        pids = {int(path.stem.split("_")[1]) for path in folder.glob("counter_*.db")}
+        assert len(pids - {server.proc.pid}) == 2, sorted(folder.iterdir())
     finally:
         server.stop()
 
@@ -276,3 +315,76 @@ def test_gunicorn_makes_its_own_metrics_folder_when_none_is_given(db_url, tmp_pa
         assert value(scrape(text), "papo_http_responses_total", code="200") >= 2
     finally:
         server.stop()
+
+
+def test_a_worker_that_cannot_do_its_jobs_says_so_in_its_metrics(tmp_path):
+    """A database without papo's tables (``papo db upgrade`` not run): the worker stays up,
+    its failed jobs are counted and the database gauge says 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPO_")}
+    env.update(PAPO_DATABASE_URL=f"sqlite:///{tmp_path / 'empty.db'}",
+               PAPO_INSTANCE_PATH=str(tmp_path / "instance"))
+    log = tmp_path / "worker.log"
+    with open(log, "w") as handle:
+        worker = subprocess.Popen([str(BIN / "papo"), "worker", "--metrics-port", "0"], cwd=ROOT,
+                                  env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        assert _wait(lambda: "/metrics" in log.read_text(), 30), log.read_text()
+        url = next(word for word in log.read_text().split() if word.endswith("/metrics"))
+
+        def failing() -> bool:
+            return value(scrape(_get(url)[1]), "papo_worker_job_failures_total", job="timers") >= 1
+
+        assert _wait(failing, 30), (_get(url)[1][-2000:], log.read_text()[-2000:])
+        samples = scrape(_get(url)[1])  # no PAPO_METRICS_TOKEN: no token asked
+        assert value(samples, "papo_database_up") == 0
+        assert _get(url.replace("/metrics", "/healthz"))[0] == 200
+        assert "papo db upgrade" in log.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=20)
+
+
+def test_papo_serve_adds_up_its_workers_counts(tmp_path):
+    """``papo serve`` (gunicorn, workers × threads, the app checked in the master before it
+    forks): one scrape reports every message whichever worker handled it."""
+    from reliability.reliability_support import papo_env, post_json
+
+    url = f"sqlite:///{tmp_path / 'papo.db'}"
+    upgrade(url)
+    from engine.db import make_engine
+
+    engine = make_engine(url)
+    FlowRepository(engine).create(ECHO_FLOW, actor="test")
+    FlowRepository(engine).publish(ECHO_FLOW["id"], actor="test")
+    accounts.create_user(engine, "admin", "admin", password="admin-senha-123")
+    token = accounts.create_token(engine, "admin")
+    engine.dispose()
+    env = papo_env(url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log = tmp_path / "serve.log"
+    with open(log, "w") as handle:
+        server = subprocess.Popen([str(BIN / "papo"), "serve", "--port", "0", "--workers", "2",
+                                   "--threads", "2"], cwd=ROOT, env=env, stdout=handle,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        assert _wait(lambda: "running at http://" in log.read_text(), 60), log.read_text()
+        base = log.read_text().split("running at ")[1].split()[0].rstrip("/")
+
+        def sender(first: int) -> list[int]:
+            return [post_json(base + "/api/v1/inbound", {
+                "channel": "api", "contact": {"external_id": f"s{n}", "name": "Rita"},
+                "message": {"id": f"s{n}", "text": "olá"}}, {"Authorization": f"Bearer {token}",
+                                                            "Connection": "close"})[0]
+                    for n in range(first, 24, 6)]
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = [status for batch in pool.map(sender, range(6)) for status in batch]
+        assert statuses == [200] * 24
+        for _ in range(4):
+            status, text = _get(base + "/metrics", AUTH)
+            assert status == 200
+            assert value(scrape(text), "papo_inbound_messages_total", channel="api",
+                         outcome="ok") == 24
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)

@@ -2,6 +2,8 @@
 database (down → 503, never migrated → 503, migrations pending → 503)."""
 from __future__ import annotations
 
+import logging
+
 from alembic import command
 from ops_support import make_app
 
@@ -28,13 +30,19 @@ def test_readyz_is_200_on_a_migrated_database(db_url, tmp_path):
     assert body["revision"] == body["head"] == head()
 
 
-def test_readyz_is_503_when_the_database_is_down(tmp_path):
-    answer = make_app(DOWN_POSTGRES, tmp_path).test_client().get("/readyz")
+def test_readyz_is_503_when_the_database_is_down(tmp_path, caplog):
+    client = make_app(DOWN_POSTGRES, tmp_path).test_client()
+    with caplog.at_level(logging.WARNING, logger="papo.health"):
+        answer = client.get("/readyz")
+        client.get("/readyz")
     assert answer.status_code == 503
     body = answer.get_json()
     assert body["status"] == "unavailable"
     assert body["reason"] == "database_unreachable"
     assert body["message"].startswith("The database cannot be reached")
+    assert "127.0.0.1" not in answer.get_data(as_text=True)  # no host or port made public
+    said = [r.getMessage() for r in caplog.records if r.name == "papo.health"]
+    assert len(said) == 1 and "127.0.0.1" in said[0]  # the log says why, once per change
 
 
 def test_readyz_is_503_when_a_sqlite_file_cannot_be_opened(tmp_path):

@@ -405,3 +405,18 @@ def test_a_text_too_long_for_buttons_keeps_its_options_as_numbers():
     body = body_of("x" * 1500, ["Sim", "Não"])
     assert body["type"] == "text"
     assert body["text"]["body"].endswith("1. Sim\n2. Não")
+
+
+def test_one_outbox_job_sends_every_due_reply_not_just_one_batch(db, fake_graph, clock, sample_flow):
+    from engine.worker import Worker
+
+    repo = FlowRepository(db)
+    repo.create(sample_flow("boas-vindas"))
+    repo.publish("boas-vindas")
+    service = whatsapp_service(db, fake_graph.api_base, clock)
+    for n in range(40):  # 40 customers, two replies each: more than one batch of 50
+        customer_says(service, "oi", wa_id=f"55119876{n:05d}")
+
+    assert Worker(service).send_outbox() == 80
+    assert len(fake_graph.delivered) == 80
+    assert {r["status"] for r in rows(db)} == {"sent"}

@@ -209,10 +209,16 @@ def test_funnel_bars_follow_the_flow_order_with_the_engine_counts(history, agent
 
     rows = table(page, "table-funnel")
     counts = {row["block_id"]: row["runs"] for row in funnel(get_service(app), "boas-vindas")}
-    assert [row[0] for row in rows] == ["saudacao", "menu", "produtos", "numero_pedido",
+    assert [row[1] for row in rows] == ["saudacao", "menu", "produtos", "numero_pedido",
                                         "chama_atendente", "menu_nao_entendi", "status_pedido",
                                         "pedido_nao_entendi", "atendente", "csat", "obrigado"]
-    assert [int(row[3]) for row in rows] == [counts.get(row[0], 0) for row in rows]
+    assert [int(row[3]) for row in rows] == [counts.get(row[1], 0) for row in rows]
+    # bars and rows are named by block title, the id secondary (DESIGN §10.1)
+    assert rows[0][0] == "Olá, {{ contact.name }}! 👋 Bem-vindo(a)…"
+    assert rows[1][:3] == ["Como posso te ajudar hoje?", "menu", "Pergunta"]
+    assert rows[8][:3] == ["Abrir atendimento", "atendente", "Abrir atendimento"]
+    assert '<text class="row-label"' in page and ">Como posso te ajudar hoje?</text>" in page
+    assert ">menu</text>" not in page
     assert counts["saudacao"] == 5 and counts["csat"] == 4 and counts.get("produtos", 0) == 0
     assert rows[0][4] == "100%"
 
@@ -311,3 +317,10 @@ def test_the_page_and_csv_speak_english_with_lang_en(history, agent):
     assert "<h1>Reports</h1>" in page and "Satisfaction (CSAT)" in page
     assert "3.7" in card(page, "csat") and "3 answers" in card(page, "csat")
     assert rows[0] == "day,opened,concluded"
+
+
+def test_chart_dates_follow_the_chosen_language(history, agent):
+    portuguese = agent.get(f"/reports?{PERIOD}").get_data(as_text=True)
+    english = agent.get(f"/reports?{PERIOD}&lang=en").get_data(as_text=True)
+    assert ">20/11</text>" in portuguese and ">11/20</text>" not in portuguese
+    assert ">11/20</text>" in english and ">20/11</text>" not in english

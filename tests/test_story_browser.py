@@ -3,11 +3,12 @@
 A pizzeria's owner builds "Pedido de pizza" from an empty flow, publishes it, a customer
 talks to it in the web chat, the owner answers in the inbox and concludes, the customer
 rates 5, and the reports show it. Nothing here calls the API or changes the flow from
-script: every change is a click, a drag or typing. Each step leaves a screenshot in
-docs/screenshots/ (docs/GUIDE.md shows them).
+script: every change is a click, a drag or typing. With ``PAPO_SCREENSHOTS=1`` each step
+(re)writes its screenshot in docs/screenshots/, which docs/GUIDE.md shows.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -20,9 +21,11 @@ pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
+def shot(page, name: str, full_page: bool = False) -> None:
+    if os.environ.get("PAPO_SCREENSHOTS"):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        # caret="initial": hiding the caret injects a style, which the CSP (rightly) refuses
+        page.screenshot(path=str(SHOTS / f"{name}.png"), caret="initial", full_page=full_page)
 
 
 def card(page, block_id: str):
@@ -96,7 +99,7 @@ def test_a_shop_owner_builds_publishes_and_serves_pedido_de_pizza(new_page, live
 
     # 2. The greeting, then "+" → a question about the flavour.
     open_block(owner, "b1")
-    owner.locator("#panel-body").get_by_label("Texto").fill("Olá, {{ contact.name }}! Bem-vindo à Pizzaria Bella 🍕")
+    owner.locator("#panel-body").get_by_label("Texto").fill("Olá, {{ contact.name }}! Bem-vindo à Pizzaria Bella!")
     save_block(owner)
     question = add_next(owner, "b1", "Em seguida", "Pergunta")
     form = owner.locator("#panel-body")
@@ -152,16 +155,13 @@ def test_a_shop_owner_builds_publishes_and_serves_pedido_de_pizza(new_page, live
     connect(owner, rating, "invalid", thanks)
     saved(owner)
     owner.get_by_role("button", name="Validar").click()
-    expect(findings.locator(".finding", has_text="Resposta inválida")).to_have_count(0)
+    expect(findings).to_contain_text("Nenhum problema encontrado")
 
     # 7. Publish: the header follows.
     owner.get_by_role("button", name="Publicar", exact=True).click()
-    confirm = owner.get_by_role("button", name="Publicar mesmo assim")
-    owner.locator("#panel-body").get_by_text(re.compile("Versão 1 publicada|Publicar mesmo assim")).first.wait_for()
-    if confirm.is_visible():  # any warning left is shown first, then published on request
-        confirm.click()
     expect(owner.locator("#panel-body")).to_contain_text("Versão 1 publicada.")
-    expect(owner.locator("#published-badge")).to_have_text("Publicado: versão 1")
+    expect(owner.locator("#published-badge")).to_have_text("Publicado: versão 1", use_inner_text=True)
+    expect(owner.get_by_text("Rascunho com alterações não publicadas")).to_be_hidden()
     shot(owner, "07-publicado")
 
     # 8. A customer talks to it in the web chat (another browser, not logged in).
@@ -196,11 +196,10 @@ def test_a_shop_owner_builds_publishes_and_serves_pedido_de_pizza(new_page, live
     expect(chat).to_contain_text("Obrigado pela avaliação, Maria!")
     shot(customer, "10-cliente-avalia")
 
-    # 11. Reports: CSAT 5,0 and the funnel by block titles.
+    # 11. Reports: CSAT 5,0 and the funnel.
     owner.goto(f"{live_server.url}/reports")
     csat = owner.locator('.report-card[data-metric="csat"]')
     expect(csat.locator(".report-big")).to_contain_text("5,0")
-    funnel = owner.locator('[data-metric="funnel"]')
-    expect(funnel).to_contain_text("Qual sabor você quer?")
-    shot(owner, "11-relatorios")
+    expect(owner.locator("#report-funnel svg")).to_be_visible()
+    shot(owner, "11-relatorios", full_page=True)
     assert owner.dialogs == [] and customer.dialogs == []

@@ -267,6 +267,21 @@ def test_defect_6_an_edit_whose_new_content_cannot_be_read_leaves_the_original(h
     assert "edit.message skipped: tipo de mensagem desconhecido: poll" in caplog.text
 
 
+def test_defect_6_nobody_can_delete_or_edit_another_customers_message(hook):
+    hook.deliver(body(text(1, "meu pedido é o 55"), contacts_=[person()]))
+    intruder = "5521900000000"
+    hook.deliver(body({"from": intruder, "id": "wamid.R5", "timestamp": str(T + 5), "type": "revoke",
+                       "revoke": {"original_message_id": "wamid.T1"}},
+                      {"from": intruder, "id": "wamid.E5", "timestamp": str(T + 6), "type": "edit",
+                       "edit": {"original_message_id": "wamid.T1",
+                                "message": {"type": "text", "text": {"body": "pedido 66"}}}},
+                      contacts_=[person(intruder, "Outra Pessoa")]))
+
+    assert hook.said() == ["meu pedido é o 55"]
+    assert "deleted" not in hook.conversation()["messages"][0]
+    assert hook.count(contacts) == 1  # nothing was stored for the intruder either
+
+
 def test_defect_6_a_revoke_of_a_message_not_yet_received_hides_it_when_it_comes(hook):
     hook.deliver(body({"from": NUMBER, "id": "wamid.R9", "timestamp": str(T + 5), "type": "revoke",
                        "revoke": {"original_message_id": "wamid.T9"}}, contacts_=[person()]))
@@ -419,8 +434,8 @@ def test_a_papo_bug_met_by_one_message_does_not_hold_back_the_others(hook, monke
 
 # -- a delivery of 1,000 messages -------------------------------------------------------------
 
-def thousand_messages() -> tuple[dict, set[str]]:
-    """1,000 messages of every type from 40 customers, and the ids of the readable ones."""
+def thousand_messages(count: int = 1000) -> tuple[dict, set[str]]:
+    """``count`` messages of every type from 40 customers, and the ids of the readable ones."""
     shapes = {
         "text": {"type": "text", "text": {"body": "mensagem {n}"}},
         "image": {"type": "image", "image": {"id": "m{n}", "mime_type": "image/jpeg", "caption": "foto {n}"}},
@@ -452,7 +467,7 @@ def thousand_messages() -> tuple[dict, set[str]]:
     changes = {"reaction", "edit", "revoke", "welcome"}
     people = [f"55119{n:08d}" for n in range(40)]
     msgs, readable = [], set()
-    for n in range(1000):
+    for n in range(count):
         kind = kinds[n % len(kinds)]
         frm = people[n % len(people)]
         target = f"wamid.K{n - len(people)}"  # the same customer's message, 40 messages before
@@ -488,6 +503,29 @@ def test_a_delivery_of_1000_messages_of_every_type_stores_each_readable_one_once
     assert processed == readable
     edited = [m for m in hook.conversation("5511900000001")["messages"] if m.get("edited")]
     assert edited  # the changes in the batch reached the messages they name
+
+
+def test_a_retry_arriving_while_the_first_delivery_is_still_processed_stores_nothing_twice(hook):
+    import threading
+
+    payload, readable = thousand_messages(200)  # every kind, 40 customers, changes included
+    raw = json.dumps(payload).encode()
+    answers = []
+
+    def deliver():
+        answers.append(hook.deliver(raw).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]  # Meta's retry overlaps
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+
+    assert answers == [200, 200]
+    with hook.engine.connect() as conn:
+        stored = conn.execute(select(messages.c.external_id).where(messages.c.direction == "in")).scalars().all()
+    assert sorted(stored) == sorted(readable)
+    assert hook.count(contacts) == 40 and hook.count(conversations) == 40
 
 
 def test_the_corpus_shapes_survive_being_copied_into_one_delivery(hook):

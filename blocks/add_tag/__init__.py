@@ -1,7 +1,7 @@
 """Add tag block: labels the conversation (tags live in the conversation's state)."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+from blocks.base import N_, BlockKind, Context, Result, fixed_ports, load_schema
 
 FOLDER = Path(__file__).parent
 
@@ -12,6 +12,6 @@ def execute(block: dict, ctx: Context) -> Result:
 
 BLOCK = BlockKind(
     type="add_tag", family="action", ports=fixed_ports("next"), execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Adicionar etiqueta", label_en="Add tag",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Adicionar etiqueta"),
     preset=lambda _, flow_id: {"tag": _("etiqueta")},
 )

@@ -1,7 +1,7 @@
 """Conclude conversation block: marks the conversation concluded and goes on."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+from blocks.base import N_, BlockKind, Context, Result, fixed_ports, load_schema
 
 FOLDER = Path(__file__).parent
 
@@ -14,6 +14,6 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="conclude_conversation", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER,
-    label_pt="Concluir atendimento", label_en="Conclude conversation",
+    label=N_("Concluir atendimento"),
     preset=lambda _, flow_id: {},
 )

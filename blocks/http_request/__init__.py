@@ -3,7 +3,7 @@ response back to the engine, which follows ``ok`` (2xx) or ``error``."""
 from pathlib import Path
 from typing import Any
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+from blocks.base import N_, BlockKind, Context, Result, fixed_ports, load_schema
 
 FOLDER = Path(__file__).parent
 DEFAULT_TIMEOUT_S = 10
@@ -58,7 +58,7 @@ def template_fields(data: dict) -> list[str]:
 
 BLOCK = BlockKind(
     type="http_request", family="action", ports=fixed_ports("ok", "error"), execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Requisição HTTP", label_en="HTTP request",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Requisição HTTP"),
     on_http_result=on_http_result, template_fields=template_fields,
     saves=lambda data: data.get("save_as"),
     preset=lambda _, flow_id: {"method": "GET", "url": "https://example.com/"},

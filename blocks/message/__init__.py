@@ -1,7 +1,16 @@
 """Message block: sends a text (a template), optionally with quick-reply buttons."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema, message
+from blocks.base import (
+    N_,
+    BlockKind,
+    Context,
+    Result,
+    fixed_ports,
+    load_schema,
+    message,
+    whatsapp_problems,
+)
 
 FOLDER = Path(__file__).parent
 
@@ -14,7 +23,9 @@ def execute(block: dict, ctx: Context) -> Result:
 
 BLOCK = BlockKind(
     type="message", family="message", ports=fixed_ports("next"), execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Mensagem", label_en="Message",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Mensagem"),
     template_fields=lambda data: [data.get("text", "")],
     preset=lambda _, flow_id: {"text": _("Nova mensagem")},
+    lint=lambda data, ctx: whatsapp_problems(data.get("text", ""), data.get("buttons") or []),
+    buttons=lambda data: list(data.get("buttons") or []),
 )

@@ -3,7 +3,7 @@ resumes from ``next`` when an agent concludes the conversation. The optional ``t
 template) tells the customer so, instead of leaving them in silence."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema, message
+from blocks.base import N_, BlockKind, Context, Result, fixed_ports, load_schema, message
 
 FOLDER = Path(__file__).parent
 
@@ -20,7 +20,7 @@ def execute(block: dict, ctx: Context) -> Result:
 BLOCK = BlockKind(
     type="open_conversation", family="action", ports=fixed_ports("next"), execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER,
-    label_pt="Abrir atendimento", label_en="Open conversation",
+    label=N_("Abrir atendimento"),
     pauses_run=True, resume_on_conclude="next", preset=lambda _, flow_id: {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
     template_fields=lambda data: [data["text"]] if data.get("text") else [],
     # DESIGN: `next` is taken when the conversation is concluded

@@ -18,17 +18,21 @@ from blocks.base import (
     N_,
     BlockKind,
     Context,
+    LintContext,
+    Problem,
     Reply,
     Result,
     TimerKind,
     Translate,
     load_schema,
     message,
+    whatsapp_problems,
 )
 from blocks.text import normalize
 
 FOLDER = Path(__file__).parent
 DEFAULT_MAX_ATTEMPTS = 3
+UNSAVED_PORTS = frozenset({"invalid", "timeout"})  # taken without an answer to save
 # Sent to the customer (in the flow's language, pt-BR) when ``invalid_text`` is not set.
 DEFAULT_INVALID_TEXT = {
     "text": "Não entendi sua resposta. Pode tentar de novo?",
@@ -215,6 +219,27 @@ def parse_reply(block: dict, text: str, ctx: Context) -> Reply:
     return Reply(valid=True, value=value, port="answered")
 
 
+def lint(data: dict, ctx: LintContext) -> list[Problem]:
+    """WhatsApp limits, answers that lead nowhere, an unconnected ``invalid`` or
+    ``timeout``, a pattern that does not compile."""
+    problems = whatsapp_problems(data.get("text", ""), [o["label"] for o in data.get("options") or []])
+    problems += [("warning", "port_unconnected", {"port": port}) for port in ports(data)
+                 if port not in UNSAVED_PORTS and not ctx.connected(port)]
+    # A csat question never takes "invalid": an answer that is not a rating ends the
+    # run and is handled as a new message (DESIGN §10.8).
+    if not data.get("csat") and not ctx.connected("invalid"):
+        problems.append(("warning", "invalid_port_unconnected",
+                         {"port": "invalid", "attempts": data.get("max_attempts", DEFAULT_MAX_ATTEMPTS)}))
+    if data.get("timeout_s") and not ctx.connected("timeout"):
+        problems.append(("warning", "timeout_port_unconnected", {"port": "timeout"}))
+    if data.get("pattern"):
+        try:
+            regex.compile(data["pattern"])
+        except regex.error as exc:
+            problems.append(("error", "bad_pattern", {"error": str(exc)}))
+    return problems
+
+
 def template_fields(data: dict) -> list[str]:
     return [data.get("text", "")] + ([data["invalid_text"]] if data.get("invalid_text") else [])
 
@@ -237,10 +262,12 @@ def port_labels(_: Translate, data: dict) -> dict[str, str]:
 BLOCK = BlockKind(
     type="question", family="question", ports=ports, execute=execute,
     data_schema=load_schema(FOLDER), folder=FOLDER, parse_reply=parse_reply,
-    label_pt="Pergunta", label_en="Question",
+    label=N_("Pergunta"),
     timers=(TimerKind("question_timeout", "timeout", N_("Prazo da pergunta")),),
     default_attempts=DEFAULT_MAX_ATTEMPTS, pauses_run=True, template_fields=template_fields,
-    saves=lambda data: data.get("save_as"), preset=preset, port_labels=port_labels,
+    saves=lambda data: data.get("save_as"), unsaved_ports=UNSAVED_PORTS, lint=lint,
+    preset=preset, port_labels=port_labels,
+    buttons=option_labels,
     invalid_text=lambda data: DEFAULT_INVALID_TEXT.get(data.get("input"), DEFAULT_INVALID_TEXT["text"]),
     variants=lambda _: [{"key": "csat", "label": _("Avaliação (CSAT)"),
                          "data": {"text": _("Como você avalia o nosso atendimento, de 1 a 5?"),

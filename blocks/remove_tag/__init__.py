@@ -1,7 +1,7 @@
 """Remove tag block."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+from blocks.base import N_, BlockKind, Context, Result, fixed_ports, load_schema
 
 FOLDER = Path(__file__).parent
 
@@ -12,6 +12,6 @@ def execute(block: dict, ctx: Context) -> Result:
 
 BLOCK = BlockKind(
     type="remove_tag", family="action", ports=fixed_ports("next"), execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Remover etiqueta", label_en="Remove tag",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Remover etiqueta"),
     preset=lambda _, flow_id: {"tag": _("etiqueta")},
 )

@@ -1,7 +1,7 @@
 """Set variable block: a template string, a JSONLogic expression, or a literal value."""
 from pathlib import Path
 
-from blocks.base import BlockKind, Context, Result, fixed_ports, load_schema
+from blocks.base import N_, BlockKind, Context, Result, fixed_ports, load_schema
 
 FOLDER = Path(__file__).parent
 
@@ -18,7 +18,7 @@ def execute(block: dict, ctx: Context) -> Result:
 
 BLOCK = BlockKind(
     type="set_variable", family="action", ports=fixed_ports("next"), execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Definir variável", label_en="Set variable",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Definir variável"),
     template_fields=lambda data: [data["value"]] if isinstance(data.get("value"), str) else [],
     logic_fields=lambda data: [data["value"]] if isinstance(data.get("value"), dict) else [],
     saves=lambda data: data.get("name"),

@@ -14,7 +14,7 @@ def execute(block: dict, ctx: Context) -> Result:
 
 BLOCK = BlockKind(
     type="wait", family="action", ports=fixed_ports("next"), execute=execute,
-    data_schema=load_schema(FOLDER), folder=FOLDER, label_pt="Esperar", label_en="Wait",
+    data_schema=load_schema(FOLDER), folder=FOLDER, label=N_("Esperar"),
     timers=(TimerKind("wait", "next", N_("Espera do fluxo")),), pauses_run=True,
     preset=lambda _, flow_id: {"seconds": 60},
 )

@@ -35,7 +35,7 @@ def _is_flow_id(arg: str) -> bool:
     return arg != "-" and not os.path.exists(arg) and _FLOW_ID.match(arg) is not None
 
 
-def _from_database(flow_ids: list[str], lang: str | None) -> tuple[dict[str, tuple[dict, list[dict]]], list[dict]]:
+def _from_database(flow_ids: list[str], lang: str | None, settings) -> tuple[dict[str, tuple[dict, list[dict]]], list[dict]]:
     """``({flow_id: (draft, jump targets)}, problems)`` for flows stored in the database."""
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -52,7 +52,7 @@ def _from_database(flow_ids: list[str], lang: str | None) -> tuple[dict[str, tup
             except NotFound as exc:
                 problems.append(_problem(flow_id, "flow_not_found", exc.message))
                 continue
-            found[flow_id] = (doc, repo.jump_targets(doc))
+            found[flow_id] = (doc, repo.flows_for_tests(doc, settings))
     except SQLAlchemyError as exc:  # most often a database nobody imported into yet
         reason = database_error(exc).message
         problems.extend(_problem(flow_id, "flow_not_found", reason)
@@ -108,7 +108,7 @@ def test_command(ctx: click.Context, sources: tuple[str, ...], junit: str | None
     problems: list[dict] = []
     flows: list[tuple[dict, list[dict] | None]] = []  # (document, jump targets or None: the files)
     flow_ids = [s for s in sources if _is_flow_id(s)]
-    stored, missing = _from_database(flow_ids, lang) if flow_ids else ({}, [])
+    stored, missing = _from_database(flow_ids, lang, settings) if flow_ids else ({}, [])
     problems.extend(missing)
     for source in sources:
         if source in flow_ids:

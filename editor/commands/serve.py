@@ -59,6 +59,7 @@ def register(group: click.Group) -> None:
     def serve(host: str, port: int, workers: int, threads: int, timeout: int) -> None:
         from sqlalchemy.exc import OperationalError
 
+        from editor import gunicorn_conf  # the metrics folder, before any app exists
         from editor.app import create_app, ensure_schema, get_engine
         from engine import accounts
         from engine.settings import SettingsError
@@ -101,6 +102,10 @@ def register(group: click.Group) -> None:
             "proc_name": "papo",
             "control_socket_disable": True,  # no runtime-management socket in $HOME
             "when_ready": when_ready,
+            # Metrics summed across the workers, gunicorn's lines as JSON with PAPO_LOG_FORMAT.
+            "child_exit": gunicorn_conf.child_exit,
+            "on_exit": gunicorn_conf.on_exit,
+            "logconfig_dict": gunicorn_conf.logconfig_dict,
             # X-Forwarded-* are trusted by the app itself (PAPO_TRUSTED_PROXIES → ProxyFix).
             "forwarded_allow_ips": "127.0.0.1,::1",
         }

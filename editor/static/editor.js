@@ -417,7 +417,10 @@
     var el = document.getElementById("triggers-text");
     if (el) el.textContent = text;
     var button = document.getElementById("btn-triggers");
-    if (button) button.classList.toggle("has-no-trigger", !said.length && !fallback);
+    if (button) {
+      button.classList.toggle("has-no-trigger", !said.length && !fallback);
+      button.title = M.editTriggers + ": " + text;
+    }
   }
 
   function restore(entry) {

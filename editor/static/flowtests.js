@@ -7,7 +7,8 @@
  *   to the editor (papoEditor.setTests), which saves it like any change (undo works).
  * - After the editor saves, the panel is reloaded only if the tests it lists changed
  *   (an undo, a redo), so nothing moves under the pointer while the author edits.
- * - The toolbar's "Testes" shows the panel (and the simulator column, if hidden).
+ * - The toolbar's "Testes" shows the panel (and the simulator column, if hidden; the side
+ *   panel over it closes).
  * - "Cancelar" closes the "Salvar como teste" form or a test's "Editar passos" form.
  */
 (function () {
@@ -86,7 +87,12 @@
   document.addEventListener("papo:saved", refreshIfChanged);
 
   // The toolbar's "Testes": bring the simulator column back if hidden, then the panel.
+  // The side panel (a block's form…) may cover that column: it closes, as it does when
+  // "Versões" or "Validar" take its place.
   function showPanel() {
+    var side = document.getElementById("panel");
+    var close = document.getElementById("btn-close-panel");
+    if (side && !side.hidden && close) close.click();
     var root = document.getElementById("flow-editor");
     if (root && root.classList.contains("simulator-hidden")) {
       var toggle = document.getElementById("btn-simulator");

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from blocks.text import normalize
@@ -175,6 +174,3 @@ def _snapshot(service, conn: Connection, row, pairs: list[tuple[str, int]] | Non
 def user_exists(conn: Connection, login: str) -> bool:
     return bool(conn.execute(sql.USER_EXISTS, {"_login": login}).scalar())
 
-
-def count(conn: Connection) -> int:  # pragma: no cover - a debugging aid
-    return conn.execute(select(func.count()).select_from(conversations)).scalar()

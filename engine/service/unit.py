@@ -107,17 +107,23 @@ def _decide(service, conn: Connection, snaps: list[Snapshot], events: list[Event
 
 
 def _connection(service, lock: bool) -> Connection:
+    """A connection for one attempt. Optimistic, its reads run in autocommit: no BEGIN or
+    COMMIT for what is one query most of the time (the version check makes the reads safe
+    to act on); on SQLite they do not wait for the write lock either."""
     conn = service.db.connect()
-    if not lock and not service.is_postgres:
-        # SQLite: autocommit reads, no BEGIN/COMMIT for what is one query most of the time,
-        # and no waiting for the write lock (the version check makes the reads safe).
-        conn.execution_options(papo_read_only=True, papo_autocommit=True)
+    if not lock:
+        if service.is_postgres:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            conn.execution_options(papo_read_only=True, papo_autocommit=True)
     return conn
 
 
 def _start_writing(service, conn: Connection) -> None:
-    conn.commit()  # ends the reads' transaction (nothing to commit)
-    if not service.is_postgres:
+    conn.commit()  # ends SQLAlchemy's idea of a transaction (nothing to commit)
+    if service.is_postgres:
+        conn.execution_options(isolation_level=conn.default_isolation_level)
+    else:
         conn.execution_options(papo_read_only=False, papo_autocommit=False)
     conn.begin()  # SQLite: BEGIN IMMEDIATE, the write lock from here to the commit
 

@@ -186,12 +186,13 @@ def children(pid: int) -> list[int]:
 class Gunicorn:
     """``gunicorn -w 2 -k sync 'editor:create_app()'`` on 127.0.0.1, in its own process group."""
 
-    def __init__(self, env: dict, log: Path, workers: int = 2, config: str | None = None):
+    def __init__(self, env: dict, log: Path, workers: int = 2, config: str | None = None,
+                 preload: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         handle = open(log, "w")  # noqa: SIM115 - the child's output
-        options = ["-c", config] if config else []
+        options = (["-c", config] if config else []) + (["--preload"] if preload else [])
         self.proc = subprocess.Popen(
             [str(BIN / "gunicorn"), *options, "-w", str(workers), "-k", "sync", "-b", f"127.0.0.1:{self.port}",
              "--log-level", "warning", "--timeout", "60", "--graceful-timeout", "5", "editor:create_app()"],

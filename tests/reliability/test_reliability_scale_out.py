@@ -141,7 +141,7 @@ def test_two_web_servers_and_two_workers_survive_losing_one_of_each(postgres_url
                     outbox_counts(db).get("sent", 0) == 2 * CONVERSATIONS)
 
         # A message worker 1 held when it died goes out after its lease (OUTBOX_LEASE_S).
-        assert wait_until(settled, timeout=OUTBOX_LEASE_S + 40, step=0.5), (
+        assert wait_until(settled, timeout=OUTBOX_LEASE_S + 70, step=0.5), (
             timer_counts(db), outbox_counts(db), workers[1].log.read_text()[-3000:])
         status, _ = post_json(webs[1].url + "/channels/whatsapp/webhook", b"{}", {})
         assert status == 403  # the survivor still answers (unsigned: refused, nothing stored)
