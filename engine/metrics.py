@@ -34,6 +34,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.db import read_only
 from engine.errors import PapoError
 from engine.store import conversations, outbox, timers
 
@@ -281,7 +282,7 @@ class DatabaseCollector:
 def database_state(db: Engine, now: float) -> dict:
     """The counts behind the gauges (one short read transaction)."""
     at = datetime.fromtimestamp(now, UTC)
-    with db.connect() as conn:
+    with read_only(db) as conn:  # SQLite: a deferred read, never the write lock
         open_count = conn.execute(select(func.count()).select_from(conversations).where(
             conversations.c.status == "open", conversations.c.channel != "test")).scalar_one()
         pending = conn.execute(select(func.count()).select_from(timers)
