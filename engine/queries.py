@@ -109,16 +109,42 @@ def _summary(row, assignees: list[str]) -> dict:
                 "block_id": run.get("block_id")} if run else None,
         "tags": row["state"].get("tags", []),
         "updated_at": iso(row["updated_at"]),
+        "waiting_since": iso(row["waiting_since"]) if row["waiting_since"] is not None else None,
     }
+
+
+SORTS = ("activity", "waiting")
+
+
+def _filters(query, *, q: str | None, assignee: str | None, unassigned: bool, text: str | None):
+    """The list's filters, shared by the list and the inbox's tab counts."""
+    if q:
+        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
+    if assignee:
+        query = query.where(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
+                                                   .where(conversation_assignees.c.login == assignee)))
+    if unassigned:
+        query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
+    for word in (text or "").split()[:8]:
+        # every word in some message of the conversation (trigram index on PostgreSQL)
+        query = query.where(conversations.c.id.in_(
+            select(messages.c.conversation_id).where(messages.c.text.icontains(word, autoescape=True))))
+    return query
 
 
 def list_conversations(db: Engine, status: str | None = None, q: str | None = None,
                        assignee: str | None = None, cursor: str | None = None,
-                       limit: int = 50, unassigned: bool = False) -> dict:
-    """``{"items": [summary], "next_cursor"}``: newest activity first, simulator
-    conversations left out, ``limit`` clamped to 1…200. ``Invalid`` for an unknown status
-    or a malformed cursor."""
+                       limit: int = 50, unassigned: bool = False, sort: str | None = None,
+                       text: str | None = None) -> dict:
+    """``{"items": [summary], "next_cursor"}``: newest activity first (``sort="waiting"``:
+    waiting customers first, longest waiting first, then the others by newest activity),
+    simulator conversations left out, ``limit`` clamped to 1…200. ``text``: words found in
+    the conversation's messages. ``Invalid`` for an unknown status or sort, or a
+    malformed cursor."""
     limit = max(1, min(int(limit), 200))
+    if sort not in (None, "", *SORTS):
+        raise Invalid(N_("Ordem deve ser \"activity\" ou \"waiting\"."), details=[
+            {"path": "sort", "message": N_("Use activity ou waiting.")}])
     query = (select(conversations, contacts.c.external_id, contacts.c.name)
              .join(contacts, contacts.c.id == conversations.c.contact_id)
              .where(conversations.c.channel != TEST_CHANNEL))
@@ -127,25 +153,41 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
             raise Invalid(N_("Status deve ser \"open\" ou \"concluded\"."), details=[
                 {"path": "status", "message": N_("Use open ou concluded.")}])
         query = query.where(conversations.c.status == status)
-    if q:
-        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
-    if assignee:
-        query = query.where(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
-                                                   .where(conversation_assignees.c.login == assignee)))
-    if unassigned:
-        query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(or_(conversations.c.updated_at < at,
-                                and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
-    query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
+    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text)
+    waiting_phase = sort == "waiting"
+    after = _read_cursor(cursor) if cursor else None
+    rows: list = []
     with read_only(db) as conn:
-        rows = conn.execute(query).mappings().all()
+        if waiting_phase and (after is None or after[2]):
+            waiting = query.where(conversations.c.waiting_since.is_not(None))
+            if after is not None:
+                at, last_id, _ = after
+                waiting = waiting.where(or_(conversations.c.waiting_since > at,
+                                            and_(conversations.c.waiting_since == at,
+                                                 conversations.c.id > last_id)))
+            rows = list(conn.execute(waiting.order_by(conversations.c.waiting_since, conversations.c.id)
+                                     .limit(limit + 1)).mappings().all())
+            after = None
+        if len(rows) <= limit:
+            rest = query
+            if waiting_phase:
+                rest = rest.where(conversations.c.waiting_since.is_(None))
+            if after is not None:
+                at, last_id, _ = after
+                rest = rest.where(or_(conversations.c.updated_at < at,
+                                      and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
+            rows += conn.execute(rest.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+                                 .limit(limit + 1 - len(rows))).mappings().all()
         page = rows[:limit]
         assignees = _assignees(conn, [r["id"] for r in page])
         items = [_summary(r, assignees[r["id"]]) for r in page]
-    next_cursor = encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
-        if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        if waiting_phase and last["waiting_since"] is not None:
+            next_cursor = encode_cursor(last["waiting_since"], last["id"], waiting=True)
+        else:
+            next_cursor = encode_cursor(last["updated_at"], last["id"])
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -167,18 +209,26 @@ def iso_micro(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def encode_cursor(at: datetime, conversation_id: int) -> str:
-    """The opaque cursor after the conversation last updated ``at`` with this id."""
-    raw = f"{iso_micro(at)}|{conversation_id}"
+def encode_cursor(at: datetime, conversation_id: int, *, waiting: bool = False) -> str:
+    """The opaque cursor after the conversation last updated ``at`` with this id
+    (``waiting``: after the one waiting since ``at``, in ``sort=waiting``)."""
+    raw = f"{iso_micro(at)}|{conversation_id}" + ("|w" if waiting else "")
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """``(updated_at, id)`` of a cursor; ``Invalid`` when it is not one of ours."""
+    """``(moment, id)`` of a cursor; ``Invalid`` when it is not one of ours."""
+    return _read_cursor(cursor)[:2]
+
+
+def _read_cursor(cursor: str) -> tuple[datetime, int, bool]:
+    """``(moment, id, waiting)``: ``waiting``, a position among waiting customers."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, conversation_id = raw.split("|")
-        return datetime.fromisoformat(at), int(conversation_id)
+        at, conversation_id, *mark = raw.split("|")
+        if mark not in ([], ["w"]):
+            raise ValueError(raw)
+        return datetime.fromisoformat(at), int(conversation_id), bool(mark)
     except (ValueError, UnicodeDecodeError):
         raise Invalid(N_("Cursor inválido."), details=[{"path": "cursor", "message": N_("Cursor inválido.")}]) from None
 
@@ -242,7 +292,7 @@ def previews(db: Engine, ids: list[int]) -> dict[int, dict]:
 
 
 def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = None,
-                  unassigned: bool = False) -> dict[str, int]:
+                  unassigned: bool = False, text: str | None = None) -> dict[str, int]:
     """Conversations per status under the list's other filters (the inbox's tab counts).
 
     The same conditions as ``Service.list_conversations``: ``q`` a part of the contact's
@@ -251,15 +301,7 @@ def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = No
     """
     query = (select(conversations.c.status, func.count())
              .where(conversations.c.channel != TEST_CHANNEL))
-    if q:
-        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
-    if assignee:
-        query = query.where(conversations.c.id.in_(
-            select(conversation_assignees.c.conversation_id)
-            .where(conversation_assignees.c.login == assignee)))
-    if unassigned:
-        query = query.where(~conversations.c.id.in_(
-            select(conversation_assignees.c.conversation_id)))
+    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text)
     with read_only(db) as conn:
         rows = conn.execute(query.group_by(conversations.c.status)).all()
     counts = {status: 0 for status in machine.STATUSES}
@@ -345,7 +387,8 @@ def recent_messages(db: Engine, conversation_id: int, after: int = 0, limit: int
         rows = conn.execute(
             select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
                    messages.c.buttons, messages.c.at)
-            .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
+            .where(messages.c.conversation_id == conversation_id, messages.c.id > after,
+                   messages.c.direction != "note")  # private notes never reach the customer
             .order_by(messages.c.id.desc()).limit(limit)).all()[::-1]
     names = display_names(db, {r.author for r in rows if r.author not in ("customer", "bot")})
     return [{"id": r.id, "direction": r.direction, "author": r.author,
