@@ -174,6 +174,16 @@ conversation_assignees = Table(
     Index("ix_conversation_assignees_login", "login"),
 )
 
+# Per-agent read marks (DESIGN §10.8): what each agent has seen of each conversation.
+conversation_reads = Table(
+    "conversation_reads",
+    metadata,
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("login", String(64), nullable=False),
+    Column("read_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("conversation_id", "login"),
+)
+
 messages = Table(
     "messages",
     metadata,

@@ -8,6 +8,7 @@ Create Date: 2026-12-05
   person or the bot, kept by the service on every message; ``ix_conversations_waiting``
   serves ``sort=waiting`` (longest waiting first). Existing conversations get it from
   their messages (the first inbound message after the last outbound one).
+- ``conversation_reads``: read marks per agent (the unread dot and the title count).
 - ``messages.direction`` widens to hold ``note`` (a private note, never sent).
 - ``ix_messages_text_search``: trigrams over message text on PostgreSQL (``text=``
   search, ILIKE '%word%'); built ``CONCURRENTLY``. On SQLite the same name holds an
@@ -25,6 +26,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "conversation_reads",
+        sa.Column("conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("login", sa.String(64), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["conversation_id"], ["conversations.id"], ondelete="CASCADE",
+                                name="fk_conversation_reads_conversation_id_conversations"),
+        sa.PrimaryKeyConstraint("conversation_id", "login", name="pk_conversation_reads"),
+    )
     with op.batch_alter_table("conversations") as batch:
         batch.add_column(sa.Column("waiting_since", sa.DateTime(timezone=True), nullable=True))
         batch.create_index("ix_conversations_waiting", ["waiting_since", "id"])
@@ -46,6 +56,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("conversation_reads")
     op.execute("DROP INDEX IF EXISTS ix_messages_text_search")
     with op.batch_alter_table("messages") as batch:
         batch.alter_column("direction", existing_type=sa.String(8), type_=sa.String(3),
