@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ SAMPLE_FLOWS = ROOT / "sample_flows"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 DESKTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
+SHOTS = os.environ.get("PAPO_SCREENSHOTS")  # a folder: keep each checked page's screenshot
 
 _ids = itertools.count(1)
 
@@ -116,8 +119,12 @@ def check(page, url: str, found: dict, ready: str | None = None) -> None:
     if ready:
         page.locator(ready).first.wait_for()
     violations = axe_violations(page)
+    where = "/" + url.split("/", 3)[3]
+    if SHOTS:
+        name = re.sub(r"[^a-z0-9]+", "-", f"{where}-{page.viewport_size['width']}".lower()).strip("-")
+        page.screenshot(path=os.path.join(SHOTS, f"a11y-{name}.png"), caret="initial")
     if violations:
-        found["/" + url.split("/", 3)[3]] = violations
+        found[where] = violations
 
 
 def webchat_with_an_answer(page, url: str, lang: str | None) -> None:
