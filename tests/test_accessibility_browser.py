@@ -180,3 +180,52 @@ def test_inbox_and_web_chat_meet_wcag_21_aa_on_a_phone(axe_page, live_server, sh
         found[f"/c/{shop['flow']}{q} (phone, after a first message)"] = violations
 
     assert not found, "WCAG 2.1 A/AA violations found by axe-core at 390×844:\n" + describe(found)
+
+
+def run_axe_here(page, where: str, found: dict) -> None:
+    violations = axe_violations(page)
+    if SHOTS:
+        name = re.sub(r"[^a-z0-9]+", "-", where.lower()).strip("-")
+        page.screenshot(path=os.path.join(SHOTS, f"a11y-{name}.png"), caret="initial")
+    if violations:
+        found[where] = violations
+
+
+@pytest.mark.parametrize("lang", [None, "en"], ids=["pt-BR", "en"])
+def test_the_editors_panels_and_flow_pages_meet_wcag_21_aa(axe_page, live_server, shop, lang):
+    """What the editor shows beside the canvas (settings, versions, tests, validation, a
+    block form, the condition builder) and the flow list's own pages."""
+    q = "?lang=en" if lang == "en" else ""
+    base, flow = live_server.url, shop["flow"]
+    found: dict[str, list[dict]] = {}
+    page = axe_page(login=ADMIN, lang=lang)
+    page.goto(f"{base}/flows/{flow}/edit{q}")
+    page.locator("#canvas .block-card").first.wait_for()
+    panel = page.locator("#panel-body")
+
+    for button, shown, name in (("#btn-settings", ".settings-form", "settings"),
+                                ("#btn-versions", ".versions-panel", "versions"),
+                                ("#btn-validate", ".findings-panel", "validation")):
+        page.locator(button).click()
+        panel.locator(shown).wait_for()
+        run_axe_here(page, f"/flows/{flow}/edit{q} ({name} panel)", found)
+
+    page.locator("#btn-tests").click()
+    expect(page.locator("#flowtests")).to_be_visible()
+    run_axe_here(page, f"/flows/{flow}/edit{q} (tests panel)", found)
+
+    first = page.locator("#canvas .block-card").first
+    first_id = first.get_attribute("data-block-id")
+    first.locator(".card-head").click()
+    panel.locator(f'[data-form-block="{first_id}"]').wait_for()
+    run_axe_here(page, f"/flows/{flow}/edit{q} (block form)", found)
+
+    page.locator('.palette-item[data-kind="condition"]').focus()
+    page.keyboard.press("Enter")
+    panel.locator(".block-form .rule-row").first.wait_for()
+    run_axe_here(page, f"/flows/{flow}/edit{q} (condition builder)", found)
+
+    for action in ("rename", "duplicate", "delete"):
+        check(page, f"{base}/flows/{flow}/{action}{q}", found, "main form")
+
+    assert not found, "WCAG 2.1 A/AA violations found by axe-core:\n" + describe(found)
