@@ -58,8 +58,10 @@ def shop(live_server):
     _inbound(live_server, "Falar com atendente", "c1", "Maria Souza")
     service = live_server.service()
     service.act(conversation, "assign", "admin", user="bruno")
+    other = _inbound(live_server, "atendente", "c2", "José Antônio")
     _inbound(live_server, "quero trocar o sabor do pedido", "c2", "José Antônio")
-    return {"flow": doc["id"], "conversation": conversation}
+    service.act(other, "conclude", "admin")
+    return {"flow": doc["id"], "conversation": conversation, "concluded": other}
 
 
 @pytest.fixture
@@ -150,10 +152,13 @@ def test_every_page_meets_wcag_21_aa(axe_page, live_server, shop, lang):
     check(page, f"{base}/flows/{shop['flow']}/edit{q}", found, "#canvas .block-card")
     check(page, f"{base}/inbox{q}", found, "#inbox-list .conv-item")
     check(page, f"{base}/inbox/{shop['conversation']}{q}", found, "#conv-live .timeline li")
+    check(page, f"{base}/inbox?status=concluded{q.replace('?', '&')}", found, "#inbox-list .conv-item")
+    check(page, f"{base}/inbox/{shop['concluded']}{q}", found, "#conv-live .timeline li")
     check(page, f"{base}/reports{q}", found, "main")
     check(page, f"{base}/team{q}", found, "main")
 
     chat = axe_page(login=None, lang=lang)
+    check(chat, f"{base}/c/no-such-flow{q}", found, "main")
     check(chat, f"{base}/c/{shop['flow']}{q}", found, "form")
     webchat_with_an_answer(chat, f"{base}/c/{shop['flow']}{q}", lang)
     violations = axe_violations(chat)
