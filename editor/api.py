@@ -73,6 +73,7 @@ MESSAGES = {
     "bad_parameter": N_("Parâmetro inválido: %(name)s."),
     "bad_limit": N_("Use um número inteiro a partir de 1 (acima de 200 vale 200)."),
     "bad_status": N_("Use open ou concluded."),
+    "bad_sort": N_("Use activity ou waiting."),
     "bad_cursor": N_("Cursor inválido: use o next_cursor da página anterior."),
     "bad_date": N_("Data inválida: use AAAA-MM-DD (entre 1970 e 9999)."),
     "date_order": N_("A data final (to) vem antes da inicial (from)."),
@@ -280,7 +281,9 @@ def _cursor() -> str | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, last_id = raw.split("|")
+        at, last_id, *mark = raw.split("|")
+        if mark not in ([], ["w"]):  # "w": a position among waiting customers (sort=waiting)
+            raise ValueError(raw)
         datetime.fromisoformat(at)
         if parse_int(last_id, minimum=0, maximum=MAX_ID) is None:
             raise ValueError(last_id)
@@ -340,6 +343,11 @@ _LIST_PARAMETERS = (
      "accent-insensitive).", "schema": {"type": "string"}},
     {"name": "assignee", "in": "query", "description": "A user login.",
      "schema": {"type": "string"}},
+    {"name": "sort", "in": "query", "description": "`activity` (default): newest activity "
+     "first; `waiting`: customers waiting for an answer first, longest waiting first, then "
+     "the others by newest activity.", "schema": {"enum": ["activity", "waiting"]}},
+    {"name": "text", "in": "query", "description": "Words found in the conversation's "
+     "messages (every word, case-insensitive).", "schema": {"type": "string"}},
     {"name": "cursor", "in": "query", "description": "next_cursor of the previous page.",
      "schema": {"type": "string"}},
     {"name": "limit", "in": "query", "description": "Page size: default 50, over 200 "
@@ -488,10 +496,14 @@ def list_conversations():
     status = _query_text("status")
     if status is not None and status not in ("open", "concluded"):
         raise _bad_parameter("status", "bad_status")
+    sort = _query_text("sort")
+    if sort is not None and sort not in ("activity", "waiting"):
+        raise _bad_parameter("sort", "bad_sort")
     limit = _limit()
     page = get_service().list_conversations(status=status, q=_query_text("q"),
                                             assignee=_query_text("assignee"),
-                                            cursor=_cursor(), limit=limit)
+                                            cursor=_cursor(), limit=limit, sort=sort,
+                                            text=_query_text("text"))
     return jsonify({"items": page["items"], "next_cursor": page["next_cursor"]})
 
 
@@ -541,6 +553,27 @@ def conversation_message(conversation_id: int):
     body = json_body("message")
     _visible_conversation(conversation_id)
     return _action_result(get_service().agent_message(conversation_id, _actor(), body["text"]))
+
+
+@bp.post(f"{_CONVERSATION}/transfer")
+@operation("Transfer: assign `user` and leave the assignees, in one step", tag="conversations",
+           body="transfer", ok_schema="ActionResult", errors=(404,),
+           description="One activity entry (`transferred`, detail `user` and `from_user`); "
+                       "`note` is stored as a private note (direction `note`), never sent.")
+def conversation_transfer(conversation_id: int):
+    body = json_body("transfer")
+    _visible_conversation(conversation_id)
+    return _action_result(get_service().transfer(conversation_id, _actor(), body["user"],
+                                                 note=body.get("note")))
+
+
+@bp.post(f"{_CONVERSATION}/notes")
+@operation("Add a private note (agents only, never sent to the customer)", tag="conversations",
+           body="note", ok_schema="ActionResult", errors=(404,))
+def conversation_note(conversation_id: int):
+    body = json_body("note")
+    _visible_conversation(conversation_id)
+    return _action_result(get_service().add_note(conversation_id, _actor(), body["text"]))
 
 
 # ---------------------------------------------------------------------- reports

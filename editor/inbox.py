@@ -39,6 +39,7 @@ from flask import (
     make_response,
     redirect,
     render_template,
+    render_template_string,
     request,
     url_for,
 )
@@ -80,6 +81,7 @@ class Filters:
     mine: bool = False
     unassigned: bool = False
     limit: int = PAGE_SIZE
+    sort: str = ""  # "" newest activity first; "waiting": longest waiting first
 
     @classmethod
     def from_args(cls, args) -> Filters:
@@ -94,9 +96,10 @@ class Filters:
             mine = unassigned = False
         if unassigned:
             mine = False
+        sort = "waiting" if args.get("sort") == "waiting" else ""
         return cls(status=status, q=(args.get("q") or "").strip()[:200], assignee=assignee,
                    mine=mine, unassigned=unassigned,
-                   limit=max(PAGE_SIZE, min(limit, MAX_PAGE)))
+                   limit=max(PAGE_SIZE, min(limit, MAX_PAGE)), sort=sort)
 
     def assignee_login(self, me: str) -> str | None:
         """The login the list is restricted to (``mine`` means the current user)."""
@@ -130,6 +133,8 @@ class Filters:
             out["unassigned"] = "1"
         if data.limit != PAGE_SIZE:
             out["limit"] = str(data.limit)
+        if data.sort:
+            out["sort"] = data.sort
         return out
 
     def url(self, path: str, **changes) -> str:
@@ -158,7 +163,7 @@ def list_marker(db) -> str:
 
 def status_counts(db, filters: Filters, me: str) -> dict[str, int]:
     """Conversations per status under the list's other filters (the tab counts)."""
-    return queries.status_counts(db, q=filters.q or None, assignee=filters.assignee_login(me),
+    return queries.status_counts(db, anywhere=filters.q or None, assignee=filters.assignee_login(me),
                                  unassigned=filters.unassigned)
 
 
@@ -210,6 +215,8 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
         return _("%(name)s desatribuiu %(user)s", name=actor, user=user)
     if action == "concluded":
         return _("Concluído por %(name)s", name=actor)
+    if action == "transferred":
+        return _("%(name)s transferiu para %(user)s", name=actor, user=user)
     if action == "unassigned_and_concluded":
         if self_ or not user_login:
             return _("Desatribuído e concluído por %(name)s", name=actor)
@@ -268,6 +275,7 @@ def build_timeline(msgs: list[dict], acts: list[dict], names: dict[str, str]) ->
         item = {
             "kind": "message", "id": m["id"], "direction": m["direction"], "author": author,
             "role": "customer" if author == "customer" else ("bot" if author == "bot" else "agent"),
+            "note": m["direction"] == "note",
             "author_name": who(author, names), "text": m["text"],
             "buttons": m.get("buttons") or [], "at": m["at"]}
         if m.get("details"):  # WhatsApp: media, quote, ad, reaction, deleted, edited (engine/timeline.py)
@@ -361,16 +369,25 @@ def _no_change() -> object:
     return response
 
 
+def _titled(body: str, ctx: dict) -> str:
+    """A list fragment with a root-level ``<title>``: htmx puts it in the tab's title, so
+    the tab shows this agent's unread count ("(3) Atendimentos · papo") as the list polls."""
+    count = ctx.get("unread_total") or 0
+    title = (f"({count}) " if count else "") + _("Atendimentos") + " · papo"
+    return render_template_string("<title>{{ t }}</title>", t=title) + body
+
+
 def _list_context(filters: Filters, selected: int | None = None) -> dict:
     db = get_engine()
     me = _me()
     marker = list_marker(db)  # read first: a change during the reads shows up next poll
     names = user_names()
     page = get_service().list_conversations(
-        status=filters.status, q=filters.q or None, assignee=filters.assignee_login(me),
-        limit=filters.limit, unassigned=filters.unassigned)
+        status=filters.status, anywhere=filters.q or None, assignee=filters.assignee_login(me),
+        limit=filters.limit, unassigned=filters.unassigned, sort=filters.sort or None)
     items = page["items"]
-    extra = queries.previews(db, [c["id"] for c in items])
+    extra = queries.previews(db, [c["id"] for c in items], login=me)
+    now = get_service().clock()
     rows = []
     for conv in items:
         info = extra.get(conv["id"], {})
@@ -378,14 +395,34 @@ def _list_context(filters: Filters, selected: int | None = None) -> dict:
         rows.append({**conv, "last": last, "unread": info.get("unread", False),
                      "last_author": who(last["author"], names) if last else "",
                      "assignee_names": [who(login, names) for login in conv["assignees"]],
-                     "updated": _parse_iso(conv["updated_at"])})
+                     "updated": _parse_iso(conv["updated_at"]),
+                     "waiting_min": waiting_minutes(conv.get("waiting_since"), now)})
     return {
         "filters": filters, "items": rows, "more": bool(page["next_cursor"]) and filters.limit < MAX_PAGE,
         "capped": bool(page["next_cursor"]) and filters.limit >= MAX_PAGE,
         "counts": status_counts(db, filters, me), "list_marker": marker,
         "users": accounts.list_users(db), "selected": selected, "me": me,
-        "base_path": request.path,
+        "base_path": request.path, "unread_total": queries.unread_count(db, me),
     }
+
+
+def waiting_minutes(since: str | None, now: float) -> int | None:
+    """Whole minutes a customer has waited for an answer (None: not waiting)."""
+    moment = _parse_iso(since)
+    if moment is None:
+        return None
+    return max(0, int((now - moment.timestamp()) // 60))
+
+
+def earlier_periods(acts: list[dict]) -> list[dict]:
+    """The conversation's earlier attended periods, newest first: when each was concluded,
+    by whom, and how long it stayed open (the contact panel's "Atendimentos anteriores")."""
+    out = []
+    for a in acts:
+        if a["action"] in CONCLUDING and a["from_status"] == machine.OPEN:
+            detail = a.get("detail") or {}
+            out.append({"at": a["at"], "actor": a["actor"], "opened": _parse_iso(detail.get("opened_at"))})
+    return out[::-1]
 
 
 def _conversation_context(conversation_id: int, notice: dict | None = None) -> dict:
@@ -396,13 +433,16 @@ def _conversation_context(conversation_id: int, notice: dict | None = None) -> d
     except NotFound:
         raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
     names = user_names()
-    msgs, acts, read_at = queries.timeline_rows(db, conversation_id)
+    msgs, acts, _shared_read = queries.timeline_rows(db, conversation_id)
     conv["assignee_names"] = [who(login, names) for login in conv["assignees"]]
     newest_in = max((m["at"] for m in msgs if m["direction"] == "in"), default=None)
-    if newest_in is not None and (read_at is None or newest_in > read_at):
-        # Shown to an agent now: read for everyone (the shared read mark).
-        queries.mark_read(db, conversation_id, max(get_service().clock(), newest_in.timestamp()))
+    mine = queries.read_mark(db, conversation_id, _me())
+    if newest_in is not None and (mine is None or newest_in > mine):
+        # Shown to this agent now: read by this agent (per-agent marks, DESIGN §10.8).
+        queries.mark_read(db, conversation_id, max(get_service().clock(), newest_in.timestamp()),
+                          login=_me())
     users = accounts.list_users(db)
+    others = [who(login, names) for login in conv["assignees"] if login != _me()]
     return {
         "conv": conv, "timeline": build_timeline(msgs, acts, names),
         "seen": acts[-1]["id"] if acts else 0, "conv_marker": marker,
@@ -411,6 +451,10 @@ def _conversation_context(conversation_id: int, notice: dict | None = None) -> d
                     "due": _parse_iso(t["due_at"])} for t in conv["timers"]],
         "users": users, "names": names, "me": _me(), "notice": notice,
         "assignable": [u for u in users if u["login"] not in conv["assignees"]],
+        "transferable": [u for u in users if u["login"] != _me() and not u.get("disabled")],
+        "join_question": _("%(names)s já está atendendo. Atender junto?", names=", ".join(others))
+        if others else None,
+        "earlier": earlier_periods(acts),
     }
 
 
@@ -423,7 +467,11 @@ def index():
         return _no_change()
     ctx = _list_context(filters)
     fragment = "inbox/_list.html" if target == "inbox-list" else "inbox/_pane.html"
-    response = render_page("inbox/index.html", fragment, conversation=None, **ctx)
+    if target in ("inbox-list", "inbox-pane"):
+        response = make_response(_titled(render_template(fragment, conversation=None, **ctx), ctx))
+    else:
+        response = render_page("inbox/index.html", fragment, conversation=None, **ctx)
+    response.vary.add("HX-Request")
     response.vary.add("HX-Target")
     if target == "inbox-pane":  # the address bar shows the tidy URL, not the raw form
         response.headers["HX-Push-Url"] = filters.url(request.path)
@@ -440,7 +488,8 @@ def show(conversation_id: int):
         if target == "inbox-list" and request.args.get("since") == list_marker(db):
             return _no_change()
         template = "inbox/_list.html" if target == "inbox-list" else "inbox/_pane.html"
-        response = make_response(render_template(template, **_list_context(filters, conversation_id)))
+        ctx = _list_context(filters, conversation_id)
+        response = make_response(_titled(render_template(template, **ctx), ctx))
         if target == "inbox-pane":
             response.headers["HX-Push-Url"] = filters.url(request.path)
     elif target == "conv-live":
@@ -546,6 +595,48 @@ def reply(conversation_id: int):
     except NotFound:
         raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
     service.agent_message(conversation_id, _me(), text)
+    return _respond(conversation_id, filters, None)
+
+
+@bp.post(f"/inbox/{_ID}/transfer")
+@login_required
+def transfer(conversation_id: int):
+    """"Transferir": the chosen agent takes over, the acting agent leaves, the note stays."""
+    filters = Filters.from_args(request.args)
+    user = (request.form.get("user") or "").strip()
+    note = request.form.get("note") or ""
+    if not user:
+        return _respond(conversation_id, filters, {
+            "level": "error", "text": _("Escolha para quem transferir.")}, 422, False)
+    service = get_service()
+    try:
+        service.get_conversation(conversation_id, include_test=False)
+    except NotFound:
+        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    try:
+        service.transfer(conversation_id, _me(), user, note=note)
+    except Invalid:
+        text = _("Transfira para outra pessoa.") if user == _me() else \
+            _("O usuário %(user)s não existe.", user=user)
+        return _respond(conversation_id, filters, {"level": "error", "text": text}, 422, False)
+    return _respond(conversation_id, filters, None)
+
+
+@bp.post(f"/inbox/{_ID}/notes")
+@login_required
+def note(conversation_id: int):
+    """A private note: agents see it in the timeline; the customer never does."""
+    filters = Filters.from_args(request.args)
+    text = request.form.get("text") or ""
+    if not text.strip():
+        return _respond(conversation_id, filters, {
+            "level": "error", "text": _("Escreva a nota antes de salvar.")}, 422, False)
+    service = get_service()
+    try:
+        service.get_conversation(conversation_id, include_test=False)
+    except NotFound:
+        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    service.add_note(conversation_id, _me(), text)
     return _respond(conversation_id, filters, None)
 
 

@@ -35,6 +35,8 @@ REQUEST_SCHEMAS = {
     "unassign_and_conclude": "UnassignAndConclude",
     "assign": "Assignee",
     "message": "AgentMessage",
+    "transfer": "Transfer",
+    "note": "PrivateNote",
     "publish": "Publish",
 }
 FLOW = "Flow"  # components.schemas name of schemas/flow.schema.json
@@ -192,7 +194,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
     "ConversationSummary": {
         "type": "object",
         "required": ["id", "status", "channel", "contact", "assignees", "run", "tags",
-                     "updated_at"],
+                     "updated_at", "waiting_since"],
         "properties": {
             "id": {"type": "integer"},
             "status": {"enum": ["open", "concluded"]},
@@ -204,6 +206,8 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "run": _ref("Run"),
             "tags": _STRINGS,
             "updated_at": _TIME,
+            # the first customer message not yet answered by a person or the bot
+            "waiting_since": {"anyOf": [_TIME, {"type": "null"}]},
         },
     },
     "Conversation": {
@@ -215,7 +219,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "messages": {"type": "array", "items": {
                 "type": "object",
                 "required": ["id", "direction", "author", "text", "buttons", "at"],
-                "properties": {"id": {"type": "integer"}, "direction": {"enum": ["in", "out"]},
+                "properties": {"id": {"type": "integer"}, "direction": {"enum": ["in", "out", "note"]},
                                "author": {"type": "string"}, "text": {"type": "string"},
                                "buttons": _STRINGS, "at": _TIME,
                                # WhatsApp (docs/WHATSAPP.md, "What is kept"): present when they apply

@@ -40,6 +40,8 @@ TRANSITIONS: dict[str, Transition] = {
     "unassign_and_conclude": Transition("unassigned_and_concluded", CONCLUDED, "conclude",
                                         removes_user=True),
     "unassign": Transition("unassigned", None, "none", removes_user=True),
+    # one step: ``user`` is assigned and the actor leaves the assignees (DESIGN §10.8)
+    "transfer": Transition("transferred", OPEN, "suspend", adds_user=True, removes_user=True),
     "auto_conclude": Transition("auto_concluded", CONCLUDED, "conclude"),
     # the flow reached a conclude_conversation block: the run simply goes on
     "flow_conclude": Transition("concluded_by_flow", CONCLUDED, "none"),
@@ -47,7 +49,7 @@ TRANSITIONS: dict[str, Transition] = {
 
 # Actions people (agents and admins) may perform through the API and the inbox.
 AGENT_ACTIONS = ("reopen", "open", "assign", "unassign", "conclude", "unassign_and_conclude",
-                 "agent_message")
+                 "agent_message", "transfer")
 
 
 @dataclass
@@ -64,17 +66,24 @@ class Plan:
 def plan(action: str, status: str, assignees: list[str], actor: str, user: str | None = None) -> Plan:
     """Decide what ``action`` by ``actor`` does to a conversation in ``status``.
 
-    ``user`` is the login being assigned or unassigned (defaults to ``actor``).
+    ``user`` is the login being assigned or unassigned (defaults to ``actor``); for
+    ``transfer`` the login receiving the conversation (the actor leaves the assignees).
     """
     transition = TRANSITIONS[action]
     target_user = user or actor
+    leaving = actor if action == "transfer" else target_user
     new_assignees = list(assignees)
     detail: dict = {}
     if transition.adds_user and target_user not in new_assignees:
         new_assignees.append(target_user)
         detail["user"] = target_user
-    if transition.removes_user and target_user in new_assignees:
-        new_assignees.remove(target_user)
+    if transition.removes_user and leaving in new_assignees and (leaving != target_user or not transition.adds_user):
+        new_assignees.remove(leaving)
+        if action == "transfer":
+            detail["from_user"] = leaving
+        else:
+            detail["user"] = target_user
+    if action == "transfer":
         detail["user"] = target_user
     new_status = transition.to or status
     status_changed = new_status != status

@@ -37,6 +37,7 @@ from engine.store import (
     activity,
     contacts,
     conversation_assignees,
+    conversation_reads,
     conversations,
     messages,
     run_log,
@@ -109,16 +110,55 @@ def _summary(row, assignees: list[str]) -> dict:
                 "block_id": run.get("block_id")} if run else None,
         "tags": row["state"].get("tags", []),
         "updated_at": iso(row["updated_at"]),
+        "waiting_since": iso(row["waiting_since"]) if row["waiting_since"] is not None else None,
     }
+
+
+SORTS = ("activity", "waiting")
+
+
+def _words_in_messages(text: str):
+    """Conversations with every word of ``text`` in some message (trigrams on PostgreSQL)."""
+    found = None
+    for word in text.split()[:8]:
+        match = conversations.c.id.in_(
+            select(messages.c.conversation_id).where(messages.c.text.icontains(word, autoescape=True)))
+        found = match if found is None else and_(found, match)
+    return found
+
+
+def _filters(query, *, q: str | None, assignee: str | None, unassigned: bool, text: str | None,
+             anywhere: str | None = None):
+    """The list's filters, shared by the list and the inbox's tab counts. ``anywhere``: the
+    inbox's search box, a part of the contact's name or words in the messages."""
+    if anywhere and anywhere.split():
+        query = query.where(or_(conversations.c.name_norm.contains(normalize(anywhere), autoescape=True),
+                                _words_in_messages(anywhere)))
+    if q:
+        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
+    if assignee:
+        query = query.where(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
+                                                   .where(conversation_assignees.c.login == assignee)))
+    if unassigned:
+        query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
+    if text and text.split():
+        query = query.where(_words_in_messages(text))
+    return query
 
 
 def list_conversations(db: Engine, status: str | None = None, q: str | None = None,
                        assignee: str | None = None, cursor: str | None = None,
-                       limit: int = 50, unassigned: bool = False) -> dict:
-    """``{"items": [summary], "next_cursor"}``: newest activity first, simulator
-    conversations left out, ``limit`` clamped to 1…200. ``Invalid`` for an unknown status
-    or a malformed cursor."""
+                       limit: int = 50, unassigned: bool = False, sort: str | None = None,
+                       text: str | None = None, anywhere: str | None = None) -> dict:
+    """``{"items": [summary], "next_cursor"}``: newest activity first (``sort="waiting"``:
+    waiting customers first, longest waiting first, then the others by newest activity),
+    simulator conversations left out, ``limit`` clamped to 1…200. ``text``: words found in
+    the conversation's messages. ``Invalid`` for an unknown status or sort, or a
+    malformed cursor."""
     limit = max(1, min(int(limit), 200))
+    if sort not in (None, "", *SORTS):
+        raise Invalid(N_("Ordem deve ser \"activity\" ou \"waiting\"."), details=[
+            {"path": "sort", "message": N_("Use activity ou waiting.")}])
     query = (select(conversations, contacts.c.external_id, contacts.c.name)
              .join(contacts, contacts.c.id == conversations.c.contact_id)
              .where(conversations.c.channel != TEST_CHANNEL))
@@ -127,25 +167,41 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
             raise Invalid(N_("Status deve ser \"open\" ou \"concluded\"."), details=[
                 {"path": "status", "message": N_("Use open ou concluded.")}])
         query = query.where(conversations.c.status == status)
-    if q:
-        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
-    if assignee:
-        query = query.where(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
-                                                   .where(conversation_assignees.c.login == assignee)))
-    if unassigned:
-        query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
-    if cursor:
-        at, last_id = decode_cursor(cursor)
-        query = query.where(or_(conversations.c.updated_at < at,
-                                and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
-    query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc()).limit(limit + 1)
+    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere)
+    waiting_phase = sort == "waiting"
+    after = _read_cursor(cursor) if cursor else None
+    rows: list = []
     with read_only(db) as conn:
-        rows = conn.execute(query).mappings().all()
+        if waiting_phase and (after is None or after[2]):
+            waiting = query.where(conversations.c.waiting_since.is_not(None))
+            if after is not None:
+                at, last_id, _ = after
+                waiting = waiting.where(or_(conversations.c.waiting_since > at,
+                                            and_(conversations.c.waiting_since == at,
+                                                 conversations.c.id > last_id)))
+            rows = list(conn.execute(waiting.order_by(conversations.c.waiting_since, conversations.c.id)
+                                     .limit(limit + 1)).mappings().all())
+            after = None
+        if len(rows) <= limit:
+            rest = query
+            if waiting_phase:
+                rest = rest.where(conversations.c.waiting_since.is_(None))
+            if after is not None:
+                at, last_id, _ = after
+                rest = rest.where(or_(conversations.c.updated_at < at,
+                                      and_(conversations.c.updated_at == at, conversations.c.id < last_id)))
+            rows += conn.execute(rest.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+                                 .limit(limit + 1 - len(rows))).mappings().all()
         page = rows[:limit]
         assignees = _assignees(conn, [r["id"] for r in page])
         items = [_summary(r, assignees[r["id"]]) for r in page]
-    next_cursor = encode_cursor(rows[limit - 1]["updated_at"], rows[limit - 1]["id"]) \
-        if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        if waiting_phase and last["waiting_since"] is not None:
+            next_cursor = encode_cursor(last["waiting_since"], last["id"], waiting=True)
+        else:
+            next_cursor = encode_cursor(last["updated_at"], last["id"])
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -167,18 +223,26 @@ def iso_micro(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def encode_cursor(at: datetime, conversation_id: int) -> str:
-    """The opaque cursor after the conversation last updated ``at`` with this id."""
-    raw = f"{iso_micro(at)}|{conversation_id}"
+def encode_cursor(at: datetime, conversation_id: int, *, waiting: bool = False) -> str:
+    """The opaque cursor after the conversation last updated ``at`` with this id
+    (``waiting``: after the one waiting since ``at``, in ``sort=waiting``)."""
+    raw = f"{iso_micro(at)}|{conversation_id}" + ("|w" if waiting else "")
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """``(updated_at, id)`` of a cursor; ``Invalid`` when it is not one of ours."""
+    """``(moment, id)`` of a cursor; ``Invalid`` when it is not one of ours."""
+    return _read_cursor(cursor)[:2]
+
+
+def _read_cursor(cursor: str) -> tuple[datetime, int, bool]:
+    """``(moment, id, waiting)``: ``waiting``, a position among waiting customers."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, conversation_id = raw.split("|")
-        return datetime.fromisoformat(at), int(conversation_id)
+        at, conversation_id, *mark = raw.split("|")
+        if mark not in ([], ["w"]):
+            raise ValueError(raw)
+        return datetime.fromisoformat(at), int(conversation_id), bool(mark)
     except (ValueError, UnicodeDecodeError):
         raise Invalid(N_("Cursor inválido."), details=[{"path": "cursor", "message": N_("Cursor inválido.")}]) from None
 
@@ -210,8 +274,9 @@ def conversation_marker(db: Engine, conversation_id: int) -> str | None:
     return None if row is None else f"{row[0]}.{row[1]}"
 
 
-def previews(db: Engine, ids: list[int]) -> dict[int, dict]:
-    """The newest message of each conversation and whether it has unread customer text.
+def previews(db: Engine, ids: list[int], login: str | None = None) -> dict[int, dict]:
+    """The newest message of each conversation and whether it has unread customer text
+    (for ``login``: by that agent's own read marks; without: by the shared one).
 
     ``{id: {"message": {"direction","author","text","at"} | None, "unread": bool}}``.
     """
@@ -227,9 +292,15 @@ def previews(db: Engine, ids: list[int]) -> dict[int, dict]:
                                    messages.c.author, messages.c.text, messages.c.at)
                             .where(messages.c.id.in_(newest))).mappings().all()
         inbound = {r.conversation_id: _aware(r.at) for r in conn.execute(last_in)}
-        read = {r.id: _aware(r.last_read_at) for r in conn.execute(
-            select(conversations.c.id, conversations.c.last_read_at)
-            .where(conversations.c.id.in_(ids)))}
+        if login is None:
+            read = {r.id: _aware(r.last_read_at) for r in conn.execute(
+                select(conversations.c.id, conversations.c.last_read_at)
+                .where(conversations.c.id.in_(ids)))}
+        else:
+            read = {r.conversation_id: _aware(r.read_at) for r in conn.execute(
+                select(conversation_reads.c.conversation_id, conversation_reads.c.read_at)
+                .where(conversation_reads.c.conversation_id.in_(ids),
+                       conversation_reads.c.login == login))}
     out: dict[int, dict] = {cid: {"message": None, "unread": False} for cid in ids}
     for row in rows:
         out[row["conversation_id"]]["message"] = {
@@ -242,7 +313,8 @@ def previews(db: Engine, ids: list[int]) -> dict[int, dict]:
 
 
 def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = None,
-                  unassigned: bool = False) -> dict[str, int]:
+                  unassigned: bool = False, text: str | None = None,
+                  anywhere: str | None = None) -> dict[str, int]:
     """Conversations per status under the list's other filters (the inbox's tab counts).
 
     The same conditions as ``Service.list_conversations``: ``q`` a part of the contact's
@@ -251,15 +323,7 @@ def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = No
     """
     query = (select(conversations.c.status, func.count())
              .where(conversations.c.channel != TEST_CHANNEL))
-    if q:
-        query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
-    if assignee:
-        query = query.where(conversations.c.id.in_(
-            select(conversation_assignees.c.conversation_id)
-            .where(conversation_assignees.c.login == assignee)))
-    if unassigned:
-        query = query.where(~conversations.c.id.in_(
-            select(conversation_assignees.c.conversation_id)))
+    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere)
     with read_only(db) as conn:
         rows = conn.execute(query.group_by(conversations.c.status)).all()
     counts = {status: 0 for status in machine.STATUSES}
@@ -295,10 +359,11 @@ def timeline_rows(db: Engine, conversation_id: int) -> tuple[list[dict], list[di
     return msgs, acts, _aware(read_at)
 
 
-def mark_read(db: Engine, conversation_id: int, now: float) -> bool:
-    """Move the conversation's (single, shared) read mark forward to ``now``.
+def mark_read(db: Engine, conversation_id: int, now: float, login: str | None = None) -> bool:
+    """Move the conversation's read marks forward to ``now``: the shared one (it moves the
+    list's change marker) and, given ``login``, that agent's own (DESIGN §10.8).
 
-    Never moves it back; returns whether it moved.
+    Never moves them back; returns whether the shared one moved.
     """
     moment = datetime.fromtimestamp(now, UTC)
     with db.begin() as conn:
@@ -306,7 +371,55 @@ def mark_read(db: Engine, conversation_id: int, now: float) -> bool:
             conversations.c.id == conversation_id,
             (conversations.c.last_read_at.is_(None)) | (conversations.c.last_read_at < moment),
         ).values(last_read_at=moment)).rowcount
+        if login is not None:
+            mine = conn.execute(update(conversation_reads).where(
+                conversation_reads.c.conversation_id == conversation_id,
+                conversation_reads.c.login == login,
+                conversation_reads.c.read_at < moment).values(read_at=moment)).rowcount
+            if not mine and conn.execute(select(conversation_reads.c.read_at).where(
+                    conversation_reads.c.conversation_id == conversation_id,
+                    conversation_reads.c.login == login)).first() is None:
+                conn.execute(insert_ignore_read(conn), {"conversation_id": conversation_id,
+                                                        "login": login, "read_at": moment})
     return moved > 0
+
+
+def insert_ignore_read(conn: Connection):
+    """``INSERT … ON CONFLICT DO NOTHING`` into conversation_reads (two tabs at once)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(conversation_reads).on_conflict_do_nothing(
+        index_elements=["conversation_id", "login"])
+
+
+def read_mark(db: Engine, conversation_id: int, login: str) -> datetime | None:
+    """When ``login`` last saw this conversation (None: never)."""
+    with read_only(db) as conn:
+        return _aware(conn.execute(select(conversation_reads.c.read_at).where(
+            conversation_reads.c.conversation_id == conversation_id,
+            conversation_reads.c.login == login)).scalar())
+
+
+def unread_count(db: Engine, login: str) -> int:
+    """Open conversations this agent handles or nobody does, with a customer message the
+    agent has not seen (the inbox's title count, DESIGN §10.8)."""
+    newest_in = (select(func.max(messages.c.at)).where(messages.c.conversation_id == conversations.c.id,
+                                                       messages.c.direction == "in")
+                 .scalar_subquery())
+    seen = (select(conversation_reads.c.read_at).where(
+        conversation_reads.c.conversation_id == conversations.c.id,
+        conversation_reads.c.login == login).scalar_subquery())
+    assigned = select(conversation_assignees.c.conversation_id)
+    query = select(func.count()).select_from(conversations).where(
+        conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL,
+        or_(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
+                                   .where(conversation_assignees.c.login == login)),
+            ~conversations.c.id.in_(assigned)),
+        newest_in.is_not(None), or_(seen.is_(None), newest_in > seen))
+    with read_only(db) as conn:
+        return conn.execute(query).scalar() or 0
 
 
 def display_names(db: Engine, logins) -> dict[str, str]:
@@ -345,7 +458,8 @@ def recent_messages(db: Engine, conversation_id: int, after: int = 0, limit: int
         rows = conn.execute(
             select(messages.c.id, messages.c.direction, messages.c.author, messages.c.text,
                    messages.c.buttons, messages.c.at)
-            .where(messages.c.conversation_id == conversation_id, messages.c.id > after)
+            .where(messages.c.conversation_id == conversation_id, messages.c.id > after,
+                   messages.c.direction != "note")  # private notes never reach the customer
             .order_by(messages.c.id.desc()).limit(limit)).all()[::-1]
     names = display_names(db, {r.author for r in rows if r.author not in ("customer", "bot")})
     return [{"id": r.id, "direction": r.direction, "author": r.author,

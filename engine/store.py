@@ -143,7 +143,11 @@ conversations = Table(
     Column("last_read_at", UtcDateTime, nullable=True),
     # The first agent message of the current open period (reports' first response time).
     Column("first_response_at", UtcDateTime, nullable=True),
+    # The first customer message not yet answered by a person or the bot (null: none):
+    # the inbox's "Aguardando há mais tempo" order (DESIGN §10.8).
+    Column("waiting_since", UtcDateTime, nullable=True),
     Index("ix_conversations_status_updated", "status", "updated_at"),
+    Index("ix_conversations_waiting", "waiting_since", "id"),
     Index("ix_conversations_updated", "updated_at"),
     # The inbox's change marker reads max(last_read_at) every 2 s per agent.
     Index("ix_conversations_last_read", "last_read_at"),
@@ -170,12 +174,22 @@ conversation_assignees = Table(
     Index("ix_conversation_assignees_login", "login"),
 )
 
+# Per-agent read marks (DESIGN §10.8): what each agent has seen of each conversation.
+conversation_reads = Table(
+    "conversation_reads",
+    metadata,
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("login", String(64), nullable=False),
+    Column("read_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("conversation_id", "login"),
+)
+
 messages = Table(
     "messages",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
-    Column("direction", String(3), nullable=False),  # "in" | "out"
+    Column("direction", String(8), nullable=False),  # "in" | "out" | "note" (agents only)
     Column("author", String(64), nullable=False),  # "customer" | "bot" | login
     Column("text", Text, nullable=False),
     Column("buttons", Json, nullable=False),
@@ -188,6 +202,10 @@ messages = Table(
     Index("ix_messages_conversation_at", "conversation_id", "id"),
     # A revoke, an edit or a reaction names its message by WhatsApp id.
     Index("ix_messages_external_id", "external_id"),
+    # text= search (DESIGN §10.8): trigrams answer ILIKE '%word%' on PostgreSQL. On SQLite
+    # the index is empty (WHERE 0: it costs no write), kept so both databases have one schema.
+    Index("ix_messages_text_search", "text", postgresql_using="gin",
+          postgresql_ops={"text": "gin_trgm_ops"}, sqlite_where=text("0")),
 )
 
 activity = Table(

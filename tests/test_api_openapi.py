@@ -57,7 +57,7 @@ def test_operations_name_their_parameters_bodies_and_answers(document):
     assert "204" in paths["/api/v1/flows/{flow_id}"]["delete"]["responses"]
     listing = paths["/api/v1/conversations"]["get"]
     assert {p["name"] for p in listing["parameters"]} == {"status", "q", "assignee", "cursor",
-                                                         "limit"}
+                                                         "limit", "sort", "text"}
     report = paths["/api/v1/reports/summary"]["get"]
     assert {p["name"] for p in report["parameters"]} == {"from", "to"}
     conversation = paths["/api/v1/conversations/{conversation_id}"]["get"]
@@ -66,6 +66,12 @@ def test_operations_name_their_parameters_bodies_and_answers(document):
     assert assign["requestBody"]["required"] is True
     conclude = paths["/api/v1/conversations/{conversation_id}/conclude"]["post"]
     assert conclude["requestBody"]["required"] is False
+    transfer = paths["/api/v1/conversations/{conversation_id}/transfer"]["post"]
+    assert transfer["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Transfer"}
+    notes = paths["/api/v1/conversations/{conversation_id}/notes"]["post"]
+    assert notes["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PrivateNote"}
 
 
 def test_request_schemas_are_the_files_the_api_validates_with(document):

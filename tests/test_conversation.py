@@ -18,6 +18,7 @@ TABLE = {
     "unassign_and_conclude": ("unassigned_and_concluded", CONCLUDED, "conclude"),
     "auto_conclude": ("auto_concluded", CONCLUDED, "conclude"),
     "flow_conclude": ("concluded_by_flow", CONCLUDED, "none"),
+    "transfer": ("transferred", OPEN, "suspend"),
 }
 
 
@@ -37,7 +38,7 @@ def test_a_row_that_changes_the_status_records_it_and_names_the_bots_part(action
     assert (outcome.activity["from"], outcome.activity["to"], outcome.activity["actor"]) == (start, to, "bia")
 
 
-@pytest.mark.parametrize("action", sorted(a for a in TABLE if a not in ("assign", "unassign_and_conclude")))
+@pytest.mark.parametrize("action", sorted(a for a in TABLE if a not in ("assign", "unassign_and_conclude", "transfer")))
 def test_a_row_whose_status_is_already_reached_is_a_no_op(action):
     _activity, to, _bot = TABLE[action]
     outcome = plan(action, to, ["ana"], actor="bia")
@@ -59,6 +60,17 @@ def test_assign_on_an_open_conversation_only_adds_the_user_and_leaves_the_bot_al
 
 def test_assigning_someone_already_assigned_is_a_no_op():
     assert not plan("assign", OPEN, ["bia"], actor="ana", user="bia").changed
+
+
+def test_transfer_assigns_the_user_and_removes_the_actor_in_one_entry():
+    outcome = plan("transfer", OPEN, ["bruno", "dani"], actor="bruno", user="carla")
+    assert (outcome.status, outcome.assignees, outcome.bot) == (OPEN, ["dani", "carla"], "none")
+    assert outcome.activity["action"] == "transferred"
+    assert outcome.activity["detail"] == {"user": "carla", "from_user": "bruno"}
+
+
+def test_transfer_to_someone_already_in_charge_by_a_non_assignee_is_a_no_op():
+    assert not plan("transfer", OPEN, ["carla"], actor="bruno", user="carla").changed
 
 
 def test_assign_defaults_to_the_actor():

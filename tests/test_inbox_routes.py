@@ -191,10 +191,12 @@ def test_unknown_status_falls_back_to_open(inbox, bruno):
 def test_htmx_gets_only_the_list_or_the_pane(inbox, bruno):
     inbox.inbound("atendente")
     list_html = text_of(bruno.get("/inbox", headers=LIST))
-    assert list_html.lstrip().startswith('<div id="inbox-list"')
+    # a root-level <title> first: htmx puts it in the tab's title (this agent's unread count)
+    assert list_html.lstrip().startswith("<title>(1) Atendimentos · papo</title><div id=\"inbox-list\"")
     assert "<html" not in list_html and 'role="search"' not in list_html
     pane = text_of(bruno.get("/inbox", headers=PANE))
-    assert pane.lstrip().startswith('<section id="inbox-pane"') and 'role="search"' in pane
+    assert pane.lstrip().startswith('<title>(1) Atendimentos · papo</title><section id="inbox-pane"')
+    assert 'role="search"' in pane
 
 
 def test_list_poll_answers_204_until_something_changes(inbox, bruno):
@@ -220,15 +222,21 @@ def test_list_poll_sees_status_changes_and_new_messages(inbox, bruno):
     assert bruno.get("/inbox", query_string={"since": since}, headers=LIST).status_code == 200
 
 
-def test_unread_mark_until_an_agent_opens_the_conversation(inbox, bruno):
+def test_unread_marks_are_per_agent(inbox, bruno):
     conversation = inbox.inbound("atendente")
     assert 'data-unread="true"' in text_of(bruno.get("/inbox"))
     assert bruno.get(f"/inbox/{conversation}").status_code == 200
+    assert 'data-unread="false"' in text_of(bruno.get("/inbox"))
     carla = inbox.login("carla")
-    assert 'data-unread="false"' in text_of(carla.get("/inbox"))  # one shared read mark
+    # Bruno's reading is not Carla's (DESIGN §10.8: read marks are per agent)
+    page = text_of(carla.get("/inbox"))
+    assert 'data-unread="true"' in page and "<title>(1) Atendimentos · papo</title>" in page
+    assert carla.get(f"/inbox/{conversation}").status_code == 200
+    assert "<title>Atendimentos · papo</title>" in text_of(carla.get("/inbox"))
     inbox.service.handle_inbound("api", {"external_id": "c1", "name": "José Silva"},
                                  {"id": "again", "text": "alô?"})
     assert 'data-unread="true"' in text_of(carla.get("/inbox"))
+    assert 'data-unread="true"' in text_of(bruno.get("/inbox"))
 
 
 def test_agent_messages_do_not_make_a_conversation_unread(inbox, bruno):

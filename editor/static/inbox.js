@@ -28,7 +28,24 @@
 
   var keepAt = null;  // scrollTop to restore after a poll while reading older messages
 
+  // A live refresh never resets a control in use nor swaps a button under the pointer
+  // (DESIGN §10.8): while an agent is choosing in a select, typing in a field of the live
+  // part, or has the pointer on its actions, the poll's new content waits; the next poll
+  // (2 s later, same change marker, so the same answer) brings it.
+  function inUse(live) {
+    var active = document.activeElement;
+    if (active && live.contains(active) && /^(SELECT|INPUT|TEXTAREA)$/.test(active.tagName)) return true;
+    var actions = live.querySelector(".conv-actions");
+    return !!(actions && actions.matches(":hover"));
+  }
+
   document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    var poll = event.detail.requestConfig && event.detail.requestConfig.verb === "get";
+    if (poll && target && target.id === "conv-live" && event.detail.xhr.status === 200 && inUse(target)) {
+      event.detail.shouldSwap = false;
+      return;
+    }
     var list = timeline();
     if (!list || !event.detail.target || event.detail.target.id !== "conv-live") return;
     var nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
@@ -46,9 +63,37 @@
     }
   });
 
+  // Drafts: a reply being typed is kept per conversation (localStorage) across navigation.
+  function draftKey() {
+    var conv = document.getElementById("conversation");
+    return conv ? "papo.draft." + conv.getAttribute("data-conversation-id") : null;
+  }
+
+  function restoreDraft() {
+    var key = draftKey();
+    var box = document.getElementById("reply-text");
+    if (!key || !box || box.value) return;
+    try { box.value = localStorage.getItem(key) || ""; } catch (e) { /* storage off */ }
+  }
+
+  document.addEventListener("input", function (event) {
+    if (!event.target || event.target.id !== "reply-text") return;
+    var key = draftKey();
+    if (!key) return;
+    try {
+      if (event.target.value) localStorage.setItem(key, event.target.value);
+      else localStorage.removeItem(key);
+    } catch (e) { /* storage off: the draft lives as long as the page */ }
+  });
+
   document.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
-    if (form && form.id === "reply-form" && event.detail.successful) {
+    if (!form || !event.detail.successful) return;
+    if (form.id === "reply-form") {
+      var key = draftKey();
+      try { if (key) localStorage.removeItem(key); } catch (e) { /* storage off */ }
+    }
+    if (form.id === "reply-form" || form.id === "note-form" || form.id === "transfer-form") {
       form.reset();
       var box = form.querySelector("textarea");
       if (box) box.focus();
@@ -60,7 +105,9 @@
   // form, and is a plain GET of the same URL before that.
   document.addEventListener("change", function (event) {
     var select = event.target;
-    if (select && select.id === "inbox-assignee" && select.form) select.form.requestSubmit();
+    if (select && (select.id === "inbox-assignee" || select.id === "inbox-sort") && select.form) {
+      select.form.requestSubmit();
+    }
   });
 
   document.addEventListener("keydown", function (event) {
@@ -71,7 +118,9 @@
     }
   });
 
-  function ready() { localize(document); toBottom(); }
+  document.addEventListener("htmx:afterSettle", restoreDraft);
+
+  function ready() { localize(document); toBottom(); restoreDraft(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
   else ready();
 })();

@@ -60,6 +60,16 @@ class AgentAction:
     actor: str
     user: str | None
     at: float
+    note: str | None = None  # transfer: a private note for the receiver
+
+
+@dataclass(frozen=True)
+class AgentNote:
+    """A private note: a message with direction ``note``, shown to agents, never sent."""
+
+    actor: str
+    text: str
+    at: float
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,7 @@ class Rename:
     at: float
 
 
-Event = Inbound | TimerFired | HttpDone | AgentAction | AgentMessage | Rename
+Event = Inbound | TimerFired | HttpDone | AgentAction | AgentMessage | AgentNote | Rename
 
 # ---------------------------------------------------------------------- what is read
 
@@ -144,6 +154,7 @@ class Changes:
     updated_at: datetime | None = None
     opened_at: datetime | None = None
     first_response_at: datetime | None = None
+    waiting_since: datetime | None = None  # the first customer message nobody answered yet
     contact_name: str | None = None  # the contact renamed (None: unchanged)
     fire_timer_id: int | None = None  # pending → fired, only if still pending
     fired_at: datetime | None = None

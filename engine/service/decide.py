@@ -26,6 +26,7 @@ from engine.service.changes import (
     NEED_USERS,
     AgentAction,
     AgentMessage,
+    AgentNote,
     Changes,
     Event,
     HttpDone,
@@ -53,8 +54,13 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
         if not _http_done(d, event):
             return d.changes(write=False)  # the run moved on while the request was in flight
     elif isinstance(event, AgentAction):
-        if not _transition(d, event.action, event.actor, event.at, user=event.user):
+        moved = _transition(d, event.action, event.actor, event.at, user=event.user)
+        if event.note:
+            d.message("note", event.actor, event.note, [], event.at)
+        elif not moved:
             return d.changes(write=False)  # a no-op (already open, already assigned…)
+    elif isinstance(event, AgentNote):
+        d.message("note", event.actor, event.text, [], event.at)
     elif isinstance(event, AgentMessage):
         _transition(d, "agent_message", event.actor, event.at)
         d.message("out", event.actor, event.text, [], event.at)
@@ -82,6 +88,7 @@ class _Draft:
         self.updated_at = conv["updated_at"]
         self.opened_at = conv.get("opened_at")
         self.first_response_at = conv.get("first_response_at")
+        self.waiting_since = conv.get("waiting_since")
         state = conv["state"]
         self.state = {**state, "contact": dict(state.get("contact") or {}),
                       "run": dict(state["run"]) if state.get("run") else None}
@@ -165,6 +172,10 @@ class _Draft:
         self.messages.append({"conversation_id": self.id, "direction": direction, "author": author,
                               "text": text, "buttons": buttons, "at": at, "external_id": external_id,
                               "details": details or None})
+        if direction == "in" and self.waiting_since is None:
+            self.waiting_since = at
+        elif direction == "out":
+            self.waiting_since = None  # answered, by a person or the bot
         if direction == "out" and author != "bot" and self.opened_at is not None \
                 and self.first_response_at is None:
             self.first_response_at = at
@@ -198,7 +209,8 @@ class _Draft:
             conversation_id=self.id, contact_id=conv["contact_id"], version=conv["version"],
             write=write, state=self.state, status=self.status, name_norm=self.name_norm,
             updated_at=self.updated_at, opened_at=self.opened_at,
-            first_response_at=self.first_response_at, contact_name=self.contact_name,
+            first_response_at=self.first_response_at, waiting_since=self.waiting_since,
+            contact_name=self.contact_name,
             fire_timer_id=self.fire_timer_id, fired_at=self.fired_at, cancel_bot_timers=self.cancel_bot,
             cancel_auto_conclude=self.cancel_auto, messages=self.messages, outbox=self.outbox,
             timers=self.timers, activity=self.activity,

@@ -23,10 +23,12 @@ class ReadsMixin:
 
     def list_conversations(self, status: str | None = None, q: str | None = None,
                            assignee: str | None = None, cursor: str | None = None,
-                           limit: int = 50, unassigned: bool = False) -> dict:
+                           limit: int = 50, unassigned: bool = False, sort: str | None = None,
+                           text: str | None = None, anywhere: str | None = None) -> dict:
         """See :func:`engine.queries.list_conversations`."""
         return queries.list_conversations(self.db, status=status, q=q, assignee=assignee,
-                                          cursor=cursor, limit=limit, unassigned=unassigned)
+                                          cursor=cursor, limit=limit, unassigned=unassigned,
+                                          sort=sort, text=text, anywhere=anywhere)
 
     def count_by_status(self) -> dict:
         """See :func:`engine.queries.count_by_status`."""

@@ -90,7 +90,8 @@ SAVE_CONVERSATION = update(conversations).where(
     conversations.c.id == bindparam("_id"), conversations.c.version == bindparam("_version")).values(
     state=bindparam("_state"), status=bindparam("_status"), name_norm=bindparam("_name_norm"),
     version=conversations.c.version + 1, updated_at=bindparam("_updated_at"),
-    opened_at=bindparam("_opened_at"), first_response_at=bindparam("_first_response_at"))
+    opened_at=bindparam("_opened_at"), first_response_at=bindparam("_first_response_at"),
+    waiting_since=bindparam("_waiting_since"))
 RENAME_CONTACT = update(contacts).where(contacts.c.id == bindparam("_id")).values(name=bindparam("_name"))
 FIRE_TIMER = update(timers).where(timers.c.id == bindparam("_id"), timers.c.status == "pending").values(
     status="fired", fired_at=bindparam("_at"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from engine import conversation as machine
 from engine.errors import Invalid, NotFound
 from engine.service import load, unit
-from engine.service.changes import AgentAction, AgentMessage, Changes
+from engine.service.changes import AgentAction, AgentMessage, AgentNote, Changes
 from engine.service.common import MAX_TEXT
 from engine.service.statements import CONVERSATION_EXISTS
 
@@ -17,7 +17,7 @@ class TransitionsMixin:
 
     def act(self, conversation_id: int, action: str, actor: str, user: str | None = None) -> dict:
         """An agent's action (DESIGN §6): returns ``{"conversation", "replies"}``."""
-        if action not in machine.AGENT_ACTIONS or action == "agent_message":
+        if action not in machine.AGENT_ACTIONS or action in ("agent_message", "transfer"):
             raise Invalid(f"Ação desconhecida: {action}.")
         if user is not None:
             if not isinstance(user, str) or not self._user_exists(user):
@@ -40,6 +40,28 @@ class TransitionsMixin:
             raise Invalid("A mensagem não pode ficar vazia.", details=[
                 {"path": "$.text", "message": "Texto vazio ou ausente."}])
         self._run_on(conversation_id, AgentMessage(actor, text[:MAX_TEXT], self.clock()))
+        return {"conversation": self.get_conversation(conversation_id), "replies": []}
+
+    def transfer(self, conversation_id: int, actor: str, user: str, note: str | None = None) -> dict:
+        """Hand the conversation to ``user`` (DESIGN §10.8): ``user`` is assigned and the
+        actor unassigned in one activity entry; ``note`` becomes a private note."""
+        self._conversation_exists(conversation_id)
+        if not isinstance(user, str) or not self._user_exists(user):
+            raise Invalid(f"O usuário \"{user}\" não existe.", details=[
+                {"path": "$.user", "message": "Usuário desconhecido."}])
+        if user == actor:
+            raise Invalid("Transfira para outra pessoa, não para você.", details=[
+                {"path": "$.user", "message": "É você mesmo."}])
+        note = note.strip()[:MAX_TEXT] if isinstance(note, str) and note.strip() else None
+        self._run_on(conversation_id, AgentAction("transfer", actor, user, self.clock(), note=note))
+        return {"conversation": self.get_conversation(conversation_id), "replies": []}
+
+    def add_note(self, conversation_id: int, actor: str, text: str) -> dict:
+        """A private note (direction ``note``): agents see it, the customer never does."""
+        if not isinstance(text, str) or not text.strip():
+            raise Invalid("A nota não pode ficar vazia.", details=[
+                {"path": "$.text", "message": "Texto vazio ou ausente."}])
+        self._run_on(conversation_id, AgentNote(actor, text[:MAX_TEXT], self.clock()))
         return {"conversation": self.get_conversation(conversation_id), "replies": []}
 
     def _run_on(self, conversation_id: int, event) -> Changes:
