@@ -4,17 +4,37 @@ the contact panel. Both databases."""
 from __future__ import annotations
 
 import re
+from functools import partial
 
-from test_inbox_routes import (  # noqa: F401 - fixtures
+import pytest
+from test_inbox_routes import (
     LIVE,
+    PASSWORD,
+    USERS,
     Inbox,
     activity_lines,
-    bruno,
-    inbox,
     names_in_list,
     notice,
     text_of,
 )
+from werkzeug.security import generate_password_hash
+
+from engine import accounts
+
+
+@pytest.fixture
+def inbox(app, monkeypatch) -> Inbox:
+    monkeypatch.setattr(accounts, "generate_password_hash",
+                        partial(generate_password_hash, method="pbkdf2:sha256:1"))
+    engine = app.extensions["papo"]["engine"]
+    for login, role, name in USERS:
+        accounts.create_user(engine, login, role, password=PASSWORD, name=name)
+    return Inbox(app)
+
+
+@pytest.fixture
+def bruno(inbox):
+    return inbox.login("bruno")
 
 
 def note_bubbles(html: str) -> list[str]:
