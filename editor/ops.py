@@ -75,7 +75,7 @@ def init_app(app: Flask) -> None:
     """Register the routes; count responses by status when metrics are on."""
     app.register_blueprint(bp)
     if app.extensions["papo"]["settings"].metrics_token:
-        metrics.enable()
+        metrics.enable("web")
 
         @app.after_request
         def _count_response(response):

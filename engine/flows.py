@@ -101,40 +101,52 @@ class FlowRepository:
                  "updated_by": r.updated_by, "triggers": r.document.get("triggers", [])}
                 for r in rows]
 
+    def _drafts(self, conn) -> list:
+        """``(id, document)`` of every flow's latest draft (flows not deleted)."""
+        return conn.execute(
+            select(flows.c.id, flow_revisions.c.document)
+            .join(flow_revisions, and_(flow_revisions.c.flow_id == flows.c.id,
+                                       flow_revisions.c.revision == flows.c.revision))
+            .where(flows.c.deleted_at.is_(None))).all()
+
+    def _published_jumping(self, conn) -> list[dict]:
+        """Published documents that differ from their flow's draft and may hold a jump
+        (the others were read with the drafts)."""
+        return conn.execute(
+            select(flow_versions.c.document)
+            .join(flows, and_(flows.c.id == flow_versions.c.flow_id,
+                              flows.c.published_version == flow_versions.c.version))
+            .where(flows.c.deleted_at.is_(None), flow_versions.c.revision != flows.c.revision)
+        ).scalars().all()
+
     def flow_index(self) -> dict[str, set[str]]:
         """``{flow_id: block ids of its latest draft}`` for lint's ``jump`` checks."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(flows.c.id, flow_revisions.c.document)
-                .join(flow_revisions, and_(flow_revisions.c.flow_id == flows.c.id,
-                                           flow_revisions.c.revision == flows.c.revision))
-                .where(flows.c.deleted_at.is_(None))).all()
+            rows = self._drafts(conn)
         return {r.id: _block_ids(r.document) for r in rows}
 
     def jumped_into(self) -> set[str]:
         """Ids of the flows that some stored flow, draft or published, jumps into (so a
         flow without triggers reached that way is not ``no_trigger``)."""
+        return self._lint_context()[1]
+
+    def _lint_context(self) -> tuple[dict[str, set[str]], set[str]]:
+        """``(flow_index(), jumped_into())`` in one read of the drafts."""
         from engine.lint import jump_targets
 
         with self.engine.connect() as conn:
-            drafts = conn.execute(
-                select(flow_revisions.c.document)
-                .join(flows, and_(flow_revisions.c.flow_id == flows.c.id,
-                                  flow_revisions.c.revision == flows.c.revision))
-                .where(flows.c.deleted_at.is_(None))).scalars().all()
-            published = conn.execute(
-                select(flow_versions.c.document)
-                .join(flows, and_(flows.c.id == flow_versions.c.flow_id,
-                                  flows.c.published_version == flow_versions.c.version))
-                .where(flows.c.deleted_at.is_(None))).scalars().all()
-        return jump_targets([*drafts, *published])
+            drafts = self._drafts(conn)
+            published = self._published_jumping(conn)
+        index = {r.id: _block_ids(r.document) for r in drafts}
+        return index, jump_targets([*(r.document for r in drafts), *published])
 
     def lint(self, doc: dict, lang: str | None = None) -> list[dict]:
         """Lint ``doc`` against the stored flows (``jump`` targets, jumps into it)."""
         from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
 
         # lint() counts the document itself as known with its current blocks.
-        return lint(doc, flows=self.flow_index(), lang=lang, jumped_into=self.jumped_into())
+        index, jumped_into = self._lint_context()
+        return lint(doc, flows=index, lang=lang, jumped_into=jumped_into)
 
     def versions(self, flow_id: str, lang: str | None = None) -> list[dict]:
         """Published versions, oldest first: ``[{"version","published_at","published_by","revision"}]``."""

@@ -8,6 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.db import read_only
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -36,7 +38,7 @@ def readiness(db: Engine) -> Readiness:
     """One short read of ``alembic_version``; never raises for a database that is down."""
     head = expected_revision()
     try:
-        with db.connect() as conn:
+        with read_only(db) as conn:  # SQLite: a deferred read, never the write lock
             revision = MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc

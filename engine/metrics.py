@@ -34,6 +34,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine.db import read_only
 from engine.errors import PapoError
 from engine.store import conversations, outbox, timers
 
@@ -97,20 +98,26 @@ class _Instruments:
         self.http_responses = counter(
             "papo_http_responses_total", "HTTP responses sent by the web app, by status code.",
             ("code",))
-        # Every known series from the start, at 0: rate() and alerts work before the first event.
-        for channel in CHANNELS:
-            self.duplicates.labels(channel)
-            self.inbound_seconds.labels(channel)
-            for outcome in INBOUND_OUTCOMES:
-                self.inbound.labels(channel, outcome)
-        for kind in TIMER_KINDS:
-            self.timers_fired.labels(kind)
-            self.timer_lateness.labels(kind)
-        for outcome in OUTBOX_OUTCOMES:
-            self.outbox_sends.labels(outcome)
-        for job in WORKER_JOBS:
-            self.job_failures.labels(job)
-        self.signature_failures.labels("whatsapp")
+
+    def initialize(self, role: str) -> None:
+        """Every series this kind of process records, at 0 from the start, so that rate()
+        and alerts work before the first event (each process only its own: a scrape reads
+        every series of every process, and the web has no timers to report)."""
+        if role == "web":
+            for channel in CHANNELS:
+                self.duplicates.labels(channel)
+                self.inbound_seconds.labels(channel)
+                for outcome in INBOUND_OUTCOMES:
+                    self.inbound.labels(channel, outcome)
+            self.signature_failures.labels("whatsapp")
+        elif role == "worker":
+            for kind in TIMER_KINDS:
+                self.timers_fired.labels(kind)
+                self.timer_lateness.labels(kind)
+            for outcome in OUTBOX_OUTCOMES:
+                self.outbox_sends.labels(outcome)
+            for job in WORKER_JOBS:
+                self.job_failures.labels(job)
 
 
 _instruments: _Instruments | None = None
@@ -118,8 +125,9 @@ _registry = None  # single-process mode: the registry our instruments live in
 _enable_lock = threading.Lock()
 
 
-def enable() -> None:
-    """Start counting in this process (idempotent).
+def enable(role: str | None = None) -> None:
+    """Start counting in this process (idempotent); ``role`` (``web``, ``worker``) names the
+    series to show at 0 from the start.
 
     Multiprocess mode follows ``PROMETHEUS_MULTIPROC_DIR`` as it is now: set it (to a
     folder emptied at server start) before the app is created — ``editor/gunicorn_conf.py``
@@ -139,6 +147,7 @@ def enable() -> None:
         # Multiprocess mode: values go to files; the registry is only a namespace here.
         _registry = CollectorRegistry(auto_describe=True)
         _instruments = _Instruments(_registry)
+        _instruments.initialize(role or "")
 
 
 def enabled() -> bool:
@@ -273,7 +282,7 @@ class DatabaseCollector:
 def database_state(db: Engine, now: float) -> dict:
     """The counts behind the gauges (one short read transaction)."""
     at = datetime.fromtimestamp(now, UTC)
-    with db.connect() as conn:
+    with read_only(db) as conn:  # SQLite: a deferred read, never the write lock
         open_count = conn.execute(select(func.count()).select_from(conversations).where(
             conversations.c.status == "open", conversations.c.channel != "test")).scalar_one()
         pending = conn.execute(select(func.count()).select_from(timers)
@@ -401,7 +410,7 @@ def serve(host: str, port: int, db: Engine | None, token: str | None) -> WSGISer
     if not enabled():
         os.environ.pop(MULTIPROC_ENV, None)
         os.environ.pop(MULTIPROC_ENV.lower(), None)
-    enable()
+    enable("worker")
     server = make_server(host, port, metrics_wsgi_app(db, token), server_class=_ThreadingServer,
                          handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name="papo-metrics", daemon=True)

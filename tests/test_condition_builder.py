@@ -6,11 +6,11 @@ import re
 
 from hypothesis import given
 from hypothesis import strategies as st
+from test_editor_routes import _text, admin, repo, web  # noqa: F401  (fixtures)
 from werkzeug.datastructures import MultiDict
 
 from blocks.condition.builder import OPERATORS, UNARY, rows_to_rule, rule_to_rows
 from engine.core import evaluate_logic
-from tests.test_editor_routes import _text, admin, repo, web  # noqa: F401  (fixtures)
 
 variables = st.sampled_from(["sabor", "idade", "contact.name", "contact.phone", "contact.tags",
                              "vars.total", "a_b"])

@@ -62,6 +62,8 @@ def test_the_plus_of_a_free_output_adds_the_next_block_already_connected(new_pag
     plus = page.locator('#node-obrigado .port-add[data-port="next"]')
     expect(plus).to_have_attribute("aria-label", "Adicionar o próximo bloco por esta saída: Em seguida")
     assert page.locator('#node-saudacao .port-add').count() == 0  # connected: no "+"
+    # "Sem resposta" without a time limit never happens: no "+" there either
+    assert page.locator('#node-menu .port-add[data-port="timeout"]').count() == 0
     plus.click()
     page.get_by_role("menu", name="Próximo bloco").get_by_role("menuitem", name="Mensagem").click()
     form = page.locator("#panel-body [data-form-block]")

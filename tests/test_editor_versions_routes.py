@@ -5,7 +5,7 @@ import copy
 import json
 import re
 
-from tests.test_editor_routes import WELCOME, _text, admin, repo, web  # noqa: F401  (fixtures)
+from test_editor_routes import WELCOME, _text, admin, repo, web  # noqa: F401  (fixtures)
 
 
 def _result(html: str) -> dict:

@@ -445,3 +445,22 @@ def test_duplicate_starts_a_new_flow_from_the_latest_draft(flows):
     with pytest.raises(Conflict):
         flows.duplicate("vendas", "vendas-copia")
 
+
+
+def test_a_flow_without_triggers_is_not_no_trigger_while_a_stored_flow_jumps_into_it(flows):
+    target = make_flow("pos-venda", "Pós-venda")
+    target["triggers"] = []
+    flows.create(target)
+    assert "no_trigger" in {f["code"] for f in flows.draft("pos-venda")["findings"]}
+    menu = make_flow("menu", "Menu")
+    menu["blocks"].append({"id": "j", "type": "jump", "position": {"x": 480, "y": 0},
+                           "data": {"flow_id": "pos-venda"}})
+    menu["edges"].append({"from": "b2", "port": "next", "to": "j"})
+    flows.create(menu)
+    assert "no_trigger" not in {f["code"] for f in flows.lint(target)}  # the draft jumps
+    flows.publish("menu")
+    without_jump = make_flow("menu", "Menu")
+    flows.update("menu", without_jump, 1)
+    assert "no_trigger" not in {f["code"] for f in flows.lint(target)}  # the published one still does
+    flows.publish("menu")
+    assert "no_trigger" in {f["code"] for f in flows.lint(target)}

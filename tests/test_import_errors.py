@@ -101,7 +101,7 @@ def test_wrong_types_and_unknown_block_kinds_read_plainly(pizza):
 def test_csat_on_a_question_that_is_not_a_rating_is_explained(pizza):
     pizza["blocks"][0]["data"]["csat"] = True
     [problem] = problems(pizza)
-    assert problem["message"] == ('Bloco "Qual sabor?": só uma pergunta do tipo "rating" (nota de 1 a 5) '
+    assert problem["message"] == ('Bloco "Qual sabor?": só uma pergunta do tipo "Nota de 1 a 5" (rating) '
                                   'pode contar como CSAT ("csat": true)')
 
 

@@ -98,10 +98,6 @@ def test_every_known_series_is_there_from_the_start(ops_app):
             assert ("papo_inbound_messages_total",
                     (("channel", channel), ("outcome", outcome))) in names
         assert ("papo_inbound_seconds_count", (("channel", channel),)) in names
-    for kind in ("wait", "question_timeout", "auto_conclude"):
-        assert ("papo_timers_fired_total", (("kind", kind),)) in names
-    for outcome in ("sent", "retry", "failed"):
-        assert ("papo_outbox_sends_total", (("outcome", outcome),)) in names
     assert ("papo_webhook_signature_failures_total", (("channel", "whatsapp"),)) in names
     for gauge in ("papo_open_conversations", "papo_timers_due", "papo_timers_oldest_due_seconds",
                   "papo_outbox_backlog", "papo_outbox_oldest_seconds", "papo_database_up"):
@@ -234,6 +230,12 @@ def test_worker_serves_timer_and_outbox_metrics_on_its_port(ops_app, db_url, tmp
         url = next(word for word in log.read_text().split() if word.endswith("/metrics"))
         assert _get(url)[0] == 401
         assert _get(url.replace("/metrics", "/healthz"))[0] == 200
+        names = set(scrape(_get(url, AUTH)[1]))  # the worker's series, at 0 from the start
+        for kind in ("wait", "question_timeout", "auto_conclude", "debounce"):
+            assert ("papo_timers_fired_total", (("kind", kind),)) in names
+        for outcome in ("sent", "retry", "failed"):
+            assert ("papo_outbox_sends_total", (("outcome", outcome),)) in names
+        assert ("papo_worker_job_failures_total", (("job", "timers"),)) in names
 
         def settled() -> bool:
             status, text = _get(url, AUTH)

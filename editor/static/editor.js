@@ -262,7 +262,11 @@
     state.doc.blocks.forEach(function (block) {
       var card = state.cards[block.id];
       var ports = (card && card.ports) || [];
-      var free = ports.map(function (p) { return !(used[block.id] && used[block.id][p]); });
+      // "Sem resposta" only happens with a time limit set: no "+" inviting a dead branch.
+      var free = ports.map(function (p) {
+        if (p === "timeout" && !(block.data && block.data.timeout_s)) return false;
+        return !(used[block.id] && used[block.id][p]);
+      });
       var key = ports.join("\u0000") + "|" + free.join(",");
       if (plusKeys[block.id] === key) return;
       var node = nodeEl(block.id);
@@ -741,7 +745,8 @@
     var el = nodeEl(id);
     if (!el) return;
     var v = visibleRect(), b = el.getBoundingClientRect(), pad = 24, dx = 0, dy = 0;
-    if (b.right > v.right - pad) dx = v.right - pad - b.right;
+    var right = 56;  // room for the "+" beside the block's outputs
+    if (b.right > v.right - right) dx = v.right - right - b.right;
     if (b.left + dx < v.left + pad) dx = v.left + pad - b.left;
     if (b.bottom > v.bottom - pad) dy = v.bottom - pad - b.bottom;
     if (b.top + dy < v.top + pad) dy = v.top + pad - b.top;

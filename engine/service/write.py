@@ -24,10 +24,18 @@ def write(conn: Connection, batch: list[Changes]) -> bool:
     """Store ``batch`` (changes with ``write`` set); False: a conversation or a timer
     changed since it was read, nothing usable was written (roll back)."""
     postgres = conn.dialect.name == "postgresql"
-    run = _Runner(conn)
     rows = [c for c in batch if c.write]
     if not rows:
         return True
+    if postgres:
+        # One round trip for the lot (psycopg's pipeline): the checks are read afterwards,
+        # and a refused write is rolled back by the caller like any other.
+        run = _Pipeline(conn)
+        _statements(run, rows, postgres)
+        counts = run.flush()
+        fired = sum(1 for c in rows if c.fire_timer_id is not None)
+        return counts[0] == len(rows) and (not fired or counts[1] == fired)
+    run = _Runner(conn)
     saved = run(sql.SAVE_CONVERSATION, [{
         "_id": c.conversation_id, "_version": c.version, "_state": c.state, "_status": c.status,
         "_name_norm": c.name_norm, "_updated_at": c.updated_at, "_opened_at": c.opened_at,
@@ -57,6 +65,98 @@ def write(conn: Connection, batch: list[Changes]) -> bool:
 
 
 _INSERT_IGNORE: dict[tuple, object] = {}
+
+
+def _statements(run, rows: list[Changes], postgres: bool) -> None:
+    """Every statement of ``rows``, in write order (the version check first, then the flips)."""
+    run(sql.SAVE_CONVERSATION, [{
+        "_id": c.conversation_id, "_version": c.version, "_state": c.state, "_status": c.status,
+        "_name_norm": c.name_norm, "_updated_at": c.updated_at, "_opened_at": c.opened_at,
+        "_first_response_at": c.first_response_at} for c in rows])
+    run(sql.FIRE_TIMER, [{"_id": c.fire_timer_id, "_at": c.fired_at} for c in rows if c.fire_timer_id is not None],
+        always=True)
+    run(sql.RENAME_CONTACT, [{"_id": c.contact_id, "_name": c.contact_name} for c in rows
+                             if c.contact_name is not None])
+    run(sql.CANCEL_BOT_TIMERS, [{"_id": c.conversation_id} for c in rows if c.cancel_bot_timers])
+    run(sql.CANCEL_AUTO_CONCLUDE, [{"_id": c.conversation_id} for c in rows if c.cancel_auto_conclude])
+    run(sql.INSERT_MESSAGE, [m for c in rows for m in c.messages])
+    run(sql.INSERT_OUTBOX, [o for c in rows for o in c.outbox])
+    run(sql.INSERT_TIMER, [t for c in rows for t in c.timers])
+    run(sql.INSERT_ACTIVITY, [a for c in rows for a in c.activity])
+    run(sql.DELETE_ASSIGNEE, [{"_id": c.conversation_id, "_login": login} for c in rows
+                              for login in c.assignees_removed])
+    run(sql.INSERT_ASSIGNEE, [a for c in rows for a in c.assignees_added])
+    run(sql.INSERT_ANSWER, [a for c in rows for a in c.answers])
+    run(sql.INSERT_LOG, [g for c in rows for g in c.logs])
+    run(insert_ignore(postgres, run_blocks, ["run_id", "flow_id", "block_id"]),
+        [v for c in rows for v in c.visits])
+    run(sql.INSERT_PROCESSED, [c.processed for c in rows if c.processed is not None])
+
+
+class _Pipeline:
+    """PostgreSQL: statements compiled once by SQLAlchemy, sent through psycopg's pipeline
+    (one round trip), rows affected read at the end (first the conversations', then the
+    timers')."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.work: list[tuple] = []
+
+    def __call__(self, statement, rows: list[dict], always: bool = False) -> None:
+        if rows or always:
+            self.work.append((statement, rows))
+
+    def flush(self) -> list[int]:
+        dialect = self.conn.dialect
+        raw = self.conn.connection.driver_connection
+        cursors = []
+        try:
+            with raw.pipeline():
+                for statement, rows in self.work:
+                    cursor = raw.cursor()
+                    cursors.append(cursor)
+                    if not rows:
+                        continue
+                    prepared = _pg_compiled(statement, dialect, tuple(rows[0]))
+                    params = [prepared.params(row) for row in rows]
+                    if len(params) == 1:
+                        cursor.execute(prepared.sql, params[0])
+                    else:
+                        cursor.executemany(prepared.sql, params)
+        except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it (IntegrityError…)
+            raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+        counts = [max(cursor.rowcount, 0) for cursor in cursors]
+        for cursor in cursors:
+            cursor.close()
+        return counts
+
+
+class _PgWrite:
+    def __init__(self, statement, dialect, keys: tuple[str, ...]):
+        self.compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=True)
+        self.sql = self.compiled.string
+        self.convert = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                        for name, bind in self.compiled.binds.items()}
+
+    def params(self, row: dict) -> dict:
+        out = self.compiled.construct_params(row)
+        for name, value in out.items():
+            convert = self.convert.get(name)
+            if convert is not None:
+                out[name] = convert(value)
+        return out
+
+
+_pg: dict[tuple, tuple] = {}
+
+
+def _pg_compiled(statement, dialect, keys: tuple[str, ...]) -> _PgWrite:
+    found = _pg.get((id(statement), keys))
+    if found is None or found[0] is not statement:
+        if len(_pg) > 500:
+            _pg.clear()
+        found = _pg[(id(statement), keys)] = (statement, _PgWrite(statement, dialect, keys))
+    return found[1]
 
 
 def insert_ignore(postgres: bool, table, keys: list[str]):
