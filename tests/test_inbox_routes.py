@@ -372,7 +372,9 @@ def test_assign_to_me_and_to_another_agent(inbox, bruno):
     conversation = inbox.inbound("oi")
     html = text_of(bruno.post(f"/inbox/{conversation}/assign", data={"user": "carla"}, headers=LIVE))
     assert activity_lines(html)[-1] == "Bruno atribuiu a Carla"
-    html = text_of(bruno.post(f"/inbox/{conversation}/assign", data={"user": "bruno"}, headers=LIVE))
+    # Carla handles it now: joining her is confirmed first (DESIGN §10.8, "Atender junto")
+    html = text_of(bruno.post(f"/inbox/{conversation}/assign", data={"user": "bruno", "join": "1"},
+                              headers=LIVE))
     assert activity_lines(html)[-1] == "Bruno assumiu o atendimento"
     conv = inbox.conversation(conversation)
     assert conv["status"] == "open" and conv["assignees"] == ["carla", "bruno"]
