@@ -282,8 +282,9 @@ def previews(db: Engine, ids: list[int], login: str | None = None) -> dict[int, 
     """
     if not ids:
         return {}
-    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids))
-              .group_by(messages.c.conversation_id))
+    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids),
+                                                    messages.c.direction != "note")
+              .group_by(messages.c.conversation_id))  # a private note is no preview
     last_in = (select(messages.c.conversation_id, func.max(messages.c.at).label("at"))
                .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in")
                .group_by(messages.c.conversation_id))
