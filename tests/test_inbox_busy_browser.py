@@ -41,16 +41,22 @@ def test_two_agents_transfer_with_a_note_unread_per_agent_and_join_question(new_
     expect(bruno).to_have_title("(2) Atendimentos · papo")
     expect(carla).to_have_title("(2) Atendimentos · papo")
 
-    # Bruno opens Maria's conversation: read for him, still unread for Carla
-    bruno.locator("#inbox-list .conv-item", has_text="Maria Souza").locator("a").click()
-    expect(bruno.locator("#conv-title")).to_have_text("Maria Souza")
-    button(bruno, "Atribuir a mim").click()
-    expect(bruno.locator("#conv-live .timeline")).to_contain_text("Bruno assumiu o atendimento")
+    # Bruno reads Joana's conversation (nobody's yet): read for him, still unread for Carla
+    bruno.locator("#inbox-list .conv-item", has_text="Joana Prado").locator("a").click()
+    expect(bruno.locator("#conv-title")).to_have_text("Joana Prado")
     bruno.goto(f"{live_server.url}/inbox")
     expect(bruno).to_have_title("(1) Atendimentos · papo")
+    carla.reload()
     expect(carla).to_have_title("(2) Atendimentos · papo")  # her marks are her own
-    expect(carla.locator("#inbox-list .conv-item", has_text="Maria Souza")).to_have_attribute(
+    expect(carla.locator("#inbox-list .conv-item", has_text="Joana Prado")).to_have_attribute(
         "data-unread", "true")
+    expect(bruno.locator("#inbox-list .conv-item", has_text="Joana Prado")).to_have_attribute(
+        "data-unread", "false")
+
+    # Bruno takes Maria
+    bruno.goto(f"{live_server.url}/inbox/{maria}")
+    button(bruno, "Atribuir a mim").click()
+    expect(bruno.locator("#conv-live .timeline")).to_contain_text("Bruno assumiu o atendimento")
 
     # A draft survives going back to the list and returning
     bruno.goto(f"{live_server.url}/inbox/{maria}")
@@ -104,3 +110,28 @@ def test_waiting_order_and_search_in_messages(new_page, live_server):
     page.locator("#inbox-q").press("Enter")
     expect(names).to_have_text(["Primeira Cliente"])
     shot(page, "inbox-waiting-search")
+
+
+def test_a_refresh_does_not_reset_a_choice_in_progress(new_page, live_server):
+    conversation = inbound(live_server, "atendente", "r1", "Rosa Lima")
+    page = new_page(login=AGENT)
+    page.goto(f"{live_server.url}/inbox/{conversation}")
+    page.evaluate("""window.__deferred = 0;
+        document.addEventListener('htmx:beforeSwap', function (e) {
+          setTimeout(function () { if (!e.detail.shouldSwap && e.detail.xhr.status === 200) window.__deferred++; });
+        });""")
+    choice = page.get_by_label("Atribuir a", exact=True)
+    choice.select_option("carla")
+    choice.focus()
+    inbound(live_server, "ainda estou aqui", "r1", "Rosa Lima")
+
+    for _ in range(100):  # a poll brought news and was held back (wait_for_function needs eval)
+        if page.evaluate("window.__deferred") > 0:
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("window.__deferred") > 0
+    expect(choice).to_have_value("carla")
+    expect(page.locator("#conv-live .timeline")).not_to_contain_text("ainda estou aqui")
+
+    page.locator("#conv-title").click()  # the agent lets go of the select
+    expect(page.locator("#conv-live .timeline")).to_contain_text("ainda estou aqui")
