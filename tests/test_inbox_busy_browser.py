@@ -135,3 +135,17 @@ def test_a_refresh_does_not_reset_a_choice_in_progress(new_page, live_server):
 
     page.locator("#conv-title").click()  # the agent lets go of the select
     expect(page.locator("#conv-live .timeline")).to_contain_text("ainda estou aqui")
+
+
+def test_the_alerts_toggle_is_remembered_per_agent(new_page, live_server):
+    page = new_page(login=AGENT)
+    page.goto(f"{live_server.url}/inbox")
+    toggle = page.get_by_role("button", name="Avisos")
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    page.reload()
+    expect(page.get_by_role("button", name="Avisos")).to_have_attribute("aria-pressed", "true")
+    assert page.evaluate("localStorage.getItem('papo.alerts.bruno')") == "on"
+    page.get_by_role("button", name="Avisos").click()
+    expect(page.get_by_role("button", name="Avisos")).to_have_attribute("aria-pressed", "false")
