@@ -18,6 +18,7 @@ Routes (blueprint ``flows``)::
     POST /flows/<id>/publish             publish the draft, or ``version`` (rollback: the
                                          engine also puts it in the draft; "restored" result)
     GET  /flows/<id>/versions            version history with what changed
+    POST /flows/<id>/versions/<n>/restore  "Restaurar no rascunho": version n → a new draft revision
 
 The editor's JavaScript (``static/editor.js``) holds the document being edited and is
 the only writer of drafts from the editor page: forms are validated here and their
@@ -1195,30 +1196,19 @@ def _restored_result(flow_id: str, version: int) -> dict:
     draft = repository().draft(flow_id, current_lang())
     doc = draft["document"]
     return {"action": "restored", "doc": doc, "revision": draft["revision"], "version": version,
-            "findings": draft.get("findings") or [],
+            "findings": draft.get("findings") or [], "unpublished": draft_differs(flow_id, doc),
             "cards": {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}}
 
 
-def version_result(flow_id: str, version: int) -> dict:
-    """What the page applies to put published ``version`` into the draft (it saves it as
-    a new revision, so undo brings the previous draft back)."""
-    found = repository().published(flow_id, version)
-    if found is None:
-        raise NotFound(_("A versão %(n)d não existe.", n=version))
-    doc = copy.deepcopy(found[0])
-    doc["id"] = flow_id
-    cards = {b["id"]: card_payload(b) for b in doc.get("blocks", []) if b.get("type") in REGISTRY}
-    return {"action": "replace", "doc": doc, "cards": cards, "version": version}
-
-
-@bp.get("/flows/<flow_id>/versions/<int:version>/draft")
+@bp.post("/flows/<flow_id>/versions/<int:version>/restore")
 @admin_required
 def restore_version(flow_id: str, version: int):
-    """"Restaurar no rascunho": the versions panel again, carrying the version for the page
-    to load into the canvas and save as the draft."""
-    repository().draft(flow_id, current_lang())  # 404 for an unknown flow
+    """"Restaurar no rascunho": the engine copies published ``version`` into the draft (a
+    new revision, nothing published); the versions panel again, with the draft for the page
+    to adopt ("restored", as after "Publicar esta versão"): undo brings the previous one back."""
+    repository().restore(flow_id, version, actor=actor(), lang=current_lang())
     return render_template("flows/_versions.html", **_versions_context(flow_id),
-                           restored=version_result(flow_id, version))
+                           restored=_restored_result(flow_id, version))
 
 
 def _saved_differs(flow_id: str) -> bool:

@@ -452,8 +452,7 @@ def _conversation_context(conversation_id: int, notice: dict | None = None) -> d
         "users": users, "names": names, "me": _me(), "notice": notice,
         "assignable": [u for u in users if u["login"] not in conv["assignees"]],
         "transferable": [u for u in users if u["login"] != _me() and not u.get("disabled")],
-        "join_question": _("%(names)s já está atendendo. Atender junto?", names=", ".join(others))
-        if others else None,
+        "others": others,
         "earlier": earlier_periods(acts),
     }
 
@@ -560,6 +559,13 @@ def act(conversation_id: int, action: str):
     except NotFound:
         raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
     names = user_names()
+    others = [login for login in fresh["assignees"] if login != me]
+    if action == "assign" and user == me and others and request.form.get("join") != "1":
+        # Someone else already handles it (maybe since a moment ago): ask first (§10.8).
+        return _respond(conversation_id, filters, {
+            "level": "warning", "join": True,
+            "text": _("%(names)s já está atendendo. Atender junto?",
+                      names=", ".join(who(login, names) for login in others))}, 200, False)
     _msgs, acts, _read = queries.timeline_rows(get_engine(), conversation_id)
     would = machine.plan(action, fresh["status"], fresh["assignees"], me, user)
     try:

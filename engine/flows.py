@@ -429,8 +429,8 @@ class FlowRepository:
                 lang: str | None = None) -> dict:
         """"Restaurar no rascunho" done by the server: copy published ``version`` into the
         draft as a new revision (nothing is published); ``{"id","revision","findings"}``.
-        The draft that was there stays as the previous revision. (The editor does the same
-        in the page, which then saves: ``GET /flows/<id>/versions/<n>/draft``.)"""
+        The draft that was there stays as the previous revision (the editor's
+        ``POST /flows/<id>/versions/<n>/restore``; the page adopts the new draft)."""
         if isinstance(version, bool) or not isinstance(version, int):
             raise Invalid(_msg("bad_version", lang, value=str(version)[:40]), code="bad_version")
         doc = self._version(flow_id, version, lang)[0]

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from engine.db import database_url, make_engine
-from engine.store import metadata
+from engine.store import FTS_TABLES, metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -45,6 +45,11 @@ def current(url: str | None = None) -> str | None:
         engine.dispose()
 
 
+def _not_fts(name, kind, _parent) -> bool:
+    """SQLite's FTS5 tables (engine/store.py FTS_TABLES) are no metadata tables."""
+    return kind != "table" or name not in FTS_TABLES
+
+
 def _adopt_unversioned(url: str, cfg: Config) -> None:
     """Stamp a database made by ``create_schema`` (no Alembic table) if it matches head.
 
@@ -58,7 +63,8 @@ def _adopt_unversioned(url: str, cfg: Config) -> None:
             tables = set(inspect(conn).get_table_names())
             if "alembic_version" in tables or not tables & set(metadata.tables):
                 return
-            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+            differences = compare_metadata(MigrationContext.configure(conn, opts={
+                "include_name": _not_fts}), metadata)
     finally:
         engine.dispose()
     if differences:

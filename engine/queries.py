@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, literal_column, or_, select, table, update
 from sqlalchemy.engine import Connection, Engine
 
 from blocks.text import normalize
@@ -117,23 +117,36 @@ def _summary(row, assignees: list[str]) -> dict:
 SORTS = ("activity", "waiting")
 
 
-def _words_in_messages(text: str):
-    """Conversations with every word of ``text`` in some message (trigrams on PostgreSQL)."""
+def _words_in_messages(text: str, sqlite: bool):
+    """Conversations with every word of ``text`` in some message: on PostgreSQL a part of
+    the text (ILIKE, trigram index), on SQLite a word starting so (FTS5, ``messages_fts``,
+    case- and accent-insensitive)."""
     found = None
     for word in text.split()[:8]:
-        match = conversations.c.id.in_(
-            select(messages.c.conversation_id).where(messages.c.text.icontains(word, autoescape=True)))
+        if sqlite:
+            hits = select(literal_column("rowid")).select_from(table("messages_fts")).where(
+                literal_column("messages_fts").op("MATCH")(_fts_phrase(word)))
+            in_messages = select(messages.c.conversation_id).where(messages.c.id.in_(hits))
+        else:
+            in_messages = select(messages.c.conversation_id).where(
+                messages.c.text.icontains(word, autoescape=True))
+        match = conversations.c.id.in_(in_messages)
         found = match if found is None else and_(found, match)
     return found
 
 
+def _fts_phrase(word: str) -> str:
+    """One word as an FTS5 prefix phrase (quotes doubled: no FTS syntax gets through)."""
+    return '"' + word.replace('"', '""') + '"*'
+
+
 def _filters(query, *, q: str | None, assignee: str | None, unassigned: bool, text: str | None,
-             anywhere: str | None = None):
+             anywhere: str | None = None, sqlite: bool = False):
     """The list's filters, shared by the list and the inbox's tab counts. ``anywhere``: the
     inbox's search box, a part of the contact's name or words in the messages."""
     if anywhere and anywhere.split():
         query = query.where(or_(conversations.c.name_norm.contains(normalize(anywhere), autoescape=True),
-                                _words_in_messages(anywhere)))
+                                _words_in_messages(anywhere, sqlite)))
     if q:
         query = query.where(conversations.c.name_norm.contains(normalize(q), autoescape=True))
     if assignee:
@@ -142,7 +155,7 @@ def _filters(query, *, q: str | None, assignee: str | None, unassigned: bool, te
     if unassigned:
         query = query.where(~conversations.c.id.in_(select(conversation_assignees.c.conversation_id)))
     if text and text.split():
-        query = query.where(_words_in_messages(text))
+        query = query.where(_words_in_messages(text, sqlite))
     return query
 
 
@@ -167,7 +180,8 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
             raise Invalid(N_("Status deve ser \"open\" ou \"concluded\"."), details=[
                 {"path": "status", "message": N_("Use open ou concluded.")}])
         query = query.where(conversations.c.status == status)
-    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere)
+    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere,
+                     sqlite=db.dialect.name == "sqlite")
     waiting_phase = sort == "waiting"
     after = _read_cursor(cursor) if cursor else None
     rows: list = []
@@ -282,8 +296,9 @@ def previews(db: Engine, ids: list[int], login: str | None = None) -> dict[int, 
     """
     if not ids:
         return {}
-    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids))
-              .group_by(messages.c.conversation_id))
+    newest = (select(func.max(messages.c.id)).where(messages.c.conversation_id.in_(ids),
+                                                    messages.c.direction != "note")
+              .group_by(messages.c.conversation_id))  # a private note is no preview
     last_in = (select(messages.c.conversation_id, func.max(messages.c.at).label("at"))
                .where(messages.c.conversation_id.in_(ids), messages.c.direction == "in")
                .group_by(messages.c.conversation_id))
@@ -323,7 +338,8 @@ def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = No
     """
     query = (select(conversations.c.status, func.count())
              .where(conversations.c.channel != TEST_CHANNEL))
-    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere)
+    query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere,
+                     sqlite=db.dialect.name == "sqlite")
     with read_only(db) as conn:
         rows = conn.execute(query.group_by(conversations.c.status)).all()
     counts = {status: 0 for status in machine.STATUSES}

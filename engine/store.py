@@ -203,10 +203,31 @@ messages = Table(
     # A revoke, an edit or a reaction names its message by WhatsApp id.
     Index("ix_messages_external_id", "external_id"),
     # text= search (DESIGN §10.8): trigrams answer ILIKE '%word%' on PostgreSQL. On SQLite
-    # the index is empty (WHERE 0: it costs no write), kept so both databases have one schema.
+    # the index is empty (WHERE 0: it costs no write), kept so both databases have one
+    # schema; SQLite searches the FTS5 table messages_fts (MESSAGES_FTS below).
     Index("ix_messages_text_search", "text", postgresql_using="gin",
           postgresql_ops={"text": "gin_trgm_ops"}, sqlite_where=text("0")),
 )
+
+# SQLite's text search over messages (DESIGN §10.8): an FTS5 index of messages.text kept
+# by triggers (external content: the text is stored once, in messages). Words match
+# case- and accent-insensitively, by prefix. Not a metadata table: FTS_TABLES names what
+# SQLite adds for it, so schema comparisons can leave them out.
+FTS_TABLES = ("messages_fts", "messages_fts_data", "messages_fts_idx", "messages_fts_docsize",
+              "messages_fts_config")
+MESSAGES_FTS = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text, content='messages', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN "
+    "INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
+)
+for _statement in MESSAGES_FTS:
+    event.listen(messages, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
 
 activity = Table(
     "activity",

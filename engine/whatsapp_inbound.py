@@ -30,7 +30,14 @@ from engine.db import read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
 from engine.observe import observed_inbound
-from engine.store import activity, contacts, conversations, messages, processed_messages
+from engine.store import (
+    activity,
+    contacts,
+    conversation_reads,
+    conversations,
+    messages,
+    processed_messages,
+)
 from engine.whatsapp import (
     DELETED_PLACEHOLDER,
     Delivery,
@@ -167,6 +174,9 @@ def receive_message(service, message: InboundMessage, inbound=None, senders: dic
 _UNREAD = update(conversations).where(
     conversations.c.id == bindparam("_id"), conversations.c.last_read_at > bindparam("_moment")
 ).values(last_read_at=bindparam("_moment"))
+_UNREAD_FOR_AGENTS = update(conversation_reads).where(
+    conversation_reads.c.conversation_id == bindparam("_id"),
+    conversation_reads.c.read_at > bindparam("_moment")).values(read_at=bindparam("_moment"))
 
 
 def unread_if_read_since(service, late: dict[int, float]) -> None:
@@ -177,6 +187,7 @@ def unread_if_read_since(service, late: dict[int, float]) -> None:
     rows = [{"_id": conversation_id, "_moment": utc(at - 0.001)} for conversation_id, at in late.items()]
     with service.db.begin() as conn:
         conn.execute(_UNREAD, rows)
+        conn.execute(_UNREAD_FOR_AGENTS, rows)  # each agent's own mark (DESIGN §10.8)
 
 
 # ---------------------------------------------------------------------------- contacts

@@ -205,3 +205,19 @@ def test_text_finds_words_in_messages_and_combines_with_names(api, api_clock):
     assert listing(api, "?text=ração%2048219") == []
     assert listing(api, "?text=bom&q=jo") == [other]
     assert listing(api, "?text=100%25") == []  # LIKE wildcards are literal
+
+
+def test_text_search_takes_any_characters_without_an_error(api, api_clock):
+    found = inbound(api, 'Ele disse "oi" e-mail: a*b (OR) NEAR', contact="x1", name="Zé")["conversation_id"]
+    for query in ('"', "*", "(", "OR", "NEAR", "a*b", "e-mail", '"oi"', "^", ":", "-"):
+        response = api.get(f"{CONVERSATIONS}", query_string={"text": query}, user="ana")
+        assert response.status_code == 200, (query, response.data)
+    assert listing(api, "?text=e-mail") == [found]
+    assert listing(api, "?text=%22oi%22") == [found]
+
+
+def test_text_search_follows_new_messages(api, api_clock):
+    cid = inbound(api, "bom dia", contact="y1", name="Rui")["conversation_id"]
+    assert listing(api, "?text=parafuso") == []
+    inbound(api, "preciso de um parafuso", contact="y1", name="Rui")
+    assert listing(api, "?text=parafuso") == [cid]

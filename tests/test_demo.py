@@ -39,6 +39,7 @@ def test_demo_prints_url_and_login_that_work_and_publishes_the_sample_flows(tmp_
         output = "\n".join(lines)
         url = re.search(r"Open\s+(http://\S+?)/?$", output, re.M).group(1)
         login, password = re.search(r"Login\s+(\S+) / (\S+)", output).groups()
+        assert len(password) >= 10  # DESIGN §10.5: the demo's passwords meet the minimum too
         assert "boas-vindas: imported, published version 1" in output
         assert "avaliacao: imported, published version 1" in output
         assert "On conclusion the flow avaliacao runs (PAPO_ON_CONCLUDE_FLOW)." in output

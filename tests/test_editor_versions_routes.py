@@ -36,21 +36,23 @@ def test_the_header_says_when_the_draft_differs_from_the_published_version(admin
     assert back.get_json()["unpublished"] is False
 
 
-def test_restore_to_draft_hands_the_version_to_the_page_and_publishes_nothing(admin, repo):  # noqa: F811
+def test_restore_to_draft_makes_a_new_draft_revision_and_publishes_nothing(admin, repo):  # noqa: F811
     doc = _welcome(repo)
     repo.publish("boas-vindas", actor="ana")
     changed = copy.deepcopy(doc)
     changed["blocks"][0]["data"]["text"] = "Versão dois"
     repo.update("boas-vindas", changed, 1, actor="ana")
-    response = admin.get("/flows/boas-vindas/versions/1/draft")
+    response = admin.post("/flows/boas-vindas/versions/1/restore")
     html = _text(response)
     assert response.status_code == 200
     assert "A versão 1 foi copiada para o rascunho." in html
-    result = _result(html)
-    assert result["action"] == "replace" and result["doc"] == doc
+    result = _result(html)  # the page adopts the new draft and its revision
+    assert result["action"] == "restored" and result["doc"] == doc and result["revision"] == 3
     assert set(result["cards"]) == {b["id"] for b in doc["blocks"]}
-    assert repo.published("boas-vindas")[1] == 1 and repo.get("boas-vindas")[1] == 2
-    assert admin.get("/flows/boas-vindas/versions/9/draft").status_code == 404
+    assert repo.get("boas-vindas") == (doc, 3)
+    assert repo.published("boas-vindas")[1] == 1
+    assert admin.post("/flows/boas-vindas/versions/9/restore").status_code == 404
+    assert repo.get("boas-vindas")[1] == 3  # nothing stored for an unknown version
 
 
 def test_publishing_with_warnings_asks_first_then_publishes_anyway(admin, repo):  # noqa: F811

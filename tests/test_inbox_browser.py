@@ -100,6 +100,8 @@ def test_two_agents_assigned(new_page, live_server):
     button(page, "Atribuir").click()
     expect(timeline(page)).to_contain_text("Bruno atribuiu a Carla")
     button(page, "Atribuir a mim").click()
+    expect(page.locator(".conv-notice")).to_have_text("Carla já está atendendo. Atender junto?")
+    button(page, "Atender junto").click()
     expect(timeline(page)).to_contain_text("Bruno assumiu o atendimento")
     expect(page.locator(".conv-header .assignee-chip")).to_have_text(["Carla", "Bruno"])
     assert live_server.service().get_conversation(conversation)["assignees"] == ["carla", "bruno"]

@@ -4,17 +4,37 @@ the contact panel. Both databases."""
 from __future__ import annotations
 
 import re
+from functools import partial
 
-from test_inbox_routes import (  # noqa: F401 - fixtures
+import pytest
+from test_inbox_routes import (
     LIVE,
+    PASSWORD,
+    USERS,
     Inbox,
     activity_lines,
-    bruno,
-    inbox,
     names_in_list,
     notice,
     text_of,
 )
+from werkzeug.security import generate_password_hash
+
+from engine import accounts
+
+
+@pytest.fixture
+def inbox(app, monkeypatch) -> Inbox:
+    monkeypatch.setattr(accounts, "generate_password_hash",
+                        partial(generate_password_hash, method="pbkdf2:sha256:1"))
+    engine = app.extensions["papo"]["engine"]
+    for login, role, name in USERS:
+        accounts.create_user(engine, login, role, password=PASSWORD, name=name)
+    return Inbox(app)
+
+
+@pytest.fixture
+def bruno(inbox):
+    return inbox.login("bruno")
 
 
 def note_bubbles(html: str) -> list[str]:
@@ -92,11 +112,23 @@ def test_the_search_box_finds_names_and_words_in_messages(inbox: Inbox, bruno):
 
 def test_assign_to_me_asks_first_when_someone_else_handles_it(inbox: Inbox, bruno):
     conversation = inbox.inbound("atendente")
-    html = text_of(bruno.get(f"/inbox/{conversation}"))
-    assert "hx-confirm" not in html  # nobody handles it: no question
     inbox.service.act(conversation, "assign", "carla", user="carla")
-    html = text_of(bruno.get(f"/inbox/{conversation}"))
-    assert 'hx-confirm="Carla já está atendendo. Atender junto?"' in html
+
+    html = text_of(bruno.post(f"/inbox/{conversation}/assign", headers=LIVE, data={"user": "bruno"}))
+
+    assert notice(html) == "Carla já está atendendo. Atender junto?"
+    assert inbox.conversation(conversation)["assignees"] == ["carla"]  # nothing done yet
+    assert 'id="act-assign-me-join"' in html
+    html = text_of(bruno.post(f"/inbox/{conversation}/assign", headers=LIVE,
+                              data={"user": "bruno", "join": "1"}))
+    assert inbox.conversation(conversation)["assignees"] == ["carla", "bruno"]
+    assert activity_lines(html)[-1] == "Bruno assumiu o atendimento"
+
+
+def test_assign_to_me_on_a_free_conversation_asks_nothing(inbox: Inbox, bruno):
+    conversation = inbox.inbound("atendente")
+    bruno.post(f"/inbox/{conversation}/assign", headers=LIVE, data={"user": "bruno"})
+    assert inbox.conversation(conversation)["assignees"] == ["bruno"]
 
 
 def test_the_contact_panel_shows_channel_id_tags_variables_and_earlier_attendances(inbox: Inbox, bruno):

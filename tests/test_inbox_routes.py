@@ -301,7 +301,7 @@ def test_driver_banner_bot_waiting_for_an_answer(inbox, bruno, welcome):
     html = text_of(bruno.get(f"/inbox/{conversation}"))
     assert "Bot aguardando resposta do cliente" in html
     assert "Fluxo “Boas-vindas” · bloco &#34;Como posso te ajudar hoje?&#34; (menu)" in html
-    assert buttons(html)[1:4] == ["Buscar", "Reabrir", "Atribuir a mim"]  # one way to reopen
+    assert buttons(html)[2:5] == ["Buscar", "Reabrir", "Atribuir a mim"]  # one way to reopen (after "Sair" and "Avisos")
 
 
 def test_driver_banner_agent_in_charge_with_assignees(inbox, bruno):
@@ -372,7 +372,9 @@ def test_assign_to_me_and_to_another_agent(inbox, bruno):
     conversation = inbox.inbound("oi")
     html = text_of(bruno.post(f"/inbox/{conversation}/assign", data={"user": "carla"}, headers=LIVE))
     assert activity_lines(html)[-1] == "Bruno atribuiu a Carla"
-    html = text_of(bruno.post(f"/inbox/{conversation}/assign", data={"user": "bruno"}, headers=LIVE))
+    # Carla handles it now: joining her is confirmed first (DESIGN §10.8, "Atender junto")
+    html = text_of(bruno.post(f"/inbox/{conversation}/assign", data={"user": "bruno", "join": "1"},
+                              headers=LIVE))
     assert activity_lines(html)[-1] == "Bruno assumiu o atendimento"
     conv = inbox.conversation(conversation)
     assert conv["status"] == "open" and conv["assignees"] == ["carla", "bruno"]
@@ -557,7 +559,8 @@ def test_english_names(inbox):
     conversation = inbox.inbound("atendente")
     client = inbox.login("bruno", lang="en")
     html = text_of(client.get(f"/inbox/{conversation}?lang=en"))
-    assert 'aria-label="Open"' in html and 'aria-label="Concluded"' in html
+    # the tabs are named by their text; the count is their description (WCAG 2.5.3)
+    assert '>Open <span class="tab-count"' in html and '>Concluded <span class="tab-count"' in html
     assert {"Search", "Conclude", "Unassign and conclude", "Assign to me", "Assign", "Send"} \
         <= set(buttons(html))
     assert "Customer asked for a human" in html and '<label for="inbox-q">Search</label>' in html

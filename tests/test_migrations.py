@@ -12,7 +12,7 @@ from editor.cli import main
 from editor.commands.db import safe_url
 from engine.db import create_schema
 from engine.migrate import MigrationError, head, upgrade
-from engine.store import metadata
+from engine.store import FTS_TABLES, metadata
 
 
 def snapshot(engine) -> dict:
@@ -20,7 +20,9 @@ def snapshot(engine) -> dict:
     inspector = inspect(engine)
     dialect = engine.dialect
     tables = {}
-    for name in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
+    # FTS_TABLES: SQLite's FTS5 index of messages (engine/store.py), not metadata tables;
+    # compared on their own in test_the_sqlite_text_index_is_built_both_ways.
+    for name in sorted(set(inspector.get_table_names()) - {"alembic_version", *FTS_TABLES}):
         tables[name] = {
             "columns": [(c["name"], c["type"].compile(dialect=dialect), c["nullable"])
                         for c in inspector.get_columns(name)],
@@ -52,12 +54,36 @@ def test_upgrade_builds_the_same_schema_as_create_all(db_url):
     assert migrated == created
 
 
+def _sqlite_objects(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(text(
+            "SELECT type, name FROM sqlite_master WHERE name LIKE 'messages_fts%'")).all())
+
+
+def test_the_sqlite_text_index_is_built_both_ways(db_url):
+    if not db_url.startswith("sqlite"):
+        pytest.skip("FTS5 is SQLite's; PostgreSQL has the trigram index (compared above)")
+    upgrade(db_url)
+    engine = make_test_engine(db_url)
+    migrated = _sqlite_objects(engine)
+    metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("DROP TABLE messages_fts"))
+    create_schema(engine)
+    assert _sqlite_objects(engine) == migrated
+    assert ("trigger", "messages_fts_insert") in migrated and ("table", "messages_fts") in migrated
+
+
 def test_upgraded_database_has_nothing_left_to_migrate(db_url):
     upgrade(db_url)
 
     with make_test_engine(db_url).connect() as conn:
         differences = compare_metadata(
-            MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+            MigrationContext.configure(conn, opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _parent: kind != "table" or name not in FTS_TABLES}),
+            metadata)
 
     assert differences == []
 

@@ -996,7 +996,7 @@
     state.findings = result.findings || [];
     document.getElementById("flow-name").textContent = state.doc.name;
     var changes = document.getElementById("draft-changes");
-    if (changes) changes.hidden = true;  // the draft is the version just published
+    if (changes) changes.hidden = !result.unpublished;  // restored: yes; just published: no
     showTriggers();
     renderAll();
     decorate();

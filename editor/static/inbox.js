@@ -120,7 +120,66 @@
 
   document.addEventListener("htmx:afterSettle", restoreDraft);
 
-  function ready() { localize(document); toBottom(); restoreDraft(); }
+  // "Avisos" (DESIGN §10.8): when this agent's unread count (the list's data-unread) grows,
+  // a short sound and a browser notification. Off until the agent turns it on; the
+  // choice is kept per agent in this browser.
+  function alertsKey() {
+    var toggle = document.getElementById("inbox-alerts");
+    return toggle ? "papo.alerts." + toggle.getAttribute("data-me") : null;
+  }
+
+  function alertsOn() {
+    var key = alertsKey();
+    try { return !!key && localStorage.getItem(key) === "on"; } catch (e) { return false; }
+  }
+
+  function showAlertsState() {
+    var toggle = document.getElementById("inbox-alerts");
+    if (toggle) toggle.setAttribute("aria-pressed", alertsOn() ? "true" : "false");
+  }
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target && event.target.closest ? event.target.closest("#inbox-alerts") : null;
+    if (!toggle) return;
+    var key = alertsKey();
+    var on = !alertsOn();
+    try { if (on) localStorage.setItem(key, "on"); else localStorage.removeItem(key); } catch (e) { /* off */ }
+    if (on && window.Notification && Notification.permission === "default") Notification.requestPermission();
+    showAlertsState();
+  });
+
+  function beep() {
+    try {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      var ctx = new Ctx();
+      var tone = ctx.createOscillator();
+      var gain = ctx.createGain();
+      tone.frequency.value = 880;
+      gain.gain.value = 0.08;
+      tone.connect(gain);
+      gain.connect(ctx.destination);
+      tone.start();
+      tone.stop(ctx.currentTime + 0.15);
+    } catch (e) { /* no audio */ }
+  }
+
+  var lastUnread = null;
+  function checkUnread() {
+    var list = document.getElementById("inbox-list");
+    if (!list) return;
+    var count = parseInt(list.getAttribute("data-unread"), 10) || 0;
+    if (lastUnread !== null && count > lastUnread && alertsOn()) {
+      beep();
+      if (window.Notification && Notification.permission === "granted") {
+        try { new Notification(document.title, { tag: "papo-inbox" }); } catch (e) { /* unsupported */ }
+      }
+    }
+    lastUnread = count;
+  }
+
+  document.addEventListener("htmx:afterSettle", function () { showAlertsState(); checkUnread(); });
+
+  function ready() { localize(document); toBottom(); restoreDraft(); showAlertsState(); checkUnread(); }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
   else ready();
 })();

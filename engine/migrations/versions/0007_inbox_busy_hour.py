@@ -12,12 +12,15 @@ Create Date: 2026-12-05
 - ``messages.direction`` widens to hold ``note`` (a private note, never sent).
 - ``ix_messages_text_search``: trigrams over message text on PostgreSQL (``text=``
   search, ILIKE '%word%'); built ``CONCURRENTLY``. On SQLite the same name holds an
-  empty partial index (``WHERE 0``), so both databases keep one schema at no write cost.
+  empty partial index (``WHERE 0``), so both databases keep one schema at no write cost;
+  SQLite searches ``messages_fts`` (FTS5, kept by triggers, filled here once).
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
+from engine.store import MESSAGES_FTS
 
 revision = "0007"
 down_revision = "0006"
@@ -53,9 +56,16 @@ def upgrade() -> None:
                        "ON messages USING gin (text gin_trgm_ops)")
     else:
         op.create_index("ix_messages_text_search", "messages", ["text"], sqlite_where=sa.text("0"))
+        for statement in MESSAGES_FTS:  # the FTS5 index and its triggers (engine/store.py)
+            op.execute(statement)
+        op.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        for trigger in ("insert", "delete", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS messages_fts_{trigger}")
+        op.execute("DROP TABLE IF EXISTS messages_fts")
     op.drop_table("conversation_reads")
     op.execute("DROP INDEX IF EXISTS ix_messages_text_search")
     with op.batch_alter_table("messages") as batch:
