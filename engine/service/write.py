@@ -27,108 +27,80 @@ def write(conn: Connection, batch: list[Changes]) -> bool:
     rows = [c for c in batch if c.write]
     if not rows:
         return True
+    statements = _statements(rows, postgres)
+    fired = len(statements[1][1])
     if postgres:
         # One round trip for the lot (psycopg's pipeline): the checks are read afterwards,
         # and a refused write is rolled back by the caller like any other.
-        run = _Pipeline(conn)
-        _statements(run, rows, postgres)
-        counts = run.flush()
-        fired = sum(1 for c in rows if c.fire_timer_id is not None)
-        return counts[0] == len(rows) and (not fired or counts[1] == fired)
+        counts = _pipeline(conn, statements)
+        return counts[0] == len(rows) and counts[1] == fired
     run = _Runner(conn)
-    saved = run(sql.SAVE_CONVERSATION, [{
-        "_id": c.conversation_id, "_version": c.version, "_state": c.state, "_status": c.status,
-        "_name_norm": c.name_norm, "_updated_at": c.updated_at, "_opened_at": c.opened_at,
-        "_first_response_at": c.first_response_at, "_waiting_since": c.waiting_since} for c in rows])
-    if saved != len(rows):
-        return False
-    fired = [{"_id": c.fire_timer_id, "_at": c.fired_at} for c in rows if c.fire_timer_id is not None]
-    if fired and run(sql.FIRE_TIMER, fired) != len(fired):
-        return False
-    run(sql.RENAME_CONTACT, [{"_id": c.contact_id, "_name": c.contact_name} for c in rows
-                             if c.contact_name is not None])
-    run(sql.CANCEL_BOT_TIMERS, [{"_id": c.conversation_id} for c in rows if c.cancel_bot_timers])
-    run(sql.CANCEL_AUTO_CONCLUDE, [{"_id": c.conversation_id} for c in rows if c.cancel_auto_conclude])
-    run(sql.INSERT_MESSAGE, [m for c in rows for m in c.messages])
-    run(sql.INSERT_OUTBOX, [o for c in rows for o in c.outbox])
-    run(sql.INSERT_TIMER, [t for c in rows for t in c.timers])
-    run(sql.INSERT_ACTIVITY, [a for c in rows for a in c.activity])
-    run(sql.DELETE_ASSIGNEE, [{"_id": c.conversation_id, "_login": login} for c in rows
-                              for login in c.assignees_removed])
-    run(sql.INSERT_ASSIGNEE, [a for c in rows for a in c.assignees_added])
-    run(sql.INSERT_ANSWER, [a for c in rows for a in c.answers])
-    run(sql.INSERT_LOG, [g for c in rows for g in c.logs])
-    run(insert_ignore(postgres, run_blocks, ["run_id", "flow_id", "block_id"]),
-        [v for c in rows for v in c.visits])
-    run(sql.INSERT_PROCESSED, [c.processed for c in rows if c.processed is not None])
+    for n, (statement, params) in enumerate(statements):
+        done = run(statement, params)
+        if n == 0 and done != len(rows):
+            return False  # a conversation changed since it was read
+        if n == 1 and done != fired:
+            return False  # a timer was fired or cancelled meanwhile
     return True
 
 
 _INSERT_IGNORE: dict[tuple, object] = {}
 
 
-def _statements(run, rows: list[Changes], postgres: bool) -> None:
-    """Every statement of ``rows``, in write order (the version check first, then the flips)."""
-    run(sql.SAVE_CONVERSATION, [{
-        "_id": c.conversation_id, "_version": c.version, "_state": c.state, "_status": c.status,
-        "_name_norm": c.name_norm, "_updated_at": c.updated_at, "_opened_at": c.opened_at,
-        "_first_response_at": c.first_response_at, "_waiting_since": c.waiting_since} for c in rows])
-    run(sql.FIRE_TIMER, [{"_id": c.fire_timer_id, "_at": c.fired_at} for c in rows if c.fire_timer_id is not None],
-        always=True)
-    run(sql.RENAME_CONTACT, [{"_id": c.contact_id, "_name": c.contact_name} for c in rows
-                             if c.contact_name is not None])
-    run(sql.CANCEL_BOT_TIMERS, [{"_id": c.conversation_id} for c in rows if c.cancel_bot_timers])
-    run(sql.CANCEL_AUTO_CONCLUDE, [{"_id": c.conversation_id} for c in rows if c.cancel_auto_conclude])
-    run(sql.INSERT_MESSAGE, [m for c in rows for m in c.messages])
-    run(sql.INSERT_OUTBOX, [o for c in rows for o in c.outbox])
-    run(sql.INSERT_TIMER, [t for c in rows for t in c.timers])
-    run(sql.INSERT_ACTIVITY, [a for c in rows for a in c.activity])
-    run(sql.DELETE_ASSIGNEE, [{"_id": c.conversation_id, "_login": login} for c in rows
-                              for login in c.assignees_removed])
-    run(sql.INSERT_ASSIGNEE, [a for c in rows for a in c.assignees_added])
-    run(sql.INSERT_ANSWER, [a for c in rows for a in c.answers])
-    run(sql.INSERT_LOG, [g for c in rows for g in c.logs])
-    run(insert_ignore(postgres, run_blocks, ["run_id", "flow_id", "block_id"]),
-        [v for c in rows for v in c.visits])
-    run(sql.INSERT_PROCESSED, [c.processed for c in rows if c.processed is not None])
+def _statements(rows: list[Changes], postgres: bool) -> list[tuple]:
+    """``(statement, parameter rows)`` of ``rows``, in write order: the conversations'
+    version-checked update first, then the timers' flips, then the rest."""
+    return [
+        (sql.SAVE_CONVERSATION, [{
+            "_id": c.conversation_id, "_version": c.version, "_state": c.state, "_status": c.status,
+            "_name_norm": c.name_norm, "_updated_at": c.updated_at, "_opened_at": c.opened_at,
+            "_first_response_at": c.first_response_at, "_waiting_since": c.waiting_since} for c in rows]),
+        (sql.FIRE_TIMER, [{"_id": c.fire_timer_id, "_at": c.fired_at} for c in rows
+                          if c.fire_timer_id is not None]),
+        (sql.RENAME_CONTACT, [{"_id": c.contact_id, "_name": c.contact_name} for c in rows
+                              if c.contact_name is not None]),
+        (sql.CANCEL_BOT_TIMERS, [{"_id": c.conversation_id} for c in rows if c.cancel_bot_timers]),
+        (sql.CANCEL_AUTO_CONCLUDE, [{"_id": c.conversation_id} for c in rows if c.cancel_auto_conclude]),
+        (sql.INSERT_MESSAGE, [m for c in rows for m in c.messages]),
+        (sql.INSERT_OUTBOX, [o for c in rows for o in c.outbox]),
+        (sql.INSERT_TIMER, [t for c in rows for t in c.timers]),
+        (sql.INSERT_ACTIVITY, [a for c in rows for a in c.activity]),
+        (sql.DELETE_ASSIGNEE, [{"_id": c.conversation_id, "_login": login} for c in rows
+                               for login in c.assignees_removed]),
+        (sql.INSERT_ASSIGNEE, [a for c in rows for a in c.assignees_added]),
+        (sql.INSERT_ANSWER, [a for c in rows for a in c.answers]),
+        (sql.INSERT_LOG, [g for c in rows for g in c.logs]),
+        (insert_ignore(postgres, run_blocks, ["run_id", "flow_id", "block_id"]),
+         [v for c in rows for v in c.visits]),
+        (sql.INSERT_PROCESSED, [c.processed for c in rows if c.processed is not None]),
+    ]
 
 
-class _Pipeline:
-    """PostgreSQL: statements compiled once by SQLAlchemy, sent through psycopg's pipeline
-    (one round trip), rows affected read at the end (first the conversations', then the
-    timers')."""
-
-    def __init__(self, conn: Connection):
-        self.conn = conn
-        self.work: list[tuple] = []
-
-    def __call__(self, statement, rows: list[dict], always: bool = False) -> None:
-        if rows or always:
-            self.work.append((statement, rows))
-
-    def flush(self) -> list[int]:
-        dialect = self.conn.dialect
-        raw = self.conn.connection.driver_connection
-        cursors = []
-        try:
-            with raw.pipeline():
-                for statement, rows in self.work:
-                    cursor = raw.cursor()
-                    cursors.append(cursor)
-                    if not rows:
-                        continue
-                    prepared = _pg_compiled(statement, dialect, tuple(rows[0]))
-                    params = [prepared.params(row) for row in rows]
-                    if len(params) == 1:
-                        cursor.execute(prepared.sql, params[0])
-                    else:
-                        cursor.executemany(prepared.sql, params)
-        except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it (IntegrityError…)
-            raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
-        counts = [max(cursor.rowcount, 0) for cursor in cursors]
-        for cursor in cursors:
-            cursor.close()
-        return counts
+def _pipeline(conn: Connection, statements: list[tuple]) -> list[int]:
+    """PostgreSQL: the statements, compiled once by SQLAlchemy, sent through psycopg's
+    pipeline (one round trip); the rows each one affected, read at the end."""
+    dialect = conn.dialect
+    raw = conn.connection.driver_connection
+    cursors = []
+    try:
+        with raw.pipeline():
+            for statement, rows in statements:
+                cursor = raw.cursor()
+                cursors.append(cursor)
+                if not rows:
+                    continue
+                prepared = _pg_compiled(statement, dialect, tuple(rows[0]))
+                params = [prepared.params(row) for row in rows]
+                if len(params) == 1:
+                    cursor.execute(prepared.sql, params[0])
+                else:
+                    cursor.executemany(prepared.sql, params)
+    except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it (IntegrityError…)
+        raise DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect) from exc
+    counts = [max(cursor.rowcount, 0) if rows else 0 for cursor, (_, rows) in zip(cursors, statements, strict=True)]
+    for cursor in cursors:
+        cursor.close()
+    return counts
 
 
 class _PgWrite:
