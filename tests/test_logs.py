@@ -97,13 +97,12 @@ def test_an_unknown_log_format_stops_start_up_with_a_clear_message(db_url, tmp_p
     assert "PAPO_LOG_FORMAT='yaml' must be one of: text, json" in result.output
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # process plumbing: one database kind is enough
 def test_under_gunicorn_every_line_is_json_and_written_once(db_url, tmp_path):
     """``gunicorn -c python:editor.gunicorn_conf`` with ``PAPO_LOG_FORMAT=json``: gunicorn's
     own lines and papo's are all JSON, none printed twice, no access log."""
     from reliability.reliability_support import Gunicorn, papo_env, post_json
 
-    if db_url.startswith("postgresql"):
-        pytest.skip("one database kind is enough for the process plumbing")
     upgrade(db_url)
     app = make_app(db_url, tmp_path)
     engine = app.extensions["papo"]["engine"]

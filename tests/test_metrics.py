@@ -260,6 +260,7 @@ def test_worker_serves_timer_and_outbox_metrics_on_its_port(ops_app, db_url, tmp
 
 
 # ---------------------------------------------------------------------- gunicorn, two processes
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # process plumbing: one database kind is enough
 @pytest.mark.parametrize("preload", [False, True], ids=["app-per-worker", "preload"])
 def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app, preload):
     """Multiprocess mode: whichever of two gunicorn workers answers /metrics, it reports
@@ -267,8 +268,6 @@ def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app, preloa
     the workers are forked (``--preload``, as ``papo serve`` does)."""
     from reliability.reliability_support import Gunicorn, papo_env, post_json
 
-    if db_url.startswith("postgresql"):
-        pytest.skip("one database kind is enough for the process plumbing")
     token = ops_app.config["token"]
     folder = tmp_path / "prometheus"
     folder.mkdir()
@@ -301,11 +300,10 @@ def test_gunicorn_workers_add_up_in_one_scrape(db_url, tmp_path, ops_app, preloa
         server.stop()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # process plumbing: one database kind is enough
 def test_gunicorn_makes_its_own_metrics_folder_when_none_is_given(db_url, tmp_path, ops_app):
     from reliability.reliability_support import Gunicorn, papo_env
 
-    if db_url.startswith("postgresql"):
-        pytest.skip("one database kind is enough for the process plumbing")
     env = papo_env(db_url, tmp_path / "instance", PAPO_METRICS_TOKEN=METRICS_TOKEN)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = Gunicorn(env, tmp_path / "gunicorn.log", config="python:editor.gunicorn_conf")

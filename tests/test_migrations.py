@@ -60,9 +60,8 @@ def _sqlite_objects(engine) -> list[tuple]:
             "SELECT type, name FROM sqlite_master WHERE name LIKE 'messages_fts%'")).all())
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # FTS5 is SQLite's; PostgreSQL's trigram index is compared above
 def test_the_sqlite_text_index_is_built_both_ways(db_url):
-    if not db_url.startswith("sqlite"):
-        pytest.skip("FTS5 is SQLite's; PostgreSQL has the trigram index (compared above)")
     upgrade(db_url)
     engine = make_test_engine(db_url)
     migrated = _sqlite_objects(engine)
