@@ -587,6 +587,14 @@ def act(conversation_id: int, action: str):
     return _respond(conversation_id, filters, notice, changed=would.changed)
 
 
+def _require_conversation(service, conversation_id: int) -> None:
+    """A 404 in the agent's words when the conversation is gone (or a simulator's)."""
+    try:
+        service.get_conversation(conversation_id, include_test=False)
+    except NotFound:
+        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+
+
 @bp.post(f"/inbox/{_ID}/messages")
 @login_required
 def reply(conversation_id: int):
@@ -596,10 +604,7 @@ def reply(conversation_id: int):
         return _respond(conversation_id, filters, {
             "level": "error", "text": _("Escreva uma mensagem antes de enviar.")}, 422, False)
     service = get_service()
-    try:
-        service.get_conversation(conversation_id, include_test=False)
-    except NotFound:
-        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    _require_conversation(service, conversation_id)
     service.agent_message(conversation_id, _me(), text)
     return _respond(conversation_id, filters, None)
 
@@ -615,10 +620,7 @@ def transfer(conversation_id: int):
         return _respond(conversation_id, filters, {
             "level": "error", "text": _("Escolha para quem transferir.")}, 422, False)
     service = get_service()
-    try:
-        service.get_conversation(conversation_id, include_test=False)
-    except NotFound:
-        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    _require_conversation(service, conversation_id)
     try:
         service.transfer(conversation_id, _me(), user, note=note)
     except Invalid:
@@ -638,10 +640,7 @@ def note(conversation_id: int):
         return _respond(conversation_id, filters, {
             "level": "error", "text": _("Escreva a nota antes de salvar.")}, 422, False)
     service = get_service()
-    try:
-        service.get_conversation(conversation_id, include_test=False)
-    except NotFound:
-        raise NotFound(_("Esta conversa não existe ou foi removida.")) from None
+    _require_conversation(service, conversation_id)
     service.add_note(conversation_id, _me(), text)
     return _respond(conversation_id, filters, None)
 
