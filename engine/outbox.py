@@ -39,8 +39,9 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 
 from engine import metrics
 from engine.moments import iso, utc
-from engine.store import contacts, conversations, messages, outbox, run_log
+from engine.store import conversations, messages, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
+from engine.whatsapp_status import delivery_of, moves_forward
 
 log = logging.getLogger("papo.outbox")
 
@@ -381,31 +382,52 @@ def retry(service, outbox_id: int, now: float | None = None) -> bool:
 
 def record_status(service, status: DeliveryStatus, now: float | None = None,
                   lookback: int = 200) -> bool:
-    """Meta reported (webhook ``statuses[]``) that a message we sent was not delivered.
+    """Meta reported (webhook ``statuses[]``) how far a message we sent got.
 
-    The row becomes ``failed`` and the conversation's run log says why. Other statuses
-    (sent, delivered, read) change nothing. True when a row was marked.
+    The message (found by its wamid, ``messages.external_id`` once sent) keeps the
+    furthest status as ``details["delivery"]`` (``engine.whatsapp_status``): one that would
+    move it backwards, or repeats what it has, changes nothing. The conversation's
+    ``version`` moves so the inbox redraws its ticks. A ``failed`` one also marks the
+    outbox row failed and says why in the run log. True when something changed.
     """
-    if status.status != "failed" or not status.recipient_id:
-        return False
-    at = _clock(service, now)()
-    error = status.error_text()
+    clock = _clock(service, now)
+    delivery = delivery_of(status, clock())
+    if delivery is None:
+        return False  # deleted, warning…: nothing an agent needs to see
+    query = (select(messages.c.id, messages.c.conversation_id, messages.c.details)
+             .join(conversations, conversations.c.id == messages.c.conversation_id)
+             .where(messages.c.external_id == status.wamid, messages.c.direction == "out",
+                    conversations.c.channel == "whatsapp")
+             .order_by(messages.c.id).limit(1))
+    if service.db.dialect.name == "postgresql":
+        query = query.with_for_update(of=messages)  # two statuses of one message at once
     with service.db.begin() as conn:
-        rows = conn.execute(
-            select(outbox.c.id, outbox.c.conversation_id, outbox.c.payload)
-            .join(conversations, conversations.c.id == outbox.c.conversation_id)
-            .join(contacts, contacts.c.id == conversations.c.contact_id)
-            .where(contacts.c.channel == "whatsapp", contacts.c.external_id == status.recipient_id,
-                   outbox.c.status == "sent")
-            .order_by(outbox.c.id.desc()).limit(lookback)).all()
-        row = next((r for r in rows if (r.payload or {}).get("wamid") == status.wamid), None)
-        if row is None:
+        found = conn.execute(query).first()
+        if found is None:
+            return False  # another business's message, or one sent before papo
+        details = dict(found.details) if isinstance(found.details, dict) else {}
+        if not moves_forward(details.get("delivery"), delivery):
             return False
-        done = conn.execute(update(outbox).where(outbox.c.id == row.id, outbox.c.status == "sent")
-                            .values(status="failed", last_error=error[:2000]))
-        if done.rowcount != 1:
-            return False
-        conn.execute(insert(run_log).values(
-            conversation_id=row.conversation_id, level="error", block_id=None,
-            message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))
+        details["delivery"] = delivery
+        conn.execute(update(messages).where(messages.c.id == found.id).values(details=details))
+        conn.execute(update(conversations).where(conversations.c.id == found.conversation_id)
+                     .values(version=conversations.c.version + 1))
+        if delivery["status"] == "failed":
+            _record_failure(conn, found.conversation_id, status, clock(), lookback)
     return True
+
+
+def _record_failure(conn, conversation_id: int, status: DeliveryStatus, at: float, lookback: int) -> None:
+    """The outbox row of a message Meta could not deliver becomes ``failed``, with a run-log line."""
+    error = status.error_text()
+    rows = conn.execute(select(outbox.c.id, outbox.c.payload).where(
+        outbox.c.conversation_id == conversation_id, outbox.c.status == "sent")
+        .order_by(outbox.c.id.desc()).limit(lookback)).all()
+    row = next((r for r in rows if (r.payload or {}).get("wamid") == status.wamid), None)
+    if row is None:
+        return
+    conn.execute(update(outbox).where(outbox.c.id == row.id, outbox.c.status == "sent")
+                 .values(status="failed", last_error=error[:2000]))
+    conn.execute(insert(run_log).values(
+        conversation_id=conversation_id, level="error", block_id=None,
+        message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))

@@ -10,6 +10,13 @@ key that already got a 2xx answer gets the same answer again and is not recorded
         graph.reject(400, "(#131030) Recipient phone number not in allowed list")
         graph.hang(1, seconds=2)       # answer the next request only after 2 s
         ...graph.api_base, graph.delivered, graph.requests
+
+Media, as the Cloud API serves it: ``POST /<version>/<phone_number_id>/media`` (multipart)
+stores an upload and answers its id; ``GET /<version>/<media-id>`` answers the media's
+``url`` (on this server, ``/download/<media-id>``), which answers the bytes to the same
+bearer token. ``graph.add_media(id, data, mime)`` puts a customer's media there;
+``graph.downloads`` counts the downloads. ``graph.statuses("read")`` makes the
+``statuses[]`` Meta would send for the messages delivered so far.
 """
 from __future__ import annotations
 
@@ -17,6 +24,8 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -54,6 +63,9 @@ class FakeGraph:
         self._count = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.media: dict[str, tuple[bytes, str, str | None]] = {}  # id → (data, mime, filename)
+        self.downloads = 0  # media downloads answered
+        self.media_url_host: str | None = None  # answer media URLs on another host (SSRF tests)
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> FakeGraph:
@@ -68,13 +80,14 @@ class FakeGraph:
                 fake._handle(self, body)
 
             def do_GET(self):  # noqa: N802
-                self._send(404, {"error": {"message": "Unknown path", "code": 100}})
+                fake._get(self)
 
-            def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
+            def _send(self, status: int, payload: dict | bytes, headers: dict | None = None,
+                      content_type: str = "application/json") -> None:
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(data)))
                     for name, value in (headers or {}).items():
                         self.send_header(name, value)
@@ -149,23 +162,117 @@ class FakeGraph:
         out = []
         for req in self.delivered:
             body = req.json
-            out.append(body["text"]["body"] if body["type"] == "text"
-                       else body["interactive"]["body"]["text"])
+            if body["type"] == "text":
+                out.append(body["text"]["body"])
+            elif body["type"] == "interactive":
+                out.append(body["interactive"]["body"]["text"])
+            else:  # media: its caption
+                out.append(body[body["type"]].get("caption", ""))
+        return out
+
+    def add_media(self, media_id: str, data: bytes, mime: str, filename: str | None = None) -> None:
+        """Media a customer sent, for papo to fetch by ``media_id``."""
+        with self._lock:
+            self.media[media_id] = (data, mime, filename)
+
+    def uploads(self) -> list[Request]:
+        """The accepted media uploads, in order."""
+        return [r for r in self.requests if r.path.endswith("/media") and r.status == 200]
+
+    def statuses(self, status: str, at: int = 1_800_000_000, error: dict | None = None,
+                 messages: list[Request] | None = None) -> list[dict]:
+        """The ``statuses[]`` Meta would send about the delivered messages (or ``messages``)."""
+        out = []
+        for req in messages if messages is not None else self.delivered:
+            answer = self._answers.get(req.idempotency_key or "")
+            if answer is None:
+                continue
+            body = req.json
+            item = {"id": answer[1]["messages"][0]["id"], "status": status, "timestamp": str(at),
+                    "recipient_id": body.get("to") or body.get("recipient")}
+            if error is not None:
+                item["errors"] = [error]
+            out.append(item)
         return out
 
     # -- the handler ----------------------------------------------------------------
+    def _authorized(self, headers: dict) -> bool:
+        return self.token is None or headers.get("authorization") == f"Bearer {self.token}"
+
+    def _get(self, handler) -> None:
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        request = Request("GET", handler.path, headers, b"")
+        with self._lock:
+            self.requests.append(request)
+        path = handler.path.split("?", 1)[0]
+        if not self._authorized(headers):
+            request.status = 401
+            handler._send(401, {"error": {"message": "Invalid OAuth access token.", "code": 190}})
+            return
+        if path.startswith("/download/"):
+            found = self.media.get(path.removeprefix("/download/"))
+            if found is None:
+                request.status = 404
+                handler._send(404, {"error": {"message": "Unknown media", "code": 100}})
+                return
+            with self._lock:
+                self.downloads += 1
+            request.status = 200
+            handler._send(200, found[0], content_type=found[1])
+            return
+        media_id = path.removeprefix(f"/{self.version}/")
+        found = self.media.get(media_id) if path.startswith(f"/{self.version}/") else None
+        if found is None:
+            request.status = 404
+            handler._send(404, {"error": {"message": "Unsupported get request", "code": 100}})
+            return
+        host = self.media_url_host or f"127.0.0.1:{self.port}"
+        request.status = 200
+        handler._send(200, {"messaging_product": "whatsapp", "url": f"http://{host}/download/{media_id}",
+                            "mime_type": found[1], "sha256": "0" * 64, "file_size": len(found[0]),
+                            "id": media_id})
+
+    def _upload(self, handler, request: Request) -> None:
+        """``POST /{phone-number-id}/media``: a multipart form with ``file``, ``type`` and
+        ``messaging_product``; answers ``{"id"}``."""
+        if not self._authorized(request.headers):
+            request.status = 401
+            handler._send(401, {"error": {"message": "Invalid OAuth access token.", "code": 190}})
+            return
+        head = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
+        form = BytesParser(policy=HTTP).parsebytes(head + request.body)
+        fields = {part.get_param("name", header="content-disposition"): part
+                  for part in form.iter_parts()} if form.is_multipart() else {}
+        file = fields.get("file")
+        product = fields.get("messaging_product")
+        if file is None or product is None or product.get_content().strip() != "whatsapp":
+            request.status = 400
+            handler._send(400, {"error": {"message": "(#100) The parameter file is required.", "code": 100}})
+            return
+        with self._lock:
+            self._count += 1
+            media_id = f"media.FAKE{self._count:06d}"
+            self.media[media_id] = (file.get_payload(decode=True), file.get_content_type(),
+                                    file.get_filename())
+        request.status = 200
+        handler._send(200, {"id": media_id})
+
     def _handle(self, handler, body: bytes) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         request = Request("POST", handler.path, headers, body)
+        upload = handler.path.rstrip("/").endswith("/media")
         with self._lock:
             self.requests.append(request)
-            step = self._plan.pop(0) if self._plan else ("ok", {})
+            step = self._plan.pop(0) if self._plan and not upload else ("ok", {})
+        if upload and handler.path.startswith(f"/{self.version}/"):
+            self._upload(handler, request)
+            return
         if not handler.path.rstrip("/").endswith("/messages") or \
                 not handler.path.startswith(f"/{self.version}/"):
             request.status = 404
             handler._send(404, {"error": {"message": "Unknown path", "code": 100}})
             return
-        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+        if not self._authorized(headers):
             request.status = 401
             handler._send(401, {"error": {"message": "Invalid OAuth access token.", "code": 190}})
             return
