@@ -28,6 +28,7 @@ exact timestamps) is ``engine.queries``; it never changes a conversation except 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -35,28 +36,46 @@ from urllib.parse import urlencode
 from flask import (
     Blueprint,
     abort,
+    current_app,
     flash,
     make_response,
     redirect,
     render_template,
     render_template_string,
     request,
+    send_file,
     url_for,
 )
 from flask_babel import gettext as _
 
 from blocks import timer_kinds
-from editor.app import get_engine, get_service, render_page
+from editor.app import get_engine, get_service, get_settings, render_page
 from editor.auth import current_user, login_required
 from editor.i18n import current_lang
 from editor.security import query_int
-from engine import accounts, queries, timeline
+from engine import accounts, queries, timeline, whatsapp_media
 from engine import conversation as machine
-from engine.errors import Invalid, NotFound
+from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository
 from engine.whatsapp import PLACEHOLDERS
+from engine.whatsapp_status import failure_text
 
 bp = Blueprint("inbox", __name__)
+log = logging.getLogger("papo.inbox")
+# A reply may carry a file up to WhatsApp's largest (documents, 100 MB): this request's
+# body limit is raised before anything reads the form (url_value_preprocessor runs before
+# every before_request hook, the NUL check and CSRF included).
+REPLY_BODY_LIMIT = whatsapp_media.LARGEST + 1024 * 1024
+
+
+# What the reply box's file input accepts: each type WhatsApp takes, with its size limit.
+ATTACH_LIMITS = {mime: limit for types, limit in whatsapp_media.LIMITS.values() for mime in types}
+
+
+@bp.url_value_preprocessor
+def _reply_body_limit(endpoint, values):
+    if endpoint == "inbox.reply":
+        request.max_content_length = REPLY_BODY_LIMIT
 
 PAGE_SIZE = 50
 MAX_PAGE = 200  # the service's largest page
@@ -306,6 +325,10 @@ def whatsapp_extras(row: dict, by_external_id: dict) -> dict:
         extras["reaction"] = {**view["reaction"], "at": _parse_iso(view["reaction"]["at"])}
     if "edits" in view:
         extras["edits"] = [{"text": e["text"], "at": _parse_iso(e["at"])} for e in reversed(view["edits"])]
+    if view.get("delivery"):
+        extras["delivery"] = view["delivery"]
+        if view["delivery"].get("status") == "failed":
+            extras["failure"] = failure_text(view["delivery"].get("error"), current_lang())
     location = extras.get("media") if (extras.get("media") or {}).get("type") == "location" else None
     if location and location.get("latitude") is not None and location.get("longitude") is not None:
         extras["map_url"] = "https://www.openstreetmap.org/?" + urlencode(
@@ -454,6 +477,7 @@ def _conversation_context(conversation_id: int, notice: dict | None = None) -> d
         "transferable": [u for u in users if u["login"] != _me() and not u.get("disabled")],
         "others": others,
         "earlier": earlier_periods(acts),
+        "attach_accept": ",".join(sorted(ATTACH_LIMITS)), "attach_limits": ATTACH_LIMITS,
     }
 
 
@@ -598,8 +622,20 @@ def _require_conversation(service, conversation_id: int) -> None:
 @bp.post(f"/inbox/{_ID}/messages")
 @login_required
 def reply(conversation_id: int):
+    """The agent's reply: a text, or a file (WhatsApp) with the text as its caption."""
     filters = Filters.from_args(request.args)
     text = request.form.get("text") or ""
+    file = request.files.get("file")
+    if file is not None and file.filename:
+        service = get_service()
+        _require_conversation(service, conversation_id)
+        data = file.read(whatsapp_media.LARGEST + 1)
+        _result, problem = whatsapp_media.send_attachment(
+            service, media_cache(), conversation_id, _me(), text, file.filename, file.mimetype, data,
+            current_lang())
+        if problem is not None:
+            return _respond(conversation_id, filters, {"level": "error", "text": problem}, 422, False)
+        return _respond(conversation_id, filters, None)
     if not text.strip():
         return _respond(conversation_id, filters, {
             "level": "error", "text": _("Escreva uma mensagem antes de enviar.")}, 422, False)
@@ -607,6 +643,45 @@ def reply(conversation_id: int):
     _require_conversation(service, conversation_id)
     service.agent_message(conversation_id, _me(), text)
     return _respond(conversation_id, filters, None)
+
+
+def media_cache() -> whatsapp_media.MediaCache:
+    return whatsapp_media.cache_for(get_settings(), current_app.instance_path)
+
+
+@bp.get("/media/<int:message_id>")
+@login_required
+def media(message_id: int):
+    """A WhatsApp message's file: fetched from the Graph API the first time, then from the
+    cache. Served inline only for types a browser shows safely, otherwise as a download;
+    either way under a sandboxing CSP."""
+    found = whatsapp_media.message_media(get_engine(), message_id)
+    if found is None:
+        raise NotFound(_("Este arquivo não existe ou não está mais disponível."))
+    cached, problem = whatsapp_media.fetch(get_settings(), str(found["id"]), media_cache(), found.get("mime"))
+    if problem is not None:
+        log.warning("media of message %s not served: %s", message_id, problem.reason)
+        messages = {404: _("O WhatsApp não tem mais este arquivo (ele fica disponível por 30 dias)."),
+                    413: _("Este arquivo é grande demais para o limite de mídia (PAPO_MEDIA_CACHE_MB)."),
+                    502: _("Não foi possível baixar este arquivo do WhatsApp agora. Tente de novo em instantes.")}
+        raise MediaUnavailable(messages.get(problem.status, messages[502]), status=problem.status)
+    inline = cached.mime in whatsapp_media.INLINE
+    name = whatsapp_media.safe_filename(found.get("filename"), cached.mime)
+    response = send_file(cached.path, mimetype=cached.mime, as_attachment=not inline, download_name=name,
+                         conditional=True, max_age=0)
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+class MediaUnavailable(PapoError):
+    """A media file the Graph API did not give (502), no longer has (404) or that is over
+    the cache's size (413)."""
+
+    code = "media_unavailable"
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 @bp.post(f"/inbox/{_ID}/transfer")

@@ -39,7 +39,7 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "frame-ancestors 'none'",
 ))
 # Pages showing what customers wrote: never kept by the browser or a shared cache.
-NO_STORE_PREFIXES = ("/inbox", "/reports", "/c/")
+NO_STORE_PREFIXES = ("/inbox", "/reports", "/c/", "/media/")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 DEFAULT_HANDOFF_KEYWORDS = ("atendente", "humano", "falar com atendente")
 DEFAULT_WHATSAPP_API_BASE = "https://graph.facebook.com/v21.0"
+DEFAULT_WHATSAPP_MEDIA_HOSTS = ("lookaside.fbsbx.com",)
+DEFAULT_MEDIA_CACHE_MB = 500
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -44,6 +46,15 @@ def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _megabytes(value: str | None, name: str, default: int) -> int:
+    if value is None or not value.strip():
+        return default
+    text = value.strip()
+    if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise SettingsError(f"{name}={value!r} must be a whole number of megabytes from 1 to 1000000.")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -57,6 +68,9 @@ class Settings:
     whatsapp_token: str | None = None
     whatsapp_phone_number_id: str | None = None
     whatsapp_api_base: str = DEFAULT_WHATSAPP_API_BASE
+    # Where the Graph API's media URLs may point besides the API base's own host.
+    whatsapp_media_hosts: tuple[str, ...] = DEFAULT_WHATSAPP_MEDIA_HOSTS
+    media_cache_mb: int = DEFAULT_MEDIA_CACHE_MB  # PAPO_MEDIA_CACHE_MB: the /media disk cache
     secret_key: str | None = None
     metrics_token: str | None = None  # PAPO_METRICS_TOKEN: GET /metrics needs it; unset → 404
     extra: dict = field(default_factory=dict)
@@ -77,6 +91,9 @@ class Settings:
             whatsapp_token=env.get("PAPO_WHATSAPP_TOKEN") or None,
             whatsapp_phone_number_id=env.get("PAPO_WHATSAPP_PHONE_NUMBER_ID") or None,
             whatsapp_api_base=(env.get("PAPO_WHATSAPP_API_BASE") or DEFAULT_WHATSAPP_API_BASE).rstrip("/"),
+            whatsapp_media_hosts=_csv(env.get("PAPO_WHATSAPP_MEDIA_HOSTS"), DEFAULT_WHATSAPP_MEDIA_HOSTS),
+            media_cache_mb=_megabytes(env.get("PAPO_MEDIA_CACHE_MB"), "PAPO_MEDIA_CACHE_MB",
+                                      DEFAULT_MEDIA_CACHE_MB),
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
         )

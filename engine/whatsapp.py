@@ -592,6 +592,17 @@ def _title(label: str, limit: int) -> str:
     return label.strip()[:limit].strip() or label[:limit]
 
 
+def media_body(media: dict) -> dict:
+    """``{"type": "image", "image": {"id", "caption"?}}`` for a file sent by its media id."""
+    kind = str(media["type"])
+    inner = {"id": str(media["id"])}
+    if media.get("caption") and kind != "audio":
+        inner["caption"] = str(media["caption"])[:1024]
+    if kind == "document" and media.get("filename"):
+        inner["filename"] = str(media["filename"])
+    return {"type": kind, kind: inner}
+
+
 def message_body(payload: dict) -> dict:
     """The Cloud API ``/messages`` body for one outbox row ``{"to", "text", "buttons"}``.
 
@@ -607,6 +618,8 @@ def message_body(payload: dict) -> dict:
     # A contact known only by a business-scoped user id (a username hides the number) is
     # addressed by ``recipient``; a phone number by ``to``.
     envelope["to" if to.isdigit() else "recipient"] = to
+    if isinstance(payload.get("media"), dict):  # an agent's file, uploaded before (engine/whatsapp_media.py)
+        return {**envelope, **media_body(payload["media"])}
     if labels:
         body_text = text if text.strip() else EMPTY_CHOICE_BODY
         if len(body_text) <= INTERACTIVE_BODY_MAX:

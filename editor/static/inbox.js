@@ -110,6 +110,38 @@
     }
   });
 
+  // An attachment is checked against WhatsApp's limits before it is uploaded (the server
+  // checks again); with a file chosen the text is optional (it becomes the caption).
+  function checkAttachment(input) {
+    var file = input.files && input.files[0];
+    var problem = "";
+    if (file) {
+      var limits = {};
+      try { limits = JSON.parse(input.getAttribute("data-limits") || "{}"); } catch (e) { /* none */ }
+      var type = (file.type || "").toLowerCase();
+      if (type === "image/jpg") type = "image/jpeg";
+      if (!(type in limits)) problem = input.getAttribute("data-wrong-type");
+      else if (file.size > limits[type]) problem = input.getAttribute("data-too-big");
+    }
+    input.setCustomValidity(problem || "");
+    var out = document.getElementById("reply-file-problem");
+    if (out) out.textContent = problem || "";
+    var box = document.getElementById("reply-text");
+    if (box) box.required = !file;
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.id === "reply-file") checkAttachment(event.target);
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form && form.id === "reply-form" && event.detail.successful) {
+      var input = document.getElementById("reply-file");
+      if (input) checkAttachment(input);  // reset() emptied it: the text is required again
+    }
+  });
+
   document.addEventListener("keydown", function (event) {
     var box = event.target;
     if (box && box.id === "reply-text" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {

@@ -77,6 +77,8 @@ class AgentMessage:
     actor: str
     text: str
     at: float
+    # An attached file already uploaded to WhatsApp: {"type", "mime", "id", "caption", "filename"?}
+    media: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from engine.service.changes import (
     TimerFired,
 )
 from engine.service.common import BOT_TIMER_KINDS, MAX_JUMPS, TEST_CHANNEL
+from engine.whatsapp import PLACEHOLDERS
 
 
 def decide(snapshot: Snapshot, event: Event) -> Changes:
@@ -63,7 +64,10 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
         d.message("note", event.actor, event.text, [], event.at)
     elif isinstance(event, AgentMessage):
         _transition(d, "agent_message", event.actor, event.at)
-        d.message("out", event.actor, event.text, [], event.at)
+        if event.media is None:
+            d.message("out", event.actor, event.text, [], event.at)
+        else:
+            _attachment(d, event)
         if d.status == machine.OPEN:
             _schedule_auto_conclude(d, event.at)
     elif isinstance(event, Rename):
@@ -72,6 +76,18 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
     else:  # pragma: no cover - the Event union is closed
         raise TypeError(f"not an event: {event!r}")
     return d.changes(write=True)
+
+
+def _attachment(d: _Draft, event: AgentMessage) -> None:
+    """An agent's file: its text is the caption, or goes first as a message of its own when
+    the file takes none (audio) or it is too long for one; the file's own text is its
+    caption or a placeholder ("[imagem]"), as a customer's would be."""
+    media = dict(event.media)
+    text = event.text.strip() if event.text else ""
+    if text and media.get("caption") is None:
+        d.message("out", event.actor, event.text, [], event.at)
+    d.message("out", event.actor, media.get("caption") or PLACEHOLDERS[media["type"]], [], event.at,
+              details={"media": media})
 
 
 class _Draft:
@@ -164,10 +180,13 @@ class _Draft:
             # The outbox row's key is made here, so nothing waits for the message's row id;
             # the message keeps it (external_id) to be found from its outbox row.
             external_id = f"out-{uuid.uuid4().hex}"
+            payload = {"to": self.state.get("contact", {}).get("external_id"), "text": text,
+                       "buttons": buttons}
+            if details and details.get("media"):  # an agent's file, sent by its media id
+                payload["media"] = details["media"]
             self.outbox.append({
                 "conversation_id": self.id, "channel": "whatsapp", "idempotency_key": external_id,
-                "payload": {"to": self.state.get("contact", {}).get("external_id"), "text": text,
-                            "buttons": buttons},
+                "payload": payload,
                 "status": "pending", "attempts": 0, "next_attempt_at": at, "created_at": at})
         self.messages.append({"conversation_id": self.id, "direction": direction, "author": author,
                               "text": text, "buttons": buttons, "at": at, "external_id": external_id,

@@ -34,12 +34,16 @@ class TransitionsMixin:
             replies += self._perform_http(conversation_id, changes.pending_http)["replies"]
         return {"conversation": self.get_conversation(conversation_id), "replies": replies}
 
-    def agent_message(self, conversation_id: int, actor: str, text: str) -> dict:
-        """An agent writes to the customer: the conversation opens and the bot pauses."""
-        if not isinstance(text, str) or not text.strip():
+    def agent_message(self, conversation_id: int, actor: str, text: str, media: dict | None = None) -> dict:
+        """An agent writes to the customer: the conversation opens and the bot pauses.
+
+        ``media``: a file already uploaded to WhatsApp (``engine.whatsapp_media``); the
+        text may then be empty, else it is the file's caption."""
+        if media is None and (not isinstance(text, str) or not text.strip()):
             raise Invalid("A mensagem não pode ficar vazia.", details=[
                 {"path": "$.text", "message": "Texto vazio ou ausente."}])
-        self._run_on(conversation_id, AgentMessage(actor, text[:MAX_TEXT], self.clock()))
+        text = text if isinstance(text, str) else ""
+        self._run_on(conversation_id, AgentMessage(actor, text[:MAX_TEXT], self.clock(), media=media))
         return {"conversation": self.get_conversation(conversation_id), "replies": []}
 
     def transfer(self, conversation_id: int, actor: str, user: str, note: str | None = None) -> dict:
