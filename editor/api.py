@@ -34,7 +34,7 @@ from editor.openapi import (
     request_validator,
 )
 from editor.ops import handle_inbound
-from engine import reports
+from engine import reports, whatsapp_media
 from engine.clean import clean, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
@@ -78,6 +78,8 @@ MESSAGES = {
     "bad_date": N_("Data inválida: use AAAA-MM-DD (entre 1970 e 9999)."),
     "date_order": N_("A data final (to) vem antes da inicial (from)."),
     "flow_not_found": N_("O fluxo \"%(flow_id)s\" não existe."),
+    "empty_message": N_("Envie um texto ou um anexo."),
+    "bad_base64": N_("O conteúdo do anexo não é base64 válido."),
 }
 
 
@@ -552,7 +554,33 @@ for _action, _schema, _summary in _ACTIONS:
 def conversation_message(conversation_id: int):
     body = json_body("message")
     _visible_conversation(conversation_id)
-    return _action_result(get_service().agent_message(conversation_id, _actor(), body["text"]))
+    text, attachment = body.get("text") or "", body.get("attachment")
+    if attachment is None:
+        if not text.strip():
+            raise Invalid(_msg("empty_message"), details=[{"path": "$.text", "message": _msg("blank")}])
+        return _action_result(get_service().agent_message(conversation_id, _actor(), text))
+    try:
+        data = base64.b64decode(attachment["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid(_msg("bad_base64"), details=[
+            {"path": "$.attachment.data", "message": _msg("bad_base64")}]) from None
+    cache = whatsapp_media.cache_for(get_settings(), current_app.instance_path)
+    result, problem = whatsapp_media.send_attachment(
+        get_service(), cache, conversation_id, _actor(), text, attachment["filename"],
+        attachment["mime_type"], data, _lang())
+    if problem is not None:
+        raise Invalid(problem, details=[{"path": "$.attachment", "message": problem}])
+    return _action_result(result)
+
+
+# A message may carry a file up to WhatsApp's 100 MB, in base64 (4/3 larger).
+MESSAGE_BODY_LIMIT = whatsapp_media.LARGEST * 4 // 3 + 1024 * 1024
+
+
+@bp.url_value_preprocessor
+def _message_body_limit(endpoint, values):
+    if endpoint == "api.conversation_message":
+        request.max_content_length = MESSAGE_BODY_LIMIT
 
 
 @bp.post(f"{_CONVERSATION}/transfer")

@@ -13,6 +13,8 @@ A message is ``{"id", "direction", "author", "text", "buttons", "at"}`` plus, wh
 - ``reaction``: ``{"emoji", "at"}``, the customer's reaction to it;
 - ``deleted: true`` (the customer deleted it; its content is gone) and ``edited: true``
   with ``edits``: the earlier texts, oldest first, ``[{"text", "at"}]``;
+- ``unsupported_type``: the raw WhatsApp type of a message stored as "[mensagem não
+  suportada]";
 - ``delivery``: ``{"status": "sent"|"delivered"|"read"|"failed", "at", "error": {"code",
   "title"} | null}`` on an outbound message once WhatsApp reported on it
   (``engine/whatsapp_status.py``).
@@ -22,7 +24,8 @@ from __future__ import annotations
 from engine.moments import iso
 
 # Keys of ``messages.details`` shown as they are stored.
-SHOWN_AS_STORED = ("media", "contacts", "order", "referral", "referred_product", "delivery")
+SHOWN_AS_STORED = ("media", "contacts", "order", "referral", "referred_product", "delivery",
+                   "unsupported_type")
 # Every key a message may have besides the six of DESIGN §6.
 EXTRA_KEYS = (*SHOWN_AS_STORED, "forwarded", "reply_to", "reaction", "deleted", "edited", "edits")
 

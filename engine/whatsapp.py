@@ -395,6 +395,7 @@ def _content(message: dict, kind: str) -> tuple[str, dict, str | None, str | Non
             details["unsupported_type"] = what
         reason = "; ".join(f"{e['title'] or ''} ({e['code']})" for e in errors) or "tipo não suportado"
         return UNSUPPORTED, details, None, f"WhatsApp não entregou o conteúdo: {reason}"
+    details["unsupported_type"] = _text(kind, 60)  # kept, so what came can be told later
     return UNSUPPORTED, details, None, f"tipo de mensagem desconhecido: {_text(kind, 60)}"
 
 

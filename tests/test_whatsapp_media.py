@@ -4,6 +4,8 @@ Webhooks signed like Meta's, the fake Graph API on a real socket, both databases
 """
 from __future__ import annotations
 
+import base64
+import io
 import itertools
 from functools import partial
 
@@ -133,3 +135,301 @@ def test_an_unknown_error_code_is_shown_with_meta_title(hook, fake_graph):
     page = hook.inbox_page(hook.conversation()["id"])
 
     assert "O WhatsApp recusou: Something new went wrong" in page
+
+
+# -- inbound media ----------------------------------------------------------------------------
+
+def png(width: int = 40, height: int = 30, rgb: tuple[int, int, int] = (11, 116, 104)) -> bytes:
+    """A real PNG picture (a coloured rectangle), for a browser to show."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + \
+        chunk(b"IEND", b"")
+
+
+MEDIA_MESSAGES = {
+    "image": ({"id": "m.img", "mime_type": "image/jpeg", "sha256": "x"}, "[imagem]"),
+    "audio": ({"id": "m.aud", "mime_type": "audio/ogg; codecs=opus", "voice": True}, "[áudio]"),
+    "video": ({"id": "m.vid", "mime_type": "video/mp4"}, "[vídeo]"),
+    "document": ({"id": "m.doc", "mime_type": "application/pdf", "filename": "boleto.pdf"}, "[documento]"),
+    "sticker": ({"id": "m.stk", "mime_type": "image/webp", "animated": False}, "[figurinha]"),
+}
+
+
+def media_message(n: int, kind: str, content: dict, at: int = T) -> dict:
+    return {"from": NUMBER, "id": f"wamid.M{n}", "timestamp": str(at), "type": kind, kind: content}
+
+
+def _customer_messages(hook) -> list[dict]:
+    return [m for m in hook.conversation()["messages"] if m["direction"] == "in"]
+
+
+@pytest.mark.parametrize("kind", list(MEDIA_MESSAGES))
+def test_each_inbound_media_type_is_stored_with_its_media_and_a_placeholder(hook, kind):
+    content, placeholder = MEDIA_MESSAGES[kind]
+
+    assert hook.deliver(body(media_message(1, kind, content), contacts_=[person()])).status_code == 200
+
+    message = _customer_messages(hook)[0]
+    assert message["text"] == placeholder
+    assert message["media"]["type"] == kind
+    assert message["media"]["id"] == content["id"]
+    assert message["media"]["mime"] == content["mime_type"]
+    assert message["media"]["caption"] is None
+
+
+def test_a_captioned_media_message_reads_as_its_caption_exactly(hook):
+    caption = "  Comprovante do Pix 💸 "
+    image = media_message(1, "image", {"id": "m.1", "mime_type": "image/png", "caption": caption})
+
+    hook.deliver(body(image, contacts_=[person()]))
+
+    message = _customer_messages(hook)[0]
+    assert message["text"] == caption
+    assert message["media"] == {"type": "image", "mime": "image/png", "id": "m.1", "caption": caption}
+
+
+def test_a_location_is_stored_and_shown_with_an_openstreetmap_link(hook):
+    place = {"latitude": -23.5614, "longitude": -46.6559, "name": "Loja Paulista",
+             "address": "Av. Paulista, 1000"}
+    hook.deliver(body(media_message(1, "location", place), contacts_=[person()]))
+
+    message = _customer_messages(hook)[0]
+    assert message["text"] == "[localização]"
+    assert message["media"] == {"type": "location", **place}
+    page = hook.inbox_page(hook.conversation()["id"])
+    assert "https://www.openstreetmap.org/?mlat=-23.5614&amp;mlon=-46.6559" in page
+    assert "Loja Paulista" in page and "<script src=\"http" not in page
+
+
+def test_an_unknown_message_type_is_stored_as_unsupported_with_its_raw_type(hook):
+    hologram = {"from": NUMBER, "id": "wamid.H1", "timestamp": str(T), "type": "hologram",
+                "hologram": {"id": "h.1"}}
+
+    answer = hook.deliver(body(hologram, text(2, "oi"), contacts_=[person()]))
+
+    assert answer.status_code == 200
+    first, second = _customer_messages(hook)
+    assert first["text"] == "[mensagem não suportada]" and first["unsupported_type"] == "hologram"
+    assert second["text"] == "oi"
+
+
+def test_the_inbox_shows_an_image_an_audio_player_a_video_and_a_file_link(hook):
+    hook.deliver(body(*[media_message(n, kind, content)
+                        for n, (kind, (content, _p)) in enumerate(MEDIA_MESSAGES.items(), 1)],
+                      contacts_=[person()]))
+    ids = {m["media"]["type"]: m["id"] for m in _customer_messages(hook)}
+
+    page = hook.inbox_page(hook.conversation()["id"])
+
+    assert f'src="/media/{ids["image"]}" alt="Imagem sem legenda"' in page
+    assert f'<audio controls preload="none" src="/media/{ids["audio"]}" aria-label="Áudio sem legenda">' in page
+    assert f'<video controls preload="metadata" src="/media/{ids["video"]}"' in page
+    assert f'href="/media/{ids["document"]}"' in page and "boleto.pdf" in page
+    assert f'src="/media/{ids["sticker"]}" alt="Figurinha sem legenda"' in page
+
+
+# -- /media -----------------------------------------------------------------------------------
+
+def _agent(hook):
+    client = hook.app.test_client()
+    assert client.post("/login", data={"login": "ana", "password": PASSWORD}).status_code == 302
+    return client
+
+
+def _stored_image(hook, fake_graph, data: bytes, mime: str = "image/png", content: dict | None = None) -> int:
+    fake_graph.add_media("m.photo", data, mime)
+    hook.deliver(body(media_message(1, "image", content or {"id": "m.photo", "mime_type": mime}),
+                      contacts_=[person()]))
+    return _customer_messages(hook)[0]["id"]
+
+
+def test_media_needs_a_login(hook, fake_graph):
+    message_id = _stored_image(hook, fake_graph, png())
+
+    answer = hook.app.test_client().get(f"/media/{message_id}")
+
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]
+    assert fake_graph.downloads == 0
+
+
+def test_media_is_fetched_once_then_served_from_the_cache(hook, fake_graph):
+    picture = png()
+    message_id = _stored_image(hook, fake_graph, picture)
+    agent = _agent(hook)
+
+    first = agent.get(f"/media/{message_id}")
+    asked = len(fake_graph.requests)
+    second = agent.get(f"/media/{message_id}")
+
+    assert first.status_code == second.status_code == 200
+    assert first.data == second.data == picture
+    assert first.headers["Content-Type"] == "image/png"
+    assert first.headers["Cache-Control"] == "no-store"
+    assert "sandbox" in first.headers["Content-Security-Policy"]
+    assert fake_graph.downloads == 1 and len(fake_graph.requests) == asked  # the Graph API not asked again
+    token = fake_graph.requests[-1].headers["authorization"]
+    assert token.startswith("Bearer ")
+
+
+def test_media_of_an_unknown_or_text_message_is_404(hook, fake_graph):
+    hook.deliver(body(text(1, "oi"), contacts_=[person()]))
+    agent = _agent(hook)
+
+    assert agent.get(f"/media/{_customer_messages(hook)[0]['id']}").status_code == 404
+    assert agent.get("/media/999999").status_code == 404
+    assert "Este arquivo não existe" in agent.get("/media/999999").get_data(as_text=True)
+
+
+def test_media_over_the_cache_cap_is_refused_with_a_clear_message(db_url, tmp_path, fake_graph, monkeypatch):
+    from test_whatsapp import make_app as make
+
+    app = make(db_url, tmp_path, fake_graph, WTF_CSRF_ENABLED=False, PAPO_MEDIA_CACHE_MB="1")
+    monkeypatch.setattr(accounts, "generate_password_hash",
+                        partial(generate_password_hash, method="pbkdf2:sha256:1"))
+    accounts.create_user(app.extensions["papo"]["engine"], "ana", "agent", password=PASSWORD, name="Ana")
+    big = Hook(app)
+    message_id = _stored_image(big, fake_graph, b"\x00" * (1024 * 1024 + 10))
+
+    answer = _agent(big).get(f"/media/{message_id}")
+
+    assert answer.status_code == 413
+    assert "grande demais para o limite de mídia" in answer.get_data(as_text=True)
+    assert fake_graph.downloads == 0  # refused on the size the Graph API announced
+    assert list((tmp_path / "instance").glob("media/*")) == []  # nothing kept
+    app.extensions["papo"]["engine"].dispose()
+
+
+def test_a_media_url_outside_the_api_base_is_never_fetched(hook, fake_graph):
+    message_id = _stored_image(hook, fake_graph, png())
+    fake_graph.media_url_host = "169.254.169.254"
+
+    answer = _agent(hook).get(f"/media/{message_id}")
+
+    assert answer.status_code == 502
+    assert fake_graph.downloads == 0
+
+
+def test_a_document_is_served_as_a_download_with_a_safe_name(hook, fake_graph):
+    fake_graph.add_media("m.page", b"<script>alert(1)</script>", "text/html")
+    hook.deliver(body(media_message(1, "document", {"id": "m.page", "mime_type": "text/html",
+                                                    "filename": '../../"x\r\ny".html'}),
+                      contacts_=[person()]))
+
+    answer = _agent(hook).get(f"/media/{_customer_messages(hook)[0]['id']}")
+
+    assert answer.status_code == 200
+    disposition = answer.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;") and "\r" not in disposition and "\n" not in disposition
+    assert "/" not in disposition and '"x' not in disposition
+
+
+# -- an agent's attachment --------------------------------------------------------------------
+
+def _open_conversation(hook) -> int:
+    hook.deliver(body(text(1, "oi"), contacts_=[person()]))
+    assert sender.send_due(hook.service, now=hook.now) == 2  # the bot's greeting, out of the way
+    return hook.conversation()["id"]
+
+
+def _attach(agent, conversation_id: int, data: bytes, name: str, mime: str, text: str = ""):
+    return agent.post(f"/inbox/{conversation_id}/messages", headers={"HX-Request": "true"},
+                      data={"text": text, "file": (io.BytesIO(data), name, mime)},
+                      content_type="multipart/form-data")
+
+
+def test_an_agent_attaches_a_picture_uploaded_once_and_sent_by_id_exactly_once(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+    picture = png()
+
+    answer = _attach(_agent(hook), conversation_id, picture, "vitrine.png", "image/png", "Olha a vitrine")
+
+    assert answer.status_code == 200
+    assert len(fake_graph.uploads()) == 1
+    sent = [m for m in hook.conversation()["messages"] if m["author"] == "ana"]
+    assert len(sent) == 1 and sent[0]["text"] == "Olha a vitrine"
+    media_id = sent[0]["media"]["id"]
+    assert fake_graph.media[media_id] == (picture, "image/png", "vitrine.png")
+    assert sent[0]["media"] == {"type": "image", "mime": "image/png", "id": media_id,
+                                "caption": "Olha a vitrine"}
+    assert sender.send_due(hook.service, now=hook.now) == 1
+    assert sender.send_due(hook.service, now=hook.now + 120) == 0  # exactly once
+    out = fake_graph.delivered[-1].json
+    assert out["type"] == "image" and out["image"] == {"id": media_id, "caption": "Olha a vitrine"}
+    # The agent's own copy is shown at once, without asking the Graph API.
+    downloads = fake_graph.downloads
+    assert _agent(hook).get(f"/media/{sent[0]['id']}").data == picture
+    assert fake_graph.downloads == downloads
+
+
+def test_an_audio_attachment_sends_the_text_first_as_audio_takes_no_caption(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+
+    _attach(_agent(hook), conversation_id, b"ID3audio", "recado.mp3", "audio/mpeg", "Segue o áudio")
+    assert sender.send_due(hook.service, now=hook.now) == 2
+
+    first, second = (r.json for r in fake_graph.delivered[-2:])
+    assert first["type"] == "text" and first["text"]["body"] == "Segue o áudio"
+    assert second["type"] == "audio" and set(second["audio"]) == {"id"}
+
+
+@pytest.mark.parametrize(("name", "mime", "size", "expected"), [
+    ("foto.gif", "image/gif", 10, "O WhatsApp não aceita este tipo de arquivo (image/gif)"),
+    ("foto.jpg", "image/jpeg", 5 * 1024 * 1024 + 1, "O arquivo tem 5,0 MB; o WhatsApp aceita imagens de até 5 MB."),
+    ("filme.mp4", "video/mp4", 16 * 1024 * 1024 + 1, "o WhatsApp aceita vídeos de até 16 MB"),
+])
+def test_a_wrong_type_or_size_is_refused_in_portuguese_before_any_upload(hook, fake_graph, name, mime,
+                                                                         size, expected):
+    conversation_id = _open_conversation(hook)
+    before = len(hook.conversation()["messages"])
+
+    answer = _attach(_agent(hook), conversation_id, b"x" * size, name, mime)
+
+    assert answer.status_code == 422
+    assert expected in answer.get_data(as_text=True)
+    assert fake_graph.uploads() == []
+    assert len(hook.conversation()["messages"]) == before
+
+
+def test_a_failed_upload_stores_nothing_and_says_so(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+    fake_graph.token = "another-token"  # the Graph API refuses ours
+
+    answer = _attach(_agent(hook), conversation_id, png(), "a.png", "image/png")
+
+    assert answer.status_code == 422
+    assert "O WhatsApp não recebeu o arquivo (HTTP 401" in answer.get_data(as_text=True)
+    assert not [m for m in hook.conversation()["messages"] if m["author"] == "ana"]
+
+
+def test_the_api_sends_an_attachment_in_base64(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+    token = accounts.create_token(hook.engine, "ana", name="integração")
+    headers = {"Authorization": f"Bearer {token}"}
+    document = b"%PDF-1.4 boleto"
+
+    answer = hook.client.post(f"/api/v1/conversations/{conversation_id}/messages", headers=headers, json={
+        "text": "Seu boleto", "attachment": {"filename": "boleto.pdf", "mime_type": "application/pdf",
+                                             "data": base64.b64encode(document).decode()}})
+
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    last = answer.get_json()["conversation"]["messages"][-1]
+    assert last["media"]["type"] == "document" and last["media"]["filename"] == "boleto.pdf"
+    assert last["text"] == "Seu boleto"
+    wrong = hook.client.post(f"/api/v1/conversations/{conversation_id}/messages", headers=headers, json={
+        "attachment": {"filename": "x.exe", "mime_type": "application/x-msdownload", "data": "TVo="}})
+    assert wrong.status_code == 422
+    assert wrong.get_json()["error"]["details"][0]["path"] == "$.attachment"
+    bad = hook.client.post(f"/api/v1/conversations/{conversation_id}/messages", headers=headers, json={
+        "attachment": {"filename": "x.pdf", "mime_type": "application/pdf", "data": "não é base64"}})
+    assert bad.status_code == 422
+    assert bad.get_json()["error"]["details"][0]["path"] == "$.attachment.data"
+    empty = hook.client.post(f"/api/v1/conversations/{conversation_id}/messages", headers=headers,
+                             json={"text": "  "})
+    assert empty.status_code == 422
