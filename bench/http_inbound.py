@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python -m bench.http_inbound              # measure; rewrite docs/PERFORMANCE.md "HTTP inbound"
     .venv/bin/python -m bench.http_inbound --no-write   # measure only
     .venv/bin/python -m bench.http_inbound --duration 5 --clients 1,8 --no-postgres --no-nodered
+    .venv/bin/python -m bench.http_inbound --wa-statuses   # statuses mixed in (bench/_wa_statuses.py)
 
 What runs, each on 127.0.0.1 only, all measured in the same run, point by point:
 
@@ -923,8 +924,13 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--ops", action="store_true",
                         help="instead: papo with metrics and JSON logs on vs off, same run, SQLite "
                              "(section \"HTTP inbound: metrics and logs\")")
+    parser.add_argument("--wa-statuses", action="store_true",
+                        help="instead: the WhatsApp webhook with status webhooks mixed in (1 per 2 "
+                             "messages) against bare, same run, SQLite; appends the section "
+                             "\"HTTP inbound: WhatsApp with delivery statuses\" (bench/_wa_statuses.py)")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="--ops: measurements of each variant per concurrency, interleaved (default 3)")
+                        help="--ops, --wa-statuses: measurements of each variant per concurrency, "
+                             "interleaved (default 3)")
     args = parser.parse_args(argv)
     args.clients = [int(x) for x in str(args.clients).split(",") if x.strip()]
     args.channels = [x.strip() for x in str(args.channels).split(",") if x.strip()]
@@ -953,6 +959,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench._ops_overhead import measure_ops
 
         return measure_ops(args, argv)
+    if args.wa_statuses:
+        from bench._wa_statuses import measure_statuses
+
+        return measure_statuses(args, argv)
     tmp = Path(tempfile.mkdtemp(prefix="papo-bench-http-"))
     notes: list[str] = []
     checks: list[str] = []
