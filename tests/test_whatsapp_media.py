@@ -433,3 +433,18 @@ def test_the_api_sends_an_attachment_in_base64(hook, fake_graph):
     empty = hook.client.post(f"/api/v1/conversations/{conversation_id}/messages", headers=headers,
                              json={"text": "  "})
     assert empty.status_code == 422
+
+
+def test_an_attachment_outside_whatsapp_is_refused_and_nothing_uploaded(hook, fake_graph):
+    conversation_id = hook.service.handle_inbound("api", {"external_id": "c-api", "name": "Zé"},
+                                                  {"id": "api-1", "text": "oi"})["conversation_id"]
+    token = accounts.create_token(hook.engine, "ana", name="integração")
+
+    answer = hook.client.post(f"/api/v1/conversations/{conversation_id}/messages",
+                              headers={"Authorization": f"Bearer {token}"}, json={
+        "attachment": {"filename": "a.png", "mime_type": "image/png",
+                       "data": base64.b64encode(png()).decode()}})
+
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["message"] == "Anexos só podem ser enviados em conversas do WhatsApp."
+    assert fake_graph.uploads() == []
