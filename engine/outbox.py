@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 
 from engine import metrics
 from engine.moments import iso, utc
@@ -380,6 +380,18 @@ def retry(service, outbox_id: int, now: float | None = None) -> bool:
     return done.rowcount == 1
 
 
+# The statements of a status, built once (a status webhook is as frequent as a message).
+_SENT_MESSAGE = (select(messages.c.id, messages.c.conversation_id, messages.c.details)
+                 .join(conversations, conversations.c.id == messages.c.conversation_id)
+                 .where(messages.c.external_id == bindparam("_wamid"), messages.c.direction == "out",
+                        conversations.c.channel == "whatsapp")
+                 .order_by(messages.c.id).limit(1))
+_SENT_MESSAGE_LOCKED = _SENT_MESSAGE.with_for_update(of=messages)  # two statuses of one message at once
+_SET_DETAILS = update(messages).where(messages.c.id == bindparam("_id"))
+_BUMP_VERSION = update(conversations).where(conversations.c.id == bindparam("_id")).values(
+    version=conversations.c.version + 1)
+
+
 def record_status(service, status: DeliveryStatus, now: float | None = None,
                   lookback: int = 200) -> bool:
     """Meta reported (webhook ``statuses[]``) how far a message we sent got.
@@ -394,24 +406,17 @@ def record_status(service, status: DeliveryStatus, now: float | None = None,
     delivery = delivery_of(status, clock())
     if delivery is None:
         return False  # deleted, warning…: nothing an agent needs to see
-    query = (select(messages.c.id, messages.c.conversation_id, messages.c.details)
-             .join(conversations, conversations.c.id == messages.c.conversation_id)
-             .where(messages.c.external_id == status.wamid, messages.c.direction == "out",
-                    conversations.c.channel == "whatsapp")
-             .order_by(messages.c.id).limit(1))
-    if service.db.dialect.name == "postgresql":
-        query = query.with_for_update(of=messages)  # two statuses of one message at once
+    query = _SENT_MESSAGE_LOCKED if service.db.dialect.name == "postgresql" else _SENT_MESSAGE
     with service.db.begin() as conn:
-        found = conn.execute(query).first()
+        found = conn.execute(query, {"_wamid": status.wamid}).first()
         if found is None:
             return False  # another business's message, or one sent before papo
         details = dict(found.details) if isinstance(found.details, dict) else {}
         if not moves_forward(details.get("delivery"), delivery):
             return False
         details["delivery"] = delivery
-        conn.execute(update(messages).where(messages.c.id == found.id).values(details=details))
-        conn.execute(update(conversations).where(conversations.c.id == found.conversation_id)
-                     .values(version=conversations.c.version + 1))
+        conn.execute(_SET_DETAILS, {"_id": found.id, "details": details})
+        conn.execute(_BUMP_VERSION, {"_id": found.conversation_id})
         if delivery["status"] == "failed":
             _record_failure(conn, found.conversation_id, status, clock(), lookback)
     return True
