@@ -172,3 +172,7 @@ def test_a_failed_delivery_is_explained_in_portuguese(shop, fake_graph, page_of)
     expect(page.locator(".bubble-failed")).to_have_text(
         "⚠ O WhatsApp recusou: fora da janela de 24 h: o cliente não escreve há mais de 24 horas; "
         "envie um modelo aprovado")
+    shots = os.environ.get("PAPO_SCREENSHOTS")
+    if shots:
+        page.locator("#conversation").screenshot(path=os.path.join(shots, "inbox-whatsapp-failed.png"),
+                                                 caret="initial")
