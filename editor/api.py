@@ -35,7 +35,7 @@ from editor.openapi import (
 )
 from editor.ops import handle_inbound
 from engine import reports
-from engine.clean import clean, parse_int
+from engine.clean import clean, needs_cleaning, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import N_, gettext, normalize_lang
@@ -200,7 +200,8 @@ def json_body(schema: str, *, optional: bool = False) -> dict:
             raise BadRequest(_msg("not_json", error=reason), code="invalid_json",
                              details=[{"path": "$", "message": _msg("not_json", error=reason)}]
                              ) from None
-    data = clean(data)  # lone surrogates → U+FFFD (engine/clean.py)
+    if needs_cleaning(raw):
+        data = clean(data)  # lone surrogates → U+FFFD (engine/clean.py)
     details = _unstorable(data)
     if not details and not fast_request_validator(schema).is_valid(data):
         errors = sorted(request_validator(schema).iter_errors(data),
