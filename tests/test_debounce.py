@@ -463,3 +463,75 @@ def test_flow_tests_run_without_debounce(db, monkeypatch):
         {"say": "tudo bem?"}, {"expect": "Oi! Como posso ajudar?"}]}]}
     results = run_tests(doc)
     assert [r.passed for r in results] == [True], results
+
+
+# -- the simulator pane (its "Avançar tempo" fires the burst) ----------------------------------
+
+PASSWORD = "uma senha bem longa"
+
+
+@pytest.fixture
+def pane(db_url, tmp_path, sample_flow):
+    """A logged-in admin's client on an app with PAPO_DEBOUNCE_SECONDS=30 (long enough
+    that the pane's running clock never ends a burst between two requests)."""
+    from editor import create_app
+    from editor.app import get_engine
+    from engine import accounts
+
+    app = create_app({"PAPO_DATABASE_URL": db_url, "PAPO_INSTANCE_PATH": str(tmp_path / "instance"),
+                      "PAPO_DEBOUNCE_SECONDS": "30", "TESTING": True, "SECRET_KEY": "test",
+                      "WTF_CSRF_ENABLED": False})
+    engine = get_engine(app)
+    create_schema(engine)
+    accounts.create_user(engine, "ana", "admin", password=PASSWORD, name="Ana")
+    FlowRepository(engine).create(sample_flow("boas-vindas"), actor="ana")
+    client = app.test_client()
+    assert client.post("/login", data={"login": "ana", "password": PASSWORD}).status_code == 302
+    yield client
+    engine.dispose()
+
+
+def pane_post(client, action: str, **data) -> str:
+    response = client.post(f"/flows/boas-vindas/simulator/{action}", data=data,
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
+def bubbles(html: str, kind: str) -> list[str]:
+    import re
+    from html import unescape
+
+    found = re.findall(rf'<li class="sim-msg {kind}">.*?<div class="sim-text">(.*?)</div>', html, re.S)
+    return [unescape(text).strip() for text in found]
+
+
+def test_the_simulator_pane_holds_a_burst_until_advance_time(pane):
+    pane_post(pane, "send", text="oi")
+    html = pane_post(pane, "send", text="tudo bem?")
+    assert bubbles(html, "sim-msg-customer") == ["oi", "tudo bem?"]
+    assert bubbles(html, "sim-msg-bot") == []
+    assert 'data-status="debounce"' in html
+    assert "Juntando as mensagens do cliente" in html and "Avançar tempo" in html
+
+    html = pane_post(pane, "advance")
+    bot = bubbles(html, "sim-msg-bot")
+    assert bot[0] == "Olá, Ana! 👋 Bem-vindo(a) à Loja da Ana."  # one answer to the burst
+    assert len(bot) == 2 and bot[1].startswith("Como posso te ajudar hoje?")
+    assert "⏩ 30 s depois" in html
+
+    # a burst at the menu: the first line that picks an option answers it
+    pane_post(pane, "send", text="hmm")
+    pane_post(pane, "send", text="2")
+    html = pane_post(pane, "advance")
+    assert bubbles(html, "sim-msg-customer") == ["oi", "tudo bem?", "hmm", "2"]
+    assert 'data-current-block="menu"' not in html
+    assert "Não entendi" not in html
+
+
+def test_the_simulator_pane_status_reads_in_english(pane):
+    pane_post(pane, "send", text="oi")
+    from html import unescape
+
+    response = pane.get("/flows/boas-vindas/simulator?lang=en", headers={"HX-Request": "true"})
+    assert "Gathering the customer's messages" in unescape(response.get_data(as_text=True))
