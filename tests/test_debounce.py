@@ -535,3 +535,17 @@ def test_the_simulator_pane_status_reads_in_english(pane):
 
     response = pane.get("/flows/boas-vindas/simulator?lang=en", headers={"HX-Request": "true"})
     assert "Gathering the customer's messages" in unescape(response.get_data(as_text=True))
+
+
+def test_a_keyword_trigger_matches_one_line_of_a_burst(db, clock):
+    keyword = {**GREETING, "id": "cardapio", "triggers": [{"type": "keyword", "match": "exact",
+                                                           "value": "cardápio"}],
+               "blocks": [block("m", "message", text="Nosso cardápio: pizza e lanche.")]}
+    service = make_service(db, clock, keyword)
+    ana = Customer(service)
+    conv = ana.says("boa noite")["conversation_id"]
+    clock[0] = T0 + 1
+    ana.says("cardapio")
+    clock[0] = T0 + 3
+    assert Worker(service).run_once() == 1
+    assert bot_texts(service, conv) == ["Nosso cardápio: pizza e lanche."]
