@@ -549,3 +549,25 @@ def test_a_keyword_trigger_matches_one_line_of_a_burst(db, clock):
     clock[0] = T0 + 3
     assert Worker(service).run_once() == 1
     assert bot_texts(service, conv) == ["Nosso cardápio: pizza e lanche."]
+
+
+def test_papo_timers_lists_the_burst_and_cancelling_it_strands_nothing(db, db_url, clock):
+    service = make_service(db, clock, GREETING)
+    ana = Customer(service)
+    conv = ana.says("oi")["conversation_id"]
+    ana.says("tudo bem?")
+    env = {"PAPO_DATABASE_URL": db_url, "PAPO_AUTO_CONCLUDE_AFTER": None, "PAPO_DEDUP_RETENTION": None,
+           "PAPO_DEBOUNCE_SECONDS": "2"}
+    listed = CliRunner().invoke(papo, ["timers", "list"], env=env, catch_exceptions=False)
+    [row] = listed.output.splitlines()[1:]
+    assert row.split()[1:] == [str(conv), "debounce", "2027-01-15T08:00:02Z"]
+    cancelled = CliRunner().invoke(papo, ["timers", "cancel", row.split()[0]], env=env, catch_exceptions=False)
+    assert cancelled.exit_code == 0
+    clock[0] = T0 + 60
+    assert Worker(service).run_once() == 0
+    # the customer's next message finds the burst's quiet time over: it is answered now,
+    # and the new message waits in a burst of its own
+    assert ana.says("alguém?")["replies"] == [{"text": "Oi! Como posso ajudar?", "buttons": []}]
+    clock[0] = T0 + 62
+    assert Worker(service).run_once() == 1
+    assert bot_texts(service, conv) == ["Oi! Como posso ajudar?"] * 2
