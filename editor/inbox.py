@@ -344,6 +344,8 @@ def timer_label(kind: str) -> str:
     """What people call a pending timer: a block's (from its kind) or the service's own."""
     if kind == "auto_conclude":
         return _("Conclusão automática por inatividade")
+    if kind == "debounce":
+        return _("Resposta do bot às mensagens seguidas do cliente")
     found = timer_kinds().get(kind)
     return _(found.label) if found else kind
 

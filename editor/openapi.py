@@ -386,7 +386,7 @@ def _operation_object(endpoint: str, method: str, described: Operation | None,
     return result
 
 
-SERVICE_TIMER_KINDS = ("auto_conclude",)  # timers the service schedules itself
+SERVICE_TIMER_KINDS = ("auto_conclude", "debounce")  # timers the service schedules itself
 
 
 def timer_kind_names() -> list[str]:

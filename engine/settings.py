@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 DEFAULT_HANDOFF_KEYWORDS = ("atendente", "humano", "falar com atendente")
 DEFAULT_WHATSAPP_API_BASE = "https://graph.facebook.com/v21.0"
+MAX_DEBOUNCE_SECONDS = 30
+# Channels whose customers type in bursts (DESIGN §10.6); ``api`` callers send whole requests.
+DEBOUNCE_CHANNELS = ("whatsapp", "web")
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -38,6 +41,22 @@ def parse_duration(value: str, name: str = "duration") -> float:
     return seconds
 
 
+def parse_debounce(value: str | None) -> float:
+    """``PAPO_DEBOUNCE_SECONDS``: 0 (off, the default) to 30 seconds."""
+    text = (value or "").strip()
+    if not text:
+        return 0.0
+    try:
+        seconds = float(text.replace(",", "."))
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= MAX_DEBOUNCE_SECONDS:  # NaN fails too
+        raise SettingsError(
+            f"PAPO_DEBOUNCE_SECONDS={value!r}: use de 0 a {MAX_DEBOUNCE_SECONDS} segundos (0 desliga) / "
+            f"must be 0 to {MAX_DEBOUNCE_SECONDS} seconds (0 turns it off).")
+    return seconds
+
+
 def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if value is None:
         return default
@@ -59,6 +78,9 @@ class Settings:
     whatsapp_api_base: str = DEFAULT_WHATSAPP_API_BASE
     secret_key: str | None = None
     metrics_token: str | None = None  # PAPO_METRICS_TOKEN: GET /metrics needs it; unset → 404
+    # PAPO_DEBOUNCE_SECONDS: the bot answers a burst of messages once (0 = off)
+    debounce_seconds: float = 0.0
+    debounce_channels: tuple[str, ...] = DEBOUNCE_CHANNELS  # the simulator pane adds ``test``
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +101,7 @@ class Settings:
             whatsapp_api_base=(env.get("PAPO_WHATSAPP_API_BASE") or DEFAULT_WHATSAPP_API_BASE).rstrip("/"),
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
+            debounce_seconds=parse_debounce(env.get("PAPO_DEBOUNCE_SECONDS")),
         )
         values.update(overrides)
         return cls(**values)

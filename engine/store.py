@@ -260,7 +260,7 @@ timers = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(24), nullable=False),  # wait | question_timeout | auto_conclude
+    Column("kind", String(24), nullable=False),  # wait | question_timeout | auto_conclude | debounce
     Column("due_at", UtcDateTime, nullable=False),
     Column("payload", Json, nullable=False),
     Column("status", String(12), nullable=False, default="pending"),  # pending|fired|cancelled
