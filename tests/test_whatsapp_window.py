@@ -436,3 +436,79 @@ def test_a_list_reply_is_understood_as_the_option(db, service, clock):
     conv = service.get_conversation(service.list_conversations()["items"][0]["id"])
     assert conv["variables"]["pedido"] == "Pizza quatro queijos especial"
     assert conv["messages"][-1]["text"] == "Anotado: Pizza quatro queijos especial"
+
+
+# -- the inbox (HTML) -------------------------------------------------------------------------
+
+@pytest.fixture
+def agent_client(app, api_clock, fake_graph):
+    """Agent ``dani`` logged in to the inbox; templates synced; the app's clock at hand."""
+    from engine import accounts
+
+    engine = app.extensions["papo"]["engine"]
+    accounts.create_user(engine, "dani", "agent", password="senha-de-teste-123", name="Dani")
+    fake_graph.templates = list(APPROVED)
+    settings = Settings(whatsapp_token=TOKEN, whatsapp_business_account_id=WABA_ID,
+                        whatsapp_api_base=fake_graph.api_base)
+    assert whatsapp_templates.sync(engine, settings, api_clock.now).ok
+    client = app.test_client()
+    assert client.post("/login", data={"login": "dani", "password": "senha-de-teste-123"}).status_code == 302
+    return client
+
+
+def whatsapp_conversation(app) -> int:
+    from editor.app import get_service
+
+    with app.app_context():
+        return get_service(app).handle_inbound("whatsapp", {"external_id": WA_ID, "name": "Ana"},
+                                               {"id": "wamid.H1", "text": "oi"})["conversation_id"]
+
+
+def test_the_inbox_shows_the_window_and_refuses_free_text_once_it_closed(app, agent_client, api_clock):
+    conversation_id = whatsapp_conversation(app)
+    api_clock.advance(21 * HOUR + 10)
+    page = agent_client.get(f"/inbox/{conversation_id}").get_data(as_text=True)
+    assert "Janela de 24 h: fecha em 2 h" in page
+    assert 'id="template-form" class="reply template-form" hidden' in page
+    api_clock.advance(2 * HOUR + 3580)  # 10 s left
+    assert "Janela de 24 h: fecha em 1 min" in agent_client.get(f"/inbox/{conversation_id}").get_data(as_text=True)
+    api_clock.advance(20)
+    page = agent_client.get(f"/inbox/{conversation_id}").get_data(as_text=True)
+    assert "Janela fechada" in page and "Enviar modelo" in page
+    assert 'id="reply-form" class="reply" hidden' in page
+    assert "retomar_conversa (pt_BR)" in page
+    refused = agent_client.post(f"/inbox/{conversation_id}/messages", data={"text": "Oi?"},
+                                headers={"HX-Request": "true", "HX-Target": "conv-live"})
+    assert refused.status_code == 409
+    assert "Envie um modelo aprovado" in refused.get_data(as_text=True)
+    english = agent_client.post(f"/inbox/{conversation_id}/messages?lang=en", data={"text": "Hi?"})
+    assert english.status_code == 409 and "Send an approved template" in english.get_data(as_text=True)
+    sent = agent_client.post(f"/inbox/{conversation_id}/messages/template",
+                             data={"template": "retomar_conversa|pt_BR", "template.params": ["Ana"]},
+                             headers={"HX-Request": "true", "HX-Target": "conv-live"})
+    assert sent.status_code == 200
+    assert "Oi Ana! Podemos continuar seu atendimento?" in sent.get_data(as_text=True)
+    missing = agent_client.post(f"/inbox/{conversation_id}/messages/template",
+                                data={"template": "pedido_pronto|pt_BR", "template.params": ["Ana", ""]},
+                                headers={"HX-Request": "true", "HX-Target": "conv-live"})
+    assert missing.status_code == 422
+    assert "Fill in every parameter of the template." in missing.get_data(as_text=True)  # lang=en stuck
+
+
+def test_a_message_not_sent_for_the_window_is_explained_in_the_timeline(db, service, clock, fake_graph):
+    publish(db, reminder_flow(READY))
+    conversation_id = customer_says(service, "oi")
+    sender.send_due(service, now=clock[0])
+    advance(service, clock, 25 * HOUR)
+    advance(service, clock, 25 * HOUR)
+    from editor.inbox import whatsapp_extras
+    from engine import queries
+
+    msgs, _acts, _read = queries.timeline_rows(db, conversation_id)
+    extras = whatsapp_extras(msgs[-1], {})
+    assert extras["delivery"]["error"]["code"] == "window_closed"
+
+
+def test_the_settings_page_is_for_admins(app, agent_client, api_tokens):
+    assert agent_client.get("/settings/whatsapp").status_code == 403
+    assert agent_client.post("/settings/whatsapp/templates/sync").status_code == 403
