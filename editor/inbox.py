@@ -444,7 +444,7 @@ def window_banner(closes_at: str | None, channel: str, now: float) -> dict | Non
 
 def _conversation_context(conversation_id: int, notice: dict | None = None) -> dict:
     db = get_engine()
-    marker = queries.conversation_marker(db, conversation_id)
+    marker = queries.conversation_marker(db, conversation_id, get_service().clock())
     try:
         conv = get_service().get_conversation(conversation_id, include_test=False)
     except NotFound:
@@ -512,7 +512,7 @@ def show(conversation_id: int):
             response.headers["HX-Push-Url"] = filters.url(request.path)
     elif target == "conv-live":
         since = request.args.get("since")
-        if since and since == queries.conversation_marker(db, conversation_id):
+        if since and since == queries.conversation_marker(db, conversation_id, get_service().clock()):
             return _no_change()
         try:
             ctx = _conversation_context(conversation_id)

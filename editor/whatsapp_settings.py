@@ -9,6 +9,8 @@ Routes (blueprint ``whatsapp_settings``)::
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import Blueprint
 from flask_babel import gettext as _
 
@@ -41,9 +43,11 @@ def _page(notice: dict | None = None, status: int = 200):
         {"name": "PAPO_WHATSAPP_API_BASE", "label": _("Endereço da API"),
          "value": settings.whatsapp_api_base},
     ]
+    templates = whatsapp_templates.list_templates(get_engine())
+    synced_at = datetime.fromisoformat(templates[0]["synced_at"].replace("Z", "+00:00")) if templates else None
     response = render_page(
         "settings/whatsapp.html", configured=configured, notice=notice,
-        templates=whatsapp_templates.list_templates(get_engine()),
+        templates=templates, synced_at=synced_at,
         can_sync=bool(settings.whatsapp_business_account_id and settings.whatsapp_token))
     response.status_code = status
     return response

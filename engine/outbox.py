@@ -240,6 +240,10 @@ def _message_failed(conn, claim: Claim, at: float, code: str, title: str) -> Non
     details["delivery"] = {"status": "failed", "at": iso(utc(at)),
                            "error": {"code": code, "title": title[:500]}}
     conn.execute(update(messages).where(messages.c.id == row.id).values(details=details))
+    # A changed version is what the inbox's live view polls for (queries.conversation_marker);
+    # a unit of work that read the old one simply reads again.
+    conn.execute(update(conversations).where(conversations.c.id == claim.conversation_id)
+                 .values(version=conversations.c.version + 1))
 
 
 # ---------------------------------------------------------------------- text or template

@@ -285,16 +285,25 @@ def list_marker(db: Engine) -> str:
     return f"{row[0]}.{_stamp(row[1])}.{_stamp(row[2])}"
 
 
-def conversation_marker(db: Engine, conversation_id: int) -> str | None:
+def conversation_marker(db: Engine, conversation_id: int, now: float | None = None) -> str | None:
     """Changes whenever this conversation changes (the service bumps ``version`` on every
-    write) or one of its timers is fired or cancelled. None: no such conversation."""
+    write) or one of its timers is fired or cancelled. None: no such conversation.
+    Given ``now``, a WhatsApp conversation's marker also moves each minute of its 24-hour
+    window and when it closes, so the inbox's banner and composer follow the clock."""
     pending = (select(func.count()).select_from(timers)
                .where(timers.c.conversation_id == conversation_id, timers.c.status == "pending")
                .scalar_subquery())
     with read_only(db) as conn:
-        row = conn.execute(select(conversations.c.version, pending).where(
+        row = conn.execute(select(conversations.c.version, pending, conversations.c.channel).where(
             conversations.c.id == conversation_id)).first()
-    return None if row is None else f"{row[0]}.{row[1]}"
+        if row is None:
+            return None
+        marker = f"{row[0]}.{row[1]}"
+        if now is None or row[2] != "whatsapp":
+            return marker
+        closes = whatsapp_window.window_of(conn, conversation_id)
+    left = closes.timestamp() - now if closes is not None else 0
+    return f"{marker}.{int(left // 60) if left > 0 else 'closed'}"
 
 
 def previews(db: Engine, ids: list[int], login: str | None = None) -> dict[int, dict]:

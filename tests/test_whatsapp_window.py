@@ -512,3 +512,15 @@ def test_a_message_not_sent_for_the_window_is_explained_in_the_timeline(db, serv
 def test_the_settings_page_is_for_admins(app, agent_client, api_tokens):
     assert agent_client.get("/settings/whatsapp").status_code == 403
     assert agent_client.post("/settings/whatsapp/templates/sync").status_code == 403
+
+
+def test_the_live_view_follows_the_window_as_it_closes(app, agent_client, api_clock):
+    from engine import queries
+
+    conversation_id = whatsapp_conversation(app)
+    live = {"HX-Request": "true", "HX-Target": "conv-live"}
+    marker = queries.conversation_marker(app.extensions["papo"]["engine"], conversation_id, api_clock.now)
+    assert agent_client.get(f"/inbox/{conversation_id}?since={marker}", headers=live).status_code == 204
+    api_clock.advance(24 * HOUR)  # nothing was written, but the window closed
+    poll = agent_client.get(f"/inbox/{conversation_id}?since={marker}", headers=live)
+    assert poll.status_code == 200 and 'data-window-state="closed"' in poll.get_data(as_text=True)
