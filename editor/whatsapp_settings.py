@@ -65,8 +65,10 @@ def sync():
     service = get_service()
     result = whatsapp_templates.sync(get_engine(), get_settings(), service.clock())
     if not result.ok:
+        # 422: a setting is missing; 502: the Graph API refused or did not answer.
+        error = _(result.error) if result.not_configured else result.error  # Meta's own words
         return _page({"level": "error", "text": _("Os modelos não foram sincronizados: %(error)s",
-                                                  error=result.error)}, 502)
+                                                  error=error)}, 422 if result.not_configured else 502)
     return _page({"level": "success", "text": _(
         "%(count)d modelos aprovados sincronizados (%(skipped)d ainda não aprovados ficaram de fora).",
         count=result.approved, skipped=result.skipped)})

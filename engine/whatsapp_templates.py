@@ -26,6 +26,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection, Engine
 
 from engine.db import read_only
+from engine.i18n import N_
 from engine.moments import iso, utc
 from engine.store import whatsapp_templates
 
@@ -36,6 +37,7 @@ MAX_PAGES = 100  # 100 pages of 100 templates: far above Meta's 250-template cap
 PAGE_SIZE = 100
 HTTP_TIMEOUT_S = 15.0
 FIELDS = "name,language,status,category,components"
+NOT_CONFIGURED = N_("Configure PAPO_WHATSAPP_BUSINESS_ACCOUNT_ID e PAPO_WHATSAPP_TOKEN para buscar os modelos.")
 
 # ``http_get(url, headers) -> (status, body text)``; raises ``OSError`` when no answer came.
 HttpGet = Callable[[str, dict], tuple[int, str]]
@@ -49,6 +51,7 @@ class SyncResult:
     skipped: int = 0  # templates read but not approved (pending, rejected, paused…)
     pages: int = 0
     error: str | None = None  # pt-BR, for the person who asked for the sync
+    not_configured: bool = False  # the error is a missing setting, not Meta's answer
 
     @property
     def ok(self) -> bool:
@@ -108,8 +111,7 @@ def fetch(settings, http_get: HttpGet | None = None) -> tuple[list[dict], int, s
     """Every template of the business account, following ``paging.next``:
     ``(templates, pages, error)``; ``error`` (pt-BR) when a page could not be read."""
     if not settings.whatsapp_business_account_id or not settings.whatsapp_token:
-        return [], 0, ("Configure PAPO_WHATSAPP_BUSINESS_ACCOUNT_ID e PAPO_WHATSAPP_TOKEN "
-                       "para buscar os modelos.")
+        return [], 0, NOT_CONFIGURED
     http_get = http_get or _http_get
     headers = {"Authorization": f"Bearer {settings.whatsapp_token}", "User-Agent": "papo"}
     url: str | None = templates_url(settings)
@@ -139,6 +141,8 @@ def fetch(settings, http_get: HttpGet | None = None) -> tuple[list[dict], int, s
 
 def sync(db: Engine, settings, now: float, http_get: HttpGet | None = None) -> SyncResult:
     """Replace the table with the account's approved templates (nothing changes on error)."""
+    if not settings.whatsapp_business_account_id or not settings.whatsapp_token:
+        return SyncResult(error=NOT_CONFIGURED, not_configured=True)
     found, pages, error = fetch(settings, http_get)
     if error:
         log.warning("WhatsApp templates not synced: %s", error)

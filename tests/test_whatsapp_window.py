@@ -524,3 +524,16 @@ def test_the_live_view_follows_the_window_as_it_closes(app, agent_client, api_cl
     api_clock.advance(24 * HOUR)  # nothing was written, but the window closed
     poll = agent_client.get(f"/inbox/{conversation_id}?since={marker}", headers=live)
     assert poll.status_code == 200 and 'data-window-state="closed"' in poll.get_data(as_text=True)
+
+
+def test_the_settings_page_says_why_a_sync_failed(app, api, api_tokens):
+    from engine import accounts
+
+    accounts.create_user(app.extensions["papo"]["engine"], "chefe", "admin", password="senha-de-teste-123")
+    client = app.test_client()
+    assert client.post("/login", data={"login": "chefe", "password": "senha-de-teste-123"}).status_code == 302
+    page = client.get("/settings/whatsapp").get_data(as_text=True)
+    assert "Nenhum modelo sincronizado ainda." in page and "disabled" in page
+    refused = client.post("/settings/whatsapp/templates/sync")
+    assert refused.status_code == 422
+    assert "PAPO_WHATSAPP_BUSINESS_ACCOUNT_ID" in refused.get_data(as_text=True)
