@@ -549,11 +549,17 @@ for _action, _schema, _summary in _ACTIONS:
 
 @bp.post(f"{_CONVERSATION}/messages")
 @operation("Send an agent message (opens the conversation)", tag="conversations",
-           body="message", ok_schema="ActionResult", errors=(404,))
+           body="message", ok_schema="ActionResult", errors=(404, 409),
+           description="WhatsApp: outside the 24-hour window free text is refused with 409 "
+                       "`window_closed`; send an approved `template` instead.")
 def conversation_message(conversation_id: int):
     body = json_body("message")
     _visible_conversation(conversation_id)
-    return _action_result(get_service().agent_message(conversation_id, _actor(), body["text"]))
+    template = body.get("template")
+    if template is not None:
+        return _action_result(get_service().agent_template(
+            conversation_id, _actor(), template["name"], template["language"], template.get("params") or []))
+    return _action_result(get_service().agent_message(conversation_id, _actor(), body.get("text")))
 
 
 @bp.post(f"{_CONVERSATION}/transfer")

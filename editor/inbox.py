@@ -50,9 +50,9 @@ from editor.app import get_engine, get_service, render_page
 from editor.auth import current_user, login_required
 from editor.i18n import current_lang
 from editor.security import query_int
-from engine import accounts, queries, timeline
+from engine import accounts, queries, timeline, whatsapp_templates
 from engine import conversation as machine
-from engine.errors import Invalid, NotFound
+from engine.errors import Conflict, Invalid, NotFound
 from engine.flows import FlowRepository
 from engine.whatsapp import PLACEHOLDERS
 
@@ -427,9 +427,26 @@ def earlier_periods(acts: list[dict]) -> list[dict]:
     return out[::-1]
 
 
+def window_banner(closes_at: str | None, channel: str, now: float) -> dict | None:
+    """WhatsApp's 24-hour window as the inbox shows it (DESIGN §10.4): ``{"state", "text"}``;
+    None on other channels."""
+    if channel != "whatsapp":
+        return None
+    closing = _parse_iso(closes_at)
+    left = closing.timestamp() - now if closing is not None else 0
+    if left <= 0:
+        return {"state": "closed", "text": _("Janela fechada"), "help": _(
+            "O cliente não escreve há mais de 24 horas: o WhatsApp só entrega modelos aprovados.")}
+    if left < 3600:
+        when = _("fecha em %(n)d min", n=max(1, int(left // 60)))
+    else:
+        when = _("fecha em %(n)d h", n=int(left // 3600))
+    return {"state": "open", "text": _("Janela de 24 h: %(when)s", when=when), "help": None}
+
+
 def _conversation_context(conversation_id: int, notice: dict | None = None) -> dict:
     db = get_engine()
-    marker = queries.conversation_marker(db, conversation_id)
+    marker = queries.conversation_marker(db, conversation_id, get_service().clock())
     try:
         conv = get_service().get_conversation(conversation_id, include_test=False)
     except NotFound:
@@ -456,6 +473,8 @@ def _conversation_context(conversation_id: int, notice: dict | None = None) -> d
         "transferable": [u for u in users if u["login"] != _me() and not u.get("disabled")],
         "others": others,
         "earlier": earlier_periods(acts),
+        "window": window_banner(conv.get("window_closes_at"), conv["channel"], get_service().clock()),
+        "whatsapp_templates": whatsapp_templates.list_templates(db) if conv["channel"] == "whatsapp" else [],
     }
 
 
@@ -495,7 +514,7 @@ def show(conversation_id: int):
             response.headers["HX-Push-Url"] = filters.url(request.path)
     elif target == "conv-live":
         since = request.args.get("since")
-        if since and since == queries.conversation_marker(db, conversation_id):
+        if since and since == queries.conversation_marker(db, conversation_id, get_service().clock()):
             return _no_change()
         try:
             ctx = _conversation_context(conversation_id)
@@ -607,7 +626,33 @@ def reply(conversation_id: int):
             "level": "error", "text": _("Escreva uma mensagem antes de enviar.")}, 422, False)
     service = get_service()
     _require_conversation(service, conversation_id)
-    service.agent_message(conversation_id, _me(), text)
+    try:
+        service.agent_message(conversation_id, _me(), text)
+    except Conflict as exc:  # WhatsApp's 24-hour window closed: a template must go instead
+        raise Conflict(_("A janela de 24 h do WhatsApp está fechada: o cliente não escreve há "
+                         "mais de 24 horas e o WhatsApp não entrega texto livre. Envie um modelo "
+                         "aprovado."), code=exc.code) from None
+    return _respond(conversation_id, filters, None)
+
+
+@bp.post(f"/inbox/{_ID}/messages/template")
+@login_required
+def send_template(conversation_id: int):
+    """The composer's "Enviar modelo": an approved WhatsApp template with its parameters."""
+    filters = Filters.from_args(request.args)
+    name, _bar, language = (request.form.get("template") or "").strip().rpartition("|")
+    if not name:
+        return _respond(conversation_id, filters, {
+            "level": "error", "text": _("Escolha um modelo antes de enviar.")}, 422, False)
+    service = get_service()
+    _require_conversation(service, conversation_id)
+    try:
+        service.agent_template(conversation_id, _me(), name, language,
+                               request.form.getlist("template.params"))
+    except Invalid as exc:
+        text = _("Preencha todos os parâmetros do modelo.") if exc.extra.get("expected") is not None \
+            else _("Este modelo não está entre os aprovados. Sincronize os modelos em Configurações › WhatsApp.")
+        return _respond(conversation_id, filters, {"level": "error", "text": text}, 422, False)
     return _respond(conversation_id, filters, None)
 
 

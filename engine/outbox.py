@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, insert, or_, select, update
 
-from engine import metrics
+from engine import metrics, whatsapp_templates, whatsapp_window
 from engine.moments import iso, utc
 from engine.store import contacts, conversations, messages, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
@@ -233,7 +233,9 @@ def _mark_retry(service, claim: Claim, at: float, error: str, retry_after: float
     return done.rowcount == 1
 
 
-def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
+def _mark_failed(service, claim: Claim, at: float, error: str, code: str | None = None) -> bool:
+    """The row failed for good; ``code`` (``window_closed``, ``template_unknown``): papo
+    did not send it at all, and the message's ``delivery`` says so in the timeline."""
     with service.db.begin() as conn:
         done = conn.execute(update(outbox).where(
             outbox.c.id == claim.id, outbox.c.status == "sending",
@@ -241,12 +243,76 @@ def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
         ).values(status="failed", claimed_until=None, last_error=error[:2000]))
         if done.rowcount != 1:
             return False
+        if code is not None:
+            _message_failed(conn, claim, at, code, error)
         conn.execute(insert(run_log).values(
             conversation_id=claim.conversation_id, level="error", block_id=None,
             message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))
     log.warning("outbox row %s failed for good: %s", claim.id, error,
                 extra={"outbox_id": claim.id, "conversation_id": claim.conversation_id})
     return True
+
+
+def _message_failed(conn, claim: Claim, at: float, code: str, title: str) -> None:
+    """``delivery: {"status": "failed", "at", "error": {"code", "title"}}`` on the message
+    the row carried (DESIGN §10.6); found by the row's key, its ``external_id`` until sent."""
+    row = conn.execute(select(messages.c.id, messages.c.details).where(
+        messages.c.conversation_id == claim.conversation_id,
+        messages.c.external_id == claim.idempotency_key)).first()
+    if row is None:
+        return
+    details = dict(row.details) if isinstance(row.details, dict) else {}
+    details["delivery"] = {"status": "failed", "at": iso(utc(at)),
+                           "error": {"code": code, "title": title[:500]}}
+    conn.execute(update(messages).where(messages.c.id == row.id).values(details=details))
+    # A changed version is what the inbox's live view polls for (queries.conversation_marker);
+    # a unit of work that read the old one simply reads again.
+    conn.execute(update(conversations).where(conversations.c.id == claim.conversation_id)
+                 .values(version=conversations.c.version + 1))
+
+
+# ---------------------------------------------------------------------- text or template
+WINDOW_CLOSED = "window_closed"
+TEMPLATE_UNKNOWN = "template_unknown"
+WINDOW_CLOSED_TEXT = ("fora da janela de 24 h: o cliente não escreve há mais de 24 horas e a "
+                      "mensagem não tem modelo do WhatsApp")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a row becomes at send time: a request ``body``, or why it is not sent."""
+
+    body: dict | None = None
+    code: str | None = None  # window_closed | template_unknown
+    error: str = ""
+
+
+def outgoing(service, claim: Claim, now: float) -> Outgoing:
+    """Text or template, decided at send time (DESIGN §10.4).
+
+    Inside the 24-hour window the text goes (with its buttons or list); outside it the
+    block's approved template goes instead, and a message without one is not sent at all
+    (WhatsApp would accept it and then drop it): it fails with ``window_closed``. An agent's
+    template (``send: template``) always goes as a template. A template that is not among
+    the synced approved ones fails with ``template_unknown``.
+    """
+    payload = claim.payload
+    template = payload.get("template") if isinstance(payload.get("template"), dict) else None
+    with service.db.connect() as conn:
+        if payload.get("send") != "template":
+            last_in = whatsapp_window.last_inbound(conn, [claim.conversation_id]).get(claim.conversation_id)
+            if whatsapp_window.is_open(last_in, now):
+                return Outgoing(body=message_body(payload))
+            if template is None:
+                return Outgoing(code=WINDOW_CLOSED, error=WINDOW_CLOSED_TEXT)
+        if template is None:
+            return Outgoing(code=TEMPLATE_UNKNOWN, error="modelo do WhatsApp ausente")
+        known = whatsapp_templates.find(conn, str(template.get("name")), str(template.get("language")))
+    if known is None:
+        return Outgoing(code=TEMPLATE_UNKNOWN, error=(
+            f"o modelo do WhatsApp \"{template.get('name')}\" ({template.get('language')}) não está "
+            "entre os aprovados sincronizados"))
+    return Outgoing(body=whatsapp_templates.message_body(payload["to"], template))
 
 
 # ---------------------------------------------------------------------- one delivery
@@ -289,7 +355,10 @@ def _send(service, claim: Claim, http, now, *, lease_s: float, then_claim: bool
             return "lost", None  # another sender took it after our lease ran out
     settings = service.settings
     try:
-        body = json.dumps(message_body(claim.payload), ensure_ascii=False).encode("utf-8")
+        chosen = outgoing(service, claim, clock())
+        if chosen.body is None:
+            return "failed" if _mark_failed(service, claim, clock(), chosen.error, chosen.code) else "lost"
+        body = json.dumps(chosen.body, ensure_ascii=False).encode("utf-8")
     except (KeyError, TypeError, ValueError) as exc:
         return ("failed" if _mark_failed(service, claim, clock(),
                                          f"mensagem inválida na fila ({exc})") else "lost"), None

@@ -76,6 +76,8 @@ class Settings:
     whatsapp_token: str | None = None
     whatsapp_phone_number_id: str | None = None
     whatsapp_api_base: str = DEFAULT_WHATSAPP_API_BASE
+    # The WhatsApp Business Account id: its approved message templates are synced from it.
+    whatsapp_business_account_id: str | None = None
     secret_key: str | None = None
     metrics_token: str | None = None  # PAPO_METRICS_TOKEN: GET /metrics needs it; unset → 404
     # PAPO_DEBOUNCE_SECONDS: the bot answers a burst of messages once (0 = off)
@@ -99,6 +101,7 @@ class Settings:
             whatsapp_token=env.get("PAPO_WHATSAPP_TOKEN") or None,
             whatsapp_phone_number_id=env.get("PAPO_WHATSAPP_PHONE_NUMBER_ID") or None,
             whatsapp_api_base=(env.get("PAPO_WHATSAPP_API_BASE") or DEFAULT_WHATSAPP_API_BASE).rstrip("/"),
+            whatsapp_business_account_id=(env.get("PAPO_WHATSAPP_BUSINESS_ACCOUNT_ID") or "").strip() or None,
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
             debounce_seconds=parse_debounce(env.get("PAPO_DEBOUNCE_SECONDS")),

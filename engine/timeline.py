@@ -12,14 +12,17 @@ A message is ``{"id", "direction", "author", "text", "buttons", "at"}`` plus, wh
   not have that message);
 - ``reaction``: ``{"emoji", "at"}``, the customer's reaction to it;
 - ``deleted: true`` (the customer deleted it; its content is gone) and ``edited: true``
-  with ``edits``: the earlier texts, oldest first, ``[{"text", "at"}]``.
+  with ``edits``: the earlier texts, oldest first, ``[{"text", "at"}]``;
+- ``delivery``: ``{"status", "at", "error": {"code", "title"} | null}`` of an outbound
+  WhatsApp message (e.g. ``failed`` with ``window_closed`` when the 24-hour window had
+  closed and the block had no template; DESIGN §10.6).
 """
 from __future__ import annotations
 
 from engine.moments import iso
 
 # Keys of ``messages.details`` shown as they are stored.
-SHOWN_AS_STORED = ("media", "contacts", "order", "referral", "referred_product")
+SHOWN_AS_STORED = ("media", "contacts", "order", "referral", "referred_product", "delivery")
 # Every key a message may have besides the six of DESIGN §6.
 EXTRA_KEYS = (*SHOWN_AS_STORED, "forwarded", "reply_to", "reaction", "deleted", "edited", "edits")
 

@@ -592,6 +592,17 @@ def _title(label: str, limit: int) -> str:
     return label.strip()[:limit].strip() or label[:limit]
 
 
+def _with_full_labels(body: str, labels: list[str], titles: list[str]) -> str:
+    """The body, with the options' whole labels below it when WhatsApp's title limit cut
+    one of them (the customer reads them all; the reply still comes by id). Left as it
+    is when that would pass the 1,024-character body limit (rows keep a description)."""
+    if all(title == label.strip() for label, title in zip(labels, titles, strict=True)):
+        return body
+    numbered = "\n".join(f"{n}. {label.strip()}" for n, label in enumerate(labels, 1))
+    whole = f"{body}\n\n{numbered}"
+    return whole if len(whole) <= INTERACTIVE_BODY_MAX else body
+
+
 def message_body(payload: dict) -> dict:
     """The Cloud API ``/messages`` body for one outbox row ``{"to", "text", "buttons"}``.
 
@@ -615,7 +626,7 @@ def message_body(payload: dict) -> dict:
                 if len(set(titles)) == len(titles):
                     return {**envelope, "type": "interactive", "interactive": {
                         "type": "button",
-                        "body": {"text": body_text},
+                        "body": {"text": _with_full_labels(body_text, labels, titles)},
                         "action": {"buttons": [
                             {"type": "reply", "reply": {"id": f"b{n}", "title": title}}
                             for n, title in enumerate(titles, 1)]}}}
@@ -630,7 +641,7 @@ def message_body(payload: dict) -> dict:
                         rows.append(row)
                     return {**envelope, "type": "interactive", "interactive": {
                         "type": "list",
-                        "body": {"text": body_text},
+                        "body": {"text": _with_full_labels(body_text, labels, titles)},
                         "action": {"button": LIST_BUTTON_LABEL, "sections": [{"rows": rows}]}}}
         numbered = "\n".join(f"{n}. {label}" for n, label in enumerate(labels, 1))
         text = f"{text}\n\n{numbered}" if text.strip() else numbered

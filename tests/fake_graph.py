@@ -9,6 +9,9 @@ key that already got a 2xx answer gets the same answer again and is not recorded
         graph.fail(1, status=429, retry_after=30)
         graph.reject(400, "(#131030) Recipient phone number not in allowed list")
         graph.hang(1, seconds=2)       # answer the next request only after 2 s
+        graph.templates = [{"name": "pedido_pronto", "language": "pt_BR", "status": "APPROVED",
+                            "components": [{"type": "BODY", "text": "Olá {{1}}!"}]}]
+        graph.page_size = 2            # GET /<version>/<waba>/message_templates pages by 2
         ...graph.api_base, graph.delivered, graph.requests
 """
 from __future__ import annotations
@@ -52,6 +55,9 @@ class FakeGraph:
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._count = 0
+        # Served by GET /<version>/<business account id>/message_templates, paged.
+        self.templates: list[dict] = []
+        self.page_size = 25
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -68,7 +74,7 @@ class FakeGraph:
                 fake._handle(self, body)
 
             def do_GET(self):  # noqa: N802
-                self._send(404, {"error": {"message": "Unknown path", "code": 100}})
+                fake._handle_get(self)
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode()
@@ -145,15 +151,45 @@ class FakeGraph:
         return False
 
     def texts(self) -> list[str]:
-        """The text (or interactive body text) of each delivered message."""
+        """The text (or interactive body text, or template name) of each delivered message."""
         out = []
         for req in self.delivered:
             body = req.json
             out.append(body["text"]["body"] if body["type"] == "text"
+                       else f"template:{body['template']['name']}" if body["type"] == "template"
                        else body["interactive"]["body"]["text"])
         return out
 
     # -- the handler ----------------------------------------------------------------
+    def _handle_get(self, handler) -> None:
+        """``message_templates`` of any business account, ``page_size`` per page, with
+        ``paging.next`` as Meta writes it (a full URL with an ``after`` cursor)."""
+        from urllib.parse import parse_qs, urlsplit
+
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        request = Request("GET", handler.path, headers, b"")
+        with self._lock:
+            self.requests.append(request)
+        parts = urlsplit(handler.path)
+        if not parts.path.rstrip("/").endswith("/message_templates") or \
+                not parts.path.startswith(f"/{self.version}/"):
+            request.status = 404
+            handler._send(404, {"error": {"message": "Unknown path", "code": 100}})
+            return
+        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+            request.status = 401
+            handler._send(401, {"error": {"message": "Invalid OAuth access token.", "code": 190}})
+            return
+        after = int((parse_qs(parts.query).get("after") or ["0"])[0])
+        page = self.templates[after:after + self.page_size]
+        answer: dict = {"data": page, "paging": {"cursors": {"before": str(after),
+                                                             "after": str(after + len(page))}}}
+        if after + self.page_size < len(self.templates):
+            answer["paging"]["next"] = (f"http://127.0.0.1:{self.port}{parts.path}?limit={self.page_size}"
+                                        f"&after={after + self.page_size}")
+        request.status = 200
+        handler._send(200, answer)
+
     def _handle(self, handler, body: bytes) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         request = Request("POST", handler.path, headers, body)

@@ -77,6 +77,9 @@ class AgentMessage:
     actor: str
     text: str
     at: float
+    # WhatsApp: an approved template sent as such (``{"name", "language", "params"}``);
+    # ``text`` is then its body as the customer reads it.
+    template: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,8 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
         d.message("note", event.actor, event.text, [], event.at)
     elif isinstance(event, AgentMessage):
         _transition(d, "agent_message", event.actor, event.at)
-        d.message("out", event.actor, event.text, [], event.at)
+        d.message("out", event.actor, event.text, [], event.at, template=event.template,
+                  template_only=event.template is not None)
         if d.status == machine.OPEN:
             _schedule_auto_conclude(d, event.at)
     elif isinstance(event, Rename):
@@ -165,17 +166,25 @@ class _Draft:
         return changed
 
     def message(self, direction: str, author: str, text: str, buttons, now: float,
-                external_id: str | None = None, details: dict | None = None) -> None:
+                external_id: str | None = None, details: dict | None = None,
+                template: dict | None = None, template_only: bool = False) -> None:
         at = utc(now)
         buttons = list(buttons or [])
         if direction == "out" and self.channel == "whatsapp":
             # The outbox row's key is made here, so nothing waits for the message's row id;
             # the message keeps it (external_id) to be found from its outbox row.
             external_id = f"out-{uuid.uuid4().hex}"
+            payload = {"to": self.state.get("contact", {}).get("external_id"), "text": text,
+                       "buttons": buttons}
+            if template is not None:
+                # The sender picks text or template at send time (the 24-hour window,
+                # engine/outbox.py); ``template_only``: an agent chose the template.
+                payload["template"] = template
+                if template_only:
+                    payload["send"] = "template"
             self.outbox.append({
                 "conversation_id": self.id, "channel": "whatsapp", "idempotency_key": external_id,
-                "payload": {"to": self.state.get("contact", {}).get("external_id"), "text": text,
-                            "buttons": buttons},
+                "payload": payload,
                 "status": "pending", "attempts": 0, "next_attempt_at": at, "created_at": at})
         self.messages.append({"conversation_id": self.id, "direction": direction, "author": author,
                               "text": text, "buttons": buttons, "at": at, "external_id": external_id,
@@ -440,7 +449,7 @@ def _feed(d: _Draft, flow: CompiledFlow, event, draft_revision: int | None = Non
             d.cancel_bot_timers()
         run["timers"] = False
     for out in outbound:
-        d.message("out", "bot", out["text"], out["buttons"], now)
+        d.message("out", "bot", out["text"], out["buttons"], now, template=out.get("template"))
         d.replies.append({"text": out["text"], "buttons": out["buttons"]})
     jump = None
     for effect in effects:
