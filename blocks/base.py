@@ -104,6 +104,9 @@ class LintContext:
     connected: Callable[[str], bool]  # whether this port of the block leads to a block
     flows: Mapping[str, set[str]]  # every known flow id -> its block ids (jump targets)
     unknown_operators: Callable[[Any], set[str]]  # JSONLogic operators that do not exist
+    # The synced WhatsApp templates, ``{(name, language): parameter count}``; None when
+    # not known (a file linted without a database): templates are not checked then.
+    whatsapp_templates: Mapping[tuple[str, str], int] | None = None
 
 
 def no_problems(data: dict, ctx: LintContext) -> list[Problem]:
@@ -120,6 +123,37 @@ def whatsapp_problems(text: str, labels: list[str]) -> list[Problem]:
     problems += [("warning", "button_too_long", {"label": label, "length": len(label)})
                  for label in labels if len(label) > WHATSAPP_MAX_LABEL]
     return problems
+
+
+def template_problems(data: dict, ctx: LintContext) -> list[Problem]:
+    """A block's WhatsApp ``template`` against the synced ones: unknown name, unknown
+    language, wrong parameter count (errors: WhatsApp would refuse it, DESIGN §10.4)."""
+    template = data.get("template")
+    if not isinstance(template, dict) or ctx.whatsapp_templates is None:
+        return []
+    name, language = template.get("name", ""), template.get("language", "")
+    params = template.get("params") or []
+    known = ctx.whatsapp_templates
+    if (name, language) not in known:
+        languages = sorted(lang for (n, lang) in known if n == name)
+        if languages:
+            return [("error", "template_language_unknown",
+                     {"name": name, "language": language, "languages": ", ".join(languages)})]
+        return [("error", "template_unknown", {"name": name})]
+    expected = known[(name, language)]
+    if len(params) != expected:
+        return [("error", "template_param_count", {"name": name, "expected": expected,
+                                                    "count": len(params)})]
+    return []
+
+
+def rendered_template(data: dict, ctx: Context) -> dict | None:
+    """The block's WhatsApp template with its parameters rendered (None: it has none)."""
+    template = data.get("template")
+    if not isinstance(template, dict):
+        return None
+    return {"name": template["name"], "language": template["language"],
+            "params": [ctx.render(p) for p in template.get("params") or []]}
 
 
 def no_variable(data: dict) -> str | None:
@@ -192,5 +226,11 @@ def fixed_ports(*names: str) -> Callable[[dict], list[str]]:
     return lambda data: list(names_list)
 
 
-def message(text: str, buttons: list[str] | None = None, block_id: str | None = None) -> dict:
-    return {"text": text, "buttons": list(buttons or []), "block_id": block_id}
+def message(text: str, buttons: list[str] | None = None, block_id: str | None = None,
+            template: dict | None = None) -> dict:
+    """An outbound message; ``template`` (WhatsApp, rendered) goes out instead of the text
+    when the 24-hour window is closed."""
+    out = {"text": text, "buttons": list(buttons or []), "block_id": block_id}
+    if template is not None:
+        out["template"] = template
+    return out

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+
+_SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=2048)  # keywords, option labels and flow texts come back on every message
 def normalize(text: str) -> str:
     """Lower case, accents removed, inner whitespace collapsed, trimmed."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return re.sub(r"\s+", " ", stripped).strip().casefold()
+    if not text.isascii():  # ASCII has nothing to decompose
+        decomposed = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _SPACES.sub(" ", text).strip().casefold()
 
 
 def words(text: str) -> list[str]:

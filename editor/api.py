@@ -35,7 +35,7 @@ from editor.openapi import (
 )
 from editor.ops import handle_inbound
 from engine import reports, whatsapp_media
-from engine.clean import clean, parse_int
+from engine.clean import clean, needs_cleaning, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from engine.i18n import N_, gettext, normalize_lang
@@ -80,6 +80,7 @@ MESSAGES = {
     "flow_not_found": N_("O fluxo \"%(flow_id)s\" não existe."),
     "empty_message": N_("Envie um texto ou um anexo."),
     "bad_base64": N_("O conteúdo do anexo não é base64 válido."),
+    "template_and_attachment": N_("Envie um modelo ou um anexo, não os dois na mesma mensagem."),
 }
 
 
@@ -202,7 +203,8 @@ def json_body(schema: str, *, optional: bool = False) -> dict:
             raise BadRequest(_msg("not_json", error=reason), code="invalid_json",
                              details=[{"path": "$", "message": _msg("not_json", error=reason)}]
                              ) from None
-    data = clean(data)  # lone surrogates → U+FFFD (engine/clean.py)
+    if needs_cleaning(raw):
+        data = clean(data)  # lone surrogates → U+FFFD (engine/clean.py)
     details = _unstorable(data)
     if not details and not fast_request_validator(schema).is_valid(data):
         errors = sorted(request_validator(schema).iter_errors(data),
@@ -550,10 +552,19 @@ for _action, _schema, _summary in _ACTIONS:
 
 @bp.post(f"{_CONVERSATION}/messages")
 @operation("Send an agent message (opens the conversation)", tag="conversations",
-           body="message", ok_schema="ActionResult", errors=(404,))
+           body="message", ok_schema="ActionResult", errors=(404, 409),
+           description="WhatsApp: outside the 24-hour window free text and attachments are "
+                       "refused with 409 `window_closed`; send an approved `template` instead.")
 def conversation_message(conversation_id: int):
     body = json_body("message")
     _visible_conversation(conversation_id)
+    template = body.get("template")
+    if template is not None and body.get("attachment") is not None:
+        raise Invalid(_msg("template_and_attachment"), details=[
+            {"path": "$.attachment", "message": _msg("template_and_attachment")}])
+    if template is not None:
+        return _action_result(get_service().agent_template(
+            conversation_id, _actor(), template["name"], template["language"], template.get("params") or []))
     text, attachment = body.get("text") or "", body.get("attachment")
     if attachment is None:
         if not text.strip():

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from editor.app import get_service, get_settings
 from engine import metrics, whatsapp, whatsapp_inbound
-from engine.clean import clean
+from engine.clean import clean, needs_cleaning
 
 log = logging.getLogger("papo.channels")
 
@@ -73,7 +73,9 @@ def whatsapp_receive():
         return _error(403, "invalid_signature", "Assinatura X-Hub-Signature-256 ausente ou inválida.")
     try:
         # A third party's text: NUL removed, lone surrogates → U+FFFD (engine/clean.py).
-        payload = clean(json.loads(raw.decode("utf-8")), drop_nul=True)
+        payload = json.loads(raw.decode("utf-8"))
+        if needs_cleaning(raw):
+            payload = clean(payload, drop_nul=True)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # nested too deep: 400 too
         log.warning("WhatsApp delivery refused (400): the signed body is not JSON: %s", str(exc)[:200])
         return _error(400, "bad_request", "O corpo não é JSON válido.",

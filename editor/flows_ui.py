@@ -62,6 +62,7 @@ from editor.app import get_engine, get_settings, render_page
 from editor.auth import admin_required, current_user
 from editor.i18n import current_lang
 from editor.security import query_int
+from engine import whatsapp_templates
 from engine.errors import Conflict, Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
 from schemas import CURRENT_VERSION, FlowDocumentError, load_document, validate_document
@@ -574,6 +575,12 @@ def parse_block_form(kind: BlockKind, form) -> tuple[dict, dict[str, str], dict[
         if name in builders:  # a condition's rules, from the builder's rows (or raw JSON)
             data[name], values[name], rule_errors = condition_form.read_rules(form)
             errors.update(rule_errors)
+        elif prop.get("x-whatsapp-template"):  # the picker: "name|language" and its parameters
+            choice = (form.get(name) or "").strip()
+            if choice:
+                template_name, _bar, language = choice.rpartition("|")
+                data[name] = {"name": template_name, "language": language,
+                              "params": form.getlist(f"{name}.params")}
         elif kind_of == "array" and prop.get("items", {}).get("type") == "object":
             item_props = prop["items"].get("properties", {})
             rows = _rows(form, name, list(item_props))
@@ -711,7 +718,8 @@ def render_block_form(flow_id: str, block: dict, doc: dict, errors: dict | None 
     fields = Markup(_block_template(kind, "form.html").render(
         block=block, data=data, values=values or {}, errors=errors or {}, kind=kind,
         schema=kind.data_schema, variables=variables, flow_id=flow_id, notice=notice,
-        flow_ids=sorted(repository().flow_index())))
+        flow_ids=sorted(repository().flow_index()),
+        whatsapp_templates=whatsapp_templates.list_templates(get_engine())))
     # After a valid POST the page saves, then asks for the form again: only then do the
     # connections below match the saved document.
     connections = None if result else block_connections(block, doc)

@@ -53,12 +53,12 @@ from editor.app import get_engine, get_service, get_settings, render_page
 from editor.auth import current_user, login_required
 from editor.i18n import current_lang
 from editor.security import query_int
-from engine import accounts, queries, timeline, whatsapp_media
+from engine import accounts, queries, timeline, whatsapp_media, whatsapp_templates
 from engine import conversation as machine
-from engine.errors import Invalid, NotFound, PapoError
+from engine.errors import Conflict, Invalid, NotFound, PapoError
 from engine.flows import FlowRepository
 from engine.whatsapp import PLACEHOLDERS
-from engine.whatsapp_status import failure_text
+from engine.whatsapp_status import NOT_SENT_CODES, failure_text
 
 bp = Blueprint("inbox", __name__)
 log = logging.getLogger("papo.inbox")
@@ -327,7 +327,8 @@ def whatsapp_extras(row: dict, by_external_id: dict) -> dict:
         extras["edits"] = [{"text": e["text"], "at": _parse_iso(e["at"])} for e in reversed(view["edits"])]
     if view.get("delivery"):
         extras["delivery"] = view["delivery"]
-        if view["delivery"].get("status") == "failed":
+        error = view["delivery"].get("error") or {}
+        if view["delivery"].get("status") == "failed" and error.get("code") not in NOT_SENT_CODES:
             extras["failure"] = failure_text(view["delivery"].get("error"), current_lang())
     location = extras.get("media") if (extras.get("media") or {}).get("type") == "location" else None
     if location and location.get("latitude") is not None and location.get("longitude") is not None:
@@ -367,6 +368,8 @@ def timer_label(kind: str) -> str:
     """What people call a pending timer: a block's (from its kind) or the service's own."""
     if kind == "auto_conclude":
         return _("Conclusão automática por inatividade")
+    if kind == "debounce":
+        return _("Resposta do bot às mensagens seguidas do cliente")
     found = timer_kinds().get(kind)
     return _(found.label) if found else kind
 
@@ -448,9 +451,26 @@ def earlier_periods(acts: list[dict]) -> list[dict]:
     return out[::-1]
 
 
+def window_banner(closes_at: str | None, channel: str, now: float) -> dict | None:
+    """WhatsApp's 24-hour window as the inbox shows it (DESIGN §10.4): ``{"state", "text"}``;
+    None on other channels."""
+    if channel != "whatsapp":
+        return None
+    closing = _parse_iso(closes_at)
+    left = closing.timestamp() - now if closing is not None else 0
+    if left <= 0:
+        return {"state": "closed", "text": _("Janela fechada"), "help": _(
+            "O cliente não escreve há mais de 24 horas: o WhatsApp só entrega modelos aprovados.")}
+    if left < 3600:
+        when = _("fecha em %(n)d min", n=max(1, int(left // 60)))
+    else:
+        when = _("fecha em %(n)d h", n=int(left // 3600))
+    return {"state": "open", "text": _("Janela de 24 h: %(when)s", when=when), "help": None}
+
+
 def _conversation_context(conversation_id: int, notice: dict | None = None) -> dict:
     db = get_engine()
-    marker = queries.conversation_marker(db, conversation_id)
+    marker = queries.conversation_marker(db, conversation_id, get_service().clock())
     try:
         conv = get_service().get_conversation(conversation_id, include_test=False)
     except NotFound:
@@ -478,6 +498,8 @@ def _conversation_context(conversation_id: int, notice: dict | None = None) -> d
         "others": others,
         "earlier": earlier_periods(acts),
         "attach_accept": ",".join(sorted(ATTACH_LIMITS)), "attach_limits": ATTACH_LIMITS,
+        "window": window_banner(conv.get("window_closes_at"), conv["channel"], get_service().clock()),
+        "whatsapp_templates": whatsapp_templates.list_templates(db) if conv["channel"] == "whatsapp" else [],
     }
 
 
@@ -517,7 +539,7 @@ def show(conversation_id: int):
             response.headers["HX-Push-Url"] = filters.url(request.path)
     elif target == "conv-live":
         since = request.args.get("since")
-        if since and since == queries.conversation_marker(db, conversation_id):
+        if since and since == queries.conversation_marker(db, conversation_id, get_service().clock()):
             return _no_change()
         try:
             ctx = _conversation_context(conversation_id)
@@ -622,26 +644,52 @@ def _require_conversation(service, conversation_id: int) -> None:
 @bp.post(f"/inbox/{_ID}/messages")
 @login_required
 def reply(conversation_id: int):
-    """The agent's reply: a text, or a file (WhatsApp) with the text as its caption."""
+    """The agent's reply: a text, or a file (WhatsApp) with the text as its caption. Both are
+    refused with a 409 outside WhatsApp's 24-hour window (a file before it is uploaded)."""
     filters = Filters.from_args(request.args)
     text = request.form.get("text") or ""
     file = request.files.get("file")
-    if file is not None and file.filename:
-        service = get_service()
-        _require_conversation(service, conversation_id)
-        data = file.read(whatsapp_media.LARGEST + 1)
-        _result, problem = whatsapp_media.send_attachment(
-            service, media_cache(), conversation_id, _me(), text, file.filename, file.mimetype, data,
-            current_lang())
-        if problem is not None:
-            return _respond(conversation_id, filters, {"level": "error", "text": problem}, 422, False)
-        return _respond(conversation_id, filters, None)
-    if not text.strip():
+    attached = file is not None and bool(file.filename)
+    if not attached and not text.strip():
         return _respond(conversation_id, filters, {
             "level": "error", "text": _("Escreva uma mensagem antes de enviar.")}, 422, False)
     service = get_service()
     _require_conversation(service, conversation_id)
-    service.agent_message(conversation_id, _me(), text)
+    try:
+        if attached:
+            data = file.read(whatsapp_media.LARGEST + 1)
+            _result, problem = whatsapp_media.send_attachment(
+                service, media_cache(), conversation_id, _me(), text, file.filename, file.mimetype, data,
+                current_lang())
+            if problem is not None:
+                return _respond(conversation_id, filters, {"level": "error", "text": problem}, 422, False)
+        else:
+            service.agent_message(conversation_id, _me(), text)
+    except Conflict as exc:  # WhatsApp's 24-hour window closed: a template must go instead
+        raise Conflict(_("A janela de 24 h do WhatsApp está fechada: o cliente não escreve há "
+                         "mais de 24 horas e o WhatsApp não entrega texto livre. Envie um modelo "
+                         "aprovado."), code=exc.code) from None
+    return _respond(conversation_id, filters, None)
+
+
+@bp.post(f"/inbox/{_ID}/messages/template")
+@login_required
+def send_template(conversation_id: int):
+    """The composer's "Enviar modelo": an approved WhatsApp template with its parameters."""
+    filters = Filters.from_args(request.args)
+    name, _bar, language = (request.form.get("template") or "").strip().rpartition("|")
+    if not name:
+        return _respond(conversation_id, filters, {
+            "level": "error", "text": _("Escolha um modelo antes de enviar.")}, 422, False)
+    service = get_service()
+    _require_conversation(service, conversation_id)
+    try:
+        service.agent_template(conversation_id, _me(), name, language,
+                               request.form.getlist("template.params"))
+    except Invalid as exc:
+        text = _("Preencha todos os parâmetros do modelo.") if exc.extra.get("expected") is not None \
+            else _("Este modelo não está entre os aprovados. Sincronize os modelos em Configurações › WhatsApp.")
+        return _respond(conversation_id, filters, {"level": "error", "text": text}, 422, False)
     return _respond(conversation_id, filters, None)
 
 

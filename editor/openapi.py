@@ -194,7 +194,7 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
     "ConversationSummary": {
         "type": "object",
         "required": ["id", "status", "channel", "contact", "assignees", "run", "tags",
-                     "updated_at", "waiting_since"],
+                     "updated_at", "waiting_since", "window_closes_at"],
         "properties": {
             "id": {"type": "integer"},
             "status": {"enum": ["open", "concluded"]},
@@ -208,6 +208,8 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
             "updated_at": _TIME,
             # the first customer message not yet answered by a person or the bot
             "waiting_since": {"anyOf": [_TIME, {"type": "null"}]},
+            # WhatsApp's 24-hour window: last customer message + 24 h (null elsewhere / before any)
+            "window_closes_at": {"anyOf": [_TIME, {"type": "null"}]},
         },
     },
     "Conversation": {
@@ -236,6 +238,15 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
                                             "properties": {"emoji": {"type": "string"}, "at": _TIME}},
                                "deleted": {"type": "boolean"},
                                "edited": {"type": "boolean"},
+                               # WhatsApp outbound: sent/delivered/read/failed (DESIGN §10.6)
+                               "delivery": {"type": "object", "required": ["status", "at", "error"],
+                                            "properties": {
+                                                "status": {"enum": ["sent", "delivered", "read", "failed"]},
+                                                "at": {"anyOf": [_TIME, {"type": "null"}]},
+                                                "error": {"anyOf": [{"type": "null"}, {
+                                                    "type": "object", "required": ["code", "title"],
+                                                    "properties": {"code": {"type": ["string", "integer"]},
+                                                                   "title": _NULLABLE_STRING}}]}}},
                                "edits": {"type": "array", "items": {
                                    "type": "object", "properties": {"text": {"type": "string"},
                                                                     "at": _TIME}}}}}},
@@ -386,7 +397,7 @@ def _operation_object(endpoint: str, method: str, described: Operation | None,
     return result
 
 
-SERVICE_TIMER_KINDS = ("auto_conclude",)  # timers the service schedules itself
+SERVICE_TIMER_KINDS = ("auto_conclude", "debounce")  # timers the service schedules itself
 
 
 def timer_kind_names() -> list[str]:

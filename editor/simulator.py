@@ -84,7 +84,7 @@ class SessionSimulation:
         return Simulation.resume({"flow_id": self.flow_id, "external_id": self.external_id,
                                   "clock_offset": self.offset, "actor": user["login"],
                                   "contact_name": user.get("name") or user["login"]},
-                                 db=get_engine(), settings=get_settings())
+                                 db=get_engine(), settings=get_settings(), debounce=True)
 
     def conversation_id(self) -> int | None:
         """The test conversation, once a message or an action created it."""
@@ -403,6 +403,13 @@ def _status(conv: dict | None, run: dict, timer: dict | None, now: float) -> dic
     """The status line: a key (for styling and tests) and the sentence people read."""
     if conv is None:
         return {"key": "idle", "text": _("Pronto. Escreva uma mensagem como se fosse o cliente.")}
+    burst = next((t for t in conv["timers"] if t["kind"] == "debounce"), None)
+    if burst and conv["status"] != "open":
+        due = epoch(_parse_iso(burst["due_at"]))
+        return {"key": "debounce",
+                "text": _("Juntando as mensagens do cliente: o bot responde a todas de uma vez às "
+                          "%(when)s (daqui a %(left)s). Use Avançar tempo para responder já.",
+                          when=_when(due), left=human_duration(due - now))}
     if conv["status"] == "open":
         return {"key": "open", "text": _("Atendimento aberto: o bot está em silêncio. "
                                          "Clique em Concluir para devolver a conversa ao bot.")}

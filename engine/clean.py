@@ -19,6 +19,9 @@ import re
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# In JSON text a NUL or a lone surrogate can only come escaped (\u0000, \ud800…): UTF-8
+# holds no surrogates and JSON no raw control characters.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abcdefABCDEF])")
 
 
 def clean_text(text: str, *, drop_nul: bool = False) -> str:
@@ -28,6 +31,12 @@ def clean_text(text: str, *, drop_nul: bool = False) -> str:
     if text.isascii():
         return text
     return _SURROGATE.sub(REPLACEMENT, text)
+
+
+def needs_cleaning(raw: bytes) -> bool:
+    """Whether JSON text ``raw`` may hold a NUL or a lone surrogate once parsed (an escape
+    that could be one); False: :func:`clean` would return an equal copy, skip it."""
+    return b"\x00" in raw or _SUSPECT_ESCAPE.search(raw) is not None
 
 
 def clean(value, *, drop_nul: bool = False):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -10,6 +12,9 @@ from sqlalchemy.pool import StaticPool
 from engine.store import metadata
 
 PG_CONNECT_TIMEOUT_S = 10
+SQLITE_WAIT_S = 30.0  # how long a writer waits for SQLite's write lock before giving up
+# Between two tries at the write lock: short at first, never over 2 ms (see _begin_immediate).
+_LOCK_POLL_S = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
 
 
 def default_url(instance_path: str | os.PathLike | None = None) -> str:
@@ -41,7 +46,37 @@ def _sqlite_begin(conn) -> None:
     options = conn.get_execution_options()
     if options.get("papo_autocommit") and options.get("papo_read_only"):
         return
-    conn.exec_driver_sql("BEGIN" if options.get("papo_read_only") else "BEGIN IMMEDIATE")
+    if options.get("papo_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        _begin_immediate(conn.connection.driver_connection)
+
+
+def _begin_immediate(driver: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, polling for the write lock every 2 ms at most.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 … 100 ms between tries. Our
+    writers hold the lock for a fraction of a millisecond, many times a second (two web
+    processes and the worker's outbox): a waiter that has slept past a few chances keeps
+    sleeping longer and misses the next ones too, so a few requests waited hundreds of ms
+    (bench/http_inbound.py, WhatsApp path). Here the wait is ours: the busy timeout is off
+    for this one statement and the try is repeated at short, capped intervals; any other
+    statement keeps the 30 s busy timeout."""
+    driver.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + SQLITE_WAIT_S
+        tries = 0
+        while True:
+            try:
+                driver.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:  # the driver's way of saying SQLITE_BUSY
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            time.sleep(_LOCK_POLL_S[min(tries, len(_LOCK_POLL_S) - 1)])
+            tries += 1
+    finally:
+        driver.execute("PRAGMA busy_timeout=30000")
 
 
 def read_only(engine: Engine):

@@ -142,11 +142,13 @@ class FlowRepository:
 
     def lint(self, doc: dict, lang: str | None = None) -> list[dict]:
         """Lint ``doc`` against the stored flows (``jump`` targets, jumps into it)."""
+        from engine import whatsapp_templates
         from engine.lint import lint  # lazy: the linter imports blocks, templates, JSONLogic
 
         # lint() counts the document itself as known with its current blocks.
         index, jumped_into = self._lint_context()
-        return lint(doc, flows=index, lang=lang, jumped_into=jumped_into)
+        return lint(doc, flows=index, lang=lang, jumped_into=jumped_into,
+                    whatsapp_templates=whatsapp_templates.index(self.engine))
 
     def versions(self, flow_id: str, lang: str | None = None) -> list[dict]:
         """Published versions, oldest first: ``[{"version","published_at","published_by","revision"}]``."""

@@ -133,6 +133,9 @@ MESSAGES: dict[str, str] = {
     "lint.bad_jsonlogic": N_("A regra JSONLogic é inválida: %(error)s."),
     "lint.unknown_port": N_("A ligação sai da saída \"%(port)s\", que este bloco não tem (saídas: %(ports)s)."),
     "lint.bad_trigger_regex": N_("O gatilho %(index)s tem uma expressão regular inválida: %(error)s."),
+    "lint.template_unknown": N_("O modelo do WhatsApp \"%(name)s\" não está entre os aprovados. Sincronize os modelos em Configurações › WhatsApp ou escolha outro."),
+    "lint.template_language_unknown": N_("O modelo do WhatsApp \"%(name)s\" não existe no idioma %(language)s (idiomas aprovados: %(languages)s)."),
+    "lint.template_param_count": N_("O modelo do WhatsApp \"%(name)s\" pede %(expected)s parâmetros; este bloco dá %(count)s."),
     # template checks (engine.templates.syntax_error)
     "templates.unknown_filter": N_("o filtro \"%(name)s\" não existe"),
     "templates.unknown_test": N_("o teste \"%(name)s\" não existe"),

@@ -99,13 +99,16 @@ def variables_saved_by(block: dict) -> set[str]:
 
 
 def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | None = None,
-         jumped_into: Iterable[str] | None = None) -> list[dict]:
+         jumped_into: Iterable[str] | None = None,
+         whatsapp_templates: Mapping[tuple[str, str], int] | None = None) -> list[dict]:
     """Lint a structurally valid flow document.
 
     ``flows`` maps every known flow id to its block ids, for checking ``jump`` targets;
     the flow being linted counts as known with its own blocks. ``jumped_into``: ids of
     flows some stored flow (draft or published) jumps into, so that a flow without
     triggers reached only by jumps is not reported as ``no_trigger``.
+    ``whatsapp_templates``: the synced templates ``{(name, language): parameter count}``
+    that blocks' ``template`` fields are checked against (None: not checked).
     """
     findings: list[dict] = []
     blocks = {b["id"]: b for b in doc["blocks"]}
@@ -147,7 +150,7 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
 
     connected = {(e["from"], e["port"]) for e in doc["edges"] if e["to"] in blocks}
     for block in doc["blocks"]:
-        _lint_block(block, connected, known, findings, lang)
+        _lint_block(block, connected, known, findings, lang, whatsapp_templates)
 
     findings.extend(_spin_loops(graph, blocks, lang))
 
@@ -165,14 +168,15 @@ def lint(doc: dict, flows: Mapping[str, set[str]] | None = None, lang: str | Non
     return findings
 
 
-def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], findings: list, lang) -> None:
+def _lint_block(block: dict, connected: set, known: Mapping[str, set[str]], findings: list, lang,
+                whatsapp_templates: Mapping[tuple[str, str], int] | None = None) -> None:
     block_id, kind, data = block["id"], block["type"], block["data"]
     for text in _template_fields(block):
         error = syntax_error(text, lang) if isinstance(text, str) and "{" in text else None
         if error:
             findings.append(_about(block, "error", "bad_template", lang, error=error))
     ctx = LintContext(connected=lambda port: (block_id, port) in connected, flows=known,
-                      unknown_operators=unknown_operators)
+                      unknown_operators=unknown_operators, whatsapp_templates=whatsapp_templates)
     for level, code, params in REGISTRY[kind].lint(data, ctx):  # the kind's own checks
         if "port" in params:
             params = {**params, "port": port_label(block, params["port"], lang)}

@@ -60,6 +60,8 @@ class _Instruments:
     def __init__(self, registry) -> None:
         from prometheus_client import Counter, Histogram
 
+        self.children: dict[tuple, object] = {}  # see child()
+
         def counter(name, doc, labels=()):
             return Counter(name, doc, labels, registry=registry)
 
@@ -159,6 +161,17 @@ def multiprocess() -> bool:
 
 
 # ---------------------------------------------------------------------- recording
+def child(metric, *values: str):
+    """``metric.labels(*values)``, kept: prometheus-client checks the labels and takes a
+    lock on every call; the same few children are asked for on every message."""
+    cache = _instruments.children
+    key = (id(metric), values)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = metric.labels(*values)
+    return found
+
+
 @contextmanager
 def inbound(channel: str) -> Iterator[None]:
     """Time one customer message and count its outcome: ``ok``, ``invalid`` (the sender's
@@ -176,8 +189,8 @@ def inbound(channel: str) -> Iterator[None]:
         outcome = "invalid" if _client_error(exc) else "error"
         raise
     finally:
-        metrics.inbound.labels(channel, outcome).inc()
-        metrics.inbound_seconds.labels(channel).observe(time.perf_counter() - started)
+        child(metrics.inbound, channel, outcome).inc()
+        child(metrics.inbound_seconds, channel).observe(time.perf_counter() - started)
 
 
 def _client_error(exc: BaseException) -> bool:
@@ -188,7 +201,7 @@ def _client_error(exc: BaseException) -> bool:
 
 def inbound_duplicate(channel: str) -> None:
     if _instruments is not None:
-        _instruments.duplicates.labels(channel).inc()
+        child(_instruments.duplicates, channel).inc()
 
 
 _EVENT_NAMES: dict[type, str] = {}
@@ -201,38 +214,38 @@ def bot_step(event) -> None:
         name = _EVENT_NAMES.get(kind)
         if name is None:
             name = _EVENT_NAMES[kind] = re.sub(r"(?<!^)(?=[A-Z])", "_", kind.__name__).lower()
-        _instruments.bot_steps.labels(name).inc()
+        child(_instruments.bot_steps, name).inc()
 
 
 def transition(action: str) -> None:
     if _instruments is not None:
-        _instruments.transitions.labels(action).inc()
+        child(_instruments.transitions, action).inc()
 
 
 def timer_fired(kind: str, lateness_s: float) -> None:
     if _instruments is not None:
-        _instruments.timers_fired.labels(kind).inc()
-        _instruments.timer_lateness.labels(kind).observe(max(0.0, lateness_s))
+        child(_instruments.timers_fired, kind).inc()
+        child(_instruments.timer_lateness, kind).observe(max(0.0, lateness_s))
 
 
 def outbox_send(outcome: str) -> None:
     if _instruments is not None:
-        _instruments.outbox_sends.labels(outcome).inc()
+        child(_instruments.outbox_sends, outcome).inc()
 
 
 def worker_job_failed(job: str) -> None:
     if _instruments is not None:
-        _instruments.job_failures.labels(job).inc()
+        child(_instruments.job_failures, job).inc()
 
 
 def webhook_signature_failure(channel: str) -> None:
     if _instruments is not None:
-        _instruments.signature_failures.labels(channel).inc()
+        child(_instruments.signature_failures, channel).inc()
 
 
 def http_response(status: int) -> None:
     if _instruments is not None:
-        _instruments.http_responses.labels(str(status)).inc()
+        child(_instruments.http_responses, str(status)).inc()
 
 
 # ---------------------------------------------------------------------- state from the database

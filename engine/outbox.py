@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 
-from engine import metrics
+from engine import metrics, whatsapp_templates, whatsapp_window
 from engine.moments import iso, utc
 from engine.store import conversations, messages, outbox, run_log
 from engine.whatsapp import DeliveryStatus, message_body
@@ -80,6 +80,9 @@ class Claim:
     payload: dict
     attempts: int
     lease_until: datetime
+    # The attempt about to be made is counted and the lease fresh already (claimed right
+    # before sending, in the transaction that marked the previous message sent).
+    counted: bool = False
 
 
 # ---------------------------------------------------------------------- HTTP
@@ -141,7 +144,15 @@ def claim_due(service, now: float | None = None, batch: int = 50, *, lease_s: fl
     Due: ``pending`` with ``next_attempt_at <= now``, or ``sending`` whose lease is over
     (its sender died). The rows become ``sending`` until ``now + lease_s``.
     """
-    at = utc(_clock(service, now)())
+    with service.db.begin() as conn:
+        return _claim(conn, service, _clock(service, now)(), batch, lease_s, conversation_id)
+
+
+def _claim(conn, service, now: float, batch: int, lease_s: float,
+           conversation_id: int | None = None, *, count: bool = False) -> list[Claim]:
+    """:func:`claim_due` in the caller's transaction; ``count``: the attempt about to be
+    made is counted now (what :func:`mark_sending` would do just before the request)."""
+    at = utc(now)
     earlier = outbox.alias("earlier")
     older_unsent = exists().where(earlier.c.conversation_id == outbox.c.conversation_id,
                                   earlier.c.id < outbox.c.id, earlier.c.status.in_(UNSENT))
@@ -159,12 +170,12 @@ def claim_due(service, now: float | None = None, batch: int = 50, *, lease_s: fl
         query = query.with_for_update(skip_locked=True, of=outbox)
     lease_until = at + timedelta(seconds=lease_s)
     claims = []
-    with service.db.begin() as conn:
-        for row in conn.execute(query).all():
-            conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-                status="sending", claimed_until=lease_until))
-            claims.append(Claim(row.id, row.conversation_id, row.idempotency_key,
-                                dict(row.payload or {}), row.attempts, lease_until))
+    for row in conn.execute(query).all():
+        counted = count and row.attempts < MAX_ATTEMPTS
+        conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+            status="sending", claimed_until=lease_until, attempts=row.attempts + counted))
+        claims.append(Claim(row.id, row.conversation_id, row.idempotency_key,
+                            dict(row.payload or {}), row.attempts + counted, lease_until, counted))
     return claims
 
 
@@ -182,20 +193,34 @@ def mark_sending(service, claim: Claim, now: float | None = None, *,
     return replace(claim, attempts=claim.attempts + 1, lease_until=lease_until)
 
 
-def mark_sent(service, claim: Claim, now: float | None = None, wamid: str | None = None) -> None:
-    """The Graph API accepted the message (even if our lease had run out meanwhile)."""
+def mark_sent(service, claim: Claim, now: float | None = None, wamid: str | None = None, *,
+              then_claim: bool = False, lease_s: float = LEASE_S) -> Claim | None:
+    """The Graph API accepted the message (even if our lease had run out meanwhile).
+
+    ``then_claim``: the conversation's next due row is claimed in the same transaction
+    and returned (a conversation's replies go one after the other: one write per message
+    instead of two)."""
     values = {"status": "sent", "sent_at": utc(_clock(service, now)()), "claimed_until": None,
               "last_error": None}
     if wamid:
         values["payload"] = {**claim.payload, "wamid": wamid}
     with service.db.begin() as conn:
-        conn.execute(update(outbox).where(outbox.c.id == claim.id, outbox.c.status.in_(UNSENT))
-                     .values(**values))
-        if wamid:  # so a customer's reaction or reply can name this message
-            # (until sent, the message is known by its outbox row's key)
-            conn.execute(update(messages).where(messages.c.conversation_id == claim.conversation_id,
-                                                messages.c.external_id == claim.idempotency_key)
-                         .values(external_id=wamid[:200]))
+        _mark_sent(conn, claim, values, wamid)
+        if then_claim:
+            following = _claim(conn, service, _clock(service, now)(), 1, lease_s, claim.conversation_id,
+                               count=True)
+            return following[0] if following else None
+    return None
+
+
+def _mark_sent(conn, claim: Claim, values: dict, wamid: str | None) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == claim.id, outbox.c.status.in_(UNSENT))
+                 .values(**values))
+    if wamid:  # so a customer's reaction or reply can name this message
+        # (until sent, the message is known by its outbox row's key)
+        conn.execute(update(messages).where(messages.c.conversation_id == claim.conversation_id,
+                                            messages.c.external_id == claim.idempotency_key)
+                     .values(external_id=wamid[:200]))
 
 
 def _mark_retry(service, claim: Claim, at: float, error: str, retry_after: float | None) -> bool:
@@ -209,7 +234,9 @@ def _mark_retry(service, claim: Claim, at: float, error: str, retry_after: float
     return done.rowcount == 1
 
 
-def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
+def _mark_failed(service, claim: Claim, at: float, error: str, code: str | None = None) -> bool:
+    """The row failed for good; ``code`` (``window_closed``, ``template_unknown``): papo
+    did not send it at all, and the message's ``delivery`` says so in the timeline."""
     with service.db.begin() as conn:
         done = conn.execute(update(outbox).where(
             outbox.c.id == claim.id, outbox.c.status == "sending",
@@ -217,12 +244,76 @@ def _mark_failed(service, claim: Claim, at: float, error: str) -> bool:
         ).values(status="failed", claimed_until=None, last_error=error[:2000]))
         if done.rowcount != 1:
             return False
+        if code is not None:
+            _message_failed(conn, claim, at, code, error)
         conn.execute(insert(run_log).values(
             conversation_id=claim.conversation_id, level="error", block_id=None,
             message=(FAILURE_PREFIX + error)[:2000], at=utc(at)))
     log.warning("outbox row %s failed for good: %s", claim.id, error,
                 extra={"outbox_id": claim.id, "conversation_id": claim.conversation_id})
     return True
+
+
+def _message_failed(conn, claim: Claim, at: float, code: str, title: str) -> None:
+    """``delivery: {"status": "failed", "at", "error": {"code", "title"}}`` on the message
+    the row carried (DESIGN §10.6); found by the row's key, its ``external_id`` until sent."""
+    row = conn.execute(select(messages.c.id, messages.c.details).where(
+        messages.c.conversation_id == claim.conversation_id,
+        messages.c.external_id == claim.idempotency_key)).first()
+    if row is None:
+        return
+    details = dict(row.details) if isinstance(row.details, dict) else {}
+    details["delivery"] = {"status": "failed", "at": iso(utc(at)),
+                           "error": {"code": code, "title": title[:500]}}
+    conn.execute(update(messages).where(messages.c.id == row.id).values(details=details))
+    # A changed version is what the inbox's live view polls for (queries.conversation_marker);
+    # a unit of work that read the old one simply reads again.
+    conn.execute(update(conversations).where(conversations.c.id == claim.conversation_id)
+                 .values(version=conversations.c.version + 1))
+
+
+# ---------------------------------------------------------------------- text or template
+WINDOW_CLOSED = "window_closed"
+TEMPLATE_UNKNOWN = "template_unknown"
+WINDOW_CLOSED_TEXT = ("fora da janela de 24 h: o cliente não escreve há mais de 24 horas e a "
+                      "mensagem não tem modelo do WhatsApp")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a row becomes at send time: a request ``body``, or why it is not sent."""
+
+    body: dict | None = None
+    code: str | None = None  # window_closed | template_unknown
+    error: str = ""
+
+
+def outgoing(service, claim: Claim, now: float) -> Outgoing:
+    """Text or template, decided at send time (DESIGN §10.4).
+
+    Inside the 24-hour window the text goes (with its buttons or list); outside it the
+    block's approved template goes instead, and a message without one is not sent at all
+    (WhatsApp would accept it and then drop it): it fails with ``window_closed``. An agent's
+    template (``send: template``) always goes as a template. A template that is not among
+    the synced approved ones fails with ``template_unknown``.
+    """
+    payload = claim.payload
+    template = payload.get("template") if isinstance(payload.get("template"), dict) else None
+    with service.db.connect() as conn:
+        if payload.get("send") != "template":
+            last_in = whatsapp_window.last_inbound(conn, [claim.conversation_id]).get(claim.conversation_id)
+            if whatsapp_window.is_open(last_in, now):
+                return Outgoing(body=message_body(payload))
+            if template is None:
+                return Outgoing(code=WINDOW_CLOSED, error=WINDOW_CLOSED_TEXT)
+        if template is None:
+            return Outgoing(code=TEMPLATE_UNKNOWN, error="modelo do WhatsApp ausente")
+        known = whatsapp_templates.find(conn, str(template.get("name")), str(template.get("language")))
+    if known is None:
+        return Outgoing(code=TEMPLATE_UNKNOWN, error=(
+            f"o modelo do WhatsApp \"{template.get('name')}\" ({template.get('language')}) não está "
+            "entre os aprovados sincronizados"))
+    return Outgoing(body=whatsapp_templates.message_body(payload["to"], template))
 
 
 # ---------------------------------------------------------------------- one delivery
@@ -238,20 +329,41 @@ def messages_url(settings) -> str:
 def deliver(service, claim: Claim, http: Transport | None = None, now: float | None = None, *,
             lease_s: float = LEASE_S) -> str:
     """Send one claimed row; returns ``sent``, ``retry``, ``failed`` or ``lost``."""
+    return _deliver(service, claim, http, now, lease_s=lease_s)[0]
+
+
+def _deliver(service, claim: Claim, http: Transport | None = None, now: float | None = None, *,
+             lease_s: float = LEASE_S, then_claim: bool = False) -> tuple[str, Claim | None]:
+    """:func:`deliver`, and with ``then_claim`` the conversation's next row claimed when this
+    one was sent (in the same transaction as marking it sent)."""
+    outcome, following = _send(service, claim, http, now, lease_s=lease_s, then_claim=then_claim)
+    if then_claim and outcome == "failed":  # settled for good: the next one may go
+        found = claim_due(service, now, 1, lease_s=lease_s, conversation_id=claim.conversation_id)
+        following = found[0] if found else None
+    return outcome, following
+
+
+def _send(service, claim: Claim, http, now, *, lease_s: float, then_claim: bool
+          ) -> tuple[str, Claim | None]:
     clock = _clock(service, now)
     http = http or post_json
-    if claim.attempts >= MAX_ATTEMPTS:  # a sender kept dying mid-request
-        return "failed" if _mark_failed(service, claim, clock(),
-                                        f"{claim.attempts} tentativas sem resposta") else "lost"
-    claim = mark_sending(service, claim, now, lease_s=lease_s)
-    if claim is None:
-        return "lost"  # another sender took it after our lease ran out
+    if not claim.counted:
+        if claim.attempts >= MAX_ATTEMPTS:  # a sender kept dying mid-request
+            return ("failed" if _mark_failed(service, claim, clock(),
+                                             f"{claim.attempts} tentativas sem resposta") else "lost"), None
+        claim = mark_sending(service, claim, now, lease_s=lease_s)
+        if claim is None:
+            return "lost", None  # another sender took it after our lease ran out
     settings = service.settings
     try:
-        body = json.dumps(message_body(claim.payload), ensure_ascii=False).encode("utf-8")
+        chosen = outgoing(service, claim, clock())
+        if chosen.body is None:
+            return ("failed" if _mark_failed(service, claim, clock(), chosen.error, chosen.code)
+                    else "lost"), None
+        body = json.dumps(chosen.body, ensure_ascii=False).encode("utf-8")
     except (KeyError, TypeError, ValueError) as exc:
-        return "failed" if _mark_failed(service, claim, clock(),
-                                        f"mensagem inválida na fila ({exc})") else "lost"
+        return ("failed" if _mark_failed(service, claim, clock(),
+                                         f"mensagem inválida na fila ({exc})") else "lost"), None
     headers = {
         "Authorization": f"Bearer {settings.whatsapp_token}",
         "Content-Type": "application/json",
@@ -262,13 +374,13 @@ def deliver(service, claim: Claim, http: Transport | None = None, now: float | N
         response = http(messages_url(settings), headers, body)
     except Exception as exc:  # no answer at all: the network, a timeout, a refused connection
         error = f"sem resposta da API do WhatsApp ({type(exc).__name__}: {exc})"
-        return _after_failure(service, claim, clock(), error, None, transient=True)
+        return _after_failure(service, claim, clock(), error, None, transient=True), None
     if 200 <= response.status < 300:
-        mark_sent(service, claim, now, _wamid(response.body))
-        return "sent"
+        return "sent", mark_sent(service, claim, now, _wamid(response.body), then_claim=then_claim,
+                                 lease_s=lease_s)
     error = f"HTTP {response.status}: {_graph_error(response.body)}"
     transient = response.status in TRANSIENT_STATUSES or response.status >= 500
-    return _after_failure(service, claim, clock(), error, response.retry_after, transient=transient)
+    return _after_failure(service, claim, clock(), error, response.retry_after, transient=transient), None
 
 
 def _after_failure(service, claim: Claim, at: float, error: str, retry_after, *, transient: bool) -> str:
@@ -331,18 +443,17 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
         # goes right away, in order; a message waiting to be retried holds the rest back.
         sent = 0
         while claim is not None:
-            outcome = deliver(service, claim, http, now, lease_s=lease_s)
+            with lock:
+                more = budget[0] > 0
+                budget[0] -= more
+            outcome, following = _deliver(service, claim, http, now, lease_s=lease_s, then_claim=more)
             metrics.outbox_send(outcome)
             if outcome not in ("sent", "failed"):
+                with lock:
+                    budget[0] += more  # not used: this conversation waits
                 break
             sent += outcome == "sent"
-            with lock:
-                if budget[0] <= 0:
-                    break
-                budget[0] -= 1
-            following = claim_due(service, now, 1, lease_s=lease_s,
-                                  conversation_id=claim.conversation_id)
-            claim = following[0] if following else None
+            claim = following
         return sent
 
     if len(claims) <= 1 or threads <= 1:

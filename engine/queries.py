@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from blocks.text import normalize
 from engine import conversation as machine
-from engine import timeline
+from engine import timeline, whatsapp_window
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
 from engine.i18n import N_
@@ -69,7 +69,7 @@ def get_conversation(db: Engine, conversation_id: int, *, include_test: bool = T
                            .where(conversations.c.id == conversation_id)).mappings().first()
         if row is None or (not include_test and row["channel"] == TEST_CHANNEL):
             raise NotFound(N_("Conversa não encontrada."))
-        summary = _summary(row, _assignees(conn, [row["id"]])[row["id"]])
+        summary = _summary(row, _assignees(conn, [row["id"]])[row["id"]], _windows(conn, [row]))
         msgs = conn.execute(select(messages).where(messages.c.conversation_id == conversation_id)
                             .order_by(messages.c.at, messages.c.id)).mappings().all()
         acts = conn.execute(select(activity).where(activity.c.conversation_id == conversation_id)
@@ -100,8 +100,15 @@ def _assignees(conn: Connection, conversation_ids: list[int]) -> dict[int, list[
     return found
 
 
-def _summary(row, assignees: list[str]) -> dict:
+def _windows(conn: Connection, rows) -> dict[int, datetime]:
+    """Last customer message of the WhatsApp conversations among ``rows`` (their window)."""
+    return whatsapp_window.last_inbound(conn, [r["id"] for r in rows if r["channel"] == "whatsapp"])
+
+
+def _summary(row, assignees: list[str], last_inbound: dict[int, datetime] | None = None) -> dict:
     run = row["state"].get("run")
+    # DESIGN §10.4: WhatsApp's 24-hour window; null on other channels and before any message.
+    closes = whatsapp_window.closes_at((last_inbound or {}).get(row["id"]))
     return {
         "id": row["id"], "status": row["status"], "channel": row["channel"],
         "contact": {"external_id": row["external_id"], "name": row["name"]},
@@ -111,6 +118,7 @@ def _summary(row, assignees: list[str]) -> dict:
         "tags": row["state"].get("tags", []),
         "updated_at": iso(row["updated_at"]),
         "waiting_since": iso(row["waiting_since"]) if row["waiting_since"] is not None else None,
+        "window_closes_at": iso(closes) if row["channel"] == "whatsapp" else None,
     }
 
 
@@ -208,7 +216,8 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
                                  .limit(limit + 1 - len(rows))).mappings().all()
         page = rows[:limit]
         assignees = _assignees(conn, [r["id"] for r in page])
-        items = [_summary(r, assignees[r["id"]]) for r in page]
+        windows = _windows(conn, page)
+        items = [_summary(r, assignees[r["id"]], windows) for r in page]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
@@ -276,16 +285,25 @@ def list_marker(db: Engine) -> str:
     return f"{row[0]}.{_stamp(row[1])}.{_stamp(row[2])}"
 
 
-def conversation_marker(db: Engine, conversation_id: int) -> str | None:
+def conversation_marker(db: Engine, conversation_id: int, now: float | None = None) -> str | None:
     """Changes whenever this conversation changes (the service bumps ``version`` on every
-    write) or one of its timers is fired or cancelled. None: no such conversation."""
+    write) or one of its timers is fired or cancelled. None: no such conversation.
+    Given ``now``, a WhatsApp conversation's marker also moves each minute of its 24-hour
+    window and when it closes, so the inbox's banner and composer follow the clock."""
     pending = (select(func.count()).select_from(timers)
                .where(timers.c.conversation_id == conversation_id, timers.c.status == "pending")
                .scalar_subquery())
     with read_only(db) as conn:
-        row = conn.execute(select(conversations.c.version, pending).where(
+        row = conn.execute(select(conversations.c.version, pending, conversations.c.channel).where(
             conversations.c.id == conversation_id)).first()
-    return None if row is None else f"{row[0]}.{row[1]}"
+        if row is None:
+            return None
+        marker = f"{row[0]}.{row[1]}"
+        if now is None or row[2] != "whatsapp":
+            return marker
+        closes = whatsapp_window.window_of(conn, conversation_id)
+    left = closes.timestamp() - now if closes is not None else 0
+    return f"{marker}.{int(left // 60) if left > 0 else 'closed'}"
 
 
 def previews(db: Engine, ids: list[int], login: str | None = None) -> dict[int, dict]:

@@ -12,6 +12,9 @@ DEFAULT_HANDOFF_KEYWORDS = ("atendente", "humano", "falar com atendente")
 DEFAULT_WHATSAPP_API_BASE = "https://graph.facebook.com/v21.0"
 DEFAULT_WHATSAPP_MEDIA_HOSTS = ("lookaside.fbsbx.com",)
 DEFAULT_MEDIA_CACHE_MB = 500
+MAX_DEBOUNCE_SECONDS = 30
+# Channels whose customers type in bursts (DESIGN §10.6); ``api`` callers send whole requests.
+DEBOUNCE_CHANNELS = ("whatsapp", "web")
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
@@ -37,6 +40,22 @@ def parse_duration(value: str, name: str = "duration") -> float:
         seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
     if seconds <= 0:
         raise SettingsError(f"{name}={value!r} must be a positive duration.")
+    return seconds
+
+
+def parse_debounce(value: str | None) -> float:
+    """``PAPO_DEBOUNCE_SECONDS``: 0 (off, the default) to 30 seconds."""
+    text = (value or "").strip()
+    if not text:
+        return 0.0
+    try:
+        seconds = float(text.replace(",", "."))
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds <= MAX_DEBOUNCE_SECONDS:  # NaN fails too
+        raise SettingsError(
+            f"PAPO_DEBOUNCE_SECONDS={value!r}: use de 0 a {MAX_DEBOUNCE_SECONDS} segundos (0 desliga) / "
+            f"must be 0 to {MAX_DEBOUNCE_SECONDS} seconds (0 turns it off).")
     return seconds
 
 
@@ -71,8 +90,13 @@ class Settings:
     # Where the Graph API's media URLs may point besides the API base's own host.
     whatsapp_media_hosts: tuple[str, ...] = DEFAULT_WHATSAPP_MEDIA_HOSTS
     media_cache_mb: int = DEFAULT_MEDIA_CACHE_MB  # PAPO_MEDIA_CACHE_MB: the /media disk cache
+    # The WhatsApp Business Account id: its approved message templates are synced from it.
+    whatsapp_business_account_id: str | None = None
     secret_key: str | None = None
     metrics_token: str | None = None  # PAPO_METRICS_TOKEN: GET /metrics needs it; unset → 404
+    # PAPO_DEBOUNCE_SECONDS: the bot answers a burst of messages once (0 = off)
+    debounce_seconds: float = 0.0
+    debounce_channels: tuple[str, ...] = DEBOUNCE_CHANNELS  # the simulator pane adds ``test``
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -94,8 +118,10 @@ class Settings:
             whatsapp_media_hosts=_csv(env.get("PAPO_WHATSAPP_MEDIA_HOSTS"), DEFAULT_WHATSAPP_MEDIA_HOSTS),
             media_cache_mb=_megabytes(env.get("PAPO_MEDIA_CACHE_MB"), "PAPO_MEDIA_CACHE_MB",
                                       DEFAULT_MEDIA_CACHE_MB),
+            whatsapp_business_account_id=(env.get("PAPO_WHATSAPP_BUSINESS_ACCOUNT_ID") or "").strip() or None,
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
+            debounce_seconds=parse_debounce(env.get("PAPO_DEBOUNCE_SECONDS")),
         )
         values.update(overrides)
         return cls(**values)

@@ -11,12 +11,16 @@ tests and the engine's own tests. It drives the very same
   forward; the editor pane, whose author expects time to pass between clicks);
 - the service runs one flow's latest *draft* whatever its triggers (``forced_flow_id``);
 - the conversation lives on the internal ``test`` channel, hidden from the inbox, the
-  API lists and the reports, with a contact ``external_id`` unique to this simulation.
+  API lists and the reports, with a contact ``external_id`` unique to this simulation;
+- its messages are not debounced (``papo chat``, flow tests) unless ``debounce=True``
+  (the editor's pane, DESIGN §10.6): then ``PAPO_DEBOUNCE_SECONDS`` holds the bot back as
+  on WhatsApp, and :meth:`advance` / :meth:`wait` fire the burst's timer.
 
 Public API (kept stable for its users):
 
 - ``Simulation(doc | None, *, db=None, settings=None, start_at=None, contact_name="Você",
-  flow_id=None, actor="simulador", clock_offset=None, http=None, record_events=True)``
+  flow_id=None, actor="simulador", clock_offset=None, http=None, record_events=True,
+  debounce=False)``
   (``http``: answers ``http_request`` blocks instead of the network, as flow tests'
   mocks do; ``record_events=False``: no ``last_events``, two reads fewer per action);
   attributes ``db``, ``service``,
@@ -39,6 +43,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -78,7 +83,7 @@ class Simulation:
                  settings: Settings | None = None, start_at: float | datetime | None = None,
                  contact_name: str = "Você", flow_id: str | None = None, actor: str = ACTOR,
                  clock_offset: float | None = None, http: Callable | None = None,
-                 record_events: bool = True):
+                 record_events: bool = True, debounce: bool = False):
         if db is None:
             db = make_engine("sqlite://")
             create_schema(db)
@@ -94,6 +99,12 @@ class Simulation:
             flow_id = stored["id"]
             self.findings = stored["findings"]
         self.flow_id = flow_id
+        settings = settings or Settings.from_env()
+        if debounce and TEST_CHANNEL not in settings.debounce_channels:
+            settings = replace(settings, debounce_channels=(*settings.debounce_channels, TEST_CHANNEL))
+        elif not debounce and TEST_CHANNEL in settings.debounce_channels:
+            settings = replace(settings, debounce_channels=tuple(
+                c for c in settings.debounce_channels if c != TEST_CHANNEL))
         # ``http``: answers ``http_request`` blocks instead of the network (flow tests' mocks).
         self.service = Service(db, settings, clock=lambda: self.now, forced_flow_id=flow_id, http=http)
         self.last_events: list[dict] = []
@@ -142,7 +153,8 @@ class Simulation:
                 "actor": self.actor}
 
     @classmethod
-    def resume(cls, snapshot: dict, *, db: Engine, settings: Settings | None = None) -> Simulation:
+    def resume(cls, snapshot: dict, *, db: Engine, settings: Settings | None = None,
+               debounce: bool = False) -> Simulation:
         """The simulation a :meth:`snapshot` describes, on the same database.
 
         The web simulator keeps no state in the process (DESIGN §4): it keeps what it
@@ -152,7 +164,8 @@ class Simulation:
         """
         sim = cls(None, db=db, settings=settings, start_at=snapshot.get("now"),
                   contact_name=snapshot.get("contact_name") or "Você", flow_id=snapshot.get("flow_id"),
-                  actor=snapshot.get("actor") or ACTOR, clock_offset=snapshot.get("clock_offset"))
+                  actor=snapshot.get("actor") or ACTOR, clock_offset=snapshot.get("clock_offset"),
+                  debounce=debounce)
         sim.external_id = snapshot["external_id"]
         sim.conversation_id = snapshot.get("conversation_id")
         if sim.conversation_id is None:

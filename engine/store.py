@@ -260,7 +260,7 @@ timers = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
-    Column("kind", String(24), nullable=False),  # wait | question_timeout | auto_conclude
+    Column("kind", String(24), nullable=False),  # wait | question_timeout | auto_conclude | debounce
     Column("due_at", UtcDateTime, nullable=False),
     Column("payload", Json, nullable=False),
     Column("status", String(12), nullable=False, default="pending"),  # pending|fired|cancelled
@@ -327,4 +327,21 @@ run_log = Table(
     Column("block_id", String(64), nullable=True),
     Column("message", Text, nullable=False),
     Column("at", UtcDateTime, nullable=False),
+)
+
+# The WhatsApp message templates Meta approved for the business account (DESIGN §10.4),
+# as ``papo whatsapp templates sync`` last read them (engine/whatsapp_templates.py): lint,
+# the editor's picker, the inbox composer and the outbox look a template up here.
+whatsapp_templates = Table(
+    "whatsapp_templates",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(512), nullable=False),
+    Column("language", String(16), nullable=False),  # "pt_BR", "en_US"
+    Column("category", String(32), nullable=False, default="", server_default=""),
+    Column("body", Text, nullable=False, default="", server_default=""),  # the BODY text, {{1}}…
+    Column("param_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("components", Json, nullable=False),  # as Meta gave them
+    Column("synced_at", UtcDateTime, nullable=False),
+    UniqueConstraint("name", "language", name="uq_whatsapp_templates_name_language"),
 )

@@ -16,8 +16,9 @@ A message is ``{"id", "direction", "author", "text", "buttons", "at"}`` plus, wh
 - ``unsupported_type``: the raw WhatsApp type of a message stored as "[mensagem não
   suportada]";
 - ``delivery``: ``{"status": "sent"|"delivered"|"read"|"failed", "at", "error": {"code",
-  "title"} | null}`` on an outbound message once WhatsApp reported on it
-  (``engine/whatsapp_status.py``).
+  "title"} | null}`` on an outbound WhatsApp message once WhatsApp reported on it
+  (``engine/whatsapp_status.py``), or ``failed`` with ``window_closed`` when the 24-hour
+  window had closed and the block had no template (DESIGN §10.6).
 """
 from __future__ import annotations
 

@@ -31,12 +31,18 @@ def keyword_matches(trigger: dict, text: str, norm: str) -> bool:
 
 
 def match(candidates: Iterable[CompiledFlow], text: str) -> CompiledFlow | None:
-    """The flow ``text`` starts among ``candidates`` (published flows), or None."""
+    """The flow ``text`` starts among ``candidates`` (published flows), or None.
+
+    A keyword trigger matches the whole text or one of its lines: a debounced burst
+    ("oi" / "quero pedir") is read as one text, one message per line.
+    """
     ordered = sorted(candidates, key=lambda f: (-int(f.doc.get("priority", 0)), f.id))
-    norm = normalize(text)
+    readings = [(text, normalize(text))]
+    if "\n" in text:
+        readings += [(line, normalize(line)) for line in text.split("\n") if line.strip()]
     for flow in ordered:
         for trigger in flow.doc.get("triggers", []):
-            if trigger["type"] == "keyword" and keyword_matches(trigger, text, norm):
+            if trigger["type"] == "keyword" and any(keyword_matches(trigger, t, n) for t, n in readings):
                 return flow
     for flow in ordered:
         if any(t["type"] == "default" for t in flow.doc.get("triggers", [])):

@@ -602,6 +602,15 @@ def media_body(media: dict) -> dict:
     if kind == "document" and media.get("filename"):
         inner["filename"] = str(media["filename"])
     return {"type": kind, kind: inner}
+def _with_full_labels(body: str, labels: list[str], titles: list[str]) -> str:
+    """The body, with the options' whole labels below it when WhatsApp's title limit cut
+    one of them (the customer reads them all; the reply still comes by id). Left as it
+    is when that would pass the 1,024-character body limit (rows keep a description)."""
+    if all(title == label.strip() for label, title in zip(labels, titles, strict=True)):
+        return body
+    numbered = "\n".join(f"{n}. {label.strip()}" for n, label in enumerate(labels, 1))
+    whole = f"{body}\n\n{numbered}"
+    return whole if len(whole) <= INTERACTIVE_BODY_MAX else body
 
 
 def message_body(payload: dict) -> dict:
@@ -629,7 +638,7 @@ def message_body(payload: dict) -> dict:
                 if len(set(titles)) == len(titles):
                     return {**envelope, "type": "interactive", "interactive": {
                         "type": "button",
-                        "body": {"text": body_text},
+                        "body": {"text": _with_full_labels(body_text, labels, titles)},
                         "action": {"buttons": [
                             {"type": "reply", "reply": {"id": f"b{n}", "title": title}}
                             for n, title in enumerate(titles, 1)]}}}
@@ -644,7 +653,7 @@ def message_body(payload: dict) -> dict:
                         rows.append(row)
                     return {**envelope, "type": "interactive", "interactive": {
                         "type": "list",
-                        "body": {"text": body_text},
+                        "body": {"text": _with_full_labels(body_text, labels, titles)},
                         "action": {"button": LIST_BUTTON_LABEL, "sections": [{"rows": rows}]}}}
         numbered = "\n".join(f"{n}. {label}" for n, label in enumerate(labels, 1))
         text = f"{text}\n\n{numbered}" if text.strip() else numbered

@@ -84,8 +84,10 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
         log.warning("WhatsApp reported an error (%s): code %s, %s: %s", error["path"], error["code"],
                     error["title"] or "", error["details"] or "")
     # Meta delivers again whatever it did not see answered: one query finds what is done.
-    # (A delivery of statuses only asks nothing.)
-    done = already_received(service, [m.message_id for m in delivery.messages]) if delivery.messages else set()
+    # One message (the everyday delivery) needs no extra query: the unit of work finds
+    # it among the processed ones and answers as it did the first time.
+    ids = [m.message_id for m in delivery.messages]
+    done = already_received(service, ids) if len(ids) > 1 else set()
     senders: dict[tuple, str] = {}  # who is who, for the rest of this delivery
     late: dict[int, float] = {}  # conversation id → the oldest late message's time
     for item in delivery.inbound:

@@ -370,9 +370,11 @@ def send_attachment(service, cache: MediaCache, conversation_id: int, actor: str
                     lang: str | None = None) -> tuple[dict | None, str | None]:
     """Check, upload and send an agent's file (with ``text`` as its caption when it takes
     one): ``(Service.agent_message's result, None)`` or ``(None, why)`` with nothing
-    sent or stored. The conversation must exist (the caller checked)."""
+    sent or stored; outside WhatsApp's 24-hour window :class:`engine.errors.Conflict`
+    (``window_closed``) as for a text. The conversation must exist (the caller checked)."""
     if service.get_conversation(conversation_id, include_test=False).get("channel") != "whatsapp":
         return None, gettext(MESSAGES["not_whatsapp"], lang)
+    service.check_window(conversation_id)  # 409 window_closed, before anything is uploaded
     attachment, problem = check_attachment(filename, mime, data, lang)
     if attachment is None:
         return None, problem

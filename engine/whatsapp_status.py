@@ -36,6 +36,9 @@ FAILURES = {
     132001: N_("o modelo não existe neste idioma ou ainda não foi aprovado"),
     131000: N_("erro desconhecido no WhatsApp; tente de novo"),
 }
+# Failures of papo's own (engine/outbox.py): the message never went to WhatsApp, and the
+# inbox says "Não enviada" rather than "O WhatsApp recusou".
+NOT_SENT_CODES = ("window_closed", "template_unknown")
 REFUSED = N_("O WhatsApp recusou: %(reason)s")
 UNKNOWN_REASON = N_("motivo não informado (código %(code)s)")
 

@@ -9,6 +9,9 @@ key that already got a 2xx answer gets the same answer again and is not recorded
         graph.fail(1, status=429, retry_after=30)
         graph.reject(400, "(#131030) Recipient phone number not in allowed list")
         graph.hang(1, seconds=2)       # answer the next request only after 2 s
+        graph.templates = [{"name": "pedido_pronto", "language": "pt_BR", "status": "APPROVED",
+                            "components": [{"type": "BODY", "text": "Olá {{1}}!"}]}]
+        graph.page_size = 2            # GET /<version>/<waba>/message_templates pages by 2
         ...graph.api_base, graph.delivered, graph.requests
 
 Media, as the Cloud API serves it: ``POST /<version>/<phone_number_id>/media`` (multipart)
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -61,6 +65,9 @@ class FakeGraph:
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._count = 0
+        # Served by GET /<version>/<business account id>/message_templates, paged.
+        self.templates: list[dict] = []
+        self.page_size = 25
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.media: dict[str, tuple[bytes, str, str | None]] = {}  # id → (data, mime, filename)
@@ -158,7 +165,7 @@ class FakeGraph:
         return False
 
     def texts(self) -> list[str]:
-        """The text (or interactive body text) of each delivered message."""
+        """The text (or interactive body text, or template name) of each delivered message."""
         out = []
         for req in self.delivered:
             body = req.json
@@ -166,6 +173,8 @@ class FakeGraph:
                 out.append(body["text"]["body"])
             elif body["type"] == "interactive":
                 out.append(body["interactive"]["body"]["text"])
+            elif body["type"] == "template":
+                out.append(f"template:{body['template']['name']}")
             else:  # media: its caption
                 out.append(body[body["type"]].get("caption", ""))
         return out
@@ -208,6 +217,9 @@ class FakeGraph:
         if not self._authorized(headers):
             request.status = 401
             handler._send(401, {"error": {"message": "Invalid OAuth access token.", "code": 190}})
+            return
+        if path.rstrip("/").endswith("/message_templates") and path.startswith(f"/{self.version}/"):
+            self._templates(handler, request)
             return
         if path.startswith("/download/"):
             found = self.media.get(path.removeprefix("/download/"))
@@ -256,6 +268,20 @@ class FakeGraph:
                                     file.get_filename())
         request.status = 200
         handler._send(200, {"id": media_id})
+
+    def _templates(self, handler, request: Request) -> None:
+        """``message_templates`` of any business account, ``page_size`` per page, with
+        ``paging.next`` as Meta writes it (a full URL with an ``after`` cursor)."""
+        parts = urlsplit(handler.path)
+        after = int((parse_qs(parts.query).get("after") or ["0"])[0])
+        page = self.templates[after:after + self.page_size]
+        answer: dict = {"data": page, "paging": {"cursors": {"before": str(after),
+                                                             "after": str(after + len(page))}}}
+        if after + self.page_size < len(self.templates):
+            answer["paging"]["next"] = (f"http://127.0.0.1:{self.port}{parts.path}?limit={self.page_size}"
+                                        f"&after={after + self.page_size}")
+        request.status = 200
+        handler._send(200, answer)
 
     def _handle(self, handler, body: bytes) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}

@@ -364,7 +364,7 @@ def test_activity_moves_a_conversation_to_the_top(api, api_clock):
     listed = api.get(CONVERSATIONS).get_json()["items"]
     assert [c["id"] for c in listed] == [ids[0], ids[2], ids[1]]
     assert set(listed[0]) == {"id", "status", "channel", "contact", "assignees", "run", "tags",
-                              "updated_at", "waiting_since"}  # waiting_since: DESIGN §10.8
+                              "updated_at", "waiting_since", "window_closes_at"}  # §10.8, §10.6
 
 
 def test_search_matches_names_partially_ignoring_case_and_accents(api, api_clock):

@@ -133,4 +133,4 @@ def test_a_registered_kind_is_listed_in_openapi(web):
     assert components["Flow.typing_delay_data"]["properties"]["seconds"]["maximum"] == 10
     timer = components["Conversation"]["properties"]["timers"]["items"]
     assert timer["properties"]["kind"]["enum"] == ["question_timeout", "wait", "typing_delay",
-                                                  "auto_conclude"]
+                                                  "auto_conclude", "debounce"]

@@ -377,7 +377,9 @@ def test_four_to_ten_buttons_are_a_list_message():
     body = body_of("Qual dia?", labels)
     interactive = body["interactive"]
     assert interactive["type"] == "list"
-    assert interactive["body"] == {"text": "Qual dia?"}
+    # a label was cut to its title: the body lists every whole label (issue 16)
+    assert interactive["body"] == {"text": "Qual dia?\n\n1. Segunda-feira\n2. Terça-feira\n"
+                                           "3. Quarta-feira\n4. Quinta-feira de manhã cedinho"}
     assert interactive["action"]["button"] == "Opções"
     rows_ = interactive["action"]["sections"][0]["rows"]
     assert [r["id"] for r in rows_] == ["b1", "b2", "b3", "b4"]

@@ -448,3 +448,88 @@ def test_an_attachment_outside_whatsapp_is_refused_and_nothing_uploaded(hook, fa
     assert answer.status_code == 422
     assert answer.get_json()["error"]["message"] == "Anexos só podem ser enviados em conversas do WhatsApp."
     assert fake_graph.uploads() == []
+
+
+# -- attachments and the 24-hour window (DESIGN §10.4) ------------------------------------------
+
+DAY = 24 * 3600
+
+
+def _api_attach(hook, conversation_id: int, **extra):
+    token = accounts.create_token(hook.engine, "ana", name="integração")
+    return hook.client.post(f"/api/v1/conversations/{conversation_id}/messages",
+                            headers={"Authorization": f"Bearer {token}"}, json={
+        "attachment": {"filename": "a.png", "mime_type": "image/png",
+                       "data": base64.b64encode(png()).decode()}, **extra})
+
+
+def test_an_attachment_outside_the_window_is_refused_like_text_before_any_upload(hook, fake_graph):
+    conversation_id = _open_conversation(hook)  # the customer wrote at T
+    hook.now = T + DAY + 1
+
+    in_inbox = _attach(_agent(hook), conversation_id, png(), "vitrine.png", "image/png", "Olha")
+    through_api = _api_attach(hook, conversation_id)
+
+    assert in_inbox.status_code == 409
+    assert "janela de 24 h do WhatsApp está fechada" in in_inbox.get_data(as_text=True)
+    assert through_api.status_code == 409
+    assert through_api.get_json()["error"]["code"] == "window_closed"
+    assert fake_graph.uploads() == []
+    assert not [m for m in hook.conversation()["messages"] if m["author"] == "ana"]
+
+
+def test_an_attachment_inside_the_window_still_goes(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+    hook.now = T + DAY - 60
+
+    assert _api_attach(hook, conversation_id).status_code == 200
+    assert sender.send_due(hook.service, now=hook.now) == 1
+    assert fake_graph.delivered[-1].json["type"] == "image"
+
+
+def test_an_attachment_queued_before_the_window_closed_fails_and_no_status_moves_it_back(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+    assert _api_attach(hook, conversation_id).status_code == 200
+    sent_before = len(fake_graph.delivered)
+    hook.now = T + DAY + 1  # the worker only gets to it now
+
+    sender.send_due(hook.service, now=hook.now)
+
+    assert len(fake_graph.delivered) == sent_before  # not sent for Meta to drop
+    failed = [m for m in hook.conversation()["messages"] if m["author"] == "ana"][-1]
+    assert failed["delivery"]["status"] == "failed"
+    assert failed["delivery"]["error"]["code"] == "window_closed"
+    with hook.engine.connect() as conn:
+        key = conn.execute(select(outbox.c.idempotency_key).where(
+            outbox.c.conversation_id == conversation_id).order_by(outbox.c.id.desc())).scalars().first()
+    for status in ("sent", "delivered", "read"):  # a status naming it never moves it back
+        late = {"id": key, "status": status, "timestamp": str(int(hook.now) + 5), "recipient_id": NUMBER}
+        assert hook.deliver(body(statuses=[late])).status_code == 200
+    again = [m for m in hook.conversation()["messages"] if m["author"] == "ana"][-1]
+    assert again["delivery"] == failed["delivery"]
+
+
+def test_the_inbox_says_not_sent_for_the_window_and_refused_for_meta_never_both(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+    assert hook.deliver(body(statuses=fake_graph.statuses(
+        "failed", at=T + 61, error={"code": 131026, "title": "Message undeliverable"}))).status_code == 200
+    assert _api_attach(hook, conversation_id).status_code == 200
+    hook.now = T + DAY + 1
+    sender.send_due(hook.service, now=hook.now)
+
+    page = hook.inbox_page(conversation_id)
+
+    assert page.count("Não enviada:") == 1
+    assert "fora da janela de 24 h do WhatsApp" in page
+    assert page.count("O WhatsApp recusou: não foi possível entregar") == 2  # the bot's two replies
+    assert "O WhatsApp recusou: fora da janela" not in page
+
+
+def test_a_template_and_an_attachment_in_one_api_body_is_refused(hook, fake_graph):
+    conversation_id = _open_conversation(hook)
+
+    answer = _api_attach(hook, conversation_id, template={"name": "pedido_pronto", "language": "pt_BR"})
+
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["details"][0]["path"] == "$.attachment"
+    assert fake_graph.uploads() == []

@@ -3,7 +3,17 @@ resumes from ``next`` when an agent concludes the conversation. The optional ``t
 template) tells the customer so, instead of leaving them in silence."""
 from pathlib import Path
 
-from blocks.base import N_, BlockKind, Context, Result, fixed_ports, load_schema, message
+from blocks.base import (
+    N_,
+    BlockKind,
+    Context,
+    Result,
+    fixed_ports,
+    load_schema,
+    message,
+    rendered_template,
+    template_problems,
+)
 
 FOLDER = Path(__file__).parent
 
@@ -13,7 +23,7 @@ def execute(block: dict, ctx: Context) -> Result:
     effect = {"type": "open", "block_id": block["id"],
               "assign_to": data.get("assign_to"), "note": data.get("note", "")}
     text = data.get("text")
-    outbound = [message(ctx.render(text), None, block["id"])] if text else []
+    outbound = [message(ctx.render(text), None, block["id"], rendered_template(data, ctx))] if text else []
     return Result(outbound=outbound, effects=[effect], wait="suspended")
 
 
@@ -22,7 +32,9 @@ BLOCK = BlockKind(
     data_schema=load_schema(FOLDER), folder=FOLDER,
     label=N_("Abrir atendimento"),
     pauses_run=True, resume_on_conclude="next", preset=lambda _, flow_id: {"text": _("Um momento, vou te passar para alguém da nossa equipe.")},
-    template_fields=lambda data: [data["text"]] if data.get("text") else [],
+    template_fields=lambda data: ([data["text"]] if data.get("text") else [])
+    + list((data.get("template") or {}).get("params", [])),
+    lint=template_problems,
     # DESIGN: `next` is taken when the conversation is concluded
     port_labels=lambda _, data: {"next": _("Depois de concluído")},
 )

@@ -133,7 +133,10 @@ def _lint_and_publish(repo, item: _Imported, index: dict, jumped_into: set[str],
     from engine.lint import lint
 
     doc = item.doc
-    findings = lint(doc, flows=index, jumped_into=jumped_into)
+    from engine import whatsapp_templates
+
+    findings = lint(doc, flows=index, jumped_into=jumped_into,
+                    whatsapp_templates=whatsapp_templates.index(repo.engine))
     item.lines.extend(format_finding({**f, "file": item.path}) for f in findings)
     errors = sum(f["level"] == "error" for f in findings)
     done = f"{item.path}: imported {doc['id']} revision {item.revision}"

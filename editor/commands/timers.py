@@ -36,7 +36,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def register(group: click.Group) -> None:
-    @group.group("timers", help="Pending timers: waits, question timeouts, auto-conclude.")
+    @group.group("timers", help="Pending timers: waits, question timeouts, auto-conclude, debounce.")
     def timers_group() -> None:
         pass
 

@@ -52,7 +52,7 @@ def _configure_logging(level: str) -> None:
 
 
 def register(group: click.Group) -> None:
-    @group.command("worker", help="Fire due timers (waits, question timeouts, auto-conclude), "
+    @group.command("worker", help="Fire due timers (waits, question timeouts, auto-conclude, debounce), "
                                   "send the outbox and clean up; runs until SIGTERM or Ctrl+C.")
     @click.option("--batch", default=200, show_default=True, type=click.IntRange(1, 10_000),
                   help="Timers claimed at a time.")

@@ -37,7 +37,7 @@ class Inbound:
 @dataclass(frozen=True)
 class TimerFired:
     timer_id: int
-    kind: str  # wait | question_timeout | auto_conclude
+    kind: str  # wait | question_timeout | auto_conclude | debounce
     payload: dict
     at: float
 
@@ -79,6 +79,9 @@ class AgentMessage:
     at: float
     # An attached file already uploaded to WhatsApp: {"type", "mime", "id", "caption", "filename"?}
     media: dict | None = None
+    # WhatsApp: an approved template sent as such (``{"name", "language", "params"}``);
+    # ``text`` is then its body as the customer reads it.
+    template: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ class Changes:
     fired_at: datetime | None = None
     cancel_bot_timers: bool = False  # pending wait / question_timeout timers cancelled
     cancel_auto_conclude: bool = False  # pending auto_conclude timers cancelled
+    cancel_debounce: bool = False  # the pending debounce timer cancelled (its burst answered or dropped)
+    move_debounce: datetime | None = None  # the pending debounce timer's new due time
     messages: list[dict] = field(default_factory=list)
     outbox: list[dict] = field(default_factory=list)
     timers: list[dict] = field(default_factory=list)  # to add (after the cancellations)

@@ -20,6 +20,7 @@ from engine import conversation as machine
 from engine import core, triggers
 from engine.graph import CompiledFlow
 from engine.moments import epoch, iso, utc
+from engine.service import debounce
 from engine.service.changes import (
     NEED_ASSIGNEES,
     NEED_AUTO_CONCLUDE,
@@ -50,6 +51,8 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
     elif isinstance(event, TimerFired):
         if not snapshot.timer_pending:
             return d.changes(write=False)  # cancelled, or fired by another worker
+        if event.kind == debounce.KIND and debounce.waits(d.burst, event.at):
+            return d.changes(write=False)  # a newer message moved it after it was claimed
         _timer(d, event)
     elif isinstance(event, HttpDone):
         if not _http_done(d, event):
@@ -65,7 +68,8 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
     elif isinstance(event, AgentMessage):
         _transition(d, "agent_message", event.actor, event.at)
         if event.media is None:
-            d.message("out", event.actor, event.text, [], event.at)
+            d.message("out", event.actor, event.text, [], event.at, template=event.template,
+                      template_only=event.template is not None)
         else:
             _attachment(d, event)
         if d.status == machine.OPEN:
@@ -108,6 +112,9 @@ class _Draft:
         state = conv["state"]
         self.state = {**state, "contact": dict(state.get("contact") or {}),
                       "run": dict(state["run"]) if state.get("run") else None}
+        # the burst of messages waiting for one answer (engine/service/debounce.py), kept
+        # apart from the engine's state, which core.step rebuilds
+        self.burst: dict | None = self.state.pop("burst", None)
         self.contact_name: str | None = None
         self.assignees = list(snap.assignees) if snap.assignees is not None else None
         self.assigned_at: dict[str, object] = {}
@@ -116,6 +123,8 @@ class _Draft:
         self.fired_at = None
         self.cancel_bot = False
         self.cancel_auto = False
+        self.cancel_debounce = False
+        self.move_debounce = None
         self.messages: list[dict] = []
         self.outbox: list[dict] = []
         self.timers: list[dict] = []
@@ -173,7 +182,8 @@ class _Draft:
         return changed
 
     def message(self, direction: str, author: str, text: str, buttons, now: float,
-                external_id: str | None = None, details: dict | None = None) -> None:
+                external_id: str | None = None, details: dict | None = None,
+                template: dict | None = None, template_only: bool = False) -> None:
         at = utc(now)
         buttons = list(buttons or [])
         if direction == "out" and self.channel == "whatsapp":
@@ -184,6 +194,12 @@ class _Draft:
                        "buttons": buttons}
             if details and details.get("media"):  # an agent's file, sent by its media id
                 payload["media"] = details["media"]
+            if template is not None:
+                # The sender picks text or template at send time (the 24-hour window,
+                # engine/outbox.py); ``template_only``: an agent chose the template.
+                payload["template"] = template
+                if template_only:
+                    payload["send"] = "template"
             self.outbox.append({
                 "conversation_id": self.id, "channel": "whatsapp", "idempotency_key": external_id,
                 "payload": payload,
@@ -212,6 +228,18 @@ class _Draft:
         self.cancel_auto = True
         self.timers = [t for t in self.timers if t["kind"] != "auto_conclude"]
 
+    def keep_burst(self, burst: dict) -> None:
+        """The burst waits on: its timer row moves to the new due time."""
+        self.burst = burst
+        self.move_debounce = utc(burst["due_at"])
+
+    def drop_burst(self) -> None:
+        """The burst is answered now, or not at all (a person is in charge): no timer."""
+        self.burst = None
+        self.move_debounce = None
+        self.cancel_debounce = True
+        self.timers = [t for t in self.timers if t["kind"] != debounce.KIND]
+
     def log(self, level: str, block_id: str | None, message: str, now: float) -> None:
         self.logs.append({"conversation_id": self.id, "level": level, "block_id": block_id,
                           "message": message[:2000], "at": utc(now)})
@@ -226,12 +254,14 @@ class _Draft:
             if self.snap.assignees is not None else []
         return Changes(
             conversation_id=self.id, contact_id=conv["contact_id"], version=conv["version"],
-            write=write, state=self.state, status=self.status, name_norm=self.name_norm,
+            write=write, state={**self.state, "burst": self.burst} if self.burst else self.state,
+            status=self.status, name_norm=self.name_norm,
             updated_at=self.updated_at, opened_at=self.opened_at,
             first_response_at=self.first_response_at, waiting_since=self.waiting_since,
             contact_name=self.contact_name,
             fire_timer_id=self.fire_timer_id, fired_at=self.fired_at, cancel_bot_timers=self.cancel_bot,
-            cancel_auto_conclude=self.cancel_auto, messages=self.messages, outbox=self.outbox,
+            cancel_auto_conclude=self.cancel_auto, cancel_debounce=self.cancel_debounce,
+            move_debounce=self.move_debounce, messages=self.messages, outbox=self.outbox,
             timers=self.timers, activity=self.activity,
             assignees_added=[{"conversation_id": self.id, "login": u, "assigned_at": self.assigned_at[u]}
                              for u in added],
@@ -250,11 +280,54 @@ def _inbound(d: _Draft, event: Inbound) -> None:
     d.message("in", "customer", event.text, [], event.at if event.sent_at is None else event.sent_at,
               external_id=event.message_id, details=event.details)
     if event.answer:
-        _bot_reads(d, event.text, event.at, event.start_flow_id)
+        _customer_writes(d, event)
     d.touch(event.at)
     d.result = {"conversation_id": d.id, "status": d.status, "replies": d.replies}
     d.processed = {"channel": event.channel, "external_id": event.message_id, "conversation_id": d.id,
                    "result": d.result, "at": utc(event.at)}
+
+
+def _customer_writes(d: _Draft, event: Inbound) -> None:
+    """The bot reads the message now, or once its burst is over (debounce)."""
+    seconds = d.settings.debounce_seconds
+    burst = d.burst
+    if burst is not None:
+        if _must_not_wait(d, event.text):
+            d.drop_burst()  # the earlier lines stay in the inbox for the person who takes it
+        elif debounce.is_over(burst, event.at, seconds):  # its timer is late or gone
+            d.drop_burst()
+            _bot_reads(d, debounce.text_of(burst), event.at, burst["start_flow_id"])
+        else:
+            burst = debounce.add(burst, event.text, event.at, seconds)
+            if not debounce.is_full(burst):
+                d.keep_burst(burst)
+                return
+            d.drop_burst()
+            _bot_reads(d, debounce.text_of(burst), event.at, burst["start_flow_id"])
+            return
+    if debounce.applies(d.settings, d.channel) and not _must_not_wait(d, event.text):
+        d.burst = debounce.start(event.text, event.at, seconds, event.start_flow_id)
+        d.schedule(debounce.KIND, d.burst["due_at"], {})
+        return
+    _bot_reads(d, event.text, event.at, event.start_flow_id)
+
+
+def _must_not_wait(d: _Draft, text: str) -> bool:
+    """Messages the bot does not hold back: to an open conversation (people read them as
+    they come; the bot is silent there) and a request for a human, unless it picks an
+    option of the waiting choice question (rule 0 comes first)."""
+    if d.status == machine.OPEN:
+        return True
+    return triggers.asks_for_human(text, d.settings.handoff_keywords) and _choice_pick(d, text) is None
+
+
+def _burst_ends(d: _Draft, now: float) -> None:
+    """A burst's quiet time is over: the bot reads its messages as one."""
+    burst = d.burst
+    if burst is None:
+        return  # answered or dropped meanwhile
+    d.burst = None  # its timer is the one firing
+    _bot_reads(d, debounce.text_of(burst), now, burst["start_flow_id"])
 
 
 def _timer(d: _Draft, event: TimerFired) -> None:
@@ -263,6 +336,9 @@ def _timer(d: _Draft, event: TimerFired) -> None:
     d.fired = True
     if event.kind == "auto_conclude":
         _auto_conclude(d, event.at)
+        return
+    if event.kind == debounce.KIND:
+        _burst_ends(d, event.at)
         return
     run = d.state.get("run") or {}
     if run.get("id") == event.payload.get("run_id") and d.status == machine.CONCLUDED:
@@ -307,12 +383,10 @@ def _bot_reads(d: _Draft, text: str, now: float, start_flow_id: str | None) -> N
     waiting = run and run["state"] == core.WAITING_INPUT and flow is not None
     block = flow.blocks.get(run["block_id"]) if waiting else None
     # 0. a choice question whose option this message picks takes it as the answer
-    if block is not None and block["data"].get("input") == "choice":
-        from blocks.question import match_option
-
-        if match_option(block["data"], text) is not None:
-            _feed(d, flow, core.UserMessage(now, text))
-            return
+    line = _choice_pick(d, text)
+    if line is not None:
+        _feed(d, flow, core.UserMessage(now, line))
+        return
     # 1. a request for a human opens the conversation
     if triggers.asks_for_human(text, d.settings.handoff_keywords):
         _transition(d, "handoff", "customer", now)
@@ -339,6 +413,24 @@ def _bot_reads(d: _Draft, text: str, now: float, start_flow_id: str | None) -> N
     flow = triggers.match(d.snap.published.values(), text)
     if flow is not None:
         _start(d, flow, now)
+
+
+def _choice_pick(d: _Draft, text: str) -> str | None:
+    """The first line of ``text`` that picks an option of the choice question the run waits
+    at (a burst's messages are its lines), or None."""
+    run = d.state.get("run")
+    if not run or run["state"] != core.WAITING_INPUT:
+        return None
+    flow = d.snap.flow_of(run)
+    block = flow.blocks.get(run["block_id"]) if flow is not None else None
+    if block is None or block["data"].get("input") != "choice":
+        return None
+    from blocks.question import match_option
+
+    for line in text.split("\n"):
+        if line.strip() and match_option(block["data"], line) is not None:
+            return line
+    return None
 
 
 def _let_go_by_csat(block: dict, text: str) -> bool:
@@ -375,7 +467,7 @@ def _feed(d: _Draft, flow: CompiledFlow, event, draft_revision: int | None = Non
             d.cancel_bot_timers()
         run["timers"] = False
     for out in outbound:
-        d.message("out", "bot", out["text"], out["buttons"], now)
+        d.message("out", "bot", out["text"], out["buttons"], now, template=out.get("template"))
         d.replies.append({"text": out["text"], "buttons": out["buttons"]})
     jump = None
     for effect in effects:
@@ -458,6 +550,8 @@ def _transition(d: _Draft, action: str, actor: str, now: float, user: str | None
     entry_detail = dict(outcome.activity.get("detail") or {})
     entry_detail.update({k: v for k, v in (detail or {}).items() if v is not None})
     if before != machine.OPEN and outcome.status == machine.OPEN:
+        if d.burst is not None:
+            d.drop_burst()  # people read those messages now; the bot stays silent
         d.opened_at = utc(now)
         d.first_response_at = None
         _schedule_auto_conclude(d, now)

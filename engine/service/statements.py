@@ -101,6 +101,14 @@ CANCEL_BOT_TIMERS = update(timers).where(
 CANCEL_AUTO_CONCLUDE = update(timers).where(
     timers.c.conversation_id == bindparam("_id"), timers.c.status == "pending",
     timers.c.kind == "auto_conclude").values(status="cancelled")
+# One debounce timer per burst (engine/service/debounce.py): a newer message moves it (and
+# frees it from a worker's claim taken before the move), an answered burst cancels it.
+MOVE_DEBOUNCE = update(timers).where(
+    timers.c.conversation_id == bindparam("_id"), timers.c.status == "pending",
+    timers.c.kind == "debounce").values(due_at=bindparam("_due"), claimed_by=None, claimed_until=None)
+CANCEL_DEBOUNCE = update(timers).where(
+    timers.c.conversation_id == bindparam("_id"), timers.c.status == "pending",
+    timers.c.kind == "debounce").values(status="cancelled")
 INSERT_MESSAGE = insert(messages)
 INSERT_OUTBOX = insert(outbox)
 INSERT_TIMER = insert(timers)

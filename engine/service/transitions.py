@@ -4,12 +4,17 @@ The table itself is :mod:`engine.conversation`; applying it to a conversation an
 bot's run is :func:`engine.service.decide.decide` (pure)."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from engine import conversation as machine
-from engine.errors import Invalid, NotFound
+from engine import whatsapp_templates, whatsapp_window
+from engine.errors import Conflict, Invalid, NotFound
+from engine.i18n import N_
 from engine.service import load, unit
 from engine.service.changes import AgentAction, AgentMessage, AgentNote, Changes
 from engine.service.common import MAX_TEXT
 from engine.service.statements import CONVERSATION_EXISTS
+from engine.store import conversations
 
 
 class TransitionsMixin:
@@ -43,8 +48,55 @@ class TransitionsMixin:
             raise Invalid("A mensagem não pode ficar vazia.", details=[
                 {"path": "$.text", "message": "Texto vazio ou ausente."}])
         text = text if isinstance(text, str) else ""
+        self.check_window(conversation_id)
         self._run_on(conversation_id, AgentMessage(actor, text[:MAX_TEXT], self.clock(), media=media))
         return {"conversation": self.get_conversation(conversation_id), "replies": []}
+
+    def agent_template(self, conversation_id: int, actor: str, name: str, language: str,
+                       params: list | None = None) -> dict:
+        """An agent sends an approved WhatsApp template (DESIGN §10.4), e.g. when the
+        24-hour window is closed: the conversation opens as with a message, and the text
+        shown in the timeline is the template's body with its parameters filled in."""
+        params = params if params is not None else []
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise Invalid(N_("Os parâmetros do modelo devem ser uma lista de textos."), details=[
+                {"path": "$.params", "message": N_("Use uma lista de textos.")}])
+        with self.db.connect() as conn:
+            channel = conn.execute(select(conversations.c.channel).where(
+                conversations.c.id == conversation_id)).scalar()
+            if channel is None:
+                raise NotFound(N_("Conversa não encontrada."))
+            template = whatsapp_templates.find(conn, name, language) \
+                if isinstance(name, str) and isinstance(language, str) else None
+        if channel != "whatsapp":
+            raise Invalid(N_("Modelos só podem ser enviados em conversas do WhatsApp."), details=[
+                {"path": "$.name", "message": N_("Esta conversa não é do WhatsApp.")}])
+        if template is None:
+            raise Invalid(N_("Este modelo do WhatsApp não está entre os aprovados. Sincronize os modelos em Configurações › WhatsApp."),
+                          code="template_unknown", details=[
+                              {"path": "$.name", "message": N_("Modelo desconhecido.")}])
+        if len(params) != template["param_count"] or any(not p.strip() for p in params):
+            raise Invalid(N_("Preencha todos os parâmetros do modelo, nem mais nem menos."), details=[
+                {"path": "$.params", "message": N_("Número de parâmetros errado ou parâmetro vazio.")}],
+                extra={"expected": template["param_count"]})
+        params = [p.strip()[:1024] for p in params]
+        text = whatsapp_templates.fill(template["body"], params) or template["name"]
+        self._run_on(conversation_id, AgentMessage(
+            actor, text[:MAX_TEXT], self.clock(),
+            template={"name": template["name"], "language": template["language"], "params": params}))
+        return {"conversation": self.get_conversation(conversation_id), "replies": []}
+
+    def check_window(self, conversation_id: int) -> None:
+        """Free text outside WhatsApp's 24-hour window is refused (409 ``window_closed``)."""
+        with self.db.connect() as conn:
+            channel = conn.execute(select(conversations.c.channel).where(
+                conversations.c.id == conversation_id)).scalar()
+            if channel != "whatsapp":
+                return  # other channels have no window; a missing conversation is a 404 later
+            closes = whatsapp_window.window_of(conn, conversation_id)
+        if closes is None or closes.timestamp() <= self.clock():
+            raise Conflict(N_("A janela de 24 h do WhatsApp está fechada: o cliente não escreve há mais de 24 horas e o WhatsApp não entrega texto livre. Envie um modelo aprovado."),
+                           code="window_closed")
 
     def transfer(self, conversation_id: int, actor: str, user: str, note: str | None = None) -> dict:
         """Hand the conversation to ``user`` (DESIGN §10.8): ``user`` is assigned and the

@@ -61,6 +61,9 @@ def _statements(rows: list[Changes], postgres: bool) -> list[tuple]:
                               if c.contact_name is not None]),
         (sql.CANCEL_BOT_TIMERS, [{"_id": c.conversation_id} for c in rows if c.cancel_bot_timers]),
         (sql.CANCEL_AUTO_CONCLUDE, [{"_id": c.conversation_id} for c in rows if c.cancel_auto_conclude]),
+        (sql.CANCEL_DEBOUNCE, [{"_id": c.conversation_id} for c in rows if c.cancel_debounce]),
+        (sql.MOVE_DEBOUNCE, [{"_id": c.conversation_id, "_due": c.move_debounce} for c in rows
+                             if c.move_debounce is not None]),
         (sql.INSERT_MESSAGE, [m for c in rows for m in c.messages]),
         (sql.INSERT_OUTBOX, [o for c in rows for o in c.outbox]),
         (sql.INSERT_TIMER, [t for c in rows for t in c.timers]),
