@@ -357,7 +357,8 @@ def _send(service, claim: Claim, http, now, *, lease_s: float, then_claim: bool
     try:
         chosen = outgoing(service, claim, clock())
         if chosen.body is None:
-            return "failed" if _mark_failed(service, claim, clock(), chosen.error, chosen.code) else "lost"
+            return ("failed" if _mark_failed(service, claim, clock(), chosen.error, chosen.code)
+                    else "lost"), None
         body = json.dumps(chosen.body, ensure_ascii=False).encode("utf-8")
     except (KeyError, TypeError, ValueError) as exc:
         return ("failed" if _mark_failed(service, claim, clock(),
