@@ -67,11 +67,14 @@ def _user_dict(row) -> dict:
         "created_at": _aware(row.created_at),
         "disabled": row.disabled_at is not None,
         "session_generation": row.session_generation,
+        "availability": row.availability,  # online | away (automatic assignment, §10.3)
+        "max_open": row.max_open,  # 0: no limit
     }
 
 
 _USER_COLUMNS = (users.c.id, users.c.login, users.c.name, users.c.role, users.c.lang,
-                 users.c.created_at, users.c.disabled_at, users.c.session_generation)
+                 users.c.created_at, users.c.disabled_at, users.c.session_generation,
+                 users.c.availability, users.c.max_open)
 
 
 def validate_login(login: str, lang: str = "pt") -> str:

@@ -38,6 +38,18 @@ def parse_duration(value: str, name: str = "duration") -> float:
     return seconds
 
 
+ASSIGNMENT_POLICIES = ("manual", "round_robin", "balanced")
+
+
+def parse_assignment(value: str | None) -> str:
+    """``PAPO_ASSIGNMENT``: ``manual`` (default), ``round_robin`` or ``balanced``."""
+    policy = (value or "").strip().lower() or "manual"
+    if policy not in ASSIGNMENT_POLICIES:
+        raise SettingsError(f"PAPO_ASSIGNMENT={value!r} is not a way of assigning: use "
+                            "manual, round_robin or balanced.")
+    return policy
+
+
 def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if value is None:
         return default
@@ -59,6 +71,8 @@ class Settings:
     whatsapp_api_base: str = DEFAULT_WHATSAPP_API_BASE
     secret_key: str | None = None
     metrics_token: str | None = None  # PAPO_METRICS_TOKEN: GET /metrics needs it; unset → 404
+    # PAPO_ASSIGNMENT: who takes a conversation that opens with nobody assigned (§10.3)
+    assignment: str = "manual"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +93,7 @@ class Settings:
             whatsapp_api_base=(env.get("PAPO_WHATSAPP_API_BASE") or DEFAULT_WHATSAPP_API_BASE).rstrip("/"),
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
+            assignment=parse_assignment(env.get("PAPO_ASSIGNMENT")),
         )
         values.update(overrides)
         return cls(**values)

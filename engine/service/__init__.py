@@ -21,6 +21,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from engine.moments import epoch, iso, utc
+from engine.service.assignment import AssignmentMixin
 from engine.service.common import BOT_TIMER_KINDS, CHANNELS, MAX_JUMPS, MAX_TEXT, TEST_CHANNEL
 from engine.service.continuation import ContinuationMixin
 from engine.service.flows import FlowsMixin
@@ -34,7 +35,8 @@ __all__ = ["BOT_TIMER_KINDS", "CHANNELS", "MAX_JUMPS", "MAX_TEXT", "TEST_CHANNEL
            "Service", "Settings", "epoch", "funnel", "iso", "iso_micro", "report_summary", "utc"]
 
 
-class Service(InboundMixin, TransitionsMixin, TimersMixin, ContinuationMixin, FlowsMixin, ReadsMixin):
+class Service(InboundMixin, TransitionsMixin, TimersMixin, ContinuationMixin, FlowsMixin, ReadsMixin,
+              AssignmentMixin):
     """Conversations, messages, transitions and timers over one database."""
 
     def __init__(self, db: Engine, settings: Settings | None = None, *,

@@ -220,7 +220,12 @@ class _Draft:
             processed=self.processed, replies=self.replies, pending_http=self.pending_http,
             result=result if result is not None else self.result, fired=self.fired and write,
             duplicate=self.duplicate, steps=self.steps, transitions=self.transitions, flow=self.flow,
-            needs=needs)
+            needs=needs, queued=write and self.queued())
+
+    def queued(self) -> bool:
+        """Open with nobody assigned (as far as this event knows), under automatic assignment."""
+        return self.settings.assignment != "manual" and self.channel != TEST_CHANNEL \
+            and self.status == machine.OPEN and self.assignees == []
 
 
 # ---------------------------------------------------------------------- events
