@@ -2,17 +2,21 @@
 under their capacity, the oldest first.
 
 One round is one short write transaction of its own, run right after the unit of work
-that opened a conversation (:mod:`engine.service.unit`), by the worker every few seconds
-for the queue ("Sem atendente"), and when someone goes online or gets more room:
+that opened a conversation (:mod:`engine.service.unit`; the openings of a burst, from
+several threads, are gathered into a few rounds: :class:`Waiting`), by the worker every
+few seconds for the queue ("Sem atendente"), and when someone goes online or gets more
+room:
 
 1. The available people's rows are locked (``SELECT … FOR UPDATE`` in id order on
    PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serializes every writer) and their
    open conversations counted *after* the lock is granted — so two rounds running at
    once never both see the last free place of one agent.
-2. Each conversation is read under its lock (:func:`engine.service.load.by_id`), still
-   open and unassigned or skipped, assigned through the same pure decision as an agent's
-   "Atribuir" (:func:`engine.service.decide.decide`: activity entry with actor
-   ``system``, assignee row) and written with the conversation's version check.
+2. The conversations are read under their locks (PostgreSQL ``FOR UPDATE``; the queue's
+   ``SKIP LOCKED``: one being written goes to the next round), oldest open first; those
+   still open with nobody assigned are assigned through the same pure decision as an
+   agent's "Atribuir" (:func:`engine.service.decide.decide`: activity entry with actor
+   ``system``, assignee row) and written together by :func:`engine.service.write.write`
+   with each conversation's version check.
 3. The chosen person's ``last_assigned_at`` moves on (round robin's order).
 
 Nothing is rendered and no network is called inside it.
@@ -20,6 +24,7 @@ Nothing is rendered and no network is called inside it.
 from __future__ import annotations
 
 import logging
+import threading
 
 from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.exc import DBAPIError
@@ -28,12 +33,12 @@ from engine import assignment as people
 from engine import conversation as machine
 from engine.assignment import ONLINE, Agent, aware, choose, open_counts, stamp_after
 from engine.moments import utc
-from engine.service import load
-from engine.service.changes import AgentAction, Changes
+from engine.service.changes import AgentAction, Changes, Snapshot
 from engine.service.common import TEST_CHANNEL
 from engine.service.decide import decide
+from engine.service.statements import ASSIGNEES
 from engine.service.write import write
-from engine.store import conversation_assignees, conversations, users
+from engine.store import contacts, conversation_assignees, conversations, users
 
 log = logging.getLogger("papo.assignment")
 
@@ -44,15 +49,41 @@ _AVAILABLE = (select(users.c.id, users.c.login, users.c.max_open, users.c.last_a
               .where(users.c.availability == ONLINE, users.c.disabled_at.is_(None))
               .order_by(users.c.id))
 _AVAILABLE_LOCKED = _AVAILABLE.with_for_update()
-# The queue: open, nobody assigned, oldest open first (the simulator's never).
-_QUEUE = (select(conversations.c.id)
-          .where(conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL,
-                 ~exists().where(conversation_assignees.c.conversation_id == conversations.c.id))
-          .order_by(func.coalesce(conversations.c.opened_at, conversations.c.updated_at),
-                    conversations.c.id)
-          .limit(bindparam("_limit")))
+_OLDEST_FIRST = (func.coalesce(conversations.c.opened_at, conversations.c.updated_at), conversations.c.id)
+_ROWS = (select(conversations, contacts.c.name.label("contact_name_"))
+         .join(contacts, contacts.c.id == conversations.c.contact_id)
+         .where(conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL))
+# These conversations, still open (PostgreSQL: locked, waiting for a writer to finish).
+_THESE = _ROWS.where(conversations.c.id.in_(bindparam("_ids", expanding=True))).order_by(*_OLDEST_FIRST)
+_THESE_LOCKED = _THESE.with_for_update(of=conversations)
+# The queue: open, nobody assigned, oldest open first (PostgreSQL: one being written is
+# skipped, the next round takes it).
+_QUEUE = (_ROWS.where(~exists().where(conversation_assignees.c.conversation_id == conversations.c.id))
+          .order_by(*_OLDEST_FIRST).limit(bindparam("_limit")))
+_QUEUE_LOCKED = _QUEUE.with_for_update(of=conversations, skip_locked=True)
 _STAMP = update(users).where(users.c.login == bindparam("_login")).values(
     last_assigned_at=bindparam("_at"))
+
+
+class Waiting:
+    """Conversations a unit of work left to assign, gathered across this process's threads:
+    while one thread runs a round, the others' conversations wait for the next one, so a
+    burst of openings is assigned a few rounds at a time instead of one transaction each
+    (every round holds the available people's rows)."""
+
+    def __init__(self) -> None:
+        self.round = threading.Lock()  # one round at a time in this process
+        self._guard = threading.Lock()
+        self._ids: dict[int, None] = {}
+
+    def add(self, ids: list[int]) -> None:
+        with self._guard:
+            self._ids.update(dict.fromkeys(ids))
+
+    def take(self) -> list[int]:
+        with self._guard:
+            ids, self._ids = list(self._ids), {}
+        return ids
 
 
 class AssignmentMixin:
@@ -93,21 +124,28 @@ class AssignmentMixin:
 
     def assign_after(self, written: list[Changes]) -> None:
         """Right after a unit of work: assign what it left open with nobody assigned.
-        A failure here loses nothing (the conversation waits in the queue for the worker)."""
+        Returns once they are assigned or queued (by this thread's round, or by the round
+        another thread was running meanwhile). A failure here loses nothing: the
+        conversation waits in the queue for the worker."""
         waiting = [c.conversation_id for c in written if c.write and c.queued]
         if not waiting:
             return
-        try:
-            self.assign_waiting(waiting)
-        except DBAPIError:
-            log.exception("automatic assignment of conversations %s failed; the worker's "
-                          "queue round takes them", waiting)
+        self.waiting.add(waiting)
+        with self.waiting.round:
+            ids = self.waiting.take()  # empty: another thread's round took them meanwhile
+            if not ids:
+                return
+            try:
+                self.assign_waiting(ids)
+            except DBAPIError:
+                log.exception("automatic assignment of conversations %s failed; the worker's "
+                              "queue round takes them", ids)
 
     def _assign_round(self, conversation_ids: list[int] | None) -> tuple[list[tuple[int, str]], bool]:
         """One transaction: ``(assignments made, whether anyone still has room)``."""
         at = self.clock()
         now = utc(at)
-        assigned: list[tuple[int, str]] = []
+        policy = self.settings.assignment
         with self.db.connect() as conn:
             conn.begin()  # SQLite: BEGIN IMMEDIATE, the write lock until the commit
             rows = conn.execute(_AVAILABLE_LOCKED if self.is_postgres else _AVAILABLE).all()
@@ -117,26 +155,46 @@ class AssignmentMixin:
             counts = open_counts(conn, [r.login for r in rows])  # read after the locks
             agents = {r.login: Agent(r.login, r.max_open, counts.get(r.login, 0), aware(r.last_assigned_at))
                       for r in rows}
-            ids = conversation_ids if conversation_ids is not None else \
-                list(conn.execute(_QUEUE, {"_limit": ROUND_SIZE}).scalars())
-            for conversation_id in ids:
-                pick = choose(list(agents.values()), self.settings.assignment)
+            if choose(list(agents.values()), policy) is None:
+                conn.rollback()
+                return [], False
+            if conversation_ids is None:
+                query = _QUEUE_LOCKED if self.is_postgres else _QUEUE
+                found = conn.execute(query, {"_limit": ROUND_SIZE}).mappings().all()
+            else:
+                query = _THESE_LOCKED if self.is_postgres else _THESE
+                found = conn.execute(query, {"_ids": list(conversation_ids)}).mappings().all()
+            taken = {cid for cid, _login in conn.execute(
+                ASSIGNEES, {"_ids": [r["id"] for r in found]})} if found else set()
+            batch: list[Changes] = []
+            assigned: list[tuple[int, str]] = []
+            for row in found:
+                if row["id"] in taken:
+                    continue  # someone took it meanwhile
+                pick = choose(list(agents.values()), policy)
                 if pick is None:
                     break
-                snap = load.by_id(self, conn, conversation_id, True)
-                if snap is None or snap.conversation["status"] != machine.OPEN or snap.assignees:
-                    continue  # concluded or taken meanwhile
-                changes = decide(snap, AgentAction("assign", SYSTEM, pick.login, at))
-                if not changes.write:
+                changes = decide(self._assignable(row), AgentAction("assign", SYSTEM, pick.login, at))
+                if not changes.write:  # pragma: no cover - an open, unassigned conversation
                     continue
-                if not write(conn, [changes]):  # pragma: no cover - the row is locked
-                    raise RuntimeError(f"conversation {conversation_id} changed under its lock")
                 stamp = stamp_after(now, list(agents.values()))
-                conn.execute(_STAMP, {"_login": pick.login, "_at": stamp})
                 agents[pick.login] = Agent(pick.login, pick.max_open, pick.open + 1, stamp)
-                assigned.append((conversation_id, pick.login))
+                batch.append(changes)
+                assigned.append((row["id"], pick.login))
+            if batch and not write(conn, batch):  # pragma: no cover - the rows are locked
+                raise RuntimeError("a conversation changed under its lock while being assigned")
+            for login in {login for _cid, login in assigned}:
+                conn.execute(_STAMP, {"_login": login, "_at": agents[login].last_assigned_at})
             conn.commit()
         for conversation_id, login in assigned:
-            log.info("conversation %d assigned to %s (%s)", conversation_id, login,
-                     self.settings.assignment)
-        return assigned, choose(list(agents.values()), self.settings.assignment) is not None
+            log.info("conversation %d assigned to %s (%s)", conversation_id, login, policy)
+        return assigned, choose(list(agents.values()), policy) is not None
+
+    def _assignable(self, row) -> Snapshot:
+        """What deciding an assignment needs of a conversation read (and locked) here: its
+        row, and nobody assigned. An assignment to an open conversation moves no bot, so
+        no flow is read."""
+        conversation = {k: v for k, v in row.items() if k != "contact_name_"}
+        return Snapshot(conversation=conversation, contact_name=row["contact_name_"] or "",
+                        settings=self.settings, flows={}, published={}, assignees=(),
+                        auto_conclude_pending=False)
