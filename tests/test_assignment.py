@@ -236,3 +236,22 @@ def test_many_conversations_opening_at_once_never_exceed_capacity(db):
     page = service.list_conversations(status="open", limit=200)["items"]
     assert len(page) == 24
     assert sum(1 for c in page if not c["assignees"]) == 19
+
+
+def test_an_agent_who_answers_a_conversation_nobody_has_takes_it(db):
+    service = desk(db, "round_robin", {"ana": {"online": True, "max_open": 1}, "bruno": {}})
+    first, waiting = ask_for_a_person(service, "c1"), ask_for_a_person(service, "c2")
+    assert assignees_of(service, waiting) == []  # ana is full, bruno away
+    service.agent_message(waiting, "bruno", "Oi! Já vou te ajudar.")
+    assert assignees_of(service, waiting) == ["bruno"]
+    entry = service.get_conversation(waiting)["activity"][-1]
+    assert (entry["actor"], entry["action"]) == ("bruno", "assigned")
+    service.agent_message(first, "bruno", "Também estou aqui.")  # ana has it: stays hers
+    assert assignees_of(service, first) == ["ana"]
+
+
+def test_under_manual_an_answer_does_not_assign(db):
+    service = desk(db, "manual", {"bruno": {"online": True}})
+    conversation = ask_for_a_person(service, "c1")
+    service.agent_message(conversation, "bruno", "Oi!")
+    assert assignees_of(service, conversation) == []

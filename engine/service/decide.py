@@ -63,6 +63,8 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
         d.message("note", event.actor, event.text, [], event.at)
     elif isinstance(event, AgentMessage):
         _transition(d, "agent_message", event.actor, event.at)
+        if d.queued():  # automatic assignment on: whoever answers a conversation nobody has takes it
+            _transition(d, "assign", event.actor, event.at, user=event.actor)
         d.message("out", event.actor, event.text, [], event.at)
         if d.status == machine.OPEN:
             _schedule_auto_conclude(d, event.at)
