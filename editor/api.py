@@ -616,6 +616,13 @@ def my_availability():
     return jsonify(_user_json(_fresh_user(_actor())))
 
 
+@bp.get("/users/<login>")
+@operation("One person: role, availability and capacity", tag="people", ok_schema="User",
+           errors=(404,))
+def get_user(login: str):
+    return jsonify(_user_json(_fresh_user(login)))
+
+
 @bp.put("/users/<login>")
 @admin_only
 @operation("Change a person's capacity (admins)", tag="people", body="user_change",

@@ -58,6 +58,8 @@ def test_only_admins_change_capacity(api):
         assert answer.status_code == 422, bad
         assert answer.get_json()["error"]["details"][0]["path"] == "$.max_open"
     assert api.get("/api/v1/me", user="ana").get_json()["max_open"] == 3
+    assert api.get("/api/v1/users/ana", user="bruno").get_json()["max_open"] == 3
+    assert api.get("/api/v1/users/ninguem").status_code == 404
 
 
 def test_going_online_takes_the_queue_with_system_activity(api, round_robin):

@@ -28,19 +28,21 @@ def _customer(live_server, text: str, who: str, name: str) -> int:
 def test_the_header_switches_between_available_and_away(new_page, live_server, tmp_path):
     page = new_page(login=AGENT)
     page.goto(f"{live_server.url}/reports")
-    switch = page.locator("header").get_by_role("button", name="Ausente")
+    switch = page.locator("header").get_by_role("button", name="Ausente", exact=True)
     expect(switch).to_be_visible()
     switch.focus()
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/reports")  # back where the person was
-    expect(page.locator("header").get_by_role("button", name="Disponível")).to_be_visible()
+    expect(page.locator("header").get_by_role("button", name="Disponível", exact=True)).to_be_visible()
     _shot(page, "desk-header-online", tmp_path)
     from editor.app import get_engine
     from engine import accounts
 
     assert accounts.get_user(get_engine(live_server.app), "bruno")["availability"] == "online"
-    page.locator("header").get_by_role("button", name="Disponível").click()
-    expect(page.locator("header").get_by_role("button", name="Ausente")).to_be_visible()
+    page.locator("header").get_by_role("button", name="Disponível", exact=True).click()
+    expect(page.locator("header").get_by_role("button", name="Ausente", exact=True)).to_be_visible()
+    page.goto(f"{live_server.url}/inbox?lang=en")
+    expect(page.locator("header").get_by_role("button", name="Away", exact=True)).to_be_visible()
     assert page.csp_violations == []
 
 
