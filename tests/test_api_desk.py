@@ -151,3 +151,73 @@ def test_the_openapi_document_lists_the_desk_routes(api):
     assert {"put", "delete"} <= set(paths["/api/v1/canned-responses/{canned_id}"])
     assert "put" in paths["/api/v1/me/availability"]
     assert "put" in paths["/api/v1/users/{login}"]
+
+
+# ---------------------------------------------------------------------- the pages' forms
+
+def _login(client, login: str) -> None:
+    answer = client.post("/login", data={"login": login, "password": "senha-de-teste"})
+    assert answer.status_code in (302, 303)
+
+
+def test_the_header_switch_goes_online_and_back_to_the_page(api, client):
+    _login(client, "ana")
+    page = client.get("/reports").get_data(as_text=True)
+    assert 'name="availability" value="online"' in page and "availability-toggle is-away" in page
+    answer = client.post("/me/availability", data={"availability": "online", "next": "/reports?x=1"})
+    assert (answer.status_code, answer.headers["Location"]) == (303, "/reports?x=1")
+    assert api.get("/api/v1/me", user="ana").get_json()["availability"] == "online"
+    page = client.get("/reports").get_data(as_text=True)
+    assert 'name="availability" value="away"' in page and "availability-toggle is-online" in page
+    answer = client.post("/me/availability", data={"availability": "away", "next": "//evil.example"})
+    assert answer.headers["Location"] == "/inbox"  # never off the site
+    assert api.get("/api/v1/me", user="ana").get_json()["availability"] == "away"
+    assert client.post("/me/availability", data={"availability": "sumido"}).status_code == 303
+    assert api.get("/api/v1/me", user="ana").get_json()["availability"] == "away"
+
+
+def test_the_team_page_sets_a_capacity_and_refuses_a_bad_one(api, client):
+    _login(client, "admin")
+    answer = client.post("/team/bruno/capacity", data={"max_open": "4"})
+    assert answer.status_code == 200
+    assert api.get("/api/v1/users/bruno").get_json()["max_open"] == 4
+    answer = client.post("/team/bruno/capacity", data={"max_open": "-2"})
+    assert answer.status_code == 422
+    assert "0 a 1000" in answer.get_data(as_text=True)
+    assert api.get("/api/v1/users/bruno").get_json()["max_open"] == 4
+    _login(client, "ana")
+    assert client.post("/team/bruno/capacity", data={"max_open": "9"}).status_code == 403
+
+
+def test_the_canned_responses_page_creates_changes_and_deletes(api, client):
+    _login(client, "admin")
+    answer = client.post("/settings/canned-responses", data={"shortcut": "/Pix", "text": "Chave: 1"})
+    assert answer.status_code == 201
+    item = api.get("/api/v1/canned-responses").get_json()[0]
+    assert item["shortcut"] == "pix"
+    answer = client.post("/settings/canned-responses", data={"shortcut": "pix", "text": "Outra"})
+    assert answer.status_code == 409
+    assert "Outra" in answer.get_data(as_text=True)  # what was typed is kept
+    answer = client.post(f"/settings/canned-responses/{item['id']}", data={"shortcut": "pix", "text": "{{ x"})
+    assert answer.status_code == 422 and "Texto:" in answer.get_data(as_text=True)
+    answer = client.post(f"/settings/canned-responses/{item['id']}", data={"shortcut": "pix", "text": "Chave: 2"})
+    assert answer.status_code == 200
+    assert api.get("/api/v1/canned-responses").get_json()[0]["text"] == "Chave: 2"
+    assert client.post(f"/settings/canned-responses/{item['id']}/delete").status_code == 200
+    assert api.get("/api/v1/canned-responses").get_json() == []
+    _login(client, "ana")
+    assert client.get("/settings/canned-responses").status_code == 403
+
+
+def test_the_picker_lists_responses_rendered_and_escaped(api, client):
+    api.post("/api/v1/canned-responses", json={"shortcut": "ola", "text": "Olá, {{ contact.name }}!"})
+    answer = api.post("/api/v1/inbound", json={
+        "channel": "api", "contact": {"external_id": "x1", "name": "<b>Zé</b>"},
+        "message": {"id": "m1", "text": "atendente"}})
+    conversation = answer.get_json()["conversation_id"]
+    assert client.get(f"/inbox/{conversation}/canned").status_code in (302, 303)  # login first
+    _login(client, "ana")
+    html = client.get(f"/inbox/{conversation}/canned").get_data(as_text=True)
+    assert 'role="option"' in html and 'data-shortcut="ola"' in html
+    assert 'data-text="Olá, &lt;b&gt;Zé&lt;/b&gt;!"' in html and "<b>" not in html
+    assert client.get("/inbox/999999/canned").status_code == 404
