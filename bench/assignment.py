@@ -202,9 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             f"assignment (the baseline for the ratio, measured in the same run).\n\n"
             + table(results, args) +
             "\n\nThe machine was shared with other engineers' work while this ran (2 cores for "
-            "about 7 people): read the ratios, not the absolute times. Every run checks that "
+            f"about 7 people; load average {os.getloadavg()[0]:.1f} at the end): read the ratios, "
+            "not the absolute times. Every run checks that "
             "each conversation is open with exactly one agent or none (queued), that no agent "
-            "holds more than its capacity, and that each assignment has its `system` activity entry.")
+            "holds more than its capacity, and that each assignment has its `system` activity entry. "
+            "Reading: correctness holds at this load (none over capacity, every conversation "
+            "assigned or queued); the time is what one more short transaction per round costs "
+            "(the available agents' rows are locked by each round, so rounds run one at a time "
+            "system-wide; a burst's openings share rounds).")
     print(body)
     if not args.no_write:
         from bench._report import write_section
