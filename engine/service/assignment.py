@@ -48,7 +48,7 @@ ROUND_SIZE = 50  # conversations assigned per transaction (the people stay locke
 _AVAILABLE = (select(users.c.id, users.c.login, users.c.max_open, users.c.last_assigned_at)
               .where(users.c.availability == ONLINE, users.c.disabled_at.is_(None))
               .order_by(users.c.id))
-_AVAILABLE_LOCKED = _AVAILABLE.with_for_update()
+_AVAILABLE_LOCKED = _AVAILABLE.with_for_update(key_share=True)  # FOR NO KEY UPDATE: token inserts go on
 _OLDEST_FIRST = (func.coalesce(conversations.c.opened_at, conversations.c.updated_at), conversations.c.id)
 _ROWS = (select(conversations, contacts.c.name.label("contact_name_"))
          .join(contacts, contacts.c.id == conversations.c.contact_id)
