@@ -255,3 +255,27 @@ def test_under_manual_an_answer_does_not_assign(db):
     conversation = ask_for_a_person(service, "c1")
     service.agent_message(conversation, "bruno", "Oi!")
     assert assignees_of(service, conversation) == []
+
+
+def test_a_round_whose_conversation_changed_meanwhile_runs_again(db, monkeypatch):
+    """The round reads without locking the conversations; one that changed between the read
+    and the write (a customer wrote meanwhile) is refused by the version check, and the
+    round is read and decided again."""
+    from engine.service import assignment as rounds
+
+    service = desk(db, "round_robin", {"ana": {"online": True}})
+    conversation = Service(db, Settings(assignment="manual")).handle_inbound(
+        "api", {"external_id": "c1", "name": "C"}, {"id": "m1", "text": "atendente"})["conversation_id"]
+    real_write, calls = rounds.write, []
+
+    def customer_writes_first(conn, batch):
+        if not calls:  # the first attempt: as write() answers when the version moved on
+            calls.append("conflict")
+            return False
+        calls.append("written")
+        return real_write(conn, batch)
+
+    monkeypatch.setattr(rounds, "write", customer_writes_first)
+    assert service.assign_waiting([conversation]) == [(conversation, "ana")]
+    assert calls == ["conflict", "written"]
+    assert assignees_of(service, conversation) == ["ana"]

@@ -7,22 +7,24 @@ several threads, are gathered into a few rounds: :class:`Waiting`), by the worke
 few seconds for the queue ("Sem atendente"), and when someone goes online or gets more
 room:
 
-1. The available people's rows are locked (``SELECT … FOR UPDATE`` in id order on
-   PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serializes every writer) and their
-   open conversations counted *after* the lock is granted — so two rounds running at
-   once never both see the last free place of one agent.
-2. The conversations are read under their locks (PostgreSQL ``FOR UPDATE``; the queue's
-   ``SKIP LOCKED``: one being written goes to the next round), oldest open first; those
-   still open with nobody assigned are assigned through the same pure decision as an
-   agent's "Atribuir" (:func:`engine.service.decide.decide`: activity entry with actor
-   ``system``, assignee row) and written together by :func:`engine.service.write.write`
-   with each conversation's version check.
-3. The chosen person's ``last_assigned_at`` moves on (round robin's order).
+1. The available people's rows are locked (``SELECT … FOR NO KEY UPDATE`` in id order on
+   PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serializes every writer), so rounds
+   run one at a time; two of them can never both see an agent's last free place.
+2. One statement, run *after* the lock was granted (READ COMMITTED: it sees what the
+   previous round committed), reads every person's open conversations and the
+   conversations to assign — open, nobody assigned, oldest open first.
+3. Each gets the agent the policy chooses (:func:`engine.assignment.choose`), through the
+   same pure decision as an agent's "Atribuir" (:func:`engine.service.decide.decide`:
+   activity entry with actor ``system``, assignee row); they are written together by
+   :func:`engine.service.write.write` with each conversation's version check — one that
+   changed since it was read (a customer wrote meanwhile) makes the round run again.
+4. The chosen people's ``last_assigned_at`` moves on (round robin's order).
 
 Nothing is rendered and no network is called inside it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -31,12 +33,11 @@ from sqlalchemy.exc import DBAPIError
 
 from engine import assignment as people
 from engine import conversation as machine
-from engine.assignment import ONLINE, Agent, aware, choose, open_counts, stamp_after
+from engine.assignment import ONLINE, Agent, aware, choose, stamp_after
 from engine.moments import utc
 from engine.service.changes import AgentAction, Changes, Snapshot
 from engine.service.common import TEST_CHANNEL
 from engine.service.decide import decide
-from engine.service.statements import ASSIGNEES
 from engine.service.write import write
 from engine.store import contacts, conversation_assignees, conversations, users
 
@@ -44,23 +45,39 @@ log = logging.getLogger("papo.assignment")
 
 SYSTEM = "system"
 ROUND_SIZE = 50  # conversations assigned per transaction (the people stay locked meanwhile)
+ATTEMPTS = 4  # a round whose conversation changed between its read and its write runs again
 
 _AVAILABLE = (select(users.c.id, users.c.login, users.c.max_open, users.c.last_assigned_at)
               .where(users.c.availability == ONLINE, users.c.disabled_at.is_(None))
               .order_by(users.c.id))
 _AVAILABLE_LOCKED = _AVAILABLE.with_for_update(key_share=True)  # FOR NO KEY UPDATE: token inserts go on
 _OLDEST_FIRST = (func.coalesce(conversations.c.opened_at, conversations.c.updated_at), conversations.c.id)
-_ROWS = (select(conversations, contacts.c.name.label("contact_name_"))
-         .join(contacts, contacts.c.id == conversations.c.contact_id)
-         .where(conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL))
-# These conversations, still open (PostgreSQL: locked, waiting for a writer to finish).
-_THESE = _ROWS.where(conversations.c.id.in_(bindparam("_ids", expanding=True))).order_by(*_OLDEST_FIRST)
-_THESE_LOCKED = _THESE.with_for_update(of=conversations)
-# The queue: open, nobody assigned, oldest open first (PostgreSQL: one being written is
-# skipped, the next round takes it).
-_QUEUE = (_ROWS.where(~exists().where(conversation_assignees.c.conversation_id == conversations.c.id))
-          .order_by(*_OLDEST_FIRST).limit(bindparam("_limit")))
-_QUEUE_LOCKED = _QUEUE.with_for_update(of=conversations, skip_locked=True)
+
+
+def _candidates(postgres: bool, queue: bool):
+    """Open conversations nobody has — the queue's oldest (``_limit``), or these (``_ids``)
+    — each with its contact's name and, in ``counts_``, every person's open conversations
+    (``{login: n}``). One statement, run right after the people's rows are locked, so the
+    counts are the ones the lock protects; the conversations are read without a lock (the
+    write's version check refuses one that changed since)."""
+    assigned, opened = conversation_assignees.alias("a"), conversations.alias("o")
+    per_login = (select(assigned.c.login.label("login"), func.count().label("n"))
+                 .select_from(assigned.join(opened, opened.c.id == assigned.c.conversation_id))
+                 .where(opened.c.status == machine.OPEN).group_by(assigned.c.login).subquery())
+    aggregate = func.json_object_agg if postgres else func.json_group_object
+    counts = select(aggregate(per_login.c.login, per_login.c.n)).scalar_subquery()
+    query = (select(conversations, contacts.c.name.label("contact_name_"), counts.label("counts_"))
+             .join(contacts, contacts.c.id == conversations.c.contact_id)
+             .where(conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL,
+                    ~exists().where(conversation_assignees.c.conversation_id == conversations.c.id))
+             .order_by(*_OLDEST_FIRST))
+    if queue:
+        return query.limit(bindparam("_limit"))
+    return query.where(conversations.c.id.in_(bindparam("_ids", expanding=True)))
+
+
+_CANDIDATES = {(postgres, queue): _candidates(postgres, queue)
+               for postgres in (False, True) for queue in (False, True)}
 _STAMP = update(users).where(users.c.login == bindparam("_login")).values(
     last_assigned_at=bindparam("_at"))
 
@@ -142,7 +159,19 @@ class AssignmentMixin:
                               "queue round takes them", ids)
 
     def _assign_round(self, conversation_ids: list[int] | None) -> tuple[list[tuple[int, str]], bool]:
-        """One transaction: ``(assignments made, whether anyone still has room)``."""
+        """``(assignments made, whether anyone still has room)``; a round that found a
+        conversation changed since it was read (a customer wrote meanwhile) runs again."""
+        for _attempt in range(ATTEMPTS):
+            assigned, room_left = self._assign_once(conversation_ids)
+            if assigned is not None:
+                return assigned, room_left
+        log.warning("conversations %s kept changing while being assigned; the worker's queue "
+                    "round takes them", conversation_ids or "of the queue")
+        return [], False
+
+    def _assign_once(self, conversation_ids: list[int] | None) -> tuple[list[tuple[int, str]] | None, bool]:
+        """One transaction: ``(assignments made, whether anyone still has room)``; ``None``
+        instead of the assignments when a conversation changed since it was read."""
         at = self.clock()
         now = utc(at)
         policy = self.settings.assignment
@@ -152,25 +181,20 @@ class AssignmentMixin:
             if not rows:
                 conn.rollback()
                 return [], False
-            counts = open_counts(conn, [r.login for r in rows])  # read after the locks
+            if conversation_ids is None:
+                found = conn.execute(_CANDIDATES[self.is_postgres, True], {"_limit": ROUND_SIZE}).mappings().all()
+            else:
+                found = conn.execute(_CANDIDATES[self.is_postgres, False],
+                                     {"_ids": list(conversation_ids)}).mappings().all()
+            if not found:
+                conn.rollback()
+                return [], False  # nothing to assign (taken, concluded, or an empty queue)
+            counts = _counts(found[0]["counts_"])  # read after the locks
             agents = {r.login: Agent(r.login, r.max_open, counts.get(r.login, 0), aware(r.last_assigned_at))
                       for r in rows}
-            if choose(list(agents.values()), policy) is None:
-                conn.rollback()
-                return [], False
-            if conversation_ids is None:
-                query = _QUEUE_LOCKED if self.is_postgres else _QUEUE
-                found = conn.execute(query, {"_limit": ROUND_SIZE}).mappings().all()
-            else:
-                query = _THESE_LOCKED if self.is_postgres else _THESE
-                found = conn.execute(query, {"_ids": list(conversation_ids)}).mappings().all()
-            taken = {cid for cid, _login in conn.execute(
-                ASSIGNEES, {"_ids": [r["id"] for r in found]})} if found else set()
             batch: list[Changes] = []
             assigned: list[tuple[int, str]] = []
             for row in found:
-                if row["id"] in taken:
-                    continue  # someone took it meanwhile
                 pick = choose(list(agents.values()), policy)
                 if pick is None:
                     break
@@ -181,8 +205,9 @@ class AssignmentMixin:
                 agents[pick.login] = Agent(pick.login, pick.max_open, pick.open + 1, stamp)
                 batch.append(changes)
                 assigned.append((row["id"], pick.login))
-            if batch and not write(conn, batch):  # pragma: no cover - the rows are locked
-                raise RuntimeError("a conversation changed under its lock while being assigned")
+            if batch and not write(conn, batch):
+                conn.rollback()  # one changed since it was read: the caller runs the round again
+                return None, True
             for login in {login for _cid, login in assigned}:
                 conn.execute(_STAMP, {"_login": login, "_at": agents[login].last_assigned_at})
             conn.commit()
@@ -191,10 +216,19 @@ class AssignmentMixin:
         return assigned, choose(list(agents.values()), policy) is not None
 
     def _assignable(self, row) -> Snapshot:
-        """What deciding an assignment needs of a conversation read (and locked) here: its
-        row, and nobody assigned. An assignment to an open conversation moves no bot, so
+        """What deciding an assignment needs of a conversation read here: its row, and
+        nobody assigned. An assignment to an open conversation moves no bot, so
         no flow is read."""
-        conversation = {k: v for k, v in row.items() if k != "contact_name_"}
+        conversation = {k: v for k, v in row.items() if k not in ("contact_name_", "counts_")}
         return Snapshot(conversation=conversation, contact_name=row["contact_name_"] or "",
                         settings=self.settings, flows={}, published={}, assignees=(),
                         auto_conclude_pending=False)
+
+
+def _counts(value) -> dict[str, int]:
+    """``counts_`` as read: a JSON object (text on SQLite), or null when nobody has any."""
+    if value is None:
+        return {}
+    if isinstance(value, str | bytes):
+        value = json.loads(value)
+    return {login: int(n) for login, n in value.items()}
