@@ -279,3 +279,35 @@ def test_a_round_whose_conversation_changed_meanwhile_runs_again(db, monkeypatch
     assert service.assign_waiting([conversation]) == [(conversation, "ana")]
     assert calls == ["conflict", "written"]
     assert assignees_of(service, conversation) == ["ana"]
+
+
+def test_a_flow_that_opens_after_a_wait_is_assigned_when_the_timer_fires(db, flows):
+    clock = Clock()
+    service = desk(db, "balanced", {"ana": {"online": True}}, clock)
+    doc = {"schema_version": 1, "id": "espera", "name": "Espera", "triggers": [{"type": "default"}],
+           "start": "w", "blocks": [
+               {"id": "w", "type": "wait", "position": {"x": 0, "y": 0}, "data": {"seconds": 60}},
+               {"id": "o", "type": "open_conversation", "position": {"x": 200, "y": 0}, "data": {}}],
+           "edges": [{"from": "w", "port": "next", "to": "o"}]}
+    flows.create(doc, actor="ana")
+    flows.publish("espera", actor="ana")
+    conversation = service.handle_inbound("api", {"external_id": "x", "name": "X"},
+                                          {"id": "1", "text": "oi"})["conversation_id"]
+    assert service.get_conversation(conversation)["status"] == "concluded"
+    clock.now += 61
+    assert Worker(service).run_once() == 1
+    got = service.get_conversation(conversation)
+    assert (got["status"], got["assignees"]) == ("open", ["ana"])
+    assert got["activity"][-1]["actor"] == "system"
+
+
+def test_the_worker_tick_takes_the_queue_only_when_assignment_is_on(db):
+    service = desk(db, "round_robin", {"ana": {"max_open": 1}})
+    waiting = ask_for_a_person(service, "c1")
+    manual = Service(db, Settings(assignment="manual"))
+    manual.set_availability("ana", "online")  # manual: going online assigns nothing
+    assert assignees_of(service, waiting) == []
+    Worker(manual).tick_assignment()
+    assert assignees_of(service, waiting) == []
+    Worker(service).tick_assignment()
+    assert assignees_of(service, waiting) == ["ana"]
