@@ -8,7 +8,7 @@ from collections import Counter
 from functools import partial
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from engine import accounts
@@ -311,3 +311,35 @@ def test_the_worker_tick_takes_the_queue_only_when_assignment_is_on(db):
     assert assignees_of(service, waiting) == []
     Worker(service).tick_assignment()
     assert assignees_of(service, waiting) == ["ana"]
+
+
+def test_rounds_of_separate_processes_never_exceed_capacity(db):
+    """Each thread has its own service (as separate web processes and workers would): the
+    rounds are kept apart by the database alone (the people's rows locked on PostgreSQL,
+    the write lock on SQLite), never by this process's gathering of openings."""
+    desk(db, "balanced", {"ana": {"online": True, "max_open": 4}, "bruno": {"online": True, "max_open": 3}})
+    barrier = threading.Barrier(6)
+    errors = []
+
+    def process(n: int) -> None:
+        own = Service(db, Settings(assignment="balanced"))
+        try:
+            barrier.wait()
+            for k in range(3):
+                ask_for_a_person(own, f"p{n}-{k}")
+                if k == 1:
+                    Worker(own).assign_queue()  # a worker's round among them
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=process, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert open_per_agent(db) == Counter({"ana": 4, "bruno": 3})
+    with db.connect() as conn:
+        doubled = conn.execute(select(conversation_assignees.c.conversation_id).group_by(
+            conversation_assignees.c.conversation_id).having(func.count() > 1)).all()
+    assert doubled == []
