@@ -34,7 +34,7 @@ from editor.openapi import (
     request_validator,
 )
 from editor.ops import handle_inbound
-from engine import reports
+from engine import accounts, canned, reports
 from engine.clean import clean, needs_cleaning, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
@@ -581,6 +581,129 @@ def conversation_note(conversation_id: int):
     body = json_body("note")
     _visible_conversation(conversation_id)
     return _action_result(get_service().add_note(conversation_id, _actor(), body["text"]))
+
+
+# ---------------------------------------------------------------------- people (§10.3)
+
+def _user_json(user: dict) -> dict:
+    return {"login": user["login"], "name": user["name"], "role": user["role"],
+            "availability": user["availability"], "max_open": user["max_open"],
+            "disabled": user["disabled"]}
+
+
+def _fresh_user(login: str) -> dict:
+    """The user as stored now (a token's user is remembered for a few seconds)."""
+    user = accounts.get_user(get_engine(), login)
+    if user is None:
+        raise NotFound(gettext(accounts.MESSAGES_NO_USER, _lang(), login=login[:64]),
+                       code="user_not_found")
+    return user
+
+
+@bp.get("/users")
+@operation("People: roles, availability and capacity", tag="people", ok_schema="UserList")
+def list_users():
+    return jsonify([_user_json(u) for u in accounts.list_users(get_engine())])
+
+
+@bp.get("/me")
+@operation("You: role, availability and capacity", tag="people", ok_schema="User")
+def me():
+    return jsonify(_user_json(_fresh_user(_actor())))
+
+
+@bp.put("/me/availability")
+@operation("Go online (take new conversations) or away", tag="people", body="availability",
+           ok_schema="User",
+           description="Under automatic assignment (PAPO_ASSIGNMENT round_robin or balanced), "
+                       "going online takes conversations waiting with nobody assigned at once.")
+def my_availability():
+    body = json_body("availability")
+    get_service().set_availability(_actor(), body["availability"], lang=_lang())
+    return jsonify(_user_json(_fresh_user(_actor())))
+
+
+@bp.get("/users/<login>")
+@operation("One person: role, availability and capacity", tag="people", ok_schema="User",
+           errors=(404,))
+def get_user(login: str):
+    return jsonify(_user_json(_fresh_user(login)))
+
+
+@bp.put("/users/<login>")
+@admin_only
+@operation("Change a person's capacity (admins)", tag="people", body="user_change",
+           ok_schema="User", errors=(403, 404),
+           description="max_open: how many open conversations automatic assignment gives "
+                       "this person (0: no limit).")
+def change_user(login: str):
+    body = json_body("user_change")
+    _fresh_user(login)
+    get_service().set_max_open(login, body["max_open"], lang=_lang())
+    return jsonify(_user_json(_fresh_user(login)))
+
+
+# ---------------------------------------------------------------------- canned responses
+
+_CANNED = "/canned-responses/<canned_id>"
+
+
+def _canned_id(raw: str) -> int:
+    """A path's canned response id; one that could never exist is simply not found."""
+    number = parse_int(raw, minimum=1, maximum=MAX_ID)
+    if number is None:
+        raise NotFound(gettext(canned.MESSAGES["not_found"], _lang()), code="canned_response_not_found")
+    return number
+
+
+@bp.get("/canned-responses")
+@operation("Canned responses, by shortcut", tag="canned-responses", ok_schema="CannedResponseList")
+def list_canned():
+    return jsonify(canned.list_all(get_engine()))
+
+
+@bp.post("/canned-responses")
+@admin_only
+@operation("Create a canned response (admins)", tag="canned-responses", body="canned_response",
+           ok=201, ok_schema="CannedResponse", errors=(403, 409),
+           description="A shortcut taken → 409 (code shortcut_taken); a bad shortcut or a "
+                       "text that is not a valid template → 422 naming the field.")
+def create_canned():
+    body = json_body("canned_response")
+    created = canned.create(get_engine(), body["shortcut"], body["text"], actor=_actor(), lang=_lang())
+    response = jsonify(created)
+    response.status_code = 201
+    response.headers["Location"] = url_for(".change_canned", canned_id=created["id"])
+    return response
+
+
+@bp.put(_CANNED)
+@admin_only
+@operation("Change a canned response (admins)", tag="canned-responses",
+           body="canned_response_change", ok_schema="CannedResponse", errors=(403, 404, 409))
+def change_canned(canned_id: str):
+    body = json_body("canned_response_change")
+    return jsonify(canned.change(get_engine(), _canned_id(canned_id), body.get("shortcut"), body.get("text"),
+                                 actor=_actor(), lang=_lang()))
+
+
+@bp.delete(_CANNED)
+@admin_only
+@operation("Delete a canned response (admins)", tag="canned-responses", ok=204,
+           ok_description="Deleted.", errors=(403, 404))
+def delete_canned(canned_id: str):
+    canned.remove(get_engine(), _canned_id(canned_id), lang=_lang())
+    return "", 204
+
+
+@bp.get(f"{_CONVERSATION}/canned-responses")
+@operation("Canned responses rendered for one conversation", tag="canned-responses",
+           ok_schema="RenderedCannedResponseList", errors=(404,),
+           description="`rendered`: the text with the contact's name and the conversation's "
+                       "variables filled in, ready to edit and send.")
+def conversation_canned(conversation_id: int):
+    conversation = _visible_conversation(conversation_id)
+    return jsonify(canned.render_for(canned.list_all(get_engine()), conversation))
 
 
 # ---------------------------------------------------------------------- reports

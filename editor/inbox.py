@@ -206,6 +206,8 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
     if action == "assigned":
         if actor_login == "bot":
             return _("O fluxo atribuiu a %(user)s", user=user)
+        if actor_login == "system":  # automatic assignment (PAPO_ASSIGNMENT)
+            return _("Atribuído automaticamente a %(user)s", user=user)
         if self_:  # not "Bruno atribuiu a Bruno"
             return _("%(name)s assumiu o atendimento", name=actor)
         return _("%(name)s atribuiu a %(user)s", name=actor, user=user)

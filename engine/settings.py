@@ -57,6 +57,18 @@ def parse_debounce(value: str | None) -> float:
     return seconds
 
 
+ASSIGNMENT_POLICIES = ("manual", "round_robin", "balanced")
+
+
+def parse_assignment(value: str | None) -> str:
+    """``PAPO_ASSIGNMENT``: ``manual`` (default), ``round_robin`` or ``balanced``."""
+    policy = (value or "").strip().lower() or "manual"
+    if policy not in ASSIGNMENT_POLICIES:
+        raise SettingsError(f"PAPO_ASSIGNMENT={value!r} is not a way of assigning: use "
+                            "manual, round_robin or balanced.")
+    return policy
+
+
 def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if value is None:
         return default
@@ -83,6 +95,9 @@ class Settings:
     # PAPO_DEBOUNCE_SECONDS: the bot answers a burst of messages once (0 = off)
     debounce_seconds: float = 0.0
     debounce_channels: tuple[str, ...] = DEBOUNCE_CHANNELS  # the simulator pane adds ``test``
+
+    # PAPO_ASSIGNMENT: who takes a conversation that opens with nobody assigned (§10.3)
+    assignment: str = "manual"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -105,6 +120,7 @@ class Settings:
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
             debounce_seconds=parse_debounce(env.get("PAPO_DEBOUNCE_SECONDS")),
+            assignment=parse_assignment(env.get("PAPO_ASSIGNMENT")),
         )
         values.update(overrides)
         return cls(**values)

@@ -185,3 +185,6 @@ class Changes:
     transitions: list[str] = field(default_factory=list)  # the actions applied (for metrics)
     flow: tuple[str, int | None] | None = None  # the last flow stepped: (id, version), for logs
     needs: frozenset[str] = frozenset()  # not decided: read these and decide again
+    # open with nobody assigned under automatic assignment (PAPO_ASSIGNMENT): the service
+    # assigns it right after the write (engine/service/assignment.py)
+    queued: bool = False

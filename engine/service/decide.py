@@ -66,6 +66,8 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
         d.message("note", event.actor, event.text, [], event.at)
     elif isinstance(event, AgentMessage):
         _transition(d, "agent_message", event.actor, event.at)
+        if d.queued():  # automatic assignment on: whoever answers a conversation nobody has takes it
+            _transition(d, "assign", event.actor, event.at, user=event.actor)
         d.message("out", event.actor, event.text, [], event.at, template=event.template,
                   template_only=event.template is not None)
         if d.status == machine.OPEN:
@@ -251,7 +253,12 @@ class _Draft:
             processed=self.processed, replies=self.replies, pending_http=self.pending_http,
             result=result if result is not None else self.result, fired=self.fired and write,
             duplicate=self.duplicate, steps=self.steps, transitions=self.transitions, flow=self.flow,
-            needs=needs)
+            needs=needs, queued=write and self.queued())
+
+    def queued(self) -> bool:
+        """Open with nobody assigned (as far as this event knows), under automatic assignment."""
+        return self.settings.assignment != "manual" and self.channel != TEST_CHANNEL \
+            and self.status == machine.OPEN and self.assignees == []
 
 
 # ---------------------------------------------------------------------- events
