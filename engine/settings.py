@@ -44,6 +44,18 @@ def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _timezone(value: str | None) -> str:
+    """``PAPO_TIMEZONE``: a zone name zoneinfo knows (default ``America/Sao_Paulo``)."""
+    from engine.hours import DEFAULT_TIMEZONE, known_zone
+
+    name = (value or "").strip() or DEFAULT_TIMEZONE
+    if not known_zone(name):
+        raise SettingsError(
+            f"PAPO_TIMEZONE={value!r} is not a time zone papo knows: use an IANA name such as "
+            "America/Sao_Paulo, America/Manaus or Europe/Lisbon.")
+    return name
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -59,6 +71,8 @@ class Settings:
     whatsapp_api_base: str = DEFAULT_WHATSAPP_API_BASE
     secret_key: str | None = None
     metrics_token: str | None = None  # PAPO_METRICS_TOKEN: GET /metrics needs it; unset → 404
+    # PAPO_TIMEZONE: the business's zone — reports' days and every date shown in the UI
+    timezone: str = "America/Sao_Paulo"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -79,6 +93,7 @@ class Settings:
             whatsapp_api_base=(env.get("PAPO_WHATSAPP_API_BASE") or DEFAULT_WHATSAPP_API_BASE).rstrip("/"),
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
+            timezone=_timezone(env.get("PAPO_TIMEZONE")),
         )
         values.update(overrides)
         return cls(**values)
