@@ -34,10 +34,12 @@ from editor.openapi import (
     request_validator,
 )
 from editor.ops import handle_inbound
-from engine import reports
+from engine import hours as business_hours
+from engine import hours_store, reports
 from engine.clean import clean, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
+from engine.hours import BusinessHours
 from engine.i18n import N_, gettext, normalize_lang
 from engine.observe import inbound_request
 from schemas import FlowDocumentError, load_document
@@ -592,3 +594,37 @@ def report():
     if date_to < date_from:
         raise _bad_parameter("to", "date_order")
     return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to))
+
+
+# ---------------------------------------------------------------------- settings
+
+def _business_hours_json(hours: BusinessHours | None) -> dict:
+    if hours is not None:
+        return hours.to_json()
+    return {"timezone": get_settings().timezone, "week": None, "holidays": [], "closed_message": ""}
+
+
+@bp.get("/settings/business-hours")
+@operation("The business hours setting", tag="settings", ok_schema="BusinessHours",
+           description="`week` is null while no schedule is set (always open).")
+def get_business_hours():
+    return jsonify(_business_hours_json(hours_store.load(get_engine())))
+
+
+@bp.put("/settings/business-hours")
+@admin_only
+@operation("Replace the business hours setting", tag="settings", body="business_hours",
+           ok_schema="BusinessHours", errors=(403,),
+           description="The whole setting at once. Overlapping ranges, a time that is not "
+                       "HH:MM (\"25:00\"), an unknown weekday or time zone → 422 with one "
+                       "{path, message} per problem in details; nothing stored.")
+def put_business_hours():
+    body = json_body("business_hours")
+    hours = None
+    if body.get("week") is not None:
+        hours = business_hours.parse(body, _lang(), default_timezone=get_settings().timezone)
+    else:
+        business_hours.parse({k: v for k, v in body.items() if k != "week"}, _lang(),
+                             default_timezone=get_settings().timezone)  # the rest still checked
+    hours_store.save(get_engine(), hours, _actor(), get_service().clock())
+    return jsonify(_business_hours_json(hours))

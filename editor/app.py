@@ -45,6 +45,7 @@ OPTIONAL_BLUEPRINTS = (
     ("channels", "editor.channels"),
     ("webchat", "editor.webchat"),
     ("team", "editor.team"),
+    ("settings", "editor.settings_ui"),
 )
 # Paths authenticated by tokens or signatures, not by the session cookie: no CSRF token.
 CSRF_EXEMPT_PREFIXES = ("/api/", "/channels/")

@@ -38,6 +38,7 @@ REQUEST_SCHEMAS = {
     "transfer": "Transfer",
     "note": "PrivateNote",
     "publish": "Publish",
+    "business_hours": "BusinessHours",
 }
 FLOW = "Flow"  # components.schemas name of schemas/flow.schema.json
 

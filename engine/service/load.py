@@ -16,7 +16,6 @@ from engine import conversation as machine
 from engine import core
 from engine.hours import BusinessHours, from_stored
 from engine.moments import utc
-from engine.service.common import TEST_CHANNEL
 from engine.service import statements as sql
 from engine.service.changes import (
     NEED_ASSIGNEES,
@@ -27,6 +26,7 @@ from engine.service.changes import (
     TimerFired,
     flow_key,
 )
+from engine.service.common import TEST_CHANNEL
 from engine.store import contacts, conversations
 
 _EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_", "hours_"})
