@@ -356,9 +356,9 @@ _LIST_PARAMETERS = (
      "counts as 200.", "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}},
 )
 _REPORT_PARAMETERS = (
-    {"name": "from", "in": "query", "description": "First day (UTC, inclusive); default: "
+    {"name": "from", "in": "query", "description": "First day (in PAPO_TIMEZONE, inclusive); default: "
      "29 days before `to`.", "schema": {"type": "string", "format": "date"}},
-    {"name": "to", "in": "query", "description": "Last day (UTC, inclusive); default: today.",
+    {"name": "to", "in": "query", "description": "Last day (in PAPO_TIMEZONE, inclusive); default: today.",
      "schema": {"type": "string", "format": "date"}},
 )
 
@@ -586,14 +586,15 @@ def conversation_note(conversation_id: int):
 def report():
     service = get_service()
     date_from, date_to = _date("from"), _date("to")
-    if date_to is None:
-        today = datetime.fromtimestamp(service.clock(), UTC).date()
+    zone = service.settings.timezone
+    if date_to is None:  # today in the business's zone (PAPO_TIMEZONE)
+        today = datetime.fromtimestamp(service.clock(), UTC).astimezone(business_hours.zone(zone)).date()
         date_to = max(today, date_from) if date_from else today
     if date_from is None:
         date_from = max(FIRST_DAY, date_to - timedelta(days=REPORT_DAYS - 1))
     if date_to < date_from:
         raise _bad_parameter("to", "date_order")
-    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to))
+    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to, zone))
 
 
 # ---------------------------------------------------------------------- settings

@@ -197,6 +197,9 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
         return _("Bot pausado: o fluxo abriu o atendimento")
     if action == "handoff_requested":
         return _("Cliente pediu atendimento humano")
+    if action == "run_interrupted":  # an interrupting keyword trigger (DESIGN §10.3)
+        return _("Cliente escreveu “%(keyword)s” no meio de uma pergunta: o bot parou ali e começou o fluxo %(flow)s",
+                 keyword=detail.get("keyword") or "", flow=detail.get("started") or "")
     if action == "reopened":
         return _("Reaberto por %(name)s", name=actor)
     if action == "opened":
