@@ -156,6 +156,7 @@ def test_every_page_meets_wcag_21_aa(axe_page, live_server, shop, lang):
     check(page, f"{base}/inbox/{shop['concluded']}{q}", found, "#conv-live .timeline li")
     check(page, f"{base}/reports{q}", found, "main")
     check(page, f"{base}/team{q}", found, "main")
+    check(page, f"{base}/settings{q}", found, "#f-timezone")
 
     chat = axe_page(login=None, lang=lang)
     check(chat, f"{base}/c/no-such-flow{q}", found, "main")
