@@ -311,3 +311,31 @@ def test_the_simulator_and_flow_tests_count_as_always_open(api, api_clock, app):
     sim = Simulation({**HOURS_FLOW, "id": "horario-sim"}, db=papo["engine"],
                      settings=papo["settings"], start_at=at(SATURDAY_EVENING))
     assert [m["text"] for m in sim.send("oi")] == ["Estamos abertos!"]
+
+
+# ---------------------------------------------------------------------- decided purely
+
+def test_the_decision_reads_the_schedule_from_the_snapshot_only():
+    """The one unit of work: ``load`` brings the schedule, ``decide`` is pure over it."""
+    from test_decide import OPENS, inbound, snapshot
+
+    from engine.service.decide import decide
+
+    shop = schedule(closed_message="Fechados. Voltamos {{ next_open }}.")
+    saturday = at(SATURDAY_EVENING)
+    closed = snapshot(OPENS, users=frozenset({"bia"}))
+    closed.hours = shop
+    changes = decide(closed, inbound("oi", at=saturday))
+    assert changes.write and changes.status == "open"
+    assert changes.replies == [{"text": "Fechados. Voltamos segunda-feira às 09:00.", "buttons": []}]
+
+    handoff = snapshot(users=frozenset())
+    handoff.hours = shop
+    changes = decide(handoff, inbound("atendente", at=saturday))
+    assert changes.status == "open" and [r["text"] for r in changes.replies] == [
+        "Fechados. Voltamos segunda-feira às 09:00."]
+    assert [a["action"] for a in changes.activity] == ["handoff_requested"]
+
+    open_now = snapshot(users=frozenset())
+    open_now.hours = shop
+    assert decide(open_now, inbound("atendente", at=at(MONDAY_MORNING))).replies == []

@@ -105,3 +105,18 @@ def test_the_period_bounds_follow_daylight_saving(late_evening):
     start, end = reports.bounds(date(2026, 3, 29), date(2026, 3, 29), "Europe/Lisbon")
     assert start == datetime(2026, 3, 29, 0, 0, tzinfo=UTC)  # winter time at midnight
     assert end == datetime(2026, 3, 29, 23, 0, tzinfo=UTC)  # a 23-hour day
+
+
+def test_the_inbox_shows_times_in_papo_timezone(api, api_clock, app):
+    """2026-11-20T10:00:00Z is 07:00 in São Paulo: that is what an agent reads."""
+    body = {"channel": "api", "contact": {"external_id": "c1", "name": "José"},
+            "message": {"id": "tz-ui-1", "text": "atendente"}}
+    cid = api.post("/api/v1/inbound", json=body).get_json()["conversation_id"]
+    client = app.test_client()
+    assert client.post("/login", data={"login": "ana", "password": "senha-de-teste"}).status_code == 302
+    html = client.get(f"/inbox/{cid}").get_data(as_text=True)
+    assert "20/11/2026 07:00" in html
+    assert "10:00 UTC" not in html and "20/11/2026 10:00" not in html
+    assert 'data-timezone="America/Sao_Paulo"' in html
+    english = client.get(f"/inbox/{cid}?lang=en").get_data(as_text=True)
+    assert "2026-11-20 07:00" in english
