@@ -176,6 +176,6 @@ def save_business_hours():
     if not typed["enabled"]:
         setting = None
     hours_store.save(get_engine(), setting, user["login"], get_service().clock())
-    notice = (_("Horário de atendimento salvo.") if setting is not None
-              else _("Horário de atendimento desligado: o atendimento conta como sempre aberto."))
-    return _page(_form_from(setting), notice=notice)
+    if setting is None:  # what was typed stays on the page, so switching back on loses nothing
+        return _page(typed, notice=_("Horário de atendimento desligado: o atendimento conta como sempre aberto."))
+    return _page(_form_from(setting), notice=_("Horário de atendimento salvo."))

@@ -339,3 +339,42 @@ def test_the_decision_reads_the_schedule_from_the_snapshot_only():
     open_now = snapshot(users=frozenset())
     open_now.hours = shop
     assert decide(open_now, inbound("atendente", at=at(MONDAY_MORNING))).replies == []
+
+
+# ---------------------------------------------------------------------- the Configurações page
+
+def _logged_in(app, login: str):
+    client = app.test_client()
+    assert client.post("/login", data={"login": login, "password": "senha-de-teste"}).status_code == 302
+    return client
+
+
+def test_the_settings_page_saves_refuses_and_switches_off(api, app):
+    admin = _logged_in(app, "admin")
+    page = admin.get("/settings")
+    assert page.status_code == 200 and "Horário de atendimento" in page.get_data(as_text=True)
+    form = {"enabled": "on", "timezone": "America/Sao_Paulo", "mon-0-start": "9h",
+            "mon-0-end": "18:00", "mon-1-start": "", "mon-1-end": "", "holidays": "25/12/2026",
+            "closed_message": "Voltamos {{ next_open }}."}
+    assert admin.post("/settings/business-hours", data=form).status_code == 200
+    saved = api.get(URL).get_json()
+    assert saved["week"]["mon"] == [["09:00", "18:00"]] and saved["holidays"] == ["2026-12-25"]
+
+    bad = admin.post("/settings/business-hours", data={**form, "mon-1-start": "17:00", "mon-1-end": "19:00"})
+    assert bad.status_code == 422
+    assert "se sobrepõe" in bad.get_data(as_text=True)
+    assert api.get(URL).get_json() == saved  # nothing stored
+
+    off = admin.post("/settings/business-hours", data={**form, "enabled": ""})
+    assert off.status_code == 200 and "09:00" in off.get_data(as_text=True)  # typed hours kept on the page
+    assert api.get(URL).get_json()["week"] is None
+
+
+def test_agents_see_the_settings_page_but_cannot_post_it(api, app):
+    agent = _logged_in(app, "ana")
+    assert agent.get("/settings").status_code == 200
+    refused = agent.post("/settings/business-hours", data={"enabled": "on", "mon-0-start": "09:00",
+                                                          "mon-0-end": "18:00"})
+    assert refused.status_code == 403
+    assert api.get(URL).get_json()["week"] is None
+    assert app.test_client().get("/settings").status_code in (302, 303)  # anonymous: to the login

@@ -33,8 +33,8 @@ def test_an_admin_sets_business_hours_fixes_a_mistake_and_saves(new_page, live_s
     assert "sempre aberto" in page.get_by_test_id("hours-now").inner_text()
     _shot(page, "settings-empty", tmp_path)
 
-    page.get_by_label("Usar horário de atendimento").check()
     page.get_by_label("Segunda-feira, faixa 1: abre").fill("9:00")
+    assert page.get_by_label("Usar horário de atendimento").is_checked()  # ticked by typing
     page.get_by_label("Segunda-feira, faixa 1: fecha").fill("12:00")
     page.get_by_label("Segunda-feira, faixa 2: abre").fill("11:00")  # overlaps the first
     page.get_by_label("Segunda-feira, faixa 2: fecha").fill("18:00")
