@@ -96,3 +96,39 @@ def test_the_page_speaks_english(new_page, live_server):
     page.get_by_role("heading", name="Business hours").wait_for()
     page.get_by_label("Monday, range 1: opens").fill("09:00")
     assert page.get_by_role("link", name="Settings").count() == 1
+
+
+def test_the_editor_offers_the_block_and_the_interrupting_trigger(new_page, live_server, tmp_path):
+    from test_editor_browser import card, drop, open_block, saved
+
+    page = new_page(login=ADMIN)
+    page.goto(f"{live_server.url}/flows")
+    page.get_by_label("Nome", exact=True).fill("Menu")
+    page.get_by_role("button", name="Criar fluxo").click()
+    page.wait_for_url("**/flows/menu/edit")
+    page.wait_for_function("() => window.papoEditor && window.papoEditor.ready")
+
+    page.locator("#btn-triggers").click()
+    triggers = page.locator("#panel-body")
+    triggers.get_by_role("button", name="Adicionar gatilho").wait_for()
+    assert "funciona mesmo no meio de uma pergunta" in triggers.inner_text()
+    triggers.get_by_role("combobox", name="No meio de uma pergunta 1").select_option(
+        label="Interrompe: funciona mesmo no meio de uma pergunta")
+    triggers.get_by_role("button", name="Salvar configurações").click()
+    page.wait_for_function(
+        "() => papoEditor.document().triggers.some(t => t.interrupts === true)")
+    saved(page)
+
+    block_id = drop(page, "business_hours", 420, 260)
+    expect_ports = card(page, block_id).inner_text()
+    assert "Aberto" in expect_ports and "Fechado" in expect_ports
+    open_block(page, block_id)
+    assert "Configurações" in page.locator("#panel-body").inner_text()
+    saved(page)
+    _shot(page, "editor-business-hours", tmp_path)
+    from editor.app import get_engine
+    from engine.flows import FlowRepository
+
+    doc, _ = FlowRepository(get_engine(live_server.app)).get("menu")
+    assert doc["triggers"][0]["interrupts"] is True
+    assert any(b["type"] == "business_hours" for b in doc["blocks"])
