@@ -86,12 +86,13 @@ def zone(name: str) -> ZoneInfo:
 
 
 def known_zone(name: object) -> bool:
-    """Whether ``name`` names a time zone zoneinfo knows (``America/Sao_Paulo``…)."""
-    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith("/") or ".." in name:
+    """Whether ``name`` names a time zone zoneinfo knows (``America/Sao_Paulo``…); a folder
+    of zones ("America"), a path or any other file is not one."""
+    if not isinstance(name, str) or not name or len(name) > 64 or name != name.strip():
         return False
     try:
         zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder
         return False
     return True
 

@@ -176,6 +176,7 @@ def test_agents_may_read_but_not_change_business_hours(api):
     ({"week": {"tue": [["09:00", "25:00"]]}}, "$.week.tue[0][1]"),
     ({"week": {"funday": [["09:00", "18:00"]]}}, "$.week.funday"),
     ({"timezone": "Mars/Olympus_Mons"}, "$.timezone"),
+    ({"timezone": "America"}, "$.timezone"),  # a folder of zones, not a zone
     ({"holidays": ["25/12/2026"]}, "$.holidays[0]"),
     ({"week": "9 às 18"}, "$.week"),
 ])
