@@ -379,3 +379,26 @@ def test_agents_see_the_settings_page_but_cannot_post_it(api, app):
     assert refused.status_code == 403
     assert api.get(URL).get_json()["week"] is None
     assert app.test_client().get("/settings").status_code in (302, 303)  # anonymous: to the login
+
+
+@pytest.mark.parametrize(("timezone", "week", "moments"), [
+    # across midnight: Friday 18:00–24:00 and Saturday 00:00–02:00 (São Paulo)
+    ("America/Sao_Paulo", {"fri": [["18:00", "24:00"]], "sat": [["00:00", "02:00"]]},
+     [("2026-11-20T23:59:00-03:00", True), ("2026-11-21T00:30:00-03:00", True),
+      ("2026-11-21T02:00:00-03:00", False), ("2026-11-20T17:00:00-03:00", False)]),
+    # the zone's boundary: 09:00 in Lisbon is 09:00 UTC in winter and 08:00 UTC in summer
+    ("Europe/Lisbon", {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+     [("2026-03-27T08:59:00+00:00", False), ("2026-03-27T09:00:00+00:00", True),
+      ("2026-03-30T07:59:00+00:00", False), ("2026-03-30T08:00:00+00:00", True)]),
+    # São Paulo has no daylight saving: 09:00 is 12:00 UTC in January and in July
+    ("America/Sao_Paulo", {d: [["09:00", "18:00"]] for d in ("mon", "tue", "wed", "thu", "fri")},
+     [("2026-01-14T11:59:00+00:00", False), ("2026-01-14T12:00:00+00:00", True),
+      ("2026-07-15T11:59:00+00:00", False), ("2026-07-15T12:00:00+00:00", True)]),
+])
+def test_the_block_follows_the_schedule_at_its_boundaries(api, api_clock, timezone, week, moments):
+    publish(api, HOURS_FLOW)
+    body = {"timezone": timezone, "week": week, "holidays": [], "closed_message": ""}
+    assert api.put(URL, json=body).status_code == 200
+    for when, expected in moments:
+        api_clock.now = at(when)
+        assert texts(say(api, "oi")) == ["Estamos abertos!" if expected else "Estamos fechados."], when
