@@ -147,3 +147,16 @@ def test_interrupts_must_be_true_or_false(api):
     response = api.post("/api/v1/flows", json=bad)
     assert response.status_code == 422
     assert any("triggers" in d["path"] for d in response.get_json()["error"]["details"])
+
+
+def test_the_simulator_honours_the_drafts_own_interrupting_keyword():
+    """The editor's simulator (and ``papo chat``) run the draft: its "menu" restarts it."""
+    from engine.simulator import Simulation
+
+    draft = {**CADASTRO, "triggers": [{"type": "keyword", "match": "exact", "value": "menu",
+                                       "interrupts": True}]}
+    sim = Simulation(draft, start_at=1_795_168_800.0)
+    assert [m["text"] for m in sim.send("oi")] == ["Qual é o seu nome?"]
+    assert [m["text"] for m in sim.send("Rita")] == ["Quantos anos você tem?"]
+    assert [m["text"] for m in sim.send("menu")] == ["Qual é o seu nome?"]  # started again
+    assert "run_interrupted" in [a["action"] for a in sim.conversation()["activity"]]
