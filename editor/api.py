@@ -34,10 +34,12 @@ from editor.openapi import (
     request_validator,
 )
 from editor.ops import handle_inbound
-from engine import accounts, canned, reports
+from engine import accounts, canned, hours_store, reports
+from engine import hours as business_hours
 from engine.clean import clean, needs_cleaning, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
+from engine.hours import BusinessHours
 from engine.i18n import N_, gettext, normalize_lang
 from engine.observe import inbound_request
 from schemas import FlowDocumentError, load_document
@@ -355,9 +357,9 @@ _LIST_PARAMETERS = (
      "counts as 200.", "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}},
 )
 _REPORT_PARAMETERS = (
-    {"name": "from", "in": "query", "description": "First day (UTC, inclusive); default: "
+    {"name": "from", "in": "query", "description": "First day (in PAPO_TIMEZONE, inclusive); default: "
      "29 days before `to`.", "schema": {"type": "string", "format": "date"}},
-    {"name": "to", "in": "query", "description": "Last day (UTC, inclusive); default: today.",
+    {"name": "to", "in": "query", "description": "Last day (in PAPO_TIMEZONE, inclusive); default: today.",
      "schema": {"type": "string", "format": "date"}},
 )
 
@@ -714,11 +716,46 @@ def conversation_canned(conversation_id: int):
 def report():
     service = get_service()
     date_from, date_to = _date("from"), _date("to")
-    if date_to is None:
-        today = datetime.fromtimestamp(service.clock(), UTC).date()
+    zone = service.settings.timezone
+    if date_to is None:  # today in the business's zone (PAPO_TIMEZONE)
+        today = datetime.fromtimestamp(service.clock(), UTC).astimezone(business_hours.zone(zone)).date()
         date_to = max(today, date_from) if date_from else today
     if date_from is None:
         date_from = max(FIRST_DAY, date_to - timedelta(days=REPORT_DAYS - 1))
     if date_to < date_from:
         raise _bad_parameter("to", "date_order")
-    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to))
+    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to, zone))
+
+
+# ---------------------------------------------------------------------- settings
+
+def _business_hours_json(hours: BusinessHours | None) -> dict:
+    if hours is not None:
+        return hours.to_json()
+    return {"timezone": get_settings().timezone, "week": None, "holidays": [], "closed_message": ""}
+
+
+@bp.get("/settings/business-hours")
+@operation("The business hours setting", tag="settings", ok_schema="BusinessHours",
+           description="`week` is null while no schedule is set (always open).")
+def get_business_hours():
+    return jsonify(_business_hours_json(hours_store.load(get_engine())))
+
+
+@bp.put("/settings/business-hours")
+@admin_only
+@operation("Replace the business hours setting", tag="settings", body="business_hours",
+           ok_schema="BusinessHours", errors=(403,),
+           description="The whole setting at once. Overlapping ranges, a time that is not "
+                       "HH:MM (\"25:00\"), an unknown weekday or time zone → 422 with one "
+                       "{path, message} per problem in details; nothing stored.")
+def put_business_hours():
+    body = json_body("business_hours")
+    hours = None
+    if body.get("week") is not None:
+        hours = business_hours.parse(body, _lang(), default_timezone=get_settings().timezone)
+    else:
+        business_hours.parse({k: v for k, v in body.items() if k != "week"}, _lang(),
+                             default_timezone=get_settings().timezone)  # the rest still checked
+    hours_store.save(get_engine(), hours, _actor(), get_service().clock())
+    return jsonify(_business_hours_json(hours))

@@ -46,7 +46,7 @@ from flask import (
 from flask_babel import gettext as _
 
 from blocks import timer_kinds
-from editor.app import get_engine, get_service, render_page
+from editor.app import get_engine, get_service, get_settings, render_page
 from editor.auth import current_user, login_required
 from editor.i18n import current_lang
 from editor.security import query_int
@@ -54,6 +54,7 @@ from engine import accounts, queries, timeline, whatsapp_templates
 from engine import conversation as machine
 from engine.errors import Conflict, Invalid, NotFound
 from engine.flows import FlowRepository
+from engine.hours import zone as business_zone
 from engine.whatsapp import PLACEHOLDERS
 
 bp = Blueprint("inbox", __name__)
@@ -197,6 +198,9 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
         return _("Bot pausado: o fluxo abriu o atendimento")
     if action == "handoff_requested":
         return _("Cliente pediu atendimento humano")
+    if action == "run_interrupted":  # an interrupting keyword trigger (DESIGN §10.3)
+        return _("Cliente escreveu “%(keyword)s” no meio de uma pergunta: o bot parou ali e começou o fluxo %(flow)s",
+                 keyword=detail.get("keyword") or "", flow=detail.get("started") or "")
     if action == "reopened":
         return _("Reaberto por %(name)s", name=actor)
     if action == "opened":
@@ -696,14 +700,16 @@ def note(conversation_id: int):
 
 @bp.app_template_filter("inbox_time")
 def inbox_time(moment: datetime | None) -> str:
-    """A timestamp in UTC, written the interface language's way (inbox.js rewrites it in
-    the reader's time zone). strftime, not Babel: a timeline has hundreds of them."""
+    """A timestamp in the business's zone (``PAPO_TIMEZONE``), written the interface
+    language's way (inbox.js shortens it: today's show only the time). strftime, not
+    Babel: a timeline has hundreds of them."""
     from editor.i18n import current_lang
 
     moment = _aware(moment)
     if moment is None:
         return ""
-    return moment.strftime("%Y-%m-%d %H:%M UTC" if current_lang() == "en" else "%d/%m/%Y %H:%M UTC")
+    moment = moment.astimezone(business_zone(get_settings().timezone))
+    return moment.strftime("%Y-%m-%d %H:%M" if current_lang() == "en" else "%d/%m/%Y %H:%M")
 
 
 @bp.app_template_global("inbox_iso")

@@ -42,6 +42,7 @@ REQUEST_SCHEMAS = {
     "user_change": "UserChange",
     "canned_response": "CannedResponseInput",
     "canned_response_change": "CannedResponseChange",
+    "business_hours": "BusinessHours",
 }
 FLOW = "Flow"  # components.schemas name of schemas/flow.schema.json
 

@@ -75,6 +75,18 @@ def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _timezone(value: str | None) -> str:
+    """``PAPO_TIMEZONE``: a zone name zoneinfo knows (default ``America/Sao_Paulo``)."""
+    from engine.hours import DEFAULT_TIMEZONE, known_zone
+
+    name = (value or "").strip() or DEFAULT_TIMEZONE
+    if not known_zone(name):
+        raise SettingsError(
+            f"PAPO_TIMEZONE={value!r} is not a time zone papo knows: use an IANA name such as "
+            "America/Sao_Paulo, America/Manaus or Europe/Lisbon.")
+    return name
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -98,6 +110,9 @@ class Settings:
 
     # PAPO_ASSIGNMENT: who takes a conversation that opens with nobody assigned (§10.3)
     assignment: str = "manual"
+
+    # PAPO_TIMEZONE: the business's zone — reports' days and every date shown in the UI
+    timezone: str = "America/Sao_Paulo"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -121,6 +136,7 @@ class Settings:
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
             debounce_seconds=parse_debounce(env.get("PAPO_DEBOUNCE_SECONDS")),
             assignment=parse_assignment(env.get("PAPO_ASSIGNMENT")),
+            timezone=_timezone(env.get("PAPO_TIMEZONE")),
         )
         values.update(overrides)
         return cls(**values)

@@ -365,3 +365,15 @@ whatsapp_templates = Table(
     Column("synced_at", UtcDateTime, nullable=False),
     UniqueConstraint("name", "language", name="uq_whatsapp_templates_name_language"),
 )
+
+
+# The business hours setting (DESIGN §10.3): one row, ``id`` 1, the checked document
+# (engine/hours.py); no row = no schedule set = always open.
+business_hours = Table(
+    "business_hours",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("document", Json, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(64), nullable=True),
+)

@@ -171,6 +171,8 @@ def test_every_page_meets_wcag_21_aa(axe_page, live_server, shop, lang):
     if violations:
         found[f"/inbox/{shop['conversation']}{q} (the / picker open)"] = violations
 
+    check(page, f"{base}/settings{q}", found, "#f-timezone")
+
     chat = axe_page(login=None, lang=lang)
     check(chat, f"{base}/c/no-such-flow{q}", found, "main")
     check(chat, f"{base}/c/{shop['flow']}{q}", found, "form")

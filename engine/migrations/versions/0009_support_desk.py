@@ -1,7 +1,7 @@
 """Running a support desk (DESIGN §10.3): agents' availability and capacity, canned responses.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-05
 
 - ``users.availability``: ``online`` (takes new conversations under automatic assignment)
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
