@@ -8,6 +8,7 @@ running app assembles the schema from the registry itself).
 """
 from blocks import (
     add_tag,
+    business_hours,
     conclude_conversation,
     condition,
     http_request,
@@ -35,6 +36,7 @@ REGISTRY: dict[str, BlockKind] = {
         jump.BLOCK,
         open_conversation.BLOCK,
         conclude_conversation.BLOCK,
+        business_hours.BLOCK,
     )
 }
 

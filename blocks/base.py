@@ -63,6 +63,11 @@ class Context:
     render: Callable[[str], str]
     evaluate: Callable[[Any], Any]
     flow_id: str = ""
+    # Business hours (DESIGN §10.3): whether the shop is open now (no schedule set:
+    # always), and the closed message to send instead of a handoff text (None: open, or
+    # no message set).
+    is_open: Callable[[], bool] = lambda: True
+    closed_message: Callable[[], str | None] = lambda: None
 
 
 def N_(msgid: str) -> str:

@@ -34,10 +34,12 @@ from editor.openapi import (
     request_validator,
 )
 from editor.ops import handle_inbound
-from engine import reports, whatsapp_media
+from engine import accounts, canned, hours_store, reports, whatsapp_media
+from engine import hours as business_hours
 from engine.clean import clean, needs_cleaning, parse_int
 from engine.errors import Invalid, NotFound, PapoError
 from engine.flows import FlowRepository, parse_revision
+from engine.hours import BusinessHours
 from engine.i18n import N_, gettext, normalize_lang
 from engine.observe import inbound_request
 from schemas import FlowDocumentError, load_document
@@ -358,9 +360,9 @@ _LIST_PARAMETERS = (
      "counts as 200.", "schema": {"type": "integer", "minimum": 1, "default": DEFAULT_LIMIT}},
 )
 _REPORT_PARAMETERS = (
-    {"name": "from", "in": "query", "description": "First day (UTC, inclusive); default: "
+    {"name": "from", "in": "query", "description": "First day (in PAPO_TIMEZONE, inclusive); default: "
      "29 days before `to`.", "schema": {"type": "string", "format": "date"}},
-    {"name": "to", "in": "query", "description": "Last day (UTC, inclusive); default: today.",
+    {"name": "to", "in": "query", "description": "Last day (in PAPO_TIMEZONE, inclusive); default: today.",
      "schema": {"type": "string", "format": "date"}},
 )
 
@@ -615,6 +617,129 @@ def conversation_note(conversation_id: int):
     return _action_result(get_service().add_note(conversation_id, _actor(), body["text"]))
 
 
+# ---------------------------------------------------------------------- people (§10.3)
+
+def _user_json(user: dict) -> dict:
+    return {"login": user["login"], "name": user["name"], "role": user["role"],
+            "availability": user["availability"], "max_open": user["max_open"],
+            "disabled": user["disabled"]}
+
+
+def _fresh_user(login: str) -> dict:
+    """The user as stored now (a token's user is remembered for a few seconds)."""
+    user = accounts.get_user(get_engine(), login)
+    if user is None:
+        raise NotFound(gettext(accounts.MESSAGES_NO_USER, _lang(), login=login[:64]),
+                       code="user_not_found")
+    return user
+
+
+@bp.get("/users")
+@operation("People: roles, availability and capacity", tag="people", ok_schema="UserList")
+def list_users():
+    return jsonify([_user_json(u) for u in accounts.list_users(get_engine())])
+
+
+@bp.get("/me")
+@operation("You: role, availability and capacity", tag="people", ok_schema="User")
+def me():
+    return jsonify(_user_json(_fresh_user(_actor())))
+
+
+@bp.put("/me/availability")
+@operation("Go online (take new conversations) or away", tag="people", body="availability",
+           ok_schema="User",
+           description="Under automatic assignment (PAPO_ASSIGNMENT round_robin or balanced), "
+                       "going online takes conversations waiting with nobody assigned at once.")
+def my_availability():
+    body = json_body("availability")
+    get_service().set_availability(_actor(), body["availability"], lang=_lang())
+    return jsonify(_user_json(_fresh_user(_actor())))
+
+
+@bp.get("/users/<login>")
+@operation("One person: role, availability and capacity", tag="people", ok_schema="User",
+           errors=(404,))
+def get_user(login: str):
+    return jsonify(_user_json(_fresh_user(login)))
+
+
+@bp.put("/users/<login>")
+@admin_only
+@operation("Change a person's capacity (admins)", tag="people", body="user_change",
+           ok_schema="User", errors=(403, 404),
+           description="max_open: how many open conversations automatic assignment gives "
+                       "this person (0: no limit).")
+def change_user(login: str):
+    body = json_body("user_change")
+    _fresh_user(login)
+    get_service().set_max_open(login, body["max_open"], lang=_lang())
+    return jsonify(_user_json(_fresh_user(login)))
+
+
+# ---------------------------------------------------------------------- canned responses
+
+_CANNED = "/canned-responses/<canned_id>"
+
+
+def _canned_id(raw: str) -> int:
+    """A path's canned response id; one that could never exist is simply not found."""
+    number = parse_int(raw, minimum=1, maximum=MAX_ID)
+    if number is None:
+        raise NotFound(gettext(canned.MESSAGES["not_found"], _lang()), code="canned_response_not_found")
+    return number
+
+
+@bp.get("/canned-responses")
+@operation("Canned responses, by shortcut", tag="canned-responses", ok_schema="CannedResponseList")
+def list_canned():
+    return jsonify(canned.list_all(get_engine()))
+
+
+@bp.post("/canned-responses")
+@admin_only
+@operation("Create a canned response (admins)", tag="canned-responses", body="canned_response",
+           ok=201, ok_schema="CannedResponse", errors=(403, 409),
+           description="A shortcut taken → 409 (code shortcut_taken); a bad shortcut or a "
+                       "text that is not a valid template → 422 naming the field.")
+def create_canned():
+    body = json_body("canned_response")
+    created = canned.create(get_engine(), body["shortcut"], body["text"], actor=_actor(), lang=_lang())
+    response = jsonify(created)
+    response.status_code = 201
+    response.headers["Location"] = url_for(".change_canned", canned_id=created["id"])
+    return response
+
+
+@bp.put(_CANNED)
+@admin_only
+@operation("Change a canned response (admins)", tag="canned-responses",
+           body="canned_response_change", ok_schema="CannedResponse", errors=(403, 404, 409))
+def change_canned(canned_id: str):
+    body = json_body("canned_response_change")
+    return jsonify(canned.change(get_engine(), _canned_id(canned_id), body.get("shortcut"), body.get("text"),
+                                 actor=_actor(), lang=_lang()))
+
+
+@bp.delete(_CANNED)
+@admin_only
+@operation("Delete a canned response (admins)", tag="canned-responses", ok=204,
+           ok_description="Deleted.", errors=(403, 404))
+def delete_canned(canned_id: str):
+    canned.remove(get_engine(), _canned_id(canned_id), lang=_lang())
+    return "", 204
+
+
+@bp.get(f"{_CONVERSATION}/canned-responses")
+@operation("Canned responses rendered for one conversation", tag="canned-responses",
+           ok_schema="RenderedCannedResponseList", errors=(404,),
+           description="`rendered`: the text with the contact's name and the conversation's "
+                       "variables filled in, ready to edit and send.")
+def conversation_canned(conversation_id: int):
+    conversation = _visible_conversation(conversation_id)
+    return jsonify(canned.render_for(canned.list_all(get_engine()), conversation))
+
+
 # ---------------------------------------------------------------------- reports
 
 @bp.get("/reports/summary")
@@ -623,11 +748,46 @@ def conversation_note(conversation_id: int):
 def report():
     service = get_service()
     date_from, date_to = _date("from"), _date("to")
-    if date_to is None:
-        today = datetime.fromtimestamp(service.clock(), UTC).date()
+    zone = service.settings.timezone
+    if date_to is None:  # today in the business's zone (PAPO_TIMEZONE)
+        today = datetime.fromtimestamp(service.clock(), UTC).astimezone(business_hours.zone(zone)).date()
         date_to = max(today, date_from) if date_from else today
     if date_from is None:
         date_from = max(FIRST_DAY, date_to - timedelta(days=REPORT_DAYS - 1))
     if date_to < date_from:
         raise _bad_parameter("to", "date_order")
-    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to))
+    return jsonify(reports.summary(service.db, service.settings.csat_variable, date_from, date_to, zone))
+
+
+# ---------------------------------------------------------------------- settings
+
+def _business_hours_json(hours: BusinessHours | None) -> dict:
+    if hours is not None:
+        return hours.to_json()
+    return {"timezone": get_settings().timezone, "week": None, "holidays": [], "closed_message": ""}
+
+
+@bp.get("/settings/business-hours")
+@operation("The business hours setting", tag="settings", ok_schema="BusinessHours",
+           description="`week` is null while no schedule is set (always open).")
+def get_business_hours():
+    return jsonify(_business_hours_json(hours_store.load(get_engine())))
+
+
+@bp.put("/settings/business-hours")
+@admin_only
+@operation("Replace the business hours setting", tag="settings", body="business_hours",
+           ok_schema="BusinessHours", errors=(403,),
+           description="The whole setting at once. Overlapping ranges, a time that is not "
+                       "HH:MM (\"25:00\"), an unknown weekday or time zone → 422 with one "
+                       "{path, message} per problem in details; nothing stored.")
+def put_business_hours():
+    body = json_body("business_hours")
+    hours = None
+    if body.get("week") is not None:
+        hours = business_hours.parse(body, _lang(), default_timezone=get_settings().timezone)
+    else:
+        business_hours.parse({k: v for k, v in body.items() if k != "week"}, _lang(),
+                             default_timezone=get_settings().timezone)  # the rest still checked
+    hours_store.save(get_engine(), hours, _actor(), get_service().clock())
+    return jsonify(_business_hours_json(hours))

@@ -46,6 +46,8 @@ OPTIONAL_BLUEPRINTS = (
     ("webchat", "editor.webchat"),
     ("team", "editor.team"),
     ("whatsapp_settings", "editor.whatsapp_settings"),
+    ("desk", "editor.desk"),
+    ("settings", "editor.settings_ui"),
 )
 # Paths authenticated by tokens or signatures, not by the session cookie: no CSRF token.
 CSRF_EXEMPT_PREFIXES = ("/api/", "/channels/")

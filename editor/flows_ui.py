@@ -1074,12 +1074,14 @@ def _parse_settings(form) -> tuple[dict, dict[str, str]]:
         settings["priority"] = raw_priority
         errors["priority"] = _("Digite um número inteiro.")
     triggers = []
-    for index, row in enumerate(_rows(form, "triggers", ["type", "match", "value"])):
+    for index, row in enumerate(_rows(form, "triggers", ["type", "match", "value", "interrupts"])):
         if row["type"] == "default":
             triggers.append({"type": "default"})
         elif row["value"].strip():
-            triggers.append({"type": "keyword", "match": row["match"] or "exact",
-                             "value": row["value"].strip()})
+            trigger = {"type": "keyword", "match": row["match"] or "exact", "value": row["value"].strip()}
+            if row["interrupts"]:  # DESIGN §10.3: also matches at a question
+                trigger["interrupts"] = True
+            triggers.append(trigger)
         if row["type"] == "keyword" and row["match"] == "regex" and row["value"].strip():
             try:
                 re.compile(row["value"].strip())

@@ -86,6 +86,10 @@ def lang_switch_url(lang: str) -> str:
 
 
 def init_app(app: Flask) -> None:
+    # Every date people read is in the business's zone (PAPO_TIMEZONE), not the server's
+    # nor UTC: Flask-Babel's format_datetime/datetimeformat, the inbox, the reports.
+    timezone = app.extensions["papo"]["settings"].timezone
+    app.config["BABEL_DEFAULT_TIMEZONE"] = timezone
     Babel(app, locale_selector=select_locale)
 
     @app.before_request
@@ -97,7 +101,7 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def _i18n_context():
         return {"current_lang": current_lang, "html_lang": html_lang,
-                "lang_switch_url": lang_switch_url}
+                "lang_switch_url": lang_switch_url, "papo_timezone": timezone}
 
 
 # ---------------------------------------------------------------- catalog maintenance

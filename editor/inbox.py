@@ -57,6 +57,7 @@ from engine import accounts, queries, timeline, whatsapp_media, whatsapp_templat
 from engine import conversation as machine
 from engine.errors import Conflict, Invalid, NotFound, PapoError
 from engine.flows import FlowRepository
+from engine.hours import zone as business_zone
 from engine.whatsapp import PLACEHOLDERS
 from engine.whatsapp_status import NOT_SENT_CODES, failure_text
 
@@ -216,6 +217,9 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
         return _("Bot pausado: o fluxo abriu o atendimento")
     if action == "handoff_requested":
         return _("Cliente pediu atendimento humano")
+    if action == "run_interrupted":  # an interrupting keyword trigger (DESIGN §10.3)
+        return _("Cliente escreveu “%(keyword)s” no meio de uma pergunta: o bot parou ali e começou o fluxo %(flow)s",
+                 keyword=detail.get("keyword") or "", flow=detail.get("started") or "")
     if action == "reopened":
         return _("Reaberto por %(name)s", name=actor)
     if action == "opened":
@@ -225,6 +229,8 @@ def activity_sentence(entry: dict, names: dict[str, str]) -> str:
     if action == "assigned":
         if actor_login == "bot":
             return _("O fluxo atribuiu a %(user)s", user=user)
+        if actor_login == "system":  # automatic assignment (PAPO_ASSIGNMENT)
+            return _("Atribuído automaticamente a %(user)s", user=user)
         if self_:  # not "Bruno atribuiu a Bruno"
             return _("%(name)s assumiu o atendimento", name=actor)
         return _("%(name)s atribuiu a %(user)s", name=actor, user=user)
@@ -770,14 +776,16 @@ def note(conversation_id: int):
 
 @bp.app_template_filter("inbox_time")
 def inbox_time(moment: datetime | None) -> str:
-    """A timestamp in UTC, written the interface language's way (inbox.js rewrites it in
-    the reader's time zone). strftime, not Babel: a timeline has hundreds of them."""
+    """A timestamp in the business's zone (``PAPO_TIMEZONE``), written the interface
+    language's way (inbox.js shortens it: today's show only the time). strftime, not
+    Babel: a timeline has hundreds of them."""
     from editor.i18n import current_lang
 
     moment = _aware(moment)
     if moment is None:
         return ""
-    return moment.strftime("%Y-%m-%d %H:%M UTC" if current_lang() == "en" else "%d/%m/%Y %H:%M UTC")
+    moment = moment.astimezone(business_zone(get_settings().timezone))
+    return moment.strftime("%Y-%m-%d %H:%M" if current_lang() == "en" else "%d/%m/%Y %H:%M")
 
 
 @bp.app_template_global("inbox_iso")

@@ -38,6 +38,11 @@ REQUEST_SCHEMAS = {
     "transfer": "Transfer",
     "note": "PrivateNote",
     "publish": "Publish",
+    "availability": "Availability",
+    "user_change": "UserChange",
+    "canned_response": "CannedResponseInput",
+    "canned_response_change": "CannedResponseChange",
+    "business_hours": "BusinessHours",
 }
 FLOW = "Flow"  # components.schemas name of schemas/flow.schema.json
 
@@ -274,6 +279,27 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
         "properties": {"conversation": _ref("Conversation"),
                        "replies": {"type": "array", "items": _ref("Reply")}},
     },
+    "User": {
+        "type": "object",
+        "required": ["login", "name", "role", "availability", "max_open", "disabled"],
+        "properties": {"login": {"type": "string"}, "name": {"type": "string"},
+                       "role": {"enum": ["admin", "agent"]},
+                       "availability": {"enum": ["online", "away"]},
+                       "max_open": {"type": "integer", "minimum": 0,
+                                    "description": "0: no limit."},
+                       "disabled": {"type": "boolean"}},
+    },
+    "UserList": {"type": "array", "items": _ref("User")},
+    "CannedResponse": {
+        "type": "object", "required": ["id", "shortcut", "text"],
+        "properties": {"id": {"type": "integer"},
+                       "shortcut": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"},
+                       "text": {"type": "string"}},
+    },
+    "CannedResponseList": {"type": "array", "items": _ref("CannedResponse")},
+    "RenderedCannedResponseList": {"type": "array", "items": {
+        "allOf": [_ref("CannedResponse")], "type": "object", "required": ["rendered"],
+        "properties": {"rendered": {"type": "string"}}}},
     "Stats": {
         "type": "object",
         "required": ["avg", "median", "p90"],
@@ -301,9 +327,10 @@ RESPONSE_SCHEMAS: dict[str, dict] = {
 ERROR_DESCRIPTIONS = {
     400: "Malformed request: not JSON, not a JSON content type, or a bad query parameter.",
     401: "No token, or an unknown one.",
-    403: "The token's user may not do this (agents cannot change flows).",
+    403: "The token's user may not do this (agents cannot change flows, people's capacity "
+         "or canned responses).",
     404: "No such resource.",
-    409: "Conflict: the id is taken, or the revision is stale.",
+    409: "Conflict: the id or shortcut is taken, or the revision is stale.",
     413: "The body is larger than 2 MiB.",
     422: "The body is JSON but not valid (details list each problem).",
     428: "The If-Match header is missing.",
@@ -436,7 +463,8 @@ def build_document(app: Flask) -> dict:
                            "error is `{\"error\": {\"code\", \"message\", \"details\"?}}`.",
         },
         "tags": [{"name": "flows"}, {"name": "conversations"}, {"name": "channels"},
-                 {"name": "reports"}, {"name": "meta"}],
+                 {"name": "reports"}, {"name": "people"}, {"name": "canned-responses"},
+                 {"name": "meta"}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
         "components": {

@@ -11,7 +11,7 @@ Routes (blueprint ``reports``; agents and admins)::
 The cards and the agent table are ``engine.reports.summary`` itself, so the page
 shows exactly what ``GET /api/v1/reports/summary`` answers for the same dates. The
 other figures read the same rows (conclusion activity entries, CSAT answers) with the
-same rules; see docs/REPORTS.md. Dates are UTC days, both ends included; without
+same rules; see docs/REPORTS.md. Dates are days in ``PAPO_TIMEZONE``, both ends included; without
 dates the period is the last 30 days up to today (as in the API).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from blocks.labels import block_title, kind_title
 from editor.app import get_engine, get_service, get_settings, render_page
 from editor.auth import login_required
 from editor.i18n import current_lang
-from engine import queries
+from engine import hours, queries
 from engine import reports as figures
 from engine.errors import PapoError
 from engine.flows import FlowRepository
@@ -81,21 +81,27 @@ def period(args, today: date) -> tuple[date, date]:
 
 
 def _today() -> date:
-    return datetime.fromtimestamp(get_service().clock(), UTC).date()
+    """Today in the business's time zone (``PAPO_TIMEZONE``)."""
+    return datetime.fromtimestamp(get_service().clock(), UTC).astimezone(_zone()).date()
+
+
+def _zone():
+    return hours.zone(get_settings().timezone)
 
 
 # ---------------------------------------------------------------------------- figures
 
 def daily(engine, date_from: date, date_to: date) -> list[dict]:
     """``[{"day", "opened", "concluded"}]`` for every day of the period (``engine.reports.daily``)."""
-    return figures.daily(engine, date_from, date_to)
+    return figures.daily(engine, date_from, date_to, get_settings().timezone)
 
 
 def resolution_histogram(engine, date_from: date, date_to: date) -> list[dict]:
     """Conclusions per resolution-time bucket, labelled: ``[{"key", "label", "count"}]``."""
     labels = _bucket_labels()
     return [{**bucket, "label": labels[bucket["key"]]}
-            for bucket in figures.resolution_histogram(engine, date_from, date_to)]
+            for bucket in figures.resolution_histogram(engine, date_from, date_to,
+                                                       get_settings().timezone)]
 
 
 def _bucket_labels() -> dict[str, str]:
@@ -242,7 +248,8 @@ def _funnel_choice(repo: FlowRepository) -> tuple[list[dict], str | None]:
 
 def _context(date_from: date, date_to: date) -> dict:
     service, engine = get_service(), get_engine()
-    summary = figures.summary(engine, get_settings().csat_variable, date_from, date_to)
+    summary = figures.summary(engine, get_settings().csat_variable, date_from, date_to,
+                              get_settings().timezone)
     days = daily(engine, date_from, date_to)
     label_every = max(1, math.ceil(len(days) / 12))
     daily_chart = column_chart(
@@ -254,7 +261,8 @@ def _context(date_from: date, date_to: date) -> dict:
     resolution_chart = column_chart([b["label"] for b in histogram],
                                     [{"name": _("conversas"), "class": "bar-resolution",
                                       "values": [b["count"] for b in histogram]}], width=420, height=220)
-    csat = figures.csat_distribution(engine, get_settings().csat_variable, date_from, date_to)
+    csat = figures.csat_distribution(engine, get_settings().csat_variable, date_from, date_to,
+                                     get_settings().timezone)
     csat_chart = column_chart([str(c["score"]) for c in csat],
                               [{"name": _("respostas"), "class": "bar-csat",
                                 "values": [c["count"] for c in csat]}], width=420, height=220)

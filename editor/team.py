@@ -10,6 +10,8 @@ Routes (blueprint ``team``, admins only, every form with its CSRF token)::
     POST /team/<login>/password                  set (or generate) a password; sessions end
     POST /team/<login>/tokens                    create a token, shown on this answer only
     POST /team/<login>/tokens/<id>/revoke        revoke a token
+    POST /team/<login>/capacity                  how many open conversations automatic
+                                                 assignment gives them (0: no limit)
 
 A generated password or a new token is shown once, in the answer to the POST that made
 it (never put in the session cookie or a redirect). An admin cannot disable themselves
@@ -21,11 +23,11 @@ from __future__ import annotations
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from editor.app import get_engine
+from editor.app import get_engine, get_service, get_settings
 from editor.auth import admin_required, current_user, login_user
 from editor.i18n import current_lang
 from editor.security import query_int
-from engine import accounts
+from engine import accounts, assignment
 from engine.errors import NotFound, PapoError
 
 bp = Blueprint("team", __name__)
@@ -40,7 +42,8 @@ def _page(*, status: int = 200, notice: str | None = None, error: str | None = N
         person["tokens"] = accounts.list_tokens(engine, person["login"])
     response = make_response(render_template(
         "team/index.html", people=people, roles=accounts.ROLES, notice=notice, error=error,
-        secret=secret, form=form or {}, me=current_user(),
+        secret=secret, form=form or {}, me=current_user(), desk=assignment.desk(engine),
+        policy=get_settings().assignment,
         min_password=accounts.MIN_PASSWORD_LENGTH), status)
     response.headers["Cache-Control"] = "no-store"  # may show a password or token once
     return response
@@ -163,3 +166,18 @@ def revoke_token(login: str, token_id: int):
     except PapoError as exc:
         return _refused(exc)
     return _page(notice=_("Token %(id)d de “%(login)s” revogado.", id=token_id, login=login))
+
+
+@bp.post("/team/<login>/capacity")
+@admin_required
+def capacity(login: str):
+    _person(login)
+    raw = (request.form.get("max_open") or "").strip()
+    number = int(raw) if raw.isdigit() and len(raw) <= 4 else -1
+    try:
+        get_service().set_max_open(login, number, lang=current_lang())
+    except PapoError as exc:
+        return _refused(exc)
+    return _page(notice=_("Limite de “%(login)s”: %(count)s atendimentos abertos.", login=login,
+                          count=number) if number else
+                 _("“%(login)s” agora não tem limite de atendimentos abertos.", login=login))

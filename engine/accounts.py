@@ -19,7 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.db import read_only
 from engine.errors import Conflict, Invalid, NotFound
-from engine.i18n import t
+from engine.i18n import N_, t
 from engine.store import api_tokens, users
 
 ROLES = ("admin", "agent")
@@ -38,6 +38,9 @@ _token_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 # Hashing a throw-away password when the login is unknown keeps the answer time the
 # same, so timing does not reveal which logins exist.
+# "no such user" as the API says it (engine.i18n.gettext of this pt-BR id).
+MESSAGES_NO_USER = N_("Não existe usuário com o login \"%(login)s\".")
+
 _DUMMY_HASH = generate_password_hash(secrets.token_urlsafe(16))
 
 
@@ -67,11 +70,14 @@ def _user_dict(row) -> dict:
         "created_at": _aware(row.created_at),
         "disabled": row.disabled_at is not None,
         "session_generation": row.session_generation,
+        "availability": row.availability,  # online | away (automatic assignment, §10.3)
+        "max_open": row.max_open,  # 0: no limit
     }
 
 
 _USER_COLUMNS = (users.c.id, users.c.login, users.c.name, users.c.role, users.c.lang,
-                 users.c.created_at, users.c.disabled_at, users.c.session_generation)
+                 users.c.created_at, users.c.disabled_at, users.c.session_generation,
+                 users.c.availability, users.c.max_open)
 
 
 def validate_login(login: str, lang: str = "pt") -> str:

@@ -14,7 +14,9 @@ import datalogic_py
 
 from blocks import REGISTRY
 from blocks.base import Context, Result, message
+from engine import hours
 from engine.graph import CompiledFlow, compile_flow
+from engine.hours import BusinessHours
 from engine.templates import render as render_template
 
 BLOCK_BUDGET = 200
@@ -117,9 +119,10 @@ def run_is_waiting_for_input(state: dict) -> bool:
 class _Step:
     """One call of :func:`step`: accumulates outbound messages and effects."""
 
-    def __init__(self, flow: CompiledFlow, state: dict, at: float):
+    def __init__(self, flow: CompiledFlow, state: dict, at: float, schedule: BusinessHours | None = None):
         self.flow = flow
         self.at = at
+        self.hours = schedule
         self.state = {
             "v": STATE_VERSION,
             "vars": dict(state.get("vars") or {}),
@@ -155,7 +158,11 @@ class _Step:
     def context(self) -> Context:
         return Context(now=self.at, vars=self.state["vars"], contact=self.state["contact"],
                        tags=self.state["tags"], render=self.render, evaluate=self.evaluate,
-                       flow_id=self.flow.id)
+                       flow_id=self.flow.id, is_open=lambda: hours.is_open(self.hours, self.at),
+                       closed_message=self.closed_message)
+
+    def closed_message(self) -> str | None:
+        return hours.closed_message(self.hours, self.at, self.state["vars"], self.state["contact"])
 
     # -- run bookkeeping ---------------------------------------------------------
     @property
@@ -262,14 +269,16 @@ def _compiled(flow: CompiledFlow | dict) -> CompiledFlow:
     return flow if isinstance(flow, CompiledFlow) else compile_flow(flow, flow.get("version"))
 
 
-def step(flow: CompiledFlow | dict, state: dict, event) -> tuple[dict, list[dict], list[dict]]:
+def step(flow: CompiledFlow | dict, state: dict, event, business_hours: BusinessHours | None = None
+         ) -> tuple[dict, list[dict], list[dict]]:
     """Feed one event to the run in ``state``; returns (new state, outbound, effects).
 
+    ``business_hours`` is the schedule blocks see (None: none set, always open).
     ``state`` is never modified. Events that do not concern the run (a timer whose run
     moved on, a message while no question waits) return the state unchanged, no output.
     """
     flow = _compiled(flow)
-    s = _Step(flow, state, event.at)
+    s = _Step(flow, state, event.at, business_hours)
     run = s.run
 
     if isinstance(event, Start):

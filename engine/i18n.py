@@ -83,6 +83,7 @@ MESSAGES: dict[str, str] = {
     "field.position": N_("Posição"),
     "field.match": N_("Comparação"),
     "field.value": N_("Valor"),
+    "field.interrupts": N_("Interrompe perguntas"),
     "field.from": N_("De"),
     "field.port": N_("Saída"),
     "field.to": N_("Para"),

@@ -2,7 +2,8 @@
 service writes: conclusion activity entries (with their ``resolution_s`` and
 ``first_response_s``), CSAT answers and run visits.
 
-Every function takes the database and a period of UTC days, both ends included, and
+Every function takes the database and a period of days in a time zone (``PAPO_TIMEZONE``
+at the callers; UTC by default), both ends included, and
 leaves the simulator's conversations out (as the API does). The wording and the charts
 are the editor's (``editor/reports.py``); this module only counts. :func:`summary` is
 ``GET /api/v1/reports/summary`` and the page's cards; :func:`funnel` the flow funnel.
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
 from sqlalchemy.engine import Engine
 
 from engine import conversation as machine
+from engine import hours
 from engine.db import read_only
 from engine.errors import Invalid
 from engine.i18n import N_
@@ -29,10 +31,13 @@ RESOLUTION_BUCKETS = ((5 * 60, "lt5m"), (15 * 60, "5_15m"), (60 * 60, "15_60m"),
                       (4 * 3600, "1_4h"), (24 * 3600, "4_24h"), (math.inf, "gt1d"))
 
 
-def bounds(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    """The period as ``[start, end)`` aware UTC datetimes (``date_to`` included)."""
-    start = datetime.combine(date_from, datetime.min.time(), UTC)
-    return start, datetime.combine(date_to, datetime.min.time(), UTC) + timedelta(days=1)
+def bounds(date_from: date, date_to: date, timezone: str = "UTC") -> tuple[datetime, datetime]:
+    """The period as ``[start, end)`` aware UTC datetimes (``date_to`` included), its days
+    being days in ``timezone`` (``PAPO_TIMEZONE``: a day in São Paulo ends at 03:00 UTC)."""
+    zone = hours.zone(timezone)
+    start = datetime.combine(date_from, time.min, zone).astimezone(UTC)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, zone).astimezone(UTC)
+    return start, end
 
 
 def _real(column):
@@ -40,33 +45,48 @@ def _real(column):
     return column.not_in(select(conversations.c.id).where(conversations.c.channel == TEST_CHANNEL))
 
 
-def _utc_day(column, dialect: str):
+def _day_columns(column, dialect: str, timezone: str) -> list:
+    """What to group moments by to tell their day in ``timezone``: PostgreSQL says the
+    day itself; SQLite (no time zones) gives the UTC quarter-hour, which :func:`_local_day`
+    turns into the day (every zone's offset is a whole number of quarter-hours)."""
     if dialect == "postgresql":
-        return func.date(func.timezone("UTC", column))
-    return func.date(column)  # SQLite keeps UTC text: "YYYY-MM-DD HH:MM:SS"
+        return [func.date(func.timezone(timezone, column)).label("day")]
+    return [func.strftime("%Y-%m-%d %H", column).label("hour"),
+            cast(func.strftime("%M", column), Integer).op("/")(15).label("quarter")]
 
 
-def daily(db: Engine, date_from: date, date_to: date) -> list[dict]:
-    """``[{"day", "opened", "concluded"}]`` for every day of the period (zeros included).
+def _local_day(key: tuple, zone) -> str:
+    if len(key) == 1:
+        day = key[0]
+        return day if isinstance(day, str) else day.isoformat()
+    hour, quarter = key
+    moment = datetime.strptime(hour, "%Y-%m-%d %H").replace(tzinfo=UTC) + timedelta(minutes=15 * int(quarter))
+    return moment.astimezone(zone).date().isoformat()
+
+
+def daily(db: Engine, date_from: date, date_to: date, timezone: str = "UTC") -> list[dict]:
+    """``[{"day", "opened", "concluded"}]`` for every day of the period (zeros included),
+    days in ``timezone``.
 
     Opened = activity entries moving a conversation from concluded to open; concluded =
     from open to concluded (exactly the entries ``report_summary`` counts).
     """
-    start, end = bounds(date_from, date_to)
-    day = _utc_day(activity.c.at, db.dialect.name).label("day")
+    start, end = bounds(date_from, date_to, timezone)
+    day = _day_columns(activity.c.at, db.dialect.name, timezone)
     opening = and_(activity.c.to_status == machine.OPEN,
                    or_(activity.c.from_status.is_(None), activity.c.from_status != machine.OPEN))
     closing = and_(activity.c.to_status == machine.CONCLUDED, activity.c.from_status == machine.OPEN)
-    query = (select(day, activity.c.to_status, func.count())
+    query = (select(*day, activity.c.to_status, func.count())
              .where(activity.c.at >= start, activity.c.at < end, or_(opening, closing),
                     _real(activity.c.conversation_id))
-             .group_by(day, activity.c.to_status))
+             .group_by(*day, activity.c.to_status))
     with read_only(db) as conn:
         rows = conn.execute(query).all()
+    zone = hours.zone(timezone)
     counts: dict[tuple[str, str], int] = {}
-    for found_day, status, n in rows:
-        key = found_day if isinstance(found_day, str) else found_day.isoformat()
-        counts[(key, status)] = counts.get((key, status), 0) + n
+    for *key, status, n in rows:
+        local_day = _local_day(tuple(key), zone)
+        counts[(local_day, status)] = counts.get((local_day, status), 0) + n
     days = []
     for offset in range((date_to - date_from).days + 1):
         current = date_from + timedelta(days=offset)
@@ -76,14 +96,14 @@ def daily(db: Engine, date_from: date, date_to: date) -> list[dict]:
     return days
 
 
-def resolution_histogram(db: Engine, date_from: date, date_to: date) -> list[dict]:
+def resolution_histogram(db: Engine, date_from: date, date_to: date, timezone: str = "UTC") -> list[dict]:
     """``[{"key", "count"}]``: conclusions of the period per resolution-time bucket
     (:data:`RESOLUTION_BUCKETS`, in order), the times the summary averages.
 
     Counted in SQL from the one number each entry needs: decoding 36,000 JSON details in
     Python took 400 ms on the 1,000,000-conversation benchmark.
     """
-    start, end = bounds(date_from, date_to)
+    start, end = bounds(date_from, date_to, timezone)
     seconds = activity.c.detail["resolution_s"].as_float()
     bucket = case(*[(seconds < bound, key) for bound, key in RESOLUTION_BUCKETS[:-1]],
                   else_=RESOLUTION_BUCKETS[-1][1]).label("bucket")
@@ -113,10 +133,11 @@ def csat_answers(variable: str):
     return or_(answers.c.csat.is_(True), and_(answers.c.csat.is_(None), answers.c.name == variable))
 
 
-def csat_distribution(db: Engine, variable: str, date_from: date, date_to: date) -> list[dict]:
+def csat_distribution(db: Engine, variable: str, date_from: date, date_to: date,
+                      timezone: str = "UTC") -> list[dict]:
     """``[{"score": 1..5, "count"}]`` of the CSAT answers (see :func:`csat_answers`)
     recorded in the period."""
-    start, end = bounds(date_from, date_to)
+    start, end = bounds(date_from, date_to, timezone)
     with read_only(db) as conn:
         values = conn.execute(select(answers.c.value, func.count()).where(
             csat_answers(variable), answers.c.at >= start, answers.c.at < end,
@@ -140,13 +161,14 @@ def stats(values: list[float]) -> dict:
     return {"avg": round(sum(ordered) / n, 3), "median": round(median, 3), "p90": round(p90, 3)}
 
 
-def summary(db: Engine, csat_variable: str, date_from: date, date_to: date) -> dict:
+def summary(db: Engine, csat_variable: str, date_from: date, date_to: date,
+            timezone: str = "UTC") -> dict:
     """DESIGN §6 reports: open now; conclusions of the period with resolution and first
     response times, CSAT (answers saved as ``csat_variable``), per agent.
 
     ``Invalid`` when the period ends before it starts.
     """
-    start, end = bounds(date_from, date_to)
+    start, end = bounds(date_from, date_to, timezone)
     if end <= start:
         raise Invalid(N_("A data final precisa ser igual ou posterior à inicial."), details=[
             {"path": "to", "message": N_("Data final antes da inicial.")}])

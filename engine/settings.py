@@ -59,6 +59,18 @@ def parse_debounce(value: str | None) -> float:
     return seconds
 
 
+ASSIGNMENT_POLICIES = ("manual", "round_robin", "balanced")
+
+
+def parse_assignment(value: str | None) -> str:
+    """``PAPO_ASSIGNMENT``: ``manual`` (default), ``round_robin`` or ``balanced``."""
+    policy = (value or "").strip().lower() or "manual"
+    if policy not in ASSIGNMENT_POLICIES:
+        raise SettingsError(f"PAPO_ASSIGNMENT={value!r} is not a way of assigning: use "
+                            "manual, round_robin or balanced.")
+    return policy
+
+
 def _csv(value: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     if value is None:
         return default
@@ -72,6 +84,18 @@ def _megabytes(value: str | None, name: str, default: int) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 1_000_000:
         raise SettingsError(f"{name}={value!r} must be a whole number of megabytes from 1 to 1000000.")
     return int(text)
+
+
+def _timezone(value: str | None) -> str:
+    """``PAPO_TIMEZONE``: a zone name zoneinfo knows (default ``America/Sao_Paulo``)."""
+    from engine.hours import DEFAULT_TIMEZONE, known_zone
+
+    name = (value or "").strip() or DEFAULT_TIMEZONE
+    if not known_zone(name):
+        raise SettingsError(
+            f"PAPO_TIMEZONE={value!r} is not a time zone papo knows: use an IANA name such as "
+            "America/Sao_Paulo, America/Manaus or Europe/Lisbon.")
+    return name
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,12 @@ class Settings:
     # PAPO_DEBOUNCE_SECONDS: the bot answers a burst of messages once (0 = off)
     debounce_seconds: float = 0.0
     debounce_channels: tuple[str, ...] = DEBOUNCE_CHANNELS  # the simulator pane adds ``test``
+
+    # PAPO_ASSIGNMENT: who takes a conversation that opens with nobody assigned (§10.3)
+    assignment: str = "manual"
+
+    # PAPO_TIMEZONE: the business's zone — reports' days and every date shown in the UI
+    timezone: str = "America/Sao_Paulo"
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -122,6 +152,8 @@ class Settings:
             secret_key=env.get("PAPO_SECRET_KEY") or None,
             metrics_token=(env.get("PAPO_METRICS_TOKEN") or "").strip() or None,
             debounce_seconds=parse_debounce(env.get("PAPO_DEBOUNCE_SECONDS")),
+            assignment=parse_assignment(env.get("PAPO_ASSIGNMENT")),
+            timezone=_timezone(env.get("PAPO_TIMEZONE")),
         )
         values.update(overrides)
         return cls(**values)

@@ -59,6 +59,13 @@ users = Table(
     # Every browser session carries the generation it started under; logout, a password
     # change or disabling bumps it, which ends the user's other sessions at once.
     Column("session_generation", Integer, nullable=False, default=0, server_default="0"),
+    # Automatic assignment (DESIGN §10.3): "online" takes new conversations, "away" does not
+    # (a new user is away until they choose online); at most ``max_open`` open conversations
+    # are assigned to them automatically (0: no limit); ``last_assigned_at`` is their last
+    # automatic assignment (round robin picks the longest since).
+    Column("availability", String(8), nullable=False, default="away", server_default="away"),
+    Column("max_open", Integer, nullable=False, default=10, server_default="10"),
+    Column("last_assigned_at", UtcDateTime, nullable=True),
 )
 
 api_tokens = Table(
@@ -244,6 +251,19 @@ activity = Table(
     Index("ix_activity_to_at", "to_status", "at"),
 )
 
+# Canned responses (DESIGN §10.3): texts agents insert with "/" in the reply box. ``text`` is
+# a template over ``contact.*`` and the conversation's variables.
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shortcut", String(32), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(64), nullable=True),
+)
+
 processed_messages = Table(
     "processed_messages",
     metadata,
@@ -344,4 +364,16 @@ whatsapp_templates = Table(
     Column("components", Json, nullable=False),  # as Meta gave them
     Column("synced_at", UtcDateTime, nullable=False),
     UniqueConstraint("name", "language", name="uq_whatsapp_templates_name_language"),
+)
+
+
+# The business hours setting (DESIGN §10.3): one row, ``id`` 1, the checked document
+# (engine/hours.py); no row = no schedule set = always open.
+business_hours = Table(
+    "business_hours",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("document", Json, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(64), nullable=True),
 )

@@ -50,6 +50,19 @@ def match(candidates: Iterable[CompiledFlow], text: str) -> CompiledFlow | None:
     return None
 
 
+def match_interrupting(candidates: Iterable[CompiledFlow], text: str) -> CompiledFlow | None:
+    """The flow whose ``"interrupts": true`` keyword trigger matches ``text`` (DESIGN §10.3:
+    it also matches while a run waits at a question), by priority as :func:`match`; or None."""
+    ordered = sorted(candidates, key=lambda f: (-int(f.doc.get("priority", 0)), f.id))
+    norm = normalize(text)
+    for flow in ordered:
+        for trigger in flow.doc.get("triggers", []):
+            if trigger["type"] == "keyword" and trigger.get("interrupts") is True \
+                    and keyword_matches(trigger, text, norm):
+                return flow
+    return None
+
+
 def asks_for_human(text: str, keywords: Sequence[str]) -> bool:
     """Whether the customer asks for a person (one of the handoff keywords)."""
     norm = normalize(text)

@@ -14,7 +14,9 @@ and is tried again when its lease ends.
 Periodic jobs (APScheduler 3, :meth:`Worker.run_forever`): timers every second, the
 WhatsApp outbox every 5 s (``engine.outbox.send_due``, batch after batch until nothing
 due is left) and an
-hourly cleanup of the inbound de-duplication records and of finished timers (``PAPO_DEDUP_RETENTION``).
+hourly cleanup of the inbound de-duplication records and of finished timers (``PAPO_DEDUP_RETENTION``),
+and, under ``PAPO_ASSIGNMENT`` round_robin or balanced, the queue of open conversations
+nobody has every 3 s (``Service.assign_waiting``).
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ BACKOFF_CAP_S = 30.0
 TIMERS_EVERY_S = 1
 OUTBOX_EVERY_S = 5
 CLEANUP_EVERY_S = 3600
+ASSIGNMENT_EVERY_S = 3  # the queue of open conversations nobody has (PAPO_ASSIGNMENT)
 OUTBOX_DRAIN_S = 30  # one outbox job sends for at most this long (the next tick goes on)
 
 
@@ -350,6 +353,15 @@ class Worker:
     def tick_outbox(self) -> None:
         self._guarded("outbox", self.send_outbox, uses_db=False)
 
+    def assign_queue(self) -> int:
+        """Give the queue's conversations (open, nobody assigned), oldest first, to online
+        agents with room (``PAPO_ASSIGNMENT``); returns how many were assigned."""
+        return len(self.service.assign_waiting())
+
+    def tick_assignment(self) -> None:
+        self._guarded("assignment", self.assign_queue,
+                      uses_db=self.service.settings.assignment != "manual")
+
     def tick_cleanup(self) -> None:
         self._guarded("cleanup", self.cleanup)
 
@@ -394,6 +406,9 @@ class Worker:
                           **common)
         scheduler.add_job(self.tick_cleanup, "interval", seconds=CLEANUP_EVERY_S, id="cleanup",
                           **common)
+        if self.service.settings.assignment != "manual":
+            scheduler.add_job(self.tick_assignment, "interval", seconds=ASSIGNMENT_EVERY_S,
+                              id="assignment", **common)
         self._scheduler = scheduler
         previous = {}
         if install_signals:

@@ -68,6 +68,8 @@ def build_flow_schema() -> dict:
                         "type": {"const": "keyword"},
                         "match": {"enum": ["exact", "contains", "regex"]},
                         "value": {"type": "string", "minLength": 1, "maxLength": 500},
+                        # DESIGN §10.3: also matches while a run waits at a question
+                        "interrupts": {"type": "boolean", "title": "Interrompe"},
                     },
                 },
                 "else": {"additionalProperties": False, "properties": {"type": {"const": "default"}}},

@@ -54,6 +54,9 @@ def shop(live_server):
     repo = FlowRepository(get_engine(live_server.app))
     repo.create(doc)
     repo.publish(doc["id"])
+    from engine import canned
+
+    canned.create(get_engine(live_server.app), "pix", "Olá, {{ contact.name }}! A chave Pix é 123.")
     conversation = _inbound(live_server, "oi", "c1", "Maria Souza")
     _inbound(live_server, "Falar com atendente", "c1", "Maria Souza")
     service = live_server.service()
@@ -157,6 +160,18 @@ def test_every_page_meets_wcag_21_aa(axe_page, live_server, shop, lang):
     check(page, f"{base}/reports{q}", found, "main")
     check(page, f"{base}/team{q}", found, "main")
     check(page, f"{base}/settings/whatsapp{q}", found, "main")
+
+    check(page, f"{base}/settings/canned-responses{q}", found, "main")
+    # the reply box's "/" picker, open
+    page.goto(f"{base}/inbox/{shop['conversation']}{q}")
+    page.locator("#reply-text").focus()
+    page.keyboard.type("/")
+    page.locator("#canned-list [role=option]").first.wait_for()
+    violations = axe_violations(page)
+    if violations:
+        found[f"/inbox/{shop['conversation']}{q} (the / picker open)"] = violations
+
+    check(page, f"{base}/settings{q}", found, "#f-timezone")
 
     chat = axe_page(login=None, lang=lang)
     check(chat, f"{base}/c/no-such-flow{q}", found, "main")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-SAMPLE_ARGUMENTS = {"flow_id": "boas-vindas", "conversation_id": "1"}
+SAMPLE_ARGUMENTS = {"flow_id": "boas-vindas", "conversation_id": "1", "login": "ana", "canned_id": "1"}
 
 
 def api_routes(app) -> list[tuple[str, str]]:

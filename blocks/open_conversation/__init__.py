@@ -22,8 +22,10 @@ def execute(block: dict, ctx: Context) -> Result:
     data = block["data"]
     effect = {"type": "open", "block_id": block["id"],
               "assign_to": data.get("assign_to"), "note": data.get("note", "")}
-    text = data.get("text")
-    outbound = [message(ctx.render(text), None, block["id"], rendered_template(data, ctx))] if text else []
+    # Outside business hours the conversation still opens (agents see it when they
+    # arrive), and the customer is told when that is instead (DESIGN §10.3).
+    text = ctx.closed_message() or (ctx.render(data["text"]) if data.get("text") else "")
+    outbound = [message(text, None, block["id"], rendered_template(data, ctx))] if text else []
     return Result(outbound=outbound, effects=[effect], wait="suspended")
 
 

@@ -5,17 +5,23 @@
 
   function localize(root) {
     var lang = document.documentElement.lang || undefined;
-    var today = new Date().toDateString();
+    // Times in the business's zone (PAPO_TIMEZONE), whatever the reader's computer says.
+    var timeZone = document.body.getAttribute("data-timezone") || undefined;
+    function day(moment) {
+      try { return moment.toLocaleDateString("en-CA", { timeZone: timeZone }); }
+      catch (e) { return moment.toDateString(); }
+    }
+    var today = day(new Date());
     (root.querySelectorAll ? root : document).querySelectorAll("time[data-local]").forEach(function (el) {
       var moment = new Date(el.getAttribute("datetime"));
       if (isNaN(moment.getTime())) return;
-      var options = moment.toDateString() === today
-        ? { hour: "2-digit", minute: "2-digit" }
-        : { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit" };
+      var options = day(moment) === today
+        ? { hour: "2-digit", minute: "2-digit", timeZone: timeZone }
+        : { day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit", timeZone: timeZone };
       try {
         el.textContent = moment.toLocaleString(lang, options);
-        el.title = moment.toLocaleString(lang);
-      } catch (e) { /* unknown locale: keep the server's text */ }
+        el.title = moment.toLocaleString(lang, { timeZone: timeZone });
+      } catch (e) { /* unknown locale or zone: keep the server's text */ }
     });
   }
 

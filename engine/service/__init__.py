@@ -21,6 +21,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from engine.moments import epoch, iso, utc
+from engine.service.assignment import AssignmentMixin, Waiting
 from engine.service.common import BOT_TIMER_KINDS, CHANNELS, MAX_JUMPS, MAX_TEXT, TEST_CHANNEL
 from engine.service.continuation import ContinuationMixin
 from engine.service.flows import FlowsMixin
@@ -34,7 +35,8 @@ __all__ = ["BOT_TIMER_KINDS", "CHANNELS", "MAX_JUMPS", "MAX_TEXT", "TEST_CHANNEL
            "Service", "Settings", "epoch", "funnel", "iso", "iso_micro", "report_summary", "utc"]
 
 
-class Service(InboundMixin, TransitionsMixin, TimersMixin, ContinuationMixin, FlowsMixin, ReadsMixin):
+class Service(InboundMixin, TransitionsMixin, TimersMixin, ContinuationMixin, FlowsMixin, ReadsMixin,
+              AssignmentMixin):
     """Conversations, messages, transitions and timers over one database."""
 
     def __init__(self, db: Engine, settings: Settings | None = None, *,
@@ -49,3 +51,4 @@ class Service(InboundMixin, TransitionsMixin, TimersMixin, ContinuationMixin, Fl
         self.forced_flow_id = forced_flow_id
         self._docs: dict[tuple[str, int], dict] = {}
         self.is_postgres = db.dialect.name == "postgresql"
+        self.waiting = Waiting()  # conversations to assign automatically (engine/service/assignment.py)

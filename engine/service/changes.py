@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.graph import CompiledFlow
+from engine.hours import BusinessHours
 from engine.settings import Settings
 
 # ---------------------------------------------------------------------- events
@@ -122,6 +123,7 @@ class Snapshot:
     assignees: tuple[str, ...] | None = None  # in assignment order
     users: frozenset[str] | None = None  # every user's login
     auto_conclude_pending: bool | None = None  # an auto_conclude timer is pending
+    hours: BusinessHours | None = None  # the business hours (None: none set, always open)
 
     def flow_of(self, run: dict | None) -> CompiledFlow | None:
         """The compiled flow a run runs (None: not found, e.g. deleted)."""
@@ -187,3 +189,6 @@ class Changes:
     transitions: list[str] = field(default_factory=list)  # the actions applied (for metrics)
     flow: tuple[str, int | None] | None = None  # the last flow stepped: (id, version), for logs
     needs: frozenset[str] = frozenset()  # not decided: read these and decide again
+    # open with nobody assigned under automatic assignment (PAPO_ASSIGNMENT): the service
+    # assigns it right after the write (engine/service/assignment.py)
+    queued: bool = False

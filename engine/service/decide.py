@@ -17,7 +17,7 @@ import uuid
 
 from blocks.text import normalize
 from engine import conversation as machine
-from engine import core, triggers
+from engine import core, hours, triggers
 from engine.graph import CompiledFlow
 from engine.moments import epoch, iso, utc
 from engine.service import debounce
@@ -67,6 +67,8 @@ def decide(snapshot: Snapshot, event: Event) -> Changes:
         d.message("note", event.actor, event.text, [], event.at)
     elif isinstance(event, AgentMessage):
         _transition(d, "agent_message", event.actor, event.at)
+        if d.queued():  # automatic assignment on: whoever answers a conversation nobody has takes it
+            _transition(d, "assign", event.actor, event.at, user=event.actor)
         if event.media is None:
             d.message("out", event.actor, event.text, [], event.at, template=event.template,
                       template_only=event.template is not None)
@@ -269,7 +271,12 @@ class _Draft:
             processed=self.processed, replies=self.replies, pending_http=self.pending_http,
             result=result if result is not None else self.result, fired=self.fired and write,
             duplicate=self.duplicate, steps=self.steps, transitions=self.transitions, flow=self.flow,
-            needs=needs)
+            needs=needs, queued=write and self.queued())
+
+    def queued(self) -> bool:
+        """Open with nobody assigned (as far as this event knows), under automatic assignment."""
+        return self.settings.assignment != "manual" and self.channel != TEST_CHANNEL \
+            and self.status == machine.OPEN and self.assignees == []
 
 
 # ---------------------------------------------------------------------- events
@@ -389,8 +396,16 @@ def _bot_reads(d: _Draft, text: str, now: float, start_flow_id: str | None) -> N
         return
     # 1. a request for a human opens the conversation
     if triggers.asks_for_human(text, d.settings.handoff_keywords):
-        _transition(d, "handoff", "customer", now)
+        if _transition(d, "handoff", "customer", now):
+            _say_when_open(d, now)
         return
+    # 1b. an interrupting keyword ("menu", "sair") ends the question's run and starts its
+    # flow (DESIGN §10.3: after rule 0, before the answer is parsed)
+    if block is not None:
+        target = _interrupting_flow(d, text)
+        if target is not None:
+            _interrupt(d, run, target, text, now)
+            return
     # 2. an answer to the waiting question
     if block is not None:
         _feed(d, flow, core.UserMessage(now, text))
@@ -433,6 +448,45 @@ def _choice_pick(d: _Draft, text: str) -> str | None:
     return None
 
 
+def _say_when_open(d: _Draft, now: float) -> None:
+    """Outside business hours, a customer who asked for a person is told when someone
+    will be there: the closed message, rendered (DESIGN §10.3)."""
+    text = hours.closed_message(d.snap.hours, now, d.state["vars"], d.state["contact"])
+    if text:
+        d.message("out", "bot", text, [], now)
+        d.replies.append({"text": text, "buttons": []})
+
+
+def _interrupting_flow(d: _Draft, text: str) -> tuple[CompiledFlow, int | None] | None:
+    """The flow an interrupting keyword trigger in ``text`` starts, with its draft revision
+    (the simulator runs its flow's draft in place of the published one); None: no match."""
+    candidates = dict(d.snap.published)
+    forced = d.snap.forced_flow_id
+    if forced and d.snap.draft is not None:
+        candidates[forced] = d.snap.draft[0]
+    flow = triggers.match_interrupting(candidates.values(), text)
+    if flow is None:
+        return None
+    return flow, (d.snap.draft[1] if forced and flow.id == forced and d.snap.draft else None)
+
+
+def _interrupt(d: _Draft, run: dict, target: tuple[CompiledFlow, int | None], text: str,
+               now: float) -> None:
+    """End the run waiting at a question (an activity entry says why) and start ``target``."""
+    flow, draft_revision = target
+    d.state["run"] = {**run, "state": core.ENDED, "suspended_by": None}
+    d.state["run"]["token"] = run.get("token", 0) + 1  # its question timeout is void
+    d.cancel_bot_timers()
+    d.activity.append({
+        "conversation_id": d.id, "actor": "customer", "action": "run_interrupted",
+        "from_status": d.status, "to_status": d.status,
+        "detail": {"flow_id": run.get("flow_id"), "block_id": run.get("block_id"),
+                   "started": flow.id, "keyword": text[:100]},
+        "at": utc(now)})
+    d.touch(now)
+    _start(d, flow, now, draft_revision=draft_revision)
+
+
 def _let_go_by_csat(block: dict, text: str) -> bool:
     """Whether a ``csat: true`` question just let this message go (it is not a rating:
     the engine ended the run without ``invalid_text``, DESIGN §10.8 "CSAT never traps")."""
@@ -450,7 +504,7 @@ def _start(d: _Draft, flow: CompiledFlow, now: float, block_id: str | None = Non
 def _feed(d: _Draft, flow: CompiledFlow, event, draft_revision: int | None = None, jumps: int = 0) -> None:
     """One engine step and what it produced."""
     before = d.state.get("run") or {}
-    state, outbound, effects = core.step(flow, d.state, event)
+    state, outbound, effects = core.step(flow, d.state, event, d.snap.hours)
     d.steps.append(event)
     d.flow = (flow.id, flow.version)
     run = state.get("run")

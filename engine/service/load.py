@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from blocks.text import normalize
 from engine import conversation as machine
 from engine import core
+from engine.hours import BusinessHours, from_stored
 from engine.moments import utc
 from engine.service import statements as sql
 from engine.service.changes import (
@@ -25,9 +26,10 @@ from engine.service.changes import (
     TimerFired,
     flow_key,
 )
+from engine.service.common import TEST_CHANNEL
 from engine.store import contacts, conversations
 
-_EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_"})
+_EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_", "hours_"})
 
 
 def inbound(service, conn: Connection, event: Inbound, lock: bool) -> Snapshot | None:
@@ -80,6 +82,7 @@ def timers(service, conn: Connection, timer_ids: list[int], at: float, lock: boo
         still = {r["id"] for r in first.values()}
     names = dict(conn.execute(sql.CONTACT_NAMES, {"_ids": sorted({r["contact_id"] for r in found.values()})}).all())
     pairs = conn.execute(sql.PUBLISHED).all()
+    hours_document = conn.execute(sql.HOURS).scalar()
     out = []
     for conversation_id in ids:
         row = found.get(conversation_id)
@@ -87,7 +90,8 @@ def timers(service, conn: Connection, timer_ids: list[int], at: float, lock: boo
             continue
         timer = first[conversation_id]
         event = TimerFired(timer["id"], timer["kind"], timer["payload"] or {}, at)
-        snap = _snapshot(service, conn, {**row, "contact_name_": names.get(row["contact_id"], "")}, pairs)
+        snap = _snapshot(service, conn, {**row, "contact_name_": names.get(row["contact_id"], ""),
+                                         "hours_": hours_document}, pairs)
         snap.timer_pending = timer["id"] in still
         out.append((event, snap))
     return out
@@ -148,6 +152,7 @@ def _snapshot(service, conn: Connection, row, pairs: list[tuple[str, int]] | Non
     conversation = {k: v for k, v in row.items() if k not in _EXTRA_COLUMNS}
     if pairs is None:
         pairs = conn.execute(sql.PUBLISHED).all()
+    hours_document = row["hours_"] if "hours_" in row else conn.execute(sql.HOURS).scalar()
     flows: dict[tuple, object] = {}
     published = {}
     for flow_id, version in pairs:
@@ -166,9 +171,17 @@ def _snapshot(service, conn: Connection, row, pairs: list[tuple[str, int]] | Non
             flow = service._flow(conn, *key)
             if flow is not None:
                 flows[key] = flow
+    # The simulator and flow tests count as always open (DESIGN §10.6).
+    hours = None if conversation["channel"] == TEST_CHANNEL else _hours(hours_document)
     return Snapshot(conversation=conversation, contact_name=row["contact_name_"] or "",
                     settings=service.settings, flows=flows, published=published, draft=draft,
-                    forced_flow_id=service.forced_flow_id, processed=processed)
+                    forced_flow_id=service.forced_flow_id, processed=processed, hours=hours)
+
+
+def _hours(document) -> BusinessHours | None:
+    if isinstance(document, str | bytes):
+        document = json.loads(document)
+    return from_stored(document)
 
 
 def user_exists(conn: Connection, login: str) -> bool:

@@ -37,7 +37,8 @@ class ReadsMixin:
 
 def report_summary(service: Service, date_from, date_to) -> dict:
     """See :func:`engine.reports.summary` (the service's CSAT variable)."""
-    return reports.summary(service.db, service.settings.csat_variable, date_from, date_to)
+    return reports.summary(service.db, service.settings.csat_variable, date_from, date_to,
+                           service.settings.timezone)
 
 
 def funnel(service: Service, flow_id: str) -> list[dict]:

@@ -8,6 +8,7 @@ from engine.service.common import BOT_TIMER_KINDS
 from engine.store import (
     activity,
     answers,
+    business_hours,
     contacts,
     conversation_assignees,
     conversations,
@@ -31,12 +32,17 @@ def _published_list(postgres: bool):
         flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None)).scalar_subquery()
 
 
+def _hours():
+    """The business hours setting's document (NULL: none set), as a scalar subquery."""
+    return select(business_hours.c.document).where(business_hours.c.id == 1).scalar_subquery()
+
+
 def _inbound(postgres: bool):
     """A known contact's conversation, that message's stored answer (a duplicate) and the
     published flows, in one query: what deciding about an inbound message needs, nearly always."""
     return select(
         conversations, contacts.c.name.label("contact_name_"), processed_messages.c.result.label("processed_"),
-        _published_list(postgres).label("published_")).select_from(
+        _published_list(postgres).label("published_"), _hours().label("hours_")).select_from(
         conversations.join(contacts, contacts.c.id == conversations.c.contact_id).outerjoin(
             processed_messages, and_(processed_messages.c.channel == bindparam("_channel"),
                                      processed_messages.c.external_id == bindparam("_message_id")))).where(
@@ -45,7 +51,7 @@ def _inbound(postgres: bool):
 
 def _by_id(postgres: bool):
     return select(conversations, contacts.c.name.label("contact_name_"),
-                  _published_list(postgres).label("published_")).join(
+                  _published_list(postgres).label("published_"), _hours().label("hours_")).join(
         contacts, contacts.c.id == conversations.c.contact_id).where(conversations.c.id == bindparam("_id"))
 
 
@@ -63,6 +69,7 @@ CONVERSATION_BY_ID_FOR_UPDATE = select(conversations, contacts.c.name.label("con
 PROCESSED = select(processed_messages.c.result).where(
     processed_messages.c.channel == bindparam("_channel"),
     processed_messages.c.external_id == bindparam("_message_id"))
+HOURS = select(business_hours.c.document).where(business_hours.c.id == 1)
 PUBLISHED = select(flows.c.id, flows.c.published_version).where(
     flows.c.deleted_at.is_(None), flows.c.published_version.is_not(None))
 CONTACT = select(contacts.c.id, contacts.c.name).where(

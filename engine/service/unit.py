@@ -41,6 +41,8 @@ def run(service, event: Event, locate: Callable[[Connection, bool], Snapshot | N
         lock = attempt == OPTIMISTIC_ATTEMPTS
         done, changes = _attempt(service, event, locate, lock)
         if done:
+            if changes is not None and changes.queued:
+                service.assign_after([changes])  # its own short transaction, after the commit
             return changes
         log.debug("conversation %s changed meanwhile: reading and deciding again (attempt %d)",
                   changes.conversation_id if changes else "?", attempt + 2)
@@ -151,6 +153,7 @@ def run_timers(service, timer_ids: list[int], at: float, results: dict[int, dict
         written.extend(batch)
         done = {c.fire_timer_id for c in batch}
         remaining = [i for i in remaining if i not in done and i not in failed]
+    service.assign_after(written)
     return written
 
 

@@ -1,7 +1,7 @@
 """WhatsApp message templates (DESIGN §10.4): the approved ones, as last synced.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-05
 
 ``whatsapp_templates``: one row per approved (name, language) of the business account,
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
