@@ -39,6 +39,7 @@ from engine.store import (
     conversation_assignees,
     conversation_reads,
     conversations,
+    inbox_unread,
     messages,
     run_log,
     timers,
@@ -397,6 +398,9 @@ def mark_read(db: Engine, conversation_id: int, now: float, login: str | None = 
                     conversation_reads.c.login == login)).first() is None:
                 conn.execute(insert_ignore_read(conn), {"conversation_id": conversation_id,
                                                         "login": login, "read_at": moment})
+            # Read up to now: no longer among this agent's unread (the title count).
+            conn.execute(inbox_unread.delete().where(inbox_unread.c.login == login,
+                                                     inbox_unread.c.conversation_id == conversation_id))
     return moved > 0
 
 
@@ -420,22 +424,11 @@ def read_mark(db: Engine, conversation_id: int, login: str) -> datetime | None:
 
 def unread_count(db: Engine, login: str) -> int:
     """Open conversations this agent handles or nobody does, with a customer message the
-    agent has not seen (the inbox's title count, DESIGN §10.8)."""
-    newest_in = (select(func.max(messages.c.at)).where(messages.c.conversation_id == conversations.c.id,
-                                                       messages.c.direction == "in")
-                 .scalar_subquery())
-    seen = (select(conversation_reads.c.read_at).where(
-        conversation_reads.c.conversation_id == conversations.c.id,
-        conversation_reads.c.login == login).scalar_subquery())
-    assigned = select(conversation_assignees.c.conversation_id)
-    query = select(func.count()).select_from(conversations).where(
-        conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL,
-        or_(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
-                                   .where(conversation_assignees.c.login == login)),
-            ~conversations.c.id.in_(assigned)),
-        newest_in.is_not(None), or_(seen.is_(None), newest_in > seen))
+    agent has not seen (the inbox's title count, DESIGN §10.8): one range of the
+    ``inbox_unread`` primary key, which the unit of work and :func:`mark_read` keep."""
     with read_only(db) as conn:
-        return conn.execute(query).scalar() or 0
+        return conn.execute(select(func.count()).select_from(inbox_unread)
+                            .where(inbox_unread.c.login == login)).scalar() or 0
 
 
 def display_names(db: Engine, logins) -> dict[str, str]:
