@@ -387,12 +387,12 @@ def _titled(body: str, ctx: dict, name: str | None = None) -> str:
 def _conv_pane(filters: Filters, conversation_id: int | None = None) -> object:
     """The conversation pane alone (htmx target ``conv-pane``): a conversation chosen in
     the list, or the hint when the agent goes back to it; the tab title follows."""
-    ctx = {"filters": filters, "conversation": conversation_id is not None,
-           "unread_total": queries.unread_count(get_engine(), _me())}
+    ctx = {"filters": filters, "conversation": conversation_id is not None}
     name = None
     if conversation_id is not None:
-        ctx.update(_conversation_context(conversation_id))
+        ctx.update(_conversation_context(conversation_id))  # marks it read: count after
         name = ctx["conv"]["contact"]["name"] or _("Sem nome")
+    ctx["unread_total"] = queries.unread_count(get_engine(), _me())
     response = make_response(_titled(render_template("inbox/_conv_pane.html", **ctx), ctx, name))
     response.headers["HX-Push-Url"] = filters.url(request.path)
     return response
