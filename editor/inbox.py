@@ -63,6 +63,7 @@ bp = Blueprint("inbox", __name__)
 
 PAGE_SIZE = 50
 MAX_PAGE = 200  # the service's largest page
+COUNT_CAP = 1000  # a tab counts up to this many: "999+" (docs/INBOX.md)
 _ID = "<int(min=1, max=9223372036854775807):conversation_id>"
 ACTIONS = ("reopen", "open", "assign", "unassign", "conclude", "unassign_and_conclude")
 CONCLUDING = ("concluded", "unassigned_and_concluded", "auto_concluded", "concluded_by_flow")
@@ -167,7 +168,7 @@ def list_marker(db) -> str:
 def status_counts(db, filters: Filters, me: str) -> dict[str, int]:
     """Conversations per status under the list's other filters (the tab counts)."""
     return queries.status_counts(db, anywhere=filters.q or None, assignee=filters.assignee_login(me),
-                                 unassigned=filters.unassigned)
+                                 unassigned=filters.unassigned, cap=COUNT_CAP)
 
 
 # ---------------------------------------------------------------------------- wording

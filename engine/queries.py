@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, literal_column, or_, select, table, update
+from sqlalchemy import and_, func, literal, literal_column, or_, select, table, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
 from blocks.text import normalize
@@ -191,9 +191,10 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
             waiting = query.where(conversations.c.waiting_since.is_not(None))
             if after is not None:
                 at, last_id, _ = after
-                waiting = waiting.where(or_(conversations.c.waiting_since > at,
-                                            and_(conversations.c.waiting_since == at,
-                                                 conversations.c.id > last_id)))
+                # a row value: one range of ix_conversations_waiting, read in order
+                waiting = waiting.where(tuple_(conversations.c.waiting_since, conversations.c.id)
+                                        > tuple_(literal(at, conversations.c.waiting_since.type),
+                                                 literal(last_id, conversations.c.id.type)))
             rows = list(conn.execute(waiting.order_by(conversations.c.waiting_since, conversations.c.id)
                                      .limit(limit + 1)).mappings().all())
             after = None
@@ -330,17 +331,30 @@ def previews(db: Engine, ids: list[int], login: str | None = None) -> dict[int, 
 
 def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = None,
                   unassigned: bool = False, text: str | None = None,
-                  anywhere: str | None = None) -> dict[str, int]:
+                  anywhere: str | None = None, cap: int | None = None) -> dict[str, int]:
     """Conversations per status under the list's other filters (the inbox's tab counts).
 
     The same conditions as ``Service.list_conversations``: ``q`` a part of the contact's
     name (case- and accent-insensitive), ``assignee`` a login among the assignees,
-    ``unassigned`` nobody assigned. Simulator conversations are left out.
+    ``unassigned`` nobody assigned. Simulator conversations are left out. ``cap``: count
+    each status only up to that number (a tab says "999+"; counting a million concluded
+    conversations on every page would cost more than the rest of the page).
     """
+    sqlite = db.dialect.name == "sqlite"
+    if cap is not None:
+        counts = {}
+        with read_only(db) as conn:
+            for status in machine.STATUSES:
+                some = _filters(select(conversations.c.id).where(
+                    conversations.c.channel != TEST_CHANNEL, conversations.c.status == status),
+                    q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere,
+                    sqlite=sqlite).limit(cap).subquery()
+                counts[status] = conn.execute(select(func.count()).select_from(some)).scalar() or 0
+        return counts
     query = (select(conversations.c.status, func.count())
              .where(conversations.c.channel != TEST_CHANNEL))
     query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere,
-                     sqlite=db.dialect.name == "sqlite")
+                     sqlite=sqlite)
     with read_only(db) as conn:
         rows = conn.execute(query.group_by(conversations.c.status)).all()
     counts = {status: 0 for status in machine.STATUSES}
