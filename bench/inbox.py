@@ -583,7 +583,7 @@ def busy_hour_measure(args, url: str, counts: dict, migrated: float | None) -> i
         )
         command_line = "python -m bench.inbox --busy-hour" + (f" --rows {args.rows}" if args.rows != 1_000_000 else "")
         if migrated is None:
-            command_line += " --keep, then … --busy-hour --reuse"
+            command_line += " --reuse"
         path = write_section("Inbox at a busy hour", body, command_line)
         print(f"wrote {path}")
     return 0
