@@ -192,7 +192,7 @@ def unread_if_read_since(service, late: dict[int, float]) -> None:
         # … and the agents' unread open conversations (the title count) follow the marks
         ids = [{"_id": row["_id"]} for row in rows]
         conn.execute(FORGET_UNREAD, ids)
-        conn.execute(REFRESH_UNREAD, ids)
+        conn.execute(REFRESH_UNREAD[conn.dialect.name == "postgresql"], ids)
 
 
 # ---------------------------------------------------------------------------- contacts

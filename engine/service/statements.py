@@ -133,9 +133,21 @@ def _unread_for_agents():
         exists().where(messages.c.conversation_id == conversations.c.id, messages.c.direction == "in", ~seen))
 
 
-# A written open conversation's unread rows are computed again from what is stored.
+def _refresh_unread(postgres: bool):
+    """``INSERT … SELECT … ON CONFLICT DO NOTHING``: a write that did not lock the
+    conversation (a late WhatsApp message's read marks) may refresh it at the same time."""
+    if postgres:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(inbox_unread).from_select(
+        ["login", "conversation_id"], _unread_for_agents()).on_conflict_do_nothing()
+
+
+# A written open conversation's unread rows are computed again from what is stored
+# (keyed by "is this PostgreSQL").
 FORGET_UNREAD = inbox_unread.delete().where(inbox_unread.c.conversation_id == bindparam("_id"))
-REFRESH_UNREAD = insert(inbox_unread).from_select(["login", "conversation_id"], _unread_for_agents())
+REFRESH_UNREAD = {False: _refresh_unread(False), True: _refresh_unread(True)}
 UPDATE_PROCESSED = update(processed_messages).where(
     processed_messages.c.channel == bindparam("_channel"),
     processed_messages.c.external_id == bindparam("_message_id")).values(result=bindparam("_result"))

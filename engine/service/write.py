@@ -76,7 +76,7 @@ def _statements(rows: list[Changes], postgres: bool) -> list[tuple]:
         # Last, on what was just written: who has unread customer messages in an open
         # conversation, or in one this write concluded or reassigned (its activity says so).
         (sql.FORGET_UNREAD, [{"_id": c.conversation_id} for c in rows if _unread_may_change(c)]),
-        (sql.REFRESH_UNREAD, [{"_id": c.conversation_id} for c in rows if _unread_may_change(c)]),
+        (sql.REFRESH_UNREAD[postgres], [{"_id": c.conversation_id} for c in rows if _unread_may_change(c)]),
     ]
 
 
