@@ -2,6 +2,10 @@
  * Everything else (polling, actions) is htmx attributes in editor/templates/inbox. */
 (function () {
   "use strict";
+  // Once per page: htmx runs this file again when Back/Forward put a saved inbox page
+  // back (its body carries this script tag); its listeners on the document are already there.
+  if (window.papoInboxReady) return;
+  window.papoInboxReady = true;
 
   function localize(root) {
     var lang = document.documentElement.lang || undefined;
