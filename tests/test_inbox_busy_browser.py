@@ -214,6 +214,8 @@ def test_on_a_phone_list_and_conversation_switch_without_a_page_load(new_page, l
     expect(page.locator("#inbox-list")).to_be_visible()
     page.locator("#inbox-list .conv-item", has_text="Maria Souza").locator("a").click()
     expect(page.locator("#reply-text")).to_have_value("Oi Maria, já vejo o seu pedido")
+    # no copy of a conversation is kept in the browser's storage by htmx's history
+    assert page.evaluate("localStorage.getItem('htmx-history-cache')") is None
     # the page htmx put back behaves as before: one click, one toggle (inbox.js set up once)
     button(page, "Mais ações").click()
     expect(button(page, "Mais ações")).to_have_attribute("aria-expanded", "true")
