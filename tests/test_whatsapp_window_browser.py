@@ -115,6 +115,7 @@ def test_the_settings_page_syncs_templates_with_its_button(new_page, live_server
     page = new_page()
     page.goto(f"{live_server.url}/inbox")
     page.get_by_role("link", name="Configurações").click()
+    page.get_by_role("navigation", name="Seções das configurações").get_by_role("link", name="WhatsApp").click()
     expect(page.get_by_role("heading", name="WhatsApp", exact=True)).to_be_visible()
     expect(page.get_by_text("Nenhum modelo sincronizado ainda.")).to_be_visible()
     page.get_by_role("button", name="Sincronizar modelos").click()
