@@ -56,7 +56,7 @@ from markupsafe import Markup
 
 from blocks import REGISTRY
 from blocks.base import FAMILIES, BlockKind
-from blocks.labels import block_name, kind_title, port_label, shorten
+from blocks.labels import block_name, block_title, kind_title, port_label, shorten
 from editor import condition_form
 from editor.app import get_engine, get_settings, render_page
 from editor.auth import admin_required, current_user
@@ -449,9 +449,10 @@ def render_card(block: dict) -> str:
 
 
 def card_payload(block: dict) -> dict:
-    """What the editor's JavaScript needs to draw a block: card HTML and ports in order."""
+    """What the editor's JavaScript needs to draw a block: card HTML, ports in order, and
+    the block's title (how the keyboard's "Ligar" chooser and its announcements name it)."""
     return {"html": render_card(block), "ports": block_ports(block),
-            "family": REGISTRY[block["type"]].family}
+            "family": REGISTRY[block["type"]].family, "title": block_title(block, current_lang())}
 
 
 def saved_variables(doc: dict, exclude: str | None = None) -> list[str]:
@@ -934,6 +935,13 @@ def editor_messages() -> dict[str, str]:
         "start": _("Início"),
         "blockDeleted": _("Bloco excluído. “Desfazer” (Ctrl+Z) o traz de volta."),
         "addNext": _("Adicionar o próximo bloco por esta saída"),
+        # Ligar (keyboard connections, "C" on a focused block); {from}, {port}, {to} are
+        # filled in by editor.js with the blocks' titles and the port's label.
+        "connectTitle": _("Ligar “{from}”"),
+        "connectNothing": _("— nada (desligar esta saída) —"),
+        "connected": _("“{from}”, saída “{port}”, agora leva a “{to}”."),
+        "disconnected": _("A saída “{port}” de “{from}” não leva mais a nenhum bloco."),
+        "noOutputs": _("Este bloco não tem saídas: a conversa termina nele."),
         "editTriggers": _("Editar gatilhos"),
         "triggers": trigger_messages(),
     }

@@ -7,11 +7,14 @@ Routes (blueprint ``inbox``), one URL per thing, full page or fragment (htmx)::
          htmx, HX-Target "inbox-pane": the list pane (filters + list)
          htmx, HX-Target "inbox-list": the list only; with ``since=<marker>`` → 204 if
          nothing changed (the 2-second poll)
+         htmx, HX-Target "conv-pane": the conversation pane's hint (back to the list)
     GET  /inbox/<id>?<same filters>
          page: list pane + the conversation
          htmx, HX-Target "conv-live": the live part of the conversation (header, banner,
          actions, timeline); with ``since=<marker>`` → 204 if nothing changed
          htmx, HX-Target "inbox-list"/"inbox-pane": as on /inbox
+         htmx, HX-Target "conv-pane": the conversation pane (chosen in the list; the
+         address follows with HX-Push-Url, the title with a root-level <title>)
          htmx, anything else: the whole conversation pane
     POST /inbox/<id>/{reopen,open,assign,unassign,conclude,unassign_and_conclude}
          form field ``user`` (assign/unassign), ``seen`` (the newest activity id the page
@@ -80,6 +83,7 @@ def _reply_body_limit(endpoint, values):
 
 PAGE_SIZE = 50
 MAX_PAGE = 200  # the service's largest page
+COUNT_CAP = 1000  # a tab counts up to this many: "999+" (docs/INBOX.md)
 _ID = "<int(min=1, max=9223372036854775807):conversation_id>"
 ACTIONS = ("reopen", "open", "assign", "unassign", "conclude", "unassign_and_conclude")
 CONCLUDING = ("concluded", "unassigned_and_concluded", "auto_concluded", "concluded_by_flow")
@@ -184,7 +188,7 @@ def list_marker(db) -> str:
 def status_counts(db, filters: Filters, me: str) -> dict[str, int]:
     """Conversations per status under the list's other filters (the tab counts)."""
     return queries.status_counts(db, anywhere=filters.q or None, assignee=filters.assignee_login(me),
-                                 unassigned=filters.unassigned)
+                                 unassigned=filters.unassigned, cap=COUNT_CAP)
 
 
 # ---------------------------------------------------------------------------- wording
@@ -401,12 +405,30 @@ def _no_change() -> object:
     return response
 
 
-def _titled(body: str, ctx: dict) -> str:
-    """A list fragment with a root-level ``<title>``: htmx puts it in the tab's title, so
-    the tab shows this agent's unread count ("(3) Atendimentos · papo") as the list polls."""
+def _titled(body: str, ctx: dict, name: str | None = None) -> str:
+    """A fragment with a root-level ``<title>``: htmx puts it in the tab's title, so the
+    tab shows this agent's unread count ("(3) Atendimentos · papo") as the list polls, and
+    the contact's name when a conversation is chosen without a page load."""
     count = ctx.get("unread_total") or 0
-    title = (f"({count}) " if count else "") + _("Atendimentos") + " · papo"
+    if name is None and ctx.get("selected"):  # the list of /inbox/<id>: that contact's name
+        name = next((c["contact"]["name"] or _("Sem nome") for c in ctx.get("items", [])
+                     if c["id"] == ctx["selected"]), None)
+    title = (f"({count}) " if count else "") + (f"{name} · " if name else "") + _("Atendimentos") + " · papo"
     return render_template_string("<title>{{ t }}</title>", t=title) + body
+
+
+def _conv_pane(filters: Filters, conversation_id: int | None = None) -> object:
+    """The conversation pane alone (htmx target ``conv-pane``): a conversation chosen in
+    the list, or the hint when the agent goes back to it; the tab title follows."""
+    ctx = {"filters": filters, "conversation": conversation_id is not None}
+    name = None
+    if conversation_id is not None:
+        ctx.update(_conversation_context(conversation_id))  # marks it read: count after
+        name = ctx["conv"]["contact"]["name"] or _("Sem nome")
+    ctx["unread_total"] = queries.unread_count(get_engine(), _me())
+    response = make_response(_titled(render_template("inbox/_conv_pane.html", **ctx), ctx, name))
+    response.headers["HX-Push-Url"] = filters.url(request.path)
+    return response
 
 
 def _list_context(filters: Filters, selected: int | None = None) -> dict:
@@ -516,6 +538,11 @@ def index():
     target = _htmx_target()
     if target == "inbox-list" and request.args.get("since") == list_marker(get_engine()):
         return _no_change()
+    if target == "conv-pane":  # back to the list from a conversation (a phone's one pane)
+        response = _conv_pane(filters)
+        response.vary.add("HX-Request")
+        response.vary.add("HX-Target")
+        return response
     ctx = _list_context(filters)
     fragment = "inbox/_list.html" if target == "inbox-list" else "inbox/_pane.html"
     if target in ("inbox-list", "inbox-pane"):
@@ -554,6 +581,8 @@ def show(conversation_id: int):
             body = render_template("inbox/_gone.html")
             return make_response(body, 286)
         response = make_response(render_template("inbox/_live.html", filters=filters, **ctx))
+    elif target == "conv-pane":  # chosen in the list: the pane alone, no page load
+        response = _conv_pane(filters, conversation_id)
     else:
         ctx = _conversation_context(conversation_id)
         if target is None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, literal_column, or_, select, table, update
+from sqlalchemy import and_, func, literal, literal_column, or_, select, table, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
 from blocks.text import normalize
@@ -39,6 +39,7 @@ from engine.store import (
     conversation_assignees,
     conversation_reads,
     conversations,
+    inbox_unread,
     messages,
     run_log,
     timers,
@@ -198,9 +199,10 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
             waiting = query.where(conversations.c.waiting_since.is_not(None))
             if after is not None:
                 at, last_id, _ = after
-                waiting = waiting.where(or_(conversations.c.waiting_since > at,
-                                            and_(conversations.c.waiting_since == at,
-                                                 conversations.c.id > last_id)))
+                # a row value: one range of ix_conversations_waiting, read in order
+                waiting = waiting.where(tuple_(conversations.c.waiting_since, conversations.c.id)
+                                        > tuple_(literal(at, conversations.c.waiting_since.type),
+                                                 literal(last_id, conversations.c.id.type)))
             rows = list(conn.execute(waiting.order_by(conversations.c.waiting_since, conversations.c.id)
                                      .limit(limit + 1)).mappings().all())
             after = None
@@ -347,17 +349,30 @@ def previews(db: Engine, ids: list[int], login: str | None = None) -> dict[int, 
 
 def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = None,
                   unassigned: bool = False, text: str | None = None,
-                  anywhere: str | None = None) -> dict[str, int]:
+                  anywhere: str | None = None, cap: int | None = None) -> dict[str, int]:
     """Conversations per status under the list's other filters (the inbox's tab counts).
 
     The same conditions as ``Service.list_conversations``: ``q`` a part of the contact's
     name (case- and accent-insensitive), ``assignee`` a login among the assignees,
-    ``unassigned`` nobody assigned. Simulator conversations are left out.
+    ``unassigned`` nobody assigned. Simulator conversations are left out. ``cap``: count
+    each status only up to that number (a tab says "999+"; counting a million concluded
+    conversations on every page would cost more than the rest of the page).
     """
+    sqlite = db.dialect.name == "sqlite"
+    if cap is not None:
+        counts = {}
+        with read_only(db) as conn:
+            for status in machine.STATUSES:
+                some = _filters(select(conversations.c.id).where(
+                    conversations.c.channel != TEST_CHANNEL, conversations.c.status == status),
+                    q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere,
+                    sqlite=sqlite).limit(cap).subquery()
+                counts[status] = conn.execute(select(func.count()).select_from(some)).scalar() or 0
+        return counts
     query = (select(conversations.c.status, func.count())
              .where(conversations.c.channel != TEST_CHANNEL))
     query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere,
-                     sqlite=db.dialect.name == "sqlite")
+                     sqlite=sqlite)
     with read_only(db) as conn:
         rows = conn.execute(query.group_by(conversations.c.status)).all()
     counts = {status: 0 for status in machine.STATUSES}
@@ -415,6 +430,9 @@ def mark_read(db: Engine, conversation_id: int, now: float, login: str | None = 
                     conversation_reads.c.login == login)).first() is None:
                 conn.execute(insert_ignore_read(conn), {"conversation_id": conversation_id,
                                                         "login": login, "read_at": moment})
+            # Read up to now: no longer among this agent's unread (the title count).
+            conn.execute(inbox_unread.delete().where(inbox_unread.c.login == login,
+                                                     inbox_unread.c.conversation_id == conversation_id))
     return moved > 0
 
 
@@ -438,22 +456,11 @@ def read_mark(db: Engine, conversation_id: int, login: str) -> datetime | None:
 
 def unread_count(db: Engine, login: str) -> int:
     """Open conversations this agent handles or nobody does, with a customer message the
-    agent has not seen (the inbox's title count, DESIGN §10.8)."""
-    newest_in = (select(func.max(messages.c.at)).where(messages.c.conversation_id == conversations.c.id,
-                                                       messages.c.direction == "in")
-                 .scalar_subquery())
-    seen = (select(conversation_reads.c.read_at).where(
-        conversation_reads.c.conversation_id == conversations.c.id,
-        conversation_reads.c.login == login).scalar_subquery())
-    assigned = select(conversation_assignees.c.conversation_id)
-    query = select(func.count()).select_from(conversations).where(
-        conversations.c.status == machine.OPEN, conversations.c.channel != TEST_CHANNEL,
-        or_(conversations.c.id.in_(select(conversation_assignees.c.conversation_id)
-                                   .where(conversation_assignees.c.login == login)),
-            ~conversations.c.id.in_(assigned)),
-        newest_in.is_not(None), or_(seen.is_(None), newest_in > seen))
+    agent has not seen (the inbox's title count, DESIGN §10.8): one range of the
+    ``inbox_unread`` primary key, which the unit of work and :func:`mark_read` keep."""
     with read_only(db) as conn:
-        return conn.execute(query).scalar() or 0
+        return conn.execute(select(func.count()).select_from(inbox_unread)
+                            .where(inbox_unread.c.login == login)).scalar() or 0
 
 
 def display_names(db: Engine, logins) -> dict[str, str]:

@@ -191,6 +191,20 @@ conversation_reads = Table(
     PrimaryKeyConstraint("conversation_id", "login"),
 )
 
+# Per-agent unread conversations (DESIGN §10.8): one row per agent and open conversation
+# with a customer message that agent has not seen, refreshed by the unit of work on every
+# write of an open conversation (engine/service/write.py) and by the agent's read mark.
+# The inbox title's count is then one index range (login, …) per poll, not a query per
+# open conversation.
+inbox_unread = Table(
+    "inbox_unread",
+    metadata,
+    Column("login", String(64), nullable=False),
+    Column("conversation_id", Id, ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    PrimaryKeyConstraint("login", "conversation_id"),
+    Index("ix_inbox_unread_conversation", "conversation_id"),
+)
+
 messages = Table(
     "messages",
     metadata,

@@ -30,6 +30,7 @@ from engine.db import read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
 from engine.observe import observed_inbound
+from engine.service.statements import FORGET_UNREAD, REFRESH_UNREAD
 from engine.store import (
     activity,
     contacts,
@@ -191,6 +192,10 @@ def unread_if_read_since(service, late: dict[int, float]) -> None:
     with service.db.begin() as conn:
         conn.execute(_UNREAD, rows)
         conn.execute(_UNREAD_FOR_AGENTS, rows)  # each agent's own mark (DESIGN §10.8)
+        # … and the agents' unread open conversations (the title count) follow the marks
+        ids = [{"_id": row["_id"]} for row in rows]
+        conn.execute(FORGET_UNREAD, ids)
+        conn.execute(REFRESH_UNREAD[conn.dialect.name == "postgresql"], ids)
 
 
 # ---------------------------------------------------------------------------- contacts

@@ -193,6 +193,9 @@ def test_inbox_and_web_chat_meet_wcag_21_aa_on_a_phone(axe_page, live_server, sh
     page = axe_page(login=AGENT, lang=lang, viewport=PHONE)
     check(page, f"{base}/inbox{q}", found, "#inbox-list .conv-item")
     check(page, f"{base}/inbox/{shop['conversation']}{q}", found, "#conv-live .timeline li")
+    page.locator("#conv-more-toggle").click()  # "Mais ações" open
+    page.locator("#conv-more.is-open").wait_for()
+    run_axe_here(page, f"/inbox/{shop['conversation']}{q} (phone, more actions open)", found)
 
     chat = axe_page(login=None, lang=lang, viewport=PHONE)
     webchat_with_an_answer(chat, f"{base}/c/{shop['flow']}{q}", lang)
@@ -240,6 +243,12 @@ def test_the_editors_panels_and_flow_pages_meet_wcag_21_aa(axe_page, live_server
     first.locator(".card-head").click()
     panel.locator(f'[data-form-block="{first_id}"]').wait_for()
     run_axe_here(page, f"/flows/{flow}/edit{q} (block form)", found)
+
+    first.focus()  # "C": the keyboard's connection dialog
+    page.keyboard.press("c")
+    page.locator("#connect-menu").wait_for()
+    run_axe_here(page, f"/flows/{flow}/edit{q} (connection dialog)", found)
+    page.keyboard.press("Escape")
 
     page.locator('.palette-item[data-kind="condition"]').focus()
     page.keyboard.press("Enter")

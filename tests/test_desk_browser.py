@@ -60,6 +60,7 @@ def test_an_admin_sets_a_capacity_on_the_team_page(new_page, live_server, tmp_pa
 
 def test_an_admin_writes_canned_responses(new_page, live_server, tmp_path):
     page = new_page(login=ADMIN)
+    page.get_by_role("link", name="Configurações").click()
     page.get_by_role("link", name="Respostas prontas").click()
     page.get_by_role("heading", name="Respostas prontas", level=1).wait_for()
     form = page.locator("form.canned-form").first

@@ -101,6 +101,8 @@ def block_data(draw, kind: str) -> dict:
             data["note"] = "Cliente pediu atendente"
     elif kind == "conclude_conversation":
         data = {"reason": "fim"} if maybe() else {}
+    elif kind == "business_hours":
+        data = {}  # its ports, open and closed, are drawn with the edges
     else:  # a new block kind must get a strategy here
         raise AssertionError(f"no strategy for block kind {kind!r}")
     return data

@@ -28,7 +28,8 @@ def button(page, name: str):
 
 def shot(page, name: str) -> None:
     if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+        # caret="initial": hiding the caret would inject a style the page's CSP refuses
+        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True, caret="initial")
 
 
 def test_two_agents_transfer_with_a_note_unread_per_agent_and_join_question(new_page, live_server):
@@ -149,3 +150,77 @@ def test_the_alerts_toggle_is_remembered_per_agent(new_page, live_server):
     assert page.evaluate("localStorage.getItem('papo.alerts.bruno')") == "on"
     page.get_by_role("button", name="Avisos").click()
     expect(page.get_by_role("button", name="Avisos")).to_have_attribute("aria-pressed", "false")
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def test_on_a_phone_list_and_conversation_switch_without_a_page_load(new_page, live_server):
+    maria = inbound(live_server, "quero falar com atendente", "p1", "Maria Souza")
+    inbound(live_server, "atendente, por favor", "p2", "Joana Prado")
+    page = new_page(login=AGENT)
+
+    page.set_viewport_size(PHONE)
+    page.goto(f"{live_server.url}/inbox")
+    page.evaluate("window.__sameDocument = 'yes'")  # a full page load would forget it
+    expect(page.locator("#inbox-list")).to_be_visible()
+    expect(page.get_by_text("Escolha uma conversa na lista")).to_be_hidden()  # no empty card
+    shot(page, "inbox-phone-list")
+
+    page.locator("#inbox-list .conv-item", has_text="Maria Souza").locator("a").click()
+    expect(page.locator("#conv-title")).to_have_text("Maria Souza")
+    expect(page).to_have_url(f"{live_server.url}/inbox/{maria}")
+    expect(page).to_have_title("(1) Maria Souza · Atendimentos · papo")
+    expect(page.locator("#inbox-pane")).to_be_hidden()
+    expect(page.get_by_text("Ctrl+Enter envia.")).to_be_hidden()
+    assert page.evaluate("window.__sameDocument") == "yes"
+
+    # The actions fit one row inside the screen; the rest wait behind "Mais ações"
+    row = [button(page, "Concluir"), button(page, "Atribuir a mim"), button(page, "Mais ações")]
+    boxes = [b.bounding_box() for b in row]
+    assert all(box is not None for box in boxes)
+    assert max(b["y"] for b in boxes) - min(b["y"] for b in boxes) < 4, boxes
+    actions = page.locator(".conv-actions").bounding_box()
+    assert max(b["x"] + b["width"] for b in boxes) <= actions["x"] + actions["width"], (boxes, actions)
+    expect(button(page, "Desatribuir e concluir")).to_be_hidden()
+    shot(page, "inbox-phone-conversation")
+
+    # "Mais ações" with the keyboard: Enter opens it, Tab reaches its actions, Escape closes
+    more = button(page, "Mais ações")
+    more.focus()
+    page.keyboard.press("Enter")
+    expect(more).to_have_attribute("aria-expanded", "true")
+    expect(button(page, "Desatribuir e concluir")).to_be_visible()
+    page.keyboard.press("Tab")
+    expect(button(page, "Desatribuir e concluir")).to_be_focused()
+    shot(page, "inbox-phone-more-actions")
+    page.keyboard.press("Escape")
+    expect(more).to_have_attribute("aria-expanded", "false")
+    expect(more).to_be_focused()
+    expect(button(page, "Desatribuir e concluir")).to_be_hidden()
+
+    # A reply being typed survives going back to the list and coming back
+    page.locator("#reply-text").fill("Oi Maria, já vejo o seu pedido")
+    page.get_by_role("link", name="Voltar à lista").click()
+    expect(page.locator("#inbox-list")).to_be_visible()
+    expect(page).to_have_url(f"{live_server.url}/inbox")
+    expect(page.locator("#conversation")).to_have_count(0)
+    page.locator("#inbox-list .conv-item", has_text="Maria Souza").locator("a").click()
+    expect(page.locator("#reply-text")).to_have_value("Oi Maria, já vejo o seu pedido")
+
+    # The browser's back button goes to the list, still without a page load
+    page.go_back()
+    expect(page).to_have_url(f"{live_server.url}/inbox")
+    expect(page.locator("#inbox-list")).to_be_visible()
+    page.locator("#inbox-list .conv-item", has_text="Maria Souza").locator("a").click()
+    expect(page.locator("#reply-text")).to_have_value("Oi Maria, já vejo o seu pedido")
+    # no copy of a conversation is kept in the browser's storage by htmx's history
+    assert page.evaluate("localStorage.getItem('htmx-history-cache')") is None
+    # the page htmx put back behaves as before: one click, one toggle (inbox.js set up once)
+    button(page, "Mais ações").click()
+    expect(button(page, "Mais ações")).to_have_attribute("aria-expanded", "true")
+    page.keyboard.press("Escape")
+    button(page, "Enviar").click()
+    expect(page.locator("#conv-live .timeline")).to_contain_text("Oi Maria, já vejo o seu pedido")
+    expect(page.locator("#reply-text")).to_have_value("")
+    assert page.evaluate("window.__sameDocument") == "yes"

@@ -239,6 +239,44 @@ def test_unread_marks_are_per_agent(inbox, bruno):
     assert 'data-unread="true"' in text_of(bruno.get("/inbox"))
 
 
+def title_of(client, path: str = "/inbox") -> str:
+    return re.search(r"<title>([^<]*)</title>", text_of(client.get(path))).group(1)
+
+
+def test_the_title_count_follows_assignment_reading_and_conclusion(inbox, bruno):
+    carla = inbox.login("carla")
+    first = inbox.inbound("atendente", contact="c1", name="José Silva")
+    inbox.inbound("atendente", contact="c2", name="Rita Lopes")
+    assert title_of(bruno) == title_of(carla) == "(2) Atendimentos · papo"  # nobody's yet
+    inbox.service.act(first, "assign", "carla", user="carla")
+    assert title_of(bruno) == "(1) Atendimentos · papo"  # Carla's now, not his
+    assert title_of(carla) == "(2) Atendimentos · papo"
+    carla.get(f"/inbox/{first}")  # read
+    assert title_of(carla) == "(1) Atendimentos · papo"
+    inbox.service.handle_inbound("api", {"external_id": "c1", "name": "José Silva"},
+                                 {"id": "late-1", "text": "ainda aí?"})
+    assert title_of(carla) == "(2) Atendimentos · papo"
+    inbox.service.act(first, "unassign", "carla", user="carla")  # nobody's again: Bruno's too
+    assert title_of(bruno) == "(2) Atendimentos · papo"
+    inbox.service.act(first, "conclude", "carla")
+    assert title_of(carla) == "(1) Atendimentos · papo"
+    assert title_of(bruno) == "(1) Atendimentos · papo"
+
+
+def test_a_conversation_chosen_in_the_list_is_the_pane_alone(inbox, bruno):
+    conversation = inbox.inbound("atendente")
+    pane = {"HX-Request": "true", "HX-Target": "conv-pane"}
+    response = bruno.get(f"/inbox/{conversation}?sort=waiting", headers=pane)
+    html = text_of(response)
+    assert response.headers["HX-Push-Url"] == f"/inbox/{conversation}?sort=waiting"
+    assert html.startswith("<title>José Silva · Atendimentos · papo</title>")  # read now: no count
+    assert 'id="conv-pane"' in html and 'id="reply-form"' in html and "Voltar à lista" in html
+    assert 'id="inbox-list"' not in html and "<html" not in html
+    back = bruno.get("/inbox?sort=waiting", headers=pane)
+    assert back.headers["HX-Push-Url"] == "/inbox?sort=waiting"
+    assert 'id="conv-pane"' in text_of(back) and 'id="conversation"' not in text_of(back)
+
+
 def test_agent_messages_do_not_make_a_conversation_unread(inbox, bruno):
     conversation = inbox.inbound("atendente")
     bruno.get(f"/inbox/{conversation}")
@@ -264,8 +302,8 @@ def test_simulator_conversations_never_show(inbox, bruno):
 def test_conversation_page_shows_list_and_timeline(inbox, bruno):
     conversation = inbox.inbound("atendente")
     html = text_of(bruno.get(f"/inbox/{conversation}"))
-    assert '<h2 id="conv-title">José Silva</h2>' in html
-    assert re.search(rf'<a class="conv-link" href="/inbox/{conversation}" aria-current="page"', html)
+    assert '<h2 id="conv-title" tabindex="-1">José Silva</h2>' in html
+    assert re.search(rf'<a class="conv-link" href="/inbox/{conversation}"[^>]*aria-current="page"', html)
     assert activity_lines(html) == ["Cliente pediu atendimento humano"]
     assert html.index(">atendente<") < html.index("Cliente pediu atendimento humano")
 

@@ -6,9 +6,14 @@ Enter and typing, and every control reached must show that it has the focus.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from browser_support import ADMIN
 from playwright.sync_api import expect
+
+from editor.app import get_engine
+from engine.flows import FlowRepository
 
 pytestmark = pytest.mark.browser
 
@@ -82,6 +87,54 @@ def test_the_main_story_with_the_keyboard_only(new_page, live_server):
     expect(page.locator("#panel-body")).to_contain_text("Bloco atualizado.")
     card = page.locator(f'#canvas [data-block-id="{new_id}"]')
     expect(card).to_contain_text("Obrigado! Já volto com seu pedido.")
+
+    # A second block from the palette, then connect the two with the keyboard ("C" on the
+    # focused block: the chooser names blocks by their titles), disconnect, connect again.
+    tab_to(page, page.locator(".palette-item", has_text="Mensagem").first, backwards=True)
+    page.keyboard.press("Enter")
+    expect(page.locator("#canvas .block-card")).to_have_count(3)
+    last_form = page.locator(f'#panel-body [data-form-block]:not([data-form-block="{new_id}"])')
+    last_form.wait_for()
+    last_id = last_form.get_attribute("data-form-block")
+    tab_to(page, last_form.get_by_label("Texto"))
+    page.keyboard.press("Control+A")  # in place of the preset text
+    page.keyboard.type("Até logo!")
+    tab_to(page, page.locator("#panel-body").get_by_role("button", name="Salvar bloco"))
+    page.keyboard.press("Enter")
+    expect(page.locator(f'#canvas [data-block-id="{last_id}"]')).to_contain_text("Até logo!")
+
+    def connect_with_keys(choice: str) -> None:
+        tab_to(page, card, backwards=True)
+        page.keyboard.press("c")
+        chooser = page.get_by_role("dialog", name=re.compile("^Ligar “Obrigado! Já volto com seu pedido"))
+        expect(chooser).to_be_visible()
+        target = chooser.get_by_label("Leva a")
+        expect(target).to_be_focused()  # a message block has one output: straight to the target
+        for _ in range(10):
+            if target.evaluate("el => el.options[el.selectedIndex].text") == choice:
+                break
+            page.keyboard.press("ArrowDown" if choice != "— nada (desligar esta saída) —" else "ArrowUp")
+        tab_to(page, chooser.get_by_role("button", name="Ligar"))
+        page.keyboard.press("Enter")
+        expect(chooser).to_be_hidden()
+        expect(card).to_be_focused()
+
+    def saved_edges_from(block_id: str) -> list:
+        """The saved draft's edges from ``block_id`` (once the page says "Salvo")."""
+        expect(page.locator("#save-status")).to_have_attribute("data-state", "saved")
+        draft = FlowRepository(get_engine(live_server.app)).draft("pedido")
+        return [e for e in draft["document"]["edges"] if e["from"] == block_id]
+
+    connect_with_keys("Até logo!")
+    expect(page.locator("#toasts")).to_contain_text(re.compile(
+        "“Obrigado! Já volto com seu pedido[^”]*”, saída “Em seguida”, agora leva a “Até logo!”."))
+    assert saved_edges_from(new_id) == [{"from": new_id, "port": "next", "to": last_id}]
+    connect_with_keys("— nada (desligar esta saída) —")
+    expect(page.locator("#toasts")).to_contain_text(re.compile(
+        "A saída “Em seguida” de “Obrigado! Já volto com seu pedido[^”]*” não leva mais a nenhum bloco."))
+    assert saved_edges_from(new_id) == []
+    connect_with_keys("Até logo!")
+    assert saved_edges_from(new_id) == [{"from": new_id, "port": "next", "to": last_id}]
 
     # Publish (the toolbar comes before the panel: Shift+Tab back to it).
     tab_to(page, page.get_by_role("button", name="Publicar", exact=True), backwards=True)

@@ -100,6 +100,10 @@ def test_status_counts_follow_the_filters_and_leave_the_simulator_out(db, servic
     assert queries.status_counts(db, unassigned=True) == {"open": 0, "concluded": 1}
     assert queries.status_counts(db, q="JOÃO") == {"open": 1, "concluded": 0}
     assert queries.status_counts(db, q="100%") == {"open": 0, "concluded": 0}
+    # capped (the inbox's "999+"): each status counted up to the cap, filters still apply
+    assert queries.status_counts(db, cap=1) == {"open": 1, "concluded": 1}
+    assert queries.status_counts(db, cap=5) == {"open": 2, "concluded": 1}
+    assert queries.status_counts(db, assignee="ana", cap=5) == {"open": 1, "concluded": 0}
 
 
 def test_timeline_rows_are_in_order_with_exact_times(db, service, clock):

@@ -207,6 +207,21 @@ def test_defect_4_a_message_delivered_late_is_unread_even_if_the_agent_read_sinc
     assert f'data-conversation-id="{conversation_id}"\n        data-status="concluded" data-unread="true"' in listed
 
 
+def test_a_late_message_in_an_open_conversation_counts_in_the_agents_title(hook):
+    hook.deliver(body(text(1, "quero falar com atendente"), contacts_=[person()]))
+    conversation_id = hook.conversation()["id"]
+    assert hook.conversation()["status"] == "open"
+    agent = hook.app.test_client()
+    agent.post("/login", data={"login": "ana", "password": PASSWORD})
+    agent.get(f"/inbox/{conversation_id}")  # read at T + 60
+    assert "<title>Atendimentos · papo</title>" in agent.get("/inbox").get_data(as_text=True)
+
+    hook.now = T + 7200.0  # sent at T + 30, delivered now: before the read mark
+    hook.deliver(body(text(2, "esqueci de dizer", at=T + 30), contacts_=[person()]))
+
+    assert "<title>(1) Atendimentos · papo</title>" in agent.get("/inbox").get_data(as_text=True)
+
+
 def test_defect_5_a_changed_number_keeps_the_customer_and_the_conversation(hook):
     hook.deliver(body(text(1, "oi"), contacts_=[person()]))
     change = body({"from": NUMBER, "id": "wamid.SYS1", "timestamp": str(T + 10), "type": "system",

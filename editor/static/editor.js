@@ -912,7 +912,7 @@
     block.type = result.type;
     block.data = result.data;
     var cards = Object.assign({}, state.cards);
-    cards[block.id] = { html: result.html, ports: result.ports, family: result.family };
+    cards[block.id] = { html: result.html, ports: result.ports, family: result.family, title: result.title };
     state.cards = cards;
     var dropped = false;
     var used = {};
@@ -1157,8 +1157,107 @@
     if (event.key === "Enter" || event.key === " ") {
       event.preventDefault();
       openBlockForm(id);
+    } else if ((event.key === "c" || event.key === "C") && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      event.preventDefault();
+      openConnectMenu(id, card);
     }
   });
+
+  // "Ligar" from the keyboard (issue 21): "C" on a focused block opens a small chooser —
+  // which output, and the block it leads to, named by their titles; "nada" disconnects.
+  // The change goes through setEdge, like the form's "Ligações" (one undo, saved), and
+  // is said in a toast, which screen readers announce (#toasts is aria-live).
+  var connectMenu = document.getElementById("connect-menu");
+  var connectPort = document.getElementById("connect-port");
+  var connectTarget = document.getElementById("connect-target");
+  var connectFor = null;
+
+  function blockTitle(id) {
+    var card = state.cards[id] || {};
+    var node = nodeEl(id);
+    var kind = node && node.querySelector(".block-card");
+    return card.title || (kind && kind.getAttribute("data-kind-label")) || id;
+  }
+
+  function portLabel(id, port) {
+    var index = portMapping(id).ports.indexOf(port);
+    var node = nodeEl(id);
+    var item = node && index >= 0 ? node.querySelectorAll(".card-ports li")[index] : null;
+    return item ? item.textContent.trim() : port;
+  }
+
+  function fill(text, values) {
+    return text.replace(/\{(\w+)\}/g, function (all, key) { return key in values ? values[key] : all; });
+  }
+
+  function option(select, value, text) {
+    var item = document.createElement("option");
+    item.value = value;
+    item.textContent = text;
+    select.appendChild(item);
+  }
+
+  function showTargetOf(from) {
+    var port = connectPort.value;
+    var edge = state.doc.edges.filter(function (e) { return e.from === from && e.port === port; })[0];
+    connectTarget.value = edge && findBlock(edge.to) ? edge.to : "";
+  }
+
+  function openConnectMenu(id, card) {
+    if (!connectMenu) return;
+    var ports = portMapping(id).ports;
+    if (!ports.length) { notify(M.noOutputs, true); return; }
+    closePortMenu(false);
+    connectFor = { from: id, card: card };
+    document.getElementById("connect-title").textContent = fill(M.connectTitle, { from: blockTitle(id) });
+    connectPort.textContent = "";
+    ports.forEach(function (port) { option(connectPort, port, portLabel(id, port)); });
+    connectTarget.textContent = "";
+    option(connectTarget, "", M.connectNothing);
+    state.doc.blocks.forEach(function (block) {
+      if (block.id !== id) option(connectTarget, block.id, blockTitle(block.id));
+    });
+    showTargetOf(id);
+    connectMenu.hidden = false;
+    var wrap = connectMenu.parentElement.getBoundingClientRect(), at = card.getBoundingClientRect();
+    var left = Math.min(at.right + 8 - wrap.left, wrap.width - connectMenu.offsetWidth - 8);
+    var top = Math.min(at.top - wrap.top, wrap.height - connectMenu.offsetHeight - 8);
+    connectMenu.style.left = Math.max(8, left) + "px";
+    connectMenu.style.top = Math.max(8, top) + "px";
+    (ports.length > 1 ? connectPort : connectTarget).focus();
+  }
+
+  function closeConnectMenu(refocus) {
+    if (!connectMenu || connectMenu.hidden) return;
+    connectMenu.hidden = true;
+    var card = connectFor && connectFor.card;
+    connectFor = null;
+    if (refocus && card && card.isConnected) card.focus();
+  }
+
+  function applyConnect() {
+    if (!connectFor) return;
+    var from = connectFor.from, port = connectPort.value, to = connectTarget.value;
+    var before = state.doc.edges.filter(function (e) { return e.from === from && e.port === port; })[0];
+    setEdge(from, port, to || null);
+    var words = { from: blockTitle(from), port: portLabel(from, port), to: to ? blockTitle(to) : "" };
+    if (to) notify(fill(M.connected, words));
+    else if (before) notify(fill(M.disconnected, words));
+    closeConnectMenu(true);
+  }
+
+  if (connectMenu) {
+    connectPort.addEventListener("change", function () { if (connectFor) showTargetOf(connectFor.from); });
+    document.getElementById("connect-apply").addEventListener("click", applyConnect);
+    document.getElementById("connect-cancel").addEventListener("click", function () { closeConnectMenu(true); });
+    connectMenu.addEventListener("keydown", function (event) {
+      if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); closeConnectMenu(true); }
+      else if (event.key === "Enter" && event.target.tagName === "SELECT") { event.preventDefault(); applyConnect(); }
+    });
+    document.addEventListener("mousedown", function (event) {
+      if (!connectMenu.hidden && !connectMenu.contains(event.target)) closeConnectMenu(false);
+    });
+  }
 
   // Delete / Backspace: remove the selected connection, or the selected block (undo
   // brings it back). Drawflow's own handler listens on the canvas element, which never

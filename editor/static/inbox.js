@@ -2,6 +2,10 @@
  * Everything else (polling, actions) is htmx attributes in editor/templates/inbox. */
 (function () {
   "use strict";
+  // Once per page: htmx runs this file again when Back/Forward put a saved inbox page
+  // back (its body carries this script tag); its listeners on the document are already there.
+  if (window.papoInboxReady) return;
+  window.papoInboxReady = true;
 
   function localize(root) {
     var lang = document.documentElement.lang || undefined;
@@ -41,9 +45,79 @@
   function inUse(live) {
     var active = document.activeElement;
     if (active && live.contains(active) && /^(SELECT|INPUT|TEXTAREA)$/.test(active.tagName)) return true;
+    if (live.querySelector(".conv-more-menu.is-open")) return true;  // "Mais ações" is open
     var actions = live.querySelector(".conv-actions");
     return !!(actions && actions.matches(":hover"));
   }
+
+  // "Mais ações" (a phone's actions that do not fit the row): a disclosure button. Enter
+  // or Space opens it (a real button), Tab walks into it, Escape closes it and gives the
+  // focus back to the button, a click elsewhere closes it.
+  function moreMenu(open, focusToggle) {
+    var toggle = document.getElementById("conv-more-toggle");
+    var menu = document.getElementById("conv-more");
+    if (!toggle || !menu) return;
+    menu.classList.toggle("is-open", open);
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (!open && focusToggle) toggle.focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target && event.target.closest ? event.target : null;
+    if (!target) return;
+    if (target.closest("#conv-more-toggle")) {
+      var menu = document.getElementById("conv-more");
+      moreMenu(!(menu && menu.classList.contains("is-open")), false);
+    } else if (!target.closest("#conv-more")) {
+      moreMenu(false, false);
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || !event.target || !event.target.closest) return;
+    var menu = document.getElementById("conv-more");
+    if (menu && menu.classList.contains("is-open") &&
+        (event.target.closest("#conv-more") || event.target.closest("#conv-more-toggle"))) {
+      event.preventDefault();
+      moreMenu(false, true);
+    }
+  });
+
+  // The list and the conversation switch without a page load (the links swap the
+  // conversation pane and push its address). The list's own requests (its poll, tabs,
+  // scopes, search) follow the address shown, so the chosen conversation stays marked.
+  document.addEventListener("htmx:configRequest", function (event) {
+    var elt = event.detail.elt;
+    var target = event.detail.target;
+    if (!target || !(target.id === "inbox-list" || target.id === "inbox-pane")) return;
+    if (!/^\/inbox(\/\d+)?$/.test(window.location.pathname)) return;
+    var url = new URL(event.detail.path, window.location.origin);
+    if (url.pathname === window.location.pathname || !elt) return;
+    event.detail.path = window.location.pathname + url.search;
+  });
+
+  document.addEventListener("click", function (event) {
+    var link = event.target && event.target.closest ? event.target.closest("#inbox-list .conv-link") : null;
+    if (!link) return;
+    document.querySelectorAll("#inbox-list .conv-link[aria-current]").forEach(function (other) {
+      other.removeAttribute("aria-current");
+    });
+    link.setAttribute("aria-current", "page");
+  });
+
+  // After a switch, the focus goes where the agent now is: the conversation's name, or
+  // back on the conversation they came from in the list.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (!event.target || event.target.id !== "conv-pane") return;
+    var title = document.getElementById("conv-title");
+    var back = title ? null : document.querySelector("#inbox-list .conv-link[aria-current]") ||
+      document.getElementById("inbox-title");
+    var where = title || back;
+    if (where) {
+      if (where.tagName !== "A" && !where.hasAttribute("tabindex")) where.setAttribute("tabindex", "-1");
+      where.focus({ preventScroll: where === title });
+    }
+  });
 
   document.addEventListener("htmx:beforeSwap", function (event) {
     var target = event.detail.target;
@@ -218,6 +292,8 @@
   document.addEventListener("htmx:afterSettle", function () { showAlertsState(); checkUnread(); });
 
   function ready() { localize(document); toBottom(); restoreDraft(); showAlertsState(); checkUnread(); }
+  // Back and forward between the list and a conversation: htmx puts the saved page back.
+  document.addEventListener("htmx:historyRestore", ready);
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", ready);
   else ready();
 })();

@@ -11,8 +11,10 @@ from engine.store import (
     business_hours,
     contacts,
     conversation_assignees,
+    conversation_reads,
     conversations,
     flows,
+    inbox_unread,
     messages,
     outbox,
     processed_messages,
@@ -127,6 +129,40 @@ DELETE_ASSIGNEE = conversation_assignees.delete().where(
 INSERT_ANSWER = insert(answers)
 INSERT_LOG = insert(run_log)
 INSERT_PROCESSED = insert(processed_messages)
+
+
+def _unread_for_agents():
+    """(login, conversation id) of every user for whom the open conversation ``_id``
+    holds a customer message they have not seen, among those it concerns: its assignees,
+    or everyone while nobody handles it (the inbox title's count, DESIGN §10.8)."""
+    mine = conversation_assignees.alias("mine")
+    anyone = conversation_assignees.alias("anyone")
+    seen = exists().where(conversation_reads.c.conversation_id == conversations.c.id,
+                          conversation_reads.c.login == users.c.login,
+                          conversation_reads.c.read_at >= messages.c.at)
+    return select(users.c.login, conversations.c.id).where(
+        conversations.c.id == bindparam("_id"), conversations.c.status == "open",
+        conversations.c.channel != "test",
+        or_(exists().where(mine.c.conversation_id == conversations.c.id, mine.c.login == users.c.login),
+            ~exists().where(anyone.c.conversation_id == conversations.c.id)),
+        exists().where(messages.c.conversation_id == conversations.c.id, messages.c.direction == "in", ~seen))
+
+
+def _refresh_unread(postgres: bool):
+    """``INSERT … SELECT … ON CONFLICT DO NOTHING``: a write that did not lock the
+    conversation (a late WhatsApp message's read marks) may refresh it at the same time."""
+    if postgres:
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(inbox_unread).from_select(
+        ["login", "conversation_id"], _unread_for_agents()).on_conflict_do_nothing()
+
+
+# A written open conversation's unread rows are computed again from what is stored
+# (keyed by "is this PostgreSQL").
+FORGET_UNREAD = inbox_unread.delete().where(inbox_unread.c.conversation_id == bindparam("_id"))
+REFRESH_UNREAD = {False: _refresh_unread(False), True: _refresh_unread(True)}
 UPDATE_PROCESSED = update(processed_messages).where(
     processed_messages.c.channel == bindparam("_channel"),
     processed_messages.c.external_id == bindparam("_message_id")).values(result=bindparam("_result"))

@@ -76,7 +76,18 @@ def _statements(rows: list[Changes], postgres: bool) -> list[tuple]:
         (insert_ignore(postgres, run_blocks, ["run_id", "flow_id", "block_id"]),
          [v for c in rows for v in c.visits]),
         (sql.INSERT_PROCESSED, [c.processed for c in rows if c.processed is not None]),
+        # Last, on what was just written: who has unread customer messages in an open
+        # conversation, or in one this write concluded or reassigned (its activity says so).
+        (sql.FORGET_UNREAD, [{"_id": c.conversation_id} for c in rows if _unread_may_change(c)]),
+        (sql.REFRESH_UNREAD[postgres], [{"_id": c.conversation_id} for c in rows if _unread_may_change(c)]),
     ]
+
+
+def _unread_may_change(changes: Changes) -> bool:
+    """Whether a write can change anyone's unread conversations: it leaves the conversation
+    open, or it moved its status or assignees (which writes activity). A bot's turn on a
+    concluded conversation does not."""
+    return changes.status == "open" or bool(changes.activity)
 
 
 def _pipeline(conn: Connection, statements: list[tuple]) -> list[int]:
