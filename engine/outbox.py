@@ -148,34 +148,52 @@ def claim_due(service, now: float | None = None, batch: int = 50, *, lease_s: fl
         return _claim(conn, service, _clock(service, now)(), batch, lease_s, conversation_id)
 
 
+def _claim_query(postgres: bool, one_conversation: bool):
+    """The due rows' query, built once per shape: it runs inside the write transaction, where
+    building it again (about a millisecond of Python) would hold the write lock."""
+    key = (postgres, one_conversation)
+    found = _CLAIM_QUERIES.get(key)
+    if found is None:
+        at = bindparam("_at")
+        earlier = outbox.alias("earlier")
+        older_unsent = exists().where(earlier.c.conversation_id == outbox.c.conversation_id,
+                                      earlier.c.id < outbox.c.id, earlier.c.status.in_(UNSENT))
+        found = (select(outbox.c.id, outbox.c.conversation_id, outbox.c.idempotency_key,
+                        outbox.c.payload, outbox.c.attempts)
+                 .where(outbox.c.channel == "whatsapp",
+                        or_(and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= at),
+                            and_(outbox.c.status == "sending",
+                                 or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= at))),
+                        ~older_unsent)
+                 .order_by(outbox.c.id).limit(bindparam("_limit")))
+        if one_conversation:
+            found = found.where(outbox.c.conversation_id == bindparam("_conversation_id"))
+        if postgres:
+            found = found.with_for_update(skip_locked=True, of=outbox)
+        _CLAIM_QUERIES[key] = found
+    return found
+
+
+_CLAIM_QUERIES: dict[tuple[bool, bool], object] = {}
+_TAKE = update(outbox).where(outbox.c.id == bindparam("_id")).values(
+    status="sending", claimed_until=bindparam("_until"), attempts=bindparam("_attempts"))
+
+
 def _claim(conn, service, now: float, batch: int, lease_s: float,
            conversation_id: int | None = None, *, count: bool = False) -> list[Claim]:
     """:func:`claim_due` in the caller's transaction; ``count``: the attempt about to be
     made is counted now (what :func:`mark_sending` would do just before the request)."""
     at = utc(now)
-    earlier = outbox.alias("earlier")
-    older_unsent = exists().where(earlier.c.conversation_id == outbox.c.conversation_id,
-                                  earlier.c.id < outbox.c.id, earlier.c.status.in_(UNSENT))
-    query = (select(outbox.c.id, outbox.c.conversation_id, outbox.c.idempotency_key,
-                    outbox.c.payload, outbox.c.attempts)
-             .where(outbox.c.channel == "whatsapp",
-                    or_(and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= at),
-                        and_(outbox.c.status == "sending",
-                             or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= at))),
-                    ~older_unsent)
-             .order_by(outbox.c.id).limit(max(1, int(batch))))
-    if conversation_id is not None:
-        query = query.where(outbox.c.conversation_id == conversation_id)
-    if service.db.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=outbox)
+    query = _claim_query(service.db.dialect.name == "postgresql", conversation_id is not None)
+    params = {"_at": at, "_limit": max(1, int(batch)), "_conversation_id": conversation_id}
     lease_until = at + timedelta(seconds=lease_s)
     claims = []
-    for row in conn.execute(query).all():
+    for row in conn.execute(query, params).all():
         counted = count and row.attempts < MAX_ATTEMPTS
-        conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-            status="sending", claimed_until=lease_until, attempts=row.attempts + counted))
         claims.append(Claim(row.id, row.conversation_id, row.idempotency_key,
                             dict(row.payload or {}), row.attempts + counted, lease_until, counted))
+    if claims:
+        conn.execute(_TAKE, [{"_id": c.id, "_until": lease_until, "_attempts": c.attempts} for c in claims])
     return claims
 
 
