@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, literal_column, or_, select, update
 
 from engine import metrics, whatsapp_templates, whatsapp_window
 from engine.moments import iso, utc
@@ -157,7 +157,7 @@ def _claim_query(postgres: bool, one_conversation: bool):
         at = bindparam("_at")
         earlier = outbox.alias("earlier")
         older_unsent = exists().where(earlier.c.conversation_id == outbox.c.conversation_id,
-                                      earlier.c.id < outbox.c.id, earlier.c.status.in_(UNSENT))
+                                      earlier.c.id < outbox.c.id, _unsent(earlier))
         found = (select(outbox.c.id, outbox.c.conversation_id, outbox.c.idempotency_key,
                         outbox.c.payload, outbox.c.attempts)
                  .where(outbox.c.channel == "whatsapp",
@@ -167,11 +167,17 @@ def _claim_query(postgres: bool, one_conversation: bool):
                         ~older_unsent)
                  .order_by(outbox.c.id).limit(bindparam("_limit")))
         if one_conversation:
-            found = found.where(outbox.c.conversation_id == bindparam("_conversation_id"))
+            found = found.where(outbox.c.conversation_id == bindparam("_conversation_id"), _unsent(outbox))
         if postgres:
             found = found.with_for_update(skip_locked=True, of=outbox)
         _CLAIM_QUERIES[key] = found
     return found
+
+
+def _unsent(table):
+    """``status IN ('pending', 'sending')`` written out, not bound: so both databases see that
+    the partial index ``ix_outbox_unsent`` (the same words) holds every row asked for."""
+    return table.c.status.in_([literal_column(f"'{status}'") for status in UNSENT])
 
 
 _CLAIM_QUERIES: dict[tuple[bool, bool], object] = {}
@@ -235,9 +241,9 @@ def _mark_sent(conn, claim: Claim, values: dict, wamid: str | None) -> None:
     conn.execute(update(outbox).where(outbox.c.id == claim.id, outbox.c.status.in_(UNSENT))
                  .values(**values))
     if wamid:  # so a customer's reaction or reply can name this message
-        # (until sent, the message is known by its outbox row's key)
-        conn.execute(update(messages).where(messages.c.conversation_id == claim.conversation_id,
-                                            messages.c.external_id == claim.idempotency_key)
+        # (until sent, the message is known by its outbox row's key, unique: the external
+        # id's index finds it, never a scan of the conversation's messages)
+        conn.execute(update(messages).where(messages.c.external_id == claim.idempotency_key)
                      .values(external_id=wamid[:200]))
 
 

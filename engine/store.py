@@ -321,6 +321,11 @@ outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    # A conversation's unsent rows in order: its next one to send, and "nothing older is
+    # still unsent" (the worker's claim) as one index probe however long the backlog.
+    Index("ix_outbox_unsent", "conversation_id", "id",
+          sqlite_where=text("status IN ('pending', 'sending')"),
+          postgresql_where=text("status IN ('pending', 'sending')")),
 )
 
 # Every answer a question saved, for reports (CSAT) and the variables history.
