@@ -350,16 +350,11 @@ def messages_url(settings) -> str:
     return f"{settings.whatsapp_api_base.rstrip('/')}/{number}/messages"
 
 
-def deliver(service, claim: Claim, http: Transport | None = None, now: float | None = None, *,
-            lease_s: float = LEASE_S) -> str:
-    """Send one claimed row; returns ``sent``, ``retry``, ``failed`` or ``lost``."""
-    return _deliver(service, claim, http, now, lease_s=lease_s)[0]
-
-
 def _deliver(service, claim: Claim, http: Transport | None = None, now: float | None = None, *,
              lease_s: float = LEASE_S, then_claim: bool = False) -> tuple[str, Claim | None]:
-    """:func:`deliver`, and with ``then_claim`` the conversation's next row claimed when this
-    one was sent (in the same transaction as marking it sent)."""
+    """Send one claimed row: (``sent``, ``retry``, ``failed`` or ``lost``, and with
+    ``then_claim`` the conversation's next row, claimed in the transaction that marked this
+    one sent or right after a failure settled it)."""
     outcome, following = _send(service, claim, http, now, lease_s=lease_s, then_claim=then_claim)
     if then_claim and outcome == "failed":  # settled for good: the next one may go
         found = claim_due(service, now, 1, lease_s=lease_s, conversation_id=claim.conversation_id)
