@@ -161,7 +161,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     url = settings.database_url or default_url(app.instance_path)
     app.extensions["papo"] = {
-        "engine": make_engine(url),
+        # Tests' apps come and go by the thousand: no checkpointer thread for each.
+        "engine": make_engine(url, background_checkpoints=not app.testing),
         "settings": settings,
         "service": None,
         "service_lock": threading.Lock(),

@@ -1,20 +1,33 @@
 """Database connection: SQLite (WAL) by default, PostgreSQL for scale-out."""
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import threading
 import time
+import weakref
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
 from engine.store import metadata
 
+log = logging.getLogger("papo.db")
+
 PG_CONNECT_TIMEOUT_S = 10
+# A pooled PostgreSQL connection idle longer than this is checked (one round trip) before
+# use; a busy one is not (see _ping_if_idle).
+PG_PING_IDLE_S = 2.0
 SQLITE_WAIT_S = 30.0  # how long a writer waits for SQLite's write lock before giving up
 # Between two tries at the write lock: short at first, never over 2 ms (see _begin_immediate).
 _LOCK_POLL_S = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
+CHECKPOINT_EVERY_S = 1.0  # the background checkpointer's pace (see Checkpointer)
+# With a background checkpointer, a commit still checkpoints by itself past this many WAL
+# pages (about 40 MB): the checkpointer is late, or stopped. SQLite's default is 1,000.
+BACKGROUND_AUTOCHECKPOINT_PAGES = 10_000
 
 
 def default_url(instance_path: str | os.PathLike | None = None) -> str:
@@ -79,13 +92,68 @@ def _begin_immediate(driver: sqlite3.Connection) -> None:
         driver.execute("PRAGMA busy_timeout=30000")
 
 
+class Checkpointer:
+    """Copies SQLite's write-ahead log back into the database file from a thread of its own.
+
+    By default the commit that takes the WAL past 1,000 pages does that copy (and its
+    fsyncs) itself, inside a request: about one inbound message in seventy paid for the
+    others, and a hot page (the conversations' indexes, the outbox) written a hundred times
+    between two checkpoints was copied each time. Here, once a second, a ``PASSIVE``
+    checkpoint (it never waits for readers or writers, nor makes them wait) copies each page
+    once; commits only append to the log. One thread per process that opens the database,
+    started by its first connection (a forked gunicorn worker starts its own); it opens a
+    connection for each checkpoint and closes it, and stops when its engine is gone.
+    """
+
+    def __init__(self, engine: Engine, path: str):
+        self._engine = weakref.ref(engine)
+        self._path = path
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def on_connect(self, dbapi_connection, _record) -> None:
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={BACKGROUND_AUTOCHECKPOINT_PAGES}")
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="papo-checkpoint", daemon=True).start()
+
+    def _run(self) -> None:
+        while self._engine() is not None and self._pid == os.getpid():
+            time.sleep(CHECKPOINT_EVERY_S)
+            self.checkpoint()
+
+    def checkpoint(self) -> tuple[int, int, int] | None:
+        """One ``PASSIVE`` checkpoint: (busy, log pages, pages copied); None if it could not run."""
+        if not os.path.exists(self._path):
+            return None  # the database was removed (a test's folder): nothing to copy
+        try:
+            driver = sqlite3.connect(self._path, timeout=0, check_same_thread=False)
+        except sqlite3.Error as exc:
+            log.debug("checkpoint skipped: %s", exc)
+            return None
+        try:
+            return driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # busy, or the file went away meanwhile: the next tick tries again
+            log.debug("checkpoint skipped: %s", exc)
+            return None
+        finally:
+            driver.close()
+
+
 def read_only(engine: Engine):
     """A connection for reading only: on SQLite it does not queue behind writers."""
     return engine.connect().execution_options(papo_read_only=True)
 
 
-def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
-    """An Engine for ``url`` (default: ``PAPO_DATABASE_URL`` or the instance SQLite file)."""
+def make_engine(url: str | None = None, *, echo: bool = False,
+                background_checkpoints: bool = False) -> Engine:
+    """An Engine for ``url`` (default: ``PAPO_DATABASE_URL`` or the instance SQLite file).
+
+    ``background_checkpoints`` (a SQLite file; the web server and the worker): the WAL is
+    copied into the database by a :class:`Checkpointer` thread, not by the commits."""
     url = url or database_url()
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
@@ -95,11 +163,40 @@ def make_engine(url: str | None = None, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        if background_checkpoints and not in_memory and engine.url.database:
+            checkpointer = Checkpointer(engine, engine.url.database)
+            event.listen(engine, "connect", checkpointer.on_connect)
         return engine
     # libpq waits forever for a host that does not answer: /readyz and requests would hang.
     connect_args = {} if "connect_timeout" in url else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                         connect_args=connect_args)
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20, connect_args=connect_args)
+    event.listen(engine, "checkin", _mark_returned)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _mark_returned(_dbapi_connection, record) -> None:
+    record.info["papo_returned_at"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    """Check a pooled PostgreSQL connection before use, if it sat idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` checks every connection at every checkout: one more round
+    trip per unit of work, per outbox move, per page. A connection in use a moment ago is
+    alive; one idle past ``PG_PING_IDLE_S`` may have been cut (a server restart, a proxy's
+    idle timeout) and is checked. ``DisconnectionError`` is SQLAlchemy's way, from this event,
+    to have the pool drop it and hand out a fresh one."""
+    returned = record.info.get("papo_returned_at")
+    if returned is None or time.monotonic() - returned < PG_PING_IDLE_S:
+        return
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        if not dbapi_connection.autocommit:
+            dbapi_connection.rollback()  # psycopg began a transaction for the SELECT
+    except Exception as exc:  # any failure: the connection is not usable
+        raise DisconnectionError(f"idle connection lost: {exc}") from exc
 
 
 def create_schema(engine: Engine) -> None:

@@ -27,6 +27,7 @@ from engine.service.changes import (
     flow_key,
 )
 from engine.service.common import TEST_CHANNEL
+from engine.service.driver import read_first
 from engine.store import contacts, conversations
 
 _EXTRA_COLUMNS = frozenset({"contact_name_", "processed_", "published_", "hours_"})
@@ -41,7 +42,7 @@ def inbound(service, conn: Connection, event: Inbound, lock: bool) -> Snapshot |
             return None
         processed = conn.execute(sql.PROCESSED, key).scalar()
         return _snapshot(service, conn, row, None, processed=processed)
-    row = conn.execute(sql.INBOUND[service.is_postgres], key).mappings().first()
+    row = read_first(conn, sql.INBOUND[service.is_postgres], key)  # the one query, nearly always
     if row is None:
         return None
     return _snapshot(service, conn, row, _pairs(row["published_"]), processed=row["processed_"])
