@@ -148,6 +148,17 @@ def read_only(engine: Engine):
     return engine.connect().execution_options(papo_read_only=True)
 
 
+def quick_reads(engine: Engine):
+    """A connection for one or two independent queries, each its own snapshot, outside any
+    transaction: no BEGIN, and no ROLLBACK round trip when it is returned (PostgreSQL:
+    autocommit; SQLite: no BEGIN, never waits for the write lock). For reads whose
+    consistency does not depend on each other (a lookup by key, a duplicate check)."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn.execution_options(papo_read_only=True, papo_autocommit=True)
+
+
 def make_engine(url: str | None = None, *, echo: bool = False,
                 background_checkpoints: bool = False) -> Engine:
     """An Engine for ``url`` (default: ``PAPO_DATABASE_URL`` or the instance SQLite file).

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from engine.db import read_only
+from engine.db import quick_reads, read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
 from engine.observe import observed_inbound
@@ -128,7 +128,7 @@ def receive(service, delivery: Delivery, inbound=None) -> Receipt:
 def already_received(service, message_ids: list[str]) -> set[str]:
     """Which of these WhatsApp message ids papo already stored (and answered)."""
     found: set[str] = set()
-    with read_only(service.db) as conn:
+    with quick_reads(service.db) as conn:
         for start in range(0, len(message_ids), 500):
             found.update(conn.execute(select(processed_messages.c.external_id).where(
                 processed_messages.c.channel == CHANNEL,
@@ -220,7 +220,7 @@ def identify(service, wa_id: str | None, user_id: str | None) -> str:
     one learns the id it lacked; a contact known only by its user id whose number now comes
     along is keyed on the number from now on (``external_id`` is what replies are sent to).
     """
-    with read_only(service.db) as conn:
+    with quick_reads(service.db) as conn:
         action, key = _identity(*known_as(conn, wa_id, user_id), wa_id, user_id)
     if action == "use":
         return key  # the everyday case: nothing to write

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from engine import logs, metrics
+from engine.db import quick_reads
 from engine.service import load
 from engine.service.changes import Changes, Event, Snapshot
 from engine.service.decide import decide
@@ -112,13 +113,7 @@ def _connection(service, lock: bool) -> Connection:
     """A connection for one attempt. Optimistic, its reads run in autocommit: no BEGIN or
     COMMIT for what is one query most of the time (the version check makes the reads safe
     to act on); on SQLite they do not wait for the write lock either."""
-    conn = service.db.connect()
-    if not lock:
-        if service.is_postgres:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-        else:
-            conn.execution_options(papo_read_only=True, papo_autocommit=True)
-    return conn
+    return service.db.connect() if lock else quick_reads(service.db)
 
 
 def _start_writing(service, conn: Connection) -> None:
