@@ -2,7 +2,7 @@
 cache-keying a Core statement costs more than running it (bench/http_inbound.py)."""
 from __future__ import annotations
 
-from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, true, update
 
 from engine.service.common import BOT_TIMER_KINDS
 from engine.store import (
@@ -140,7 +140,9 @@ def _unread_for_agents():
     seen = exists().where(conversation_reads.c.conversation_id == conversations.c.id,
                           conversation_reads.c.login == users.c.login,
                           conversation_reads.c.read_at >= messages.c.at)
-    return select(users.c.login, conversations.c.id).where(
+    # every user against the one conversation: a cross join on purpose, said so explicitly
+    return select(users.c.login, conversations.c.id).select_from(
+        conversations.join(users, true())).where(
         conversations.c.id == bindparam("_id"), conversations.c.status == "open",
         conversations.c.channel != "test",
         or_(exists().where(mine.c.conversation_id == conversations.c.id, mine.c.login == users.c.login),
