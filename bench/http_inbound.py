@@ -242,6 +242,8 @@ class Point:
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
     note: str = ""
+    backlog: int = 0  # papo-wa: replies not yet sent when the load stopped
+    drain_s: float = 0.0  # … and how long the worker took to send them
 
     @property
     def rps(self) -> float:
@@ -639,6 +641,30 @@ def papo_counts(db_url: str) -> dict:
     return {"in": by_direction.get("in", 0), "out": by_direction.get("out", 0),
             "processed": processed, "duplicates": duplicates, "running": running,
             "whatsapp_out": wa_out, "outbox": outbox_rows}
+
+
+def drain_outbox(db_url: str, timeout: float = 120.0) -> tuple[int, float]:
+    """Wait until the worker has sent every queued reply: (replies unsent at the start,
+    seconds it took; the timeout if some were still unsent)."""
+    from sqlalchemy import func, select
+
+    from engine.db import make_engine
+    from engine.store import outbox
+
+    engine = make_engine(db_url)
+    query = select(func.count()).select_from(outbox).where(outbox.c.status.in_(("pending", "sending")))
+    began = time.monotonic()
+    try:
+        with engine.connect() as conn:
+            backlog = left = conn.execute(query).scalar()
+            conn.rollback()
+            while left and time.monotonic() - began < timeout:
+                time.sleep(0.2)
+                left = conn.execute(query).scalar()
+                conn.rollback()
+    finally:
+        engine.dispose()
+    return backlog, time.monotonic() - began if backlog else 0.0
 
 
 # ---------------------------------------------------------------------- profile
@@ -1039,8 +1065,19 @@ def main(argv: list[str] | None = None) -> int:
                 points.append(point)
                 print(f" {point.rps:,.0f} req/s, p50 {point.p50_ms:.1f} ms, p99 {point.p99_ms:.1f} ms, "
                       f"{point.errors} errors", file=sys.stderr)
+                if target.channel == "whatsapp":
+                    # The next point must not share the cores with this one's worker still sending.
+                    point.backlog, point.drain_s = drain_outbox(target.db_url)
+                    print(f"{'':8} {'':10} {'':>2}          {point.backlog:,} replies left to send, "
+                          f"sent within {point.drain_s:.1f} s", file=sys.stderr)
         if graph is not None:
             time.sleep(12)  # the workers' outbox job runs every 5 s: let them catch up
+            drained = [p for p in points if p.target == "papo-wa"]
+            checks.append(
+                "papo-wa, replies still queued when a point's load stopped, and how long the worker "
+                "took to send them (the next point waited for it): " + "; ".join(
+                    f"{p.database} {p.clients} clients {p.backlog:,} ({p.drain_s:.1f} s)" for p in drained)
+                + ". A backlog that grows with the load means the worker sends slower than customers write.")
         for target in targets:
             if target.name == "papo-wa":
                 counts = papo_counts(target.db_url)
