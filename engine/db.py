@@ -93,7 +93,8 @@ def _begin_immediate(driver: sqlite3.Connection) -> None:
 
 
 class Checkpointer:
-    """Copies SQLite's write-ahead log back into the database file from a thread of its own.
+    """SQLite's upkeep, from a thread of its own: the text search index of new messages
+    (engine/search_index.py), and the write-ahead log copied back into the database file.
 
     By default the commit that takes the WAL past 1,000 pages does that copy (and its
     fsyncs) itself, inside a request: about one inbound message in seventy paid for the
@@ -121,9 +122,26 @@ class Checkpointer:
                 threading.Thread(target=self._run, name="papo-checkpoint", daemon=True).start()
 
     def _run(self) -> None:
-        while self._engine() is not None and self._pid == os.getpid():
+        while self._pid == os.getpid():
             time.sleep(CHECKPOINT_EVERY_S)
+            engine = self._engine()
+            if engine is None:
+                return
+            self.index_messages(engine)
+            del engine  # no strong reference kept while sleeping: the engine may go
             self.checkpoint()
+
+    @staticmethod
+    def index_messages(engine: Engine) -> int:
+        """The messages stored since the last tick into the text search index (one short
+        write transaction: engine/search_index.py); 0 when it could not run now."""
+        from engine import search_index  # it imports this module
+
+        try:
+            return search_index.catch_up(engine)
+        except Exception as exc:  # e.g. a database not upgraded yet: the next tick tries again
+            log.debug("text search indexing skipped: %s", exc)
+            return 0
 
     def checkpoint(self) -> tuple[int, int, int] | None:
         """One ``PASSIVE`` checkpoint: (busy, log pages, pages copied); None if it could not run."""

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from blocks.text import normalize
 from engine import conversation as machine
-from engine import timeline, whatsapp_window
+from engine import search_index, timeline, whatsapp_window
 from engine.db import read_only
 from engine.errors import Invalid, NotFound
 from engine.i18n import N_
@@ -144,6 +144,11 @@ def _words_in_messages(text: str, sqlite: bool):
     return found
 
 
+def _searches(text: str | None, anywhere: str | None) -> bool:
+    """Whether the filters look for words in the messages."""
+    return bool((text and text.split()) or (anywhere and anywhere.split()))
+
+
 def _fts_phrase(word: str) -> str:
     """One word as an FTS5 prefix phrase (quotes doubled: no FTS syntax gets through)."""
     return '"' + word.replace('"', '""') + '"*'
@@ -189,6 +194,8 @@ def list_conversations(db: Engine, status: str | None = None, q: str | None = No
             raise Invalid(N_("Status deve ser \"open\" ou \"concluded\"."), details=[
                 {"path": "status", "message": N_("Use open ou concluded.")}])
         query = query.where(conversations.c.status == status)
+    if _searches(text, anywhere):
+        search_index.catch_up(db)  # SQLite: the messages stored a moment ago are found too
     query = _filters(query, q=q, assignee=assignee, unassigned=unassigned, text=text, anywhere=anywhere,
                      sqlite=db.dialect.name == "sqlite")
     waiting_phase = sort == "waiting"
@@ -359,6 +366,8 @@ def status_counts(db: Engine, *, q: str | None = None, assignee: str | None = No
     conversations on every page would cost more than the rest of the page).
     """
     sqlite = db.dialect.name == "sqlite"
+    if _searches(text, anywhere):
+        search_index.catch_up(db)
     if cap is not None:
         counts = {}
         with read_only(db) as conn:

@@ -230,20 +230,32 @@ messages = Table(
           postgresql_ops={"text": "gin_trgm_ops"}, sqlite_where=text("0")),
 )
 
-# SQLite's text search over messages (DESIGN §10.8): an FTS5 index of messages.text kept
-# by triggers (external content: the text is stored once, in messages). Words match
-# case- and accent-insensitively, by prefix. Not a metadata table: FTS_TABLES names what
-# SQLite adds for it, so schema comparisons can leave them out.
+# SQLite's text search over messages (DESIGN §10.8): an FTS5 index of messages.text
+# (external content: the text is stored once, in messages). Words match case- and
+# accent-insensitively, by prefix. New messages are indexed in batches, not by a trigger on
+# each insert (engine/search_index.py: FTS5 writes a segment per transaction, which cost a
+# message's write about as much as everything else in it): ``messages_fts_position.upto`` is
+# the last message id indexed; the triggers keep deletions and edits of indexed messages in
+# step, and lower ``upto`` when the newest messages are deleted (their ids may be used again).
+# Not metadata tables: FTS_TABLES names what SQLite adds for it, so schema comparisons can
+# leave them out.
 FTS_TABLES = ("messages_fts", "messages_fts_data", "messages_fts_idx", "messages_fts_docsize",
-              "messages_fts_config")
+              "messages_fts_config", "messages_fts_position")
+FTS_INDEXED_UPTO = "(SELECT upto FROM messages_fts_position WHERE id = 1)"
 MESSAGES_FTS = (
     "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text, content='messages', "
     "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
-    "CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN "
-    "INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TABLE IF NOT EXISTS messages_fts_position "
+    "(id INTEGER PRIMARY KEY CHECK (id = 1), upto INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO messages_fts_position (id, upto) "
+    "SELECT 1, coalesce(max(id), 0) FROM messages",
     "CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN "
-    "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
-    "CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, text) SELECT 'delete', old.id, old.text "
+    f"WHERE old.id <= {FTS_INDEXED_UPTO}; "
+    "UPDATE messages_fts_position SET upto = (SELECT coalesce(max(id), 0) FROM messages) "
+    "WHERE id = 1 AND upto > (SELECT coalesce(max(id), 0) FROM messages); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages "
+    f"WHEN old.id <= {FTS_INDEXED_UPTO} BEGIN "
     "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); "
     "INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
 )

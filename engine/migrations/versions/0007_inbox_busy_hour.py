@@ -20,8 +20,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from engine.store import MESSAGES_FTS
-
 revision = "0007"
 down_revision = "0006"
 branch_labels = None
@@ -56,9 +54,24 @@ def upgrade() -> None:
                        "ON messages USING gin (text gin_trgm_ops)")
     else:
         op.create_index("ix_messages_text_search", "messages", ["text"], sqlite_where=sa.text("0"))
-        for statement in MESSAGES_FTS:  # the FTS5 index and its triggers (engine/store.py)
+        for statement in _MESSAGES_FTS_0007:  # the FTS5 index and its triggers, as they were then
             op.execute(statement)
         op.execute("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
+
+
+# As engine/store.py had them at this revision (0015 moved the insert trigger's work to a
+# batched indexer): a migration keeps doing what it did when it was written.
+_MESSAGES_FTS_0007 = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(text, content='messages', "
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN "
+    "INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END",
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages BEGIN "
+    "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+    "INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
+)
 
 
 def downgrade() -> None:
