@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,6 +31,7 @@ from engine.db import quick_reads, read_only
 from engine.errors import PapoError
 from engine.moments import iso, utc
 from engine.observe import observed_inbound
+from engine.service.driver import read_first
 from engine.service.statements import FORGET_UNREAD, REFRESH_UNREAD
 from engine.store import (
     activity,
@@ -205,11 +207,23 @@ _BY_USER_ID = select(contacts.c.id, contacts.c.external_id, contacts.c.user_id).
     contacts.c.channel == CHANNEL, contacts.c.user_id == bindparam("_user_id"))
 
 
-def known_as(conn, wa_id: str | None, user_id: str | None) -> tuple[object | None, object | None]:
-    """The contact rows with this WhatsApp id and with this business-scoped user id."""
-    by_phone = conn.execute(_BY_EXTERNAL_ID, {"_key": wa_id}).first() if wa_id else None
-    by_user = conn.execute(_BY_USER_ID, {"_user_id": user_id}).first() if user_id else None
+class KnownContact(NamedTuple):
+    id: int
+    external_id: str
+    user_id: str | None
+
+
+def known_as(conn, wa_id: str | None, user_id: str | None) -> tuple[KnownContact | None, KnownContact | None]:
+    """The contacts with this WhatsApp id and with this business-scoped user id (read on the
+    driver's cursor: this runs for every message of every delivery)."""
+    by_phone = _known(conn, _BY_EXTERNAL_ID, {"_key": wa_id}) if wa_id else None
+    by_user = _known(conn, _BY_USER_ID, {"_user_id": user_id}) if user_id else None
     return by_phone, by_user
+
+
+def _known(conn, statement, params: dict) -> KnownContact | None:
+    row = read_first(conn, statement, params)
+    return None if row is None else KnownContact(row["id"], row["external_id"], row["user_id"])
 
 
 def identify(service, wa_id: str | None, user_id: str | None) -> str:
