@@ -202,6 +202,10 @@ class FakeGraph:
         self.lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as Meta's servers: the sender's persistent connections are measured
+            # as a real client would use them (every answer has its Content-Length).
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self):  # noqa: N802 - http.server's naming
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with fake.lock:
