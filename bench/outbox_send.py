@@ -1,6 +1,6 @@
 """The WhatsApp sending path in one process: what draining the outbox costs per reply.
 
-``python -m bench.outbox_send [--replies 2000] [--contacts 20] [--history 1000]``
+``python -m bench.outbox_send [--replies 2000] [--contacts 20] [--history 1000] [--no-keep-alive]``
 (``PAPO_BENCH_POSTGRES_URL`` set: PostgreSQL too). Replies are queued by the unit of work
 (``Service.handle_inbound`` on the 5-block bench flow, each customer message answered with
 one or two WhatsApp messages), each conversation first given ``--history`` older customer
@@ -105,10 +105,11 @@ def measure(db_url: str, args) -> dict:
         else:
             event.listen(db, "before_cursor_execute", on_execute)
         event.listen(db, "commit", on_commit)
+        transport = sender.post_json if args.no_keep_alive else None  # None: the default
         cpu, wall = time.process_time(), time.perf_counter()
         sent = 0
         while True:  # as papo worker's outbox job: batch after batch while any is sent
-            done = sender.send_due(service, batch=args.batch)
+            done = sender.send_due(service, batch=args.batch, http=transport)
             sent += done
             if not done:
                 break
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=20)
     parser.add_argument("--history", type=int, default=1000, help="older customer messages per conversation")
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--no-keep-alive", action="store_true",
+                        help="send with engine.outbox.post_json (a new connection per request)")
     parser.add_argument("--database", choices=("sqlite", "postgres", "both"), default="both")
     args = parser.parse_args(argv)
     results = {}
