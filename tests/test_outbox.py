@@ -597,3 +597,23 @@ def test_send_due_reuses_the_connection_across_rounds(db, clock, sample_flow):
     finally:
         server.close()
     assert len(server.requests) == 2 and server.connections == 1
+
+
+def test_a_round_that_runs_long_hands_back_what_it_has_not_started(service, db, fake_graph):
+    import time
+
+    for n in range(3):
+        customer_says(service, "oi", wa_id=f"55119900{n:05d}", name=f"Cliente {n}")
+
+    def slow(url, headers, body):
+        time.sleep(1.2)  # longer than the part of a 2 s lease a request may start in (1 s)
+        return sender.post_json(url, headers, body)
+
+    assert sender.send_due(service, now=T0, http=slow, threads=1, lease_s=2.0) == 1
+    firsts = [r for r in rows(db) if r["payload"]["text"].startswith("Olá")]
+    # the two not started are due again at once, their attempt not counted
+    assert sorted((r["status"], r["attempts"]) for r in firsts) == [("pending", 0), ("pending", 0), ("sent", 1)]
+    assert len(fake_graph.requests) == 1
+
+    assert sender.send_due(service, now=T0, lease_s=60) == 5
+    assert len(fake_graph.requests) == 6 and {r["status"] for r in rows(db)} == {"sent"}
