@@ -591,6 +591,21 @@ def _graph_error(body: str) -> str:
 
 
 # ---------------------------------------------------------------------- the worker's job
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """The sender threads, kept for the process's life (starting them anew for each call
+    cost more than a request): one pool per size asked for, made again after a fork."""
+    key = (os.getpid(), threads)
+    with _pools_lock:
+        found = _pools.get(key)
+        if found is None:
+            found = _pools[key] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="papo-outbox")
+    return found
+
+
 def send_due(service, now: float | None = None, batch: int = 50, http: Transport | None = None,
              *, threads: int = SENDER_THREADS, lease_s: float = LEASE_S) -> int:
     """Send due outbox rows (at most ``batch`` requests); returns how many the Graph API
@@ -625,42 +640,34 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
         claims = _claim(conn, service, clock(), budget, lease_s, count=True)
     budget -= len(claims)
     sent = 0
-    pool = None
-    try:
-        while claims:
-            start_by = time.monotonic() + window
-            results: list[_Result | None] = []
-            jobs = []
-            for claim in claims:
-                prepared = _prepare(service, claim, clock(), templates)
-                if isinstance(prepared, _Result):
-                    results.append(prepared)
-                else:
-                    results.append(None)
-                    jobs.append((len(results) - 1, claim, prepared))
-            if len(jobs) > 1 and threads > 1:
-                if pool is None:
-                    pool = ThreadPoolExecutor(max_workers=min(threads, len(claims)),
-                                              thread_name_prefix="papo-outbox")
-                answers = list(pool.map(_post, *zip(*((http, url, headers, claim, body, start_by)
-                                                      for _, claim, body in jobs), strict=True)))
+    while claims:
+        start_by = time.monotonic() + window
+        results: list[_Result | None] = []
+        jobs = []
+        for claim in claims:
+            prepared = _prepare(service, claim, clock(), templates)
+            if isinstance(prepared, _Result):
+                results.append(prepared)
             else:
-                answers = [_post(http, url, headers, claim, body, start_by) for _, claim, body in jobs]
-            for (index, _, _), answer in zip(jobs, answers, strict=True):
-                results[index] = answer
-            # rows handed back: the round ran long (a slow Graph API); the rest waits
-            more = budget > 0 and not any(r.outcome == "release" for r in results)
-            with service.db.begin() as conn:
-                outcomes = _settle(conn, results, clock())
-                claims = _claim(conn, service, clock(), budget, lease_s, count=True) if more else []
-            budget -= len(claims)
-            for outcome in outcomes:
-                if outcome != "release":
-                    metrics.outbox_send(outcome)
-            sent += outcomes.count("sent")
-    finally:
-        if pool is not None:
-            pool.shutdown()
+                results.append(None)
+                jobs.append((len(results) - 1, claim, prepared))
+        if len(jobs) > 1 and threads > 1:
+            answers = list(_pool(threads).map(_post, *zip(*((http, url, headers, claim, body, start_by)
+                                                  for _, claim, body in jobs), strict=True)))
+        else:
+            answers = [_post(http, url, headers, claim, body, start_by) for _, claim, body in jobs]
+        for (index, _, _), answer in zip(jobs, answers, strict=True):
+            results[index] = answer
+        # rows handed back: the round ran long (a slow Graph API); the rest waits
+        more = budget > 0 and not any(r.outcome == "release" for r in results)
+        with service.db.begin() as conn:
+            outcomes = _settle(conn, results, clock())
+            claims = _claim(conn, service, clock(), budget, lease_s, count=True) if more else []
+        budget -= len(claims)
+        for outcome in outcomes:
+            if outcome != "release":
+                metrics.outbox_send(outcome)
+        sent += outcomes.count("sent")
     return sent
 
 
