@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from http import client as http_client
 
-from sqlalchemy import and_, bindparam, exists, insert, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal_column, or_, select, update
 
 from engine import metrics, whatsapp_templates, whatsapp_window
 from engine.moments import aware, iso, utc
@@ -250,26 +250,38 @@ def backoff_s(attempts: int, retry_after: float | None = None) -> float:
 # ---------------------------------------------------------------------- the statements
 # Built once: they run inside write transactions, where building them again (about a
 # millisecond of Python each) would hold the write lock.
-def _claim_query(postgres: bool, one_conversation: bool):
-    """The due rows' query, with each one's conversation's ``last_inbound_at``."""
-    key = (postgres, one_conversation)
+def _claim_query(postgres: bool, shape: str):
+    """The due rows' query, with each one's conversation's ``last_inbound_at``. A row may
+    go when it is its conversation's *head*, the oldest unsent row (``ix_outbox_unsent``):
+
+    - ``all``: the head of every conversation with unsent rows (one pass over that small
+      partial index, its entries only), those due, oldest first;
+    - ``these``: the heads of the conversations ``_conversation_ids`` (one index seek each:
+      what a round claims after settling its own conversations' rows);
+    - ``one``: the head of ``_conversation_id``.
+    """
+    key = (postgres, shape)
     found = _CLAIM_QUERIES.get(key)
     if found is None:
         at = bindparam("_at")
-        earlier = outbox.alias("earlier")
-        older_unsent = exists().where(earlier.c.conversation_id == outbox.c.conversation_id,
-                                      earlier.c.id < outbox.c.id, _unsent(earlier))
+        unsent = outbox.alias("unsent")
+        if shape == "all":
+            heads = select(func.min(unsent.c.id)).where(_unsent(unsent)).group_by(unsent.c.conversation_id)
+        else:
+            asked = conversations.alias("asked")
+            head_of = select(func.min(unsent.c.id)).where(
+                unsent.c.conversation_id == asked.c.id, _unsent(unsent)).scalar_subquery()
+            which = (asked.c.id.in_(bindparam("_conversation_ids", expanding=True)) if shape == "these"
+                     else asked.c.id == bindparam("_conversation_id"))
+            heads = select(head_of).select_from(asked).where(which)
         found = (select(outbox.c.id, outbox.c.conversation_id, outbox.c.idempotency_key,
                         outbox.c.payload, outbox.c.attempts, conversations.c.last_inbound_at)
                  .select_from(outbox.join(conversations, conversations.c.id == outbox.c.conversation_id))
-                 .where(outbox.c.channel == "whatsapp",
+                 .where(outbox.c.id.in_(heads), outbox.c.channel == "whatsapp",
                         or_(and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= at),
                             and_(outbox.c.status == "sending",
-                                 or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= at))),
-                        ~older_unsent)
+                                 or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= at))))
                  .order_by(outbox.c.id).limit(bindparam("_limit")))
-        if one_conversation:
-            found = found.where(outbox.c.conversation_id == bindparam("_conversation_id"), _unsent(outbox))
         if postgres:
             found = found.with_for_update(skip_locked=True, of=outbox)
         _CLAIM_QUERIES[key] = found
@@ -282,7 +294,7 @@ def _unsent(table):
     return table.c.status.in_([literal_column(f"'{status}'") for status in UNSENT])
 
 
-_CLAIM_QUERIES: dict[tuple[bool, bool], object] = {}
+_CLAIM_QUERIES: dict[tuple[bool, str], object] = {}
 _TAKE = update(outbox).where(outbox.c.id == bindparam("_id")).values(
     status="sending", claimed_until=bindparam("_until"), attempts=bindparam("_attempts"))
 # Still ours: the lease this sender was given is the row's.
@@ -327,12 +339,21 @@ def claim_due(service, now: float | None = None, batch: int = 50, *, lease_s: fl
 
 
 def _claim(conn, service, now: float, batch: int, lease_s: float,
-           conversation_id: int | None = None, *, count: bool = False) -> list[Claim]:
+           conversation_id: int | None = None, *, count: bool = False,
+           conversation_ids: list[int] | None = None) -> list[Claim]:
     """:func:`claim_due` in the caller's transaction; ``count``: the attempt about to be
-    made is counted now (what :func:`mark_sending` would do just before the request)."""
+    made is counted now (what :func:`mark_sending` would do just before the request);
+    ``conversation_ids``: only those conversations' next rows."""
     at = utc(now)
-    query = _claim_query(service.db.dialect.name == "postgresql", conversation_id is not None)
-    params = {"_at": at, "_limit": max(1, int(batch)), "_conversation_id": conversation_id}
+    shape = "one" if conversation_id is not None else "these" if conversation_ids is not None else "all"
+    if shape == "these" and not conversation_ids:
+        return []
+    query = _claim_query(service.db.dialect.name == "postgresql", shape)
+    params = {"_at": at, "_limit": max(1, int(batch))}
+    if shape == "one":
+        params["_conversation_id"] = conversation_id
+    elif shape == "these":
+        params["_conversation_ids"] = list(conversation_ids)
     lease_until = at + timedelta(seconds=lease_s)
     claims = []
     for row in conn.execute(query, params).all():
@@ -662,7 +683,12 @@ def send_due(service, now: float | None = None, batch: int = 50, http: Transport
         more = budget > 0 and not any(r.outcome == "release" for r in results)
         with service.db.begin() as conn:
             outcomes = _settle(conn, results, clock())
-            claims = _claim(conn, service, clock(), budget, lease_s, count=True) if more else []
+            # the next round: the next message of each conversation whose row was settled
+            # (index seeks; other conversations' rows wait for the next call's claim)
+            settled = [r.claim.conversation_id for r, outcome in zip(results, outcomes, strict=True)
+                       if outcome in ("sent", "failed")]
+            claims = _claim(conn, service, clock(), budget, lease_s, count=True,
+                            conversation_ids=settled) if more else []
         budget -= len(claims)
         for outcome in outcomes:
             if outcome != "release":
