@@ -134,6 +134,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 MAX_ANSWER = 65536  # bytes of an answer read; a longer one ends its connection
+IDLE_S = 30.0  # an idle connection older than this is closed rather than reused
 
 
 class KeepAlive:
@@ -146,13 +147,14 @@ class KeepAlive:
     Redirects are not followed (the status is the answer, like :func:`post_json`). When
     a connection that was idle turns out closed by the server (no answer at all), the
     request goes once more on a new connection: it carries the same ``Idempotency-Key``,
-    as any retry does. Connections made before a fork are not used after it.
+    as any retry does. A connection idle for over ``IDLE_S`` is not reused (servers end
+    idle ones). Connections made before a fork are not used after it.
     """
 
     def __init__(self, timeout: float = HTTP_TIMEOUT_S, max_idle: int = 2 * SENDER_THREADS):
         self.timeout = timeout
         self.max_idle = max_idle
-        self._idle: dict[tuple, list[http_client.HTTPConnection]] = {}
+        self._idle: dict[tuple, list[tuple[http_client.HTTPConnection, float]]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._tls: ssl.SSLContext | None = None
@@ -170,7 +172,7 @@ class KeepAlive:
         try:
             try:
                 status, text, retry_after, reusable = self._post(conn, path, headers, body)
-            except (ConnectionResetError, BrokenPipeError, http_client.BadStatusLine):
+            except (ConnectionResetError, BrokenPipeError, http_client.BadStatusLine, ssl.SSLEOFError):
                 # RemoteDisconnected is both: the server closed the idle connection
                 conn.close()
                 if not reused:
@@ -205,17 +207,27 @@ class KeepAlive:
         return http_client.HTTPConnection(host, port, timeout=self.timeout)
 
     def _take(self, key: tuple) -> http_client.HTTPConnection | None:
+        stale = []
+        found = None
         with self._lock:
             if self._pid != os.getpid():  # a forked child: the parent's sockets are not ours
                 self._idle, self._pid = {}, os.getpid()
             idle = self._idle.get(key)
-            return idle.pop() if idle else None
+            while idle:
+                conn, since = idle.pop()
+                if time.monotonic() - since <= IDLE_S:
+                    found = conn
+                    break
+                stale.append(conn)
+        for conn in stale:
+            conn.close()
+        return found
 
     def _give(self, key: tuple, conn: http_client.HTTPConnection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < self.max_idle:
-                idle.append(conn)
+                idle.append((conn, time.monotonic()))
                 return
         conn.close()
 
@@ -224,7 +236,7 @@ class KeepAlive:
         with self._lock:
             idle, self._idle = self._idle, {}
         for conns in idle.values():
-            for conn in conns:
+            for conn, _ in conns:
                 conn.close()
 
 

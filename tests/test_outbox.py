@@ -617,3 +617,20 @@ def test_a_round_that_runs_long_hands_back_what_it_has_not_started(service, db, 
 
     assert sender.send_due(service, now=T0, lease_s=60) == 5
     assert len(fake_graph.requests) == 6 and {r["status"] for r in rows(db)} == {"sent"}
+
+
+def test_marking_sent_can_claim_the_conversation_s_next_message(service, db, fake_graph):
+    conversation_id = customer_says(service, "oi")
+    customer_says(service, "oi", wa_id="5511900000077", name="Bia")  # another conversation
+
+    assert sender.claim_due(service, now=T0, conversation_id=conversation_id + 999) == []
+    first = sender.claim_due(service, now=T0, batch=1, conversation_id=conversation_id)
+    assert len(first) == 1 and first[0].conversation_id == conversation_id
+    assert first[0].last_inbound_at is not None  # the window comes with the claim
+    following = sender.mark_sent(service, first[0], now=T0, wamid="wamid.X1", then_claim=True)
+
+    assert following is not None and following.conversation_id == conversation_id
+    assert following.counted and following.attempts == 1
+    mine = [r for r in rows(db) if r["conversation_id"] == conversation_id]
+    assert [(r["status"], r["payload"].get("wamid")) for r in mine] == [("sent", "wamid.X1"), ("sending", None)]
+    assert sender.mark_sent(service, following, now=T0, then_claim=True) is None  # nothing after it
