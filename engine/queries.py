@@ -102,8 +102,10 @@ def _assignees(conn: Connection, conversation_ids: list[int]) -> dict[int, list[
 
 
 def _windows(conn: Connection, rows) -> dict[int, datetime]:
-    """Last customer message of the WhatsApp conversations among ``rows`` (their window)."""
-    return whatsapp_window.last_inbound(conn, [r["id"] for r in rows if r["channel"] == "whatsapp"])
+    """Last customer message of the WhatsApp conversations among ``rows`` (their window):
+    the conversations' own ``last_inbound_at``, already in the rows."""
+    return {r["id"]: aware(r["last_inbound_at"]) for r in rows
+            if r["channel"] == "whatsapp" and r["last_inbound_at"] is not None}
 
 
 def _summary(row, assignees: list[str], last_inbound: dict[int, datetime] | None = None) -> dict:

@@ -153,6 +153,10 @@ conversations = Table(
     # The first customer message not yet answered by a person or the bot (null: none):
     # the inbox's "Aguardando há mais tempo" order (DESIGN §10.8).
     Column("waiting_since", UtcDateTime, nullable=True),
+    # The customer's last message's ``at`` (null: none yet): WhatsApp's 24-hour window
+    # (engine/whatsapp_window.py), kept by the unit of work with each inbound message so
+    # the sender and the inbox read one row, not the conversation's messages.
+    Column("last_inbound_at", UtcDateTime, nullable=True),
     Index("ix_conversations_status_updated", "status", "updated_at"),
     Index("ix_conversations_waiting", "waiting_since", "id"),
     Index("ix_conversations_updated", "updated_at"),

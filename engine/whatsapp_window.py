@@ -3,8 +3,10 @@
 WhatsApp delivers free text (and interactive messages) only within 24 hours of the
 customer's last message; after that, only an approved template. The window is counted
 from the WhatsApp ``timestamp`` of the last inbound message, which is that message's
-``at`` (its receive time when Meta sent none, ``engine/whatsapp_inbound.py``), so it is
-read from the messages themselves: nothing extra is written on the hot path.
+``at`` (its receive time when Meta sent none, ``engine/whatsapp_inbound.py``). The unit
+of work keeps the newest one on the conversation's row (``conversations.last_inbound_at``,
+written with the message itself), so the window is one row read by primary key, however
+many messages the conversation has.
 
 A conversation with no inbound message has no window (``closes_at`` None): it is closed.
 """
@@ -12,11 +14,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from engine.moments import aware, utc
-from engine.store import messages
+from engine.store import conversations
 
 WINDOW = timedelta(hours=24)
 
@@ -25,11 +27,12 @@ def last_inbound(conn: Connection, conversation_ids: list[int]) -> dict[int, dat
     """``{conversation id: its last customer message's at}`` (ids without one left out)."""
     if not conversation_ids:
         return {}
-    rows = conn.execute(select(messages.c.conversation_id, func.max(messages.c.at))
-                        .where(messages.c.conversation_id.in_(conversation_ids),
-                               messages.c.direction == "in")
-                        .group_by(messages.c.conversation_id))
+    rows = conn.execute(_LAST_INBOUND, {"_ids": list(conversation_ids)})
     return {row[0]: aware(row[1]) for row in rows if row[1] is not None}
+
+
+_LAST_INBOUND = select(conversations.c.id, conversations.c.last_inbound_at).where(
+    conversations.c.id.in_(bindparam("_ids", expanding=True)))
 
 
 def closes_at(last_in: datetime | None) -> datetime | None:

@@ -1,6 +1,8 @@
 """Alembic migrations build exactly the schema of engine/store.py (both databases)."""
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -132,3 +134,39 @@ def test_printed_database_url_leaves_out_the_password():
     shown = safe_url("postgresql+psycopg://papo:s3cr%40t@db.example:5432/papo")
 
     assert "s3cr" not in shown and "papo@db.example:5432/papo" in shown
+
+
+def test_0014_sets_each_conversation_s_last_inbound_at_from_its_messages(db_url):
+    from alembic import command
+
+    from engine.migrate import alembic_config
+
+    command.upgrade(alembic_config(db_url), "0013")
+    engine = make_test_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO contacts (id, channel, external_id, name) VALUES "
+                          "(1, 'whatsapp', 'a', 'Ana'), (2, 'whatsapp', 'b', 'Bia')"))
+        for conversation_id in (1, 2):
+            conn.execute(text(
+                "INSERT INTO conversations (id, contact_id, channel, status, name_norm, state, version, "
+                "created_at, updated_at) VALUES (:id, :id, 'whatsapp', 'concluded', '', '{}', 1, "
+                ":at, :at)"), {"id": conversation_id, "at": "2027-01-15 08:00:00"})
+        # conversation 1: two customer messages (the later one stored first) and a newer reply;
+        # conversation 2: only a reply, no customer message
+        for conversation_id, direction, at in ((1, "in", "2027-01-15 09:30:00"),
+                                               (1, "in", "2027-01-15 08:10:00"),
+                                               (1, "out", "2027-01-15 10:00:00"),
+                                               (2, "out", "2027-01-15 10:00:00")):
+            conn.execute(text(
+                "INSERT INTO messages (conversation_id, direction, author, text, buttons, at) "
+                "VALUES (:c, :d, 'x', 'oi', '[]', :at)"), {"c": conversation_id, "d": direction, "at": at})
+
+    assert upgrade(db_url) == head() == "0014"
+
+    with engine.connect() as conn:
+        found = dict(conn.execute(text("SELECT id, last_inbound_at FROM conversations")).all())
+    from engine.moments import aware
+
+    assert found[2] is None
+    assert aware(found[1] if not isinstance(found[1], str) else datetime.fromisoformat(found[1])) \
+        == datetime(2027, 1, 15, 9, 30, tzinfo=UTC)

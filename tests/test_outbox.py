@@ -422,3 +422,215 @@ def test_one_outbox_job_sends_every_due_reply_not_just_one_batch(db, fake_graph,
     assert Worker(service).send_outbox() == 80
     assert len(fake_graph.delivered) == 80
     assert {r["status"] for r in rows(db)} == {"sent"}
+
+
+# -- rounds: a batch sent in parallel, settled in one transaction ------------------------------
+
+def _texts_by_recipient(requests) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for request in requests:
+        body = request.json
+        text = body["text"]["body"] if body["type"] == "text" else body["interactive"]["body"]["text"]
+        found.setdefault(body["to"], []).append(text)
+    return found
+
+
+def _queued_texts(db) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for row in rows(db):
+        found.setdefault(row["payload"]["to"], []).append(row["payload"]["text"])
+    return found
+
+
+def test_a_burst_of_replies_costs_a_few_transactions_not_one_per_reply(service, db, fake_graph):
+    from sqlalchemy import event
+
+    for n in range(30):  # 30 conversations, three replies each
+        customer_says(service, "oi", 1, wa_id=f"55119700{n:05d}", name=f"Cliente {n}")
+        customer_says(service, "Ver produtos", 2, wa_id=f"55119700{n:05d}", name=f"Cliente {n}")
+    queued = _queued_texts(db)
+    assert len(queued) == 30 and {len(texts) for texts in queued.values()} == {3}
+    commits = []
+
+    def count(_conn):
+        commits.append(1)
+
+    event.listen(db, "commit", count)
+    try:
+        sent = 0
+        while True:  # as the worker's outbox job does: batch after batch
+            done = sender.send_due(service, now=T0)
+            sent += done
+            if not done:
+                break
+    finally:
+        event.remove(db, "commit", count)
+    assert sent == 90
+    assert len(commits) <= 10, len(commits)  # a few per batch, not one or two per reply
+    keys = [r.idempotency_key for r in fake_graph.requests]
+    assert len(keys) == len(set(keys)) == 90  # each reply sent once
+    assert _texts_by_recipient(fake_graph.delivered) == queued  # in order in each conversation
+    assert {(r["status"], r["attempts"]) for r in rows(db)} == {("sent", 1)}
+    with db.connect() as conn:  # each message knows its wamid
+        from engine.store import messages
+
+        wamids = list(conn.execute(select(messages.c.external_id).where(messages.c.direction == "out")).scalars())
+    assert len(wamids) == 90 and all(w.startswith("wamid.FAKE") for w in wamids)
+
+
+def test_a_failure_in_a_round_only_holds_back_its_own_conversation(service, db, fake_graph):
+    for n in range(6):
+        customer_says(service, "oi", 1, wa_id=f"55119800{n:05d}", name=f"Cliente {n}")
+        customer_says(service, "Ver produtos", 2, wa_id=f"55119800{n:05d}", name=f"Cliente {n}")
+    victim = "5511980000003"
+    tries = []
+
+    def flaky(url, headers, body):
+        import json
+
+        if json.loads(body)["to"] == victim:
+            tries.append(headers["Idempotency-Key"])
+            raise OSError("conexão recusada")
+        return sender.post_json(url, headers, body)
+
+    assert sender.send_due(service, now=T0, http=flaky) == 15  # the five others, in full
+    assert len(tries) == 1  # the victim's first message, once; its next ones wait behind it
+    victim_rows = [r for r in rows(db) if r["payload"]["to"] == victim]
+    assert [(r["status"], r["attempts"]) for r in victim_rows] == [("pending", 1), ("pending", 0), ("pending", 0)]
+    assert "conexão recusada" in victim_rows[0]["last_error"]
+    assert all(r["status"] == "sent" for r in rows(db) if r["payload"]["to"] != victim)
+
+    assert sender.send_due(service, now=T0 + 1) == 0  # not due before its backoff
+    assert sender.send_due(service, now=T0 + 3) == 3
+    queued = _queued_texts(db)
+    assert _texts_by_recipient(fake_graph.delivered)[victim] == queued[victim]
+    assert rows(db)[[r["payload"]["to"] for r in rows(db)].index(victim)]["idempotency_key"] == tries[0]
+
+
+# -- the keep-alive transport ----------------------------------------------------------------------
+
+class _CountingServer:
+    """A local HTTP/1.1 server counting the TCP connections it accepts; ``drop_idle``: it
+    closes each connection after answering, without saying so (as a server ending an idle
+    keep-alive connection does)."""
+
+    def __init__(self, drop_idle: bool = False):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        counter = self
+        self.connections = 0
+        self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes
+
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                counter.requests.append((self.headers["Idempotency-Key"], body))
+                answer = b'{"messages": [{"id": "wamid.K%d"}]}' % len(counter.requests)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                self.wfile.flush()
+                self.close_connection = drop_idle
+
+            def log_message(self, *args):
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                counter.connections += 1
+                return super().get_request()
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v21.0/1/messages"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_keep_alive_transport_sends_every_request_on_one_connection():
+    server = _CountingServer()
+    transport = sender.KeepAlive(timeout=5)
+    try:
+        answers = [transport(server.url, {"Content-Type": "application/json", "Idempotency-Key": f"k{n}"},
+                             b'{"n": %d}' % n) for n in range(5)]
+    finally:
+        transport.close()
+        server.close()
+    assert [a.status for a in answers] == [200] * 5
+    assert [sender._wamid(a.body) for a in answers] == [f"wamid.K{n}" for n in range(1, 6)]
+    assert [key for key, _ in server.requests] == [f"k{n}" for n in range(5)]
+    assert server.connections == 1
+
+
+def test_the_keep_alive_transport_reconnects_once_when_the_server_closed_the_connection():
+    server = _CountingServer(drop_idle=True)
+    transport = sender.KeepAlive(timeout=5)
+    try:
+        first = transport(server.url, {"Idempotency-Key": "k1"}, b"{}")
+        second = transport(server.url, {"Idempotency-Key": "k2"}, b"{}")
+    finally:
+        transport.close()
+        server.close()
+    assert (first.status, second.status) == (200, 200)
+    assert [key for key, _ in server.requests] == ["k1", "k2"]  # each answered once
+    assert server.connections == 2
+
+
+def test_send_due_reuses_the_connection_across_rounds(db, clock, sample_flow):
+    repo = FlowRepository(db)
+    repo.create(sample_flow("boas-vindas"))
+    repo.publish("boas-vindas")
+    server = _CountingServer()
+    service = whatsapp_service(db, server.url.rsplit("/1/messages", 1)[0], clock)
+    customer_says(service, "oi")  # two replies: two rounds of one request
+    try:
+        assert sender.send_due(service, now=T0, threads=1, http=sender.KeepAlive(timeout=5)) == 2
+    finally:
+        server.close()
+    assert len(server.requests) == 2 and server.connections == 1
+
+
+def test_a_round_that_runs_long_hands_back_what_it_has_not_started(service, db, fake_graph):
+    import time
+
+    for n in range(3):
+        customer_says(service, "oi", wa_id=f"55119900{n:05d}", name=f"Cliente {n}")
+
+    def slow(url, headers, body):
+        time.sleep(1.2)  # longer than the part of a 2 s lease a request may start in (1 s)
+        return sender.post_json(url, headers, body)
+
+    assert sender.send_due(service, now=T0, http=slow, threads=1, lease_s=2.0) == 1
+    firsts = [r for r in rows(db) if r["payload"]["text"].startswith("Olá")]
+    # the two not started are due again at once, their attempt not counted
+    assert sorted((r["status"], r["attempts"]) for r in firsts) == [("pending", 0), ("pending", 0), ("sent", 1)]
+    assert len(fake_graph.requests) == 1
+
+    assert sender.send_due(service, now=T0, lease_s=60) == 5
+    assert len(fake_graph.requests) == 6 and {r["status"] for r in rows(db)} == {"sent"}
+
+
+def test_marking_sent_can_claim_the_conversation_s_next_message(service, db, fake_graph):
+    conversation_id = customer_says(service, "oi")
+    customer_says(service, "oi", wa_id="5511900000077", name="Bia")  # another conversation
+
+    assert sender.claim_due(service, now=T0, conversation_id=conversation_id + 999) == []
+    first = sender.claim_due(service, now=T0, batch=1, conversation_id=conversation_id)
+    assert len(first) == 1 and first[0].conversation_id == conversation_id
+    assert first[0].last_inbound_at is not None  # the window comes with the claim
+    following = sender.mark_sent(service, first[0], now=T0, wamid="wamid.X1", then_claim=True)
+
+    assert following is not None and following.conversation_id == conversation_id
+    assert following.counted and following.attempts == 1
+    mine = [r for r in rows(db) if r["conversation_id"] == conversation_id]
+    assert [(r["status"], r["payload"].get("wamid")) for r in mine] == [("sent", "wamid.X1"), ("sending", None)]
+    assert sender.mark_sent(service, following, now=T0, then_claim=True) is None  # nothing after it

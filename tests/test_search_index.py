@@ -101,7 +101,7 @@ def test_deleting_the_newest_messages_lets_their_ids_be_indexed_again(db):
 @SQLITE_ONLY
 def test_the_migration_keeps_what_was_indexed_and_indexes_the_rest(db_url):
     cfg = alembic_config(db_url)
-    command.upgrade(cfg, "0013")  # one trigger per insert, as before
+    command.upgrade(cfg, "0014")  # one trigger per insert, as before
     engine = make_engine(db_url)
     try:
         service = Service(engine, Settings(), clock=lambda: T0)
@@ -111,7 +111,7 @@ def test_the_migration_keeps_what_was_indexed_and_indexes_the_rest(db_url):
         _say(service, "bia", 1, "depois da mudança")
         assert _found(engine, "mudança") == {"ana", "bia"}
         _say(service, "caio", 1, "mudança pendente")  # not indexed when going back
-        command.downgrade(cfg, "0013")
+        command.downgrade(cfg, "0014")
         with engine.connect() as conn:
             triggers = set(conn.execute(text(
                 "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars())

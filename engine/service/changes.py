@@ -162,6 +162,7 @@ class Changes:
     opened_at: datetime | None = None
     first_response_at: datetime | None = None
     waiting_since: datetime | None = None  # the first customer message nobody answered yet
+    last_inbound_at: datetime | None = None  # the newest customer message's at (WhatsApp's window)
     contact_name: str | None = None  # the contact renamed (None: unchanged)
     fire_timer_id: int | None = None  # pending → fired, only if still pending
     fired_at: datetime | None = None

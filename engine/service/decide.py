@@ -19,7 +19,7 @@ from blocks.text import normalize
 from engine import conversation as machine
 from engine import core, hours, triggers
 from engine.graph import CompiledFlow
-from engine.moments import epoch, iso, utc
+from engine.moments import aware, epoch, iso, utc
 from engine.service import debounce
 from engine.service.changes import (
     NEED_ASSIGNEES,
@@ -111,6 +111,8 @@ class _Draft:
         self.opened_at = conv.get("opened_at")
         self.first_response_at = conv.get("first_response_at")
         self.waiting_since = conv.get("waiting_since")
+        last_in = conv.get("last_inbound_at")
+        self.last_inbound_at = aware(last_in) if last_in is not None else None
         state = conv["state"]
         self.state = {**state, "contact": dict(state.get("contact") or {}),
                       "run": dict(state["run"]) if state.get("run") else None}
@@ -209,6 +211,8 @@ class _Draft:
         self.messages.append({"conversation_id": self.id, "direction": direction, "author": author,
                               "text": text, "buttons": buttons, "at": at, "external_id": external_id,
                               "details": details or None})
+        if direction == "in" and (self.last_inbound_at is None or at > self.last_inbound_at):
+            self.last_inbound_at = at  # a late delivery of an older message leaves it
         if direction == "in" and self.waiting_since is None:
             self.waiting_since = at
         elif direction == "out":
@@ -260,6 +264,7 @@ class _Draft:
             status=self.status, name_norm=self.name_norm,
             updated_at=self.updated_at, opened_at=self.opened_at,
             first_response_at=self.first_response_at, waiting_since=self.waiting_since,
+            last_inbound_at=self.last_inbound_at,
             contact_name=self.contact_name,
             fire_timer_id=self.fire_timer_id, fired_at=self.fired_at, cancel_bot_timers=self.cancel_bot,
             cancel_auto_conclude=self.cancel_auto, cancel_debounce=self.cancel_debounce,

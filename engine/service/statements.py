@@ -100,7 +100,7 @@ SAVE_CONVERSATION = update(conversations).where(
     state=bindparam("_state"), status=bindparam("_status"), name_norm=bindparam("_name_norm"),
     version=conversations.c.version + 1, updated_at=bindparam("_updated_at"),
     opened_at=bindparam("_opened_at"), first_response_at=bindparam("_first_response_at"),
-    waiting_since=bindparam("_waiting_since"))
+    waiting_since=bindparam("_waiting_since"), last_inbound_at=bindparam("_last_inbound_at"))
 RENAME_CONTACT = update(contacts).where(contacts.c.id == bindparam("_id")).values(name=bindparam("_name"))
 FIRE_TIMER = update(timers).where(timers.c.id == bindparam("_id"), timers.c.status == "pending").values(
     status="fired", fired_at=bindparam("_at"))

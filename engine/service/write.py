@@ -54,7 +54,8 @@ def _statements(rows: list[Changes], postgres: bool) -> list[tuple]:
         (sql.SAVE_CONVERSATION, [{
             "_id": c.conversation_id, "_version": c.version, "_state": c.state, "_status": c.status,
             "_name_norm": c.name_norm, "_updated_at": c.updated_at, "_opened_at": c.opened_at,
-            "_first_response_at": c.first_response_at, "_waiting_since": c.waiting_since} for c in rows]),
+            "_first_response_at": c.first_response_at, "_waiting_since": c.waiting_since,
+            "_last_inbound_at": c.last_inbound_at} for c in rows]),
         (sql.FIRE_TIMER, [{"_id": c.fire_timer_id, "_at": c.fired_at} for c in rows
                           if c.fire_timer_id is not None]),
         (sql.RENAME_CONTACT, [{"_id": c.contact_id, "_name": c.contact_name} for c in rows

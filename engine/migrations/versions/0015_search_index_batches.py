@@ -1,7 +1,7 @@
 """SQLite's text search index of messages filled in batches, not by a trigger per insert.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-05
 
 FTS5 wrote a segment of its index with every transaction that inserted a message: about
@@ -18,7 +18,7 @@ from alembic import op
 _UPTO = "(SELECT upto FROM messages_fts_position WHERE id = 1)"
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
