@@ -128,8 +128,12 @@ class _CookieSessions(SecureCookieSessionInterface):
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 
-def create_app(config: dict | None = None) -> Flask:
+def create_app(config: dict | None = None, *, upkeep: bool = True) -> Flask:
     """Build the papo web application.
+
+    ``upkeep`` (outside tests): SQLite's upkeep thread (text search index, WAL checkpoints,
+    ``engine.db.Checkpointer``) runs in this process; ``papo serve`` turns it off for the app
+    it builds only to check the settings before forking its workers.
 
     ``config`` overrides ``PAPO_*`` environment variables (``{"PAPO_DATABASE_URL": ...}``)
     and sets Flask options (``TESTING``, ``SECRET_KEY``, ``WTF_CSRF_ENABLED``...).
@@ -163,7 +167,7 @@ def create_app(config: dict | None = None) -> Flask:
     url = settings.database_url or default_url(app.instance_path)
     app.extensions["papo"] = {
         # Tests' apps come and go by the thousand: no checkpointer thread for each.
-        "engine": make_engine(url, background_checkpoints=not app.testing),
+        "engine": make_engine(url, background_checkpoints=upkeep and not app.testing),
         "settings": settings,
         "service": None,
         "service_lock": threading.Lock(),

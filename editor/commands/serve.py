@@ -65,7 +65,9 @@ def register(group: click.Group) -> None:
         from engine.settings import SettingsError
 
         try:
-            app = create_app()  # checks the settings and the database once, before forking
+            # Checks the settings and the database once, before forking (no upkeep thread
+            # here: a thread inside SQLite at the moment of a fork is not for the workers).
+            app = create_app(upkeep=False)
             engine = get_engine(app)
             if ensure_schema(engine):
                 click.echo("Created the database tables.")
