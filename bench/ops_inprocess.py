@@ -73,13 +73,16 @@ if mode == "toggle":  # on and off in blocks, alternating, in this one process
     import logging
     from engine import metrics
     instruments, root = metrics._instruments, logging.getLogger()
+    toggled = os.environ.get("BENCH_TOGGLE", "both")  # both, metrics or logs
     spent = {"on": 0.0, "off": 0.0}
     profilers = {k: cProfile.Profile() for k in spent} if profile_path != "-" else None
     i = warmup
     for block in range(2 * requests // 100):
         state = ("on", "off")[block % 2] if block // 2 % 2 == 0 else ("off", "on")[block % 2]
-        metrics._instruments = instruments if state == "on" else None
-        root.setLevel(logging.INFO if state == "on" else logging.WARNING)
+        if toggled != "logs":
+            metrics._instruments = instruments if state == "on" else None
+        if toggled != "metrics":
+            root.setLevel(logging.INFO if state == "on" else logging.WARNING)
         began = time.process_time()
         if profilers:
             profilers[state].enable()
