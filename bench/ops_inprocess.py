@@ -3,6 +3,8 @@ test client, off vs on, CPU time per request and (``--profile``) a by-function d
 
     .venv/bin/python -m bench.ops_inprocess                    # CPU per request, off vs on
     .venv/bin/python -m bench.ops_inprocess --profile 25       # + the 25 functions that differ most
+    .venv/bin/python -m bench.ops_inprocess --toggle 5         # off/on blocks in one process
+    .venv/bin/python -m bench.ops_inprocess --instructions 200 # instructions per request (callgrind)
 
 Each mode runs in a fresh process of its own, set up as ``bench.http_inbound --ops`` sets up
 its two servers: a fresh SQLite file (``papo db upgrade``, the bench flow published, an API
@@ -16,7 +18,11 @@ token), and
 Contacts take turns as wrk's clients do ("oi", the answer, "oi" …). The measured figure is
 ``time.process_time()`` over ``--requests`` requests after ``--warmup`` ones, best of
 ``--rounds``; off and on alternate (off, on, on, off …) so that the machine's other work
-falls on both alike.
+falls on both alike. On a shared machine that CPU time moves by ±30 % from run to run:
+``--toggle`` switches metrics and the INFO level off and on in alternate blocks of 100 requests
+inside one process built "on" (same database, same heap), and ``--instructions`` counts the
+instructions a request executes under valgrind's callgrind, which does not depend on the
+machine's load at all (but leaves out what caches and memory cost).
 """
 from __future__ import annotations
 
@@ -69,6 +75,16 @@ def one(i):
 for i in range(warmup):
     one(i)
 gc.collect()
+if os.environ.get("BENCH_MARKS"):  # under callgrind: the parent dumps the counts at each mark
+    def mark():
+        sys.stdout.write("MARK\n")
+        sys.stdout.flush()
+        sys.stdin.readline()
+    mark()
+    for i in range(warmup, warmup + requests):
+        one(i)
+    mark()
+    sys.exit(0)
 if mode == "toggle":  # on and off in blocks, alternating, in this one process
     import logging
     from engine import metrics
@@ -141,6 +157,30 @@ def measure(env: dict, token: str, mode: str, args, profile_path: str = "-") -> 
     return found if mode == "toggle" else found["cpu_us"]
 
 
+def instructions(env: dict, token: str, mode: str, args, tmp: Path) -> float:
+    """Instructions per request (valgrind's callgrind: deterministic, unlike CPU time on a
+    shared machine): counts dumped after the warm-up and after the measured requests."""
+    out = tmp / f"callgrind-{mode}.out"
+    child = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", str(BIN / "python"),
+         "-c", CHILD, mode, str(args.instructions), str(args.warmup), str(args.scrape_every), "-",
+         token], cwd=ROOT, env={**env, "BENCH_MARKS": "1"}, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for _ in range(2):
+        line = child.stdout.readline()
+        if line.strip() != "MARK":
+            child.kill()
+            raise RuntimeError(f"callgrind run of {mode} failed: {line!r}")
+        subprocess.run(["callgrind_control", "--dump", str(child.pid)], capture_output=True,
+                       check=True)
+        child.stdin.write("\n")
+        child.stdin.flush()
+    child.wait()
+    measured = Path(f"{out}.{child.pid}.2").read_text().splitlines()  # the second dump
+    total = next(int(line.split()[1]) for line in measured if line.startswith(("summary:", "totals:")))
+    return total / args.instructions
+
+
 def profile_diff(off_path: str, on_path: str, requests: int, top: int) -> str:
     import pstats
 
@@ -175,11 +215,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--toggle", type=int, default=0, metavar="RUNS",
                         help="instead: RUNS processes built 'on', each switching metrics and the "
                              "INFO level off and on in alternate blocks of 100 requests")
+    parser.add_argument("--instructions", type=int, default=0, metavar="N",
+                        help="instead: instructions per request over N requests under valgrind's "
+                             "callgrind, off and on (slow: about 2 minutes each)")
     parser.add_argument("--profile", type=int, default=0, metavar="TOP",
                         help="also profile one run each and print the TOP functions that differ")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="papo-ops-inprocess-") as folder:
         tmp = Path(folder)
+        if args.instructions:
+            setups = {mode: prepare(tmp, mode) for mode in ("off", "on")}
+            counts = {mode: instructions(*setups[mode], mode, args, tmp) for mode in ("off", "on")}
+            print(f"instructions per request (callgrind, {args.instructions:,} requests): "
+                  f"off {counts['off'] / 1e6:,.3f} M, on {counts['on'] / 1e6:,.3f} M, "
+                  f"on costs {counts['on'] / counts['off'] - 1:+.2%} "
+                  f"({(counts['on'] - counts['off']) / 1e3:+,.0f} k)")
+            return 0
         if args.toggle:
             env, token = prepare(tmp, "on")
             found = [measure(env, token, "toggle", args) for _ in range(args.toggle)]
