@@ -116,8 +116,8 @@ def message():
         logs.bind(channel="api", message_id="m-1")
         metrics.bot_step(event)
         logs.bind(conversation_id=7, flow_id="bench-inbound", flow_version=1)
-        log.info("inbound %s message %s: conversation %s %s, %d replies, %.1f ms", "api", "m-1", 7,
-                 "concluded", 2, 1.0, extra={"status": "concluded", "replies": 2, "duration_ms": 1.0})
+        logs.info(log, "inbound %s message %s: conversation %s %s, %d replies, %.1f ms", "api", "m-1",
+                  7, "concluded", 2, 1.0, status="concluded", replies=2, duration_ms=1.0)
     metrics.http_response(200)
 def best(work, n):
     times = []

@@ -15,10 +15,13 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from gunicorn.glogging import Logger as _GunicornLogger
 
 from engine import metrics
 
@@ -69,6 +72,18 @@ def on_exit(server) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+class Logger(_GunicornLogger):
+    """gunicorn's logger, its access line put together only when ``gunicorn.access`` would
+    write it. Stock gunicorn builds the line's fields (every request header and environ key,
+    the time) for each request as soon as any ``logconfig_dict`` is given, even with the
+    access log off, as below: 20–25 µs per request for nothing."""
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = Logger
 control_socket_disable = True  # no runtime-management socket in $HOME (as papo serve)
 
 # gunicorn merges this into its logging defaults (key by key): its own lines in JSON, each

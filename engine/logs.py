@@ -15,11 +15,11 @@ import json
 import logging
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
 
 from engine.settings import SettingsError
 
@@ -58,6 +58,16 @@ def current() -> dict:
     return dict(_context.get() or {})
 
 
+def info(logger: logging.Logger, msg: str, *args, **extra) -> None:
+    """``logger.info(msg, *args, extra=extra)`` for a line written for every message: the
+    same record, except that the caller's file, line and function are not looked up
+    (``findCaller`` walks the stack, the dearest part of a record, and no papo format shows
+    them; they read ``(unknown file)`` as with ``logging._srcfile = None``)."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, msg, args,
+                                        None, "(unknown function)", extra or None))
+
+
 def _present(ids: dict) -> dict:
     return {key: value for key, value in ids.items() if value is not None}
 
@@ -66,17 +76,44 @@ class _ContextFilter(logging.Filter):
     """Copies the bound ids onto each record (``record.papo_ids``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        ids = _context.get()
-        extra = {key: getattr(record, key) for key in ID_FIELDS if hasattr(record, key)}
-        record.papo_ids = {**(ids or {}), **extra}
+        ids = _context.get() or _NO_IDS  # never changed in place: context() and bind() copy
+        given = record.__dict__
+        extra = {key: given[key] for key in ID_FIELDS if key in given}
+        record.papo_ids = {**ids, **extra} if extra else ids
         return True
 
 
+_NO_IDS: dict = {}
+
+
 # ---------------------------------------------------------------------- formats
+_NOT_EXTRA = _STANDARD | set(ID_FIELDS) | {"papo_ids"}
+
+
 def _extras(record: logging.LogRecord) -> dict:
-    return {key: value for key, value in vars(record).items()
-            if key not in _STANDARD and key not in ID_FIELDS and key != "papo_ids"
-            and not key.startswith("_")}
+    given = record.__dict__
+    if not given.keys() - _NOT_EXTRA:  # the usual case, in one set operation
+        return {}
+    return {key: value for key, value in given.items()
+            if key not in _NOT_EXTRA and not key.startswith("_")}
+
+
+_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text
+
+
+def _utc_time(record: logging.LogRecord) -> str:
+    """``2026-12-05T14:03:00.123Z``: the second's text is formatted once per second."""
+    global _second
+    whole = int(record.created)
+    second, text = _second
+    if second != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{int(record.msecs):03d}Z"
+
+
+# One encoder, made once: json.dumps() with any option builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -84,13 +121,14 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
-                    .replace("+00:00", "Z"),
+            "time": _utc_time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update(getattr(record, "papo_ids", None) or {})
+        ids = record.__dict__.get("papo_ids")
+        if ids:
+            entry.update(ids)
         for key, value in _extras(record).items():
             entry.setdefault(key, value)
         if record.exc_info:
@@ -99,7 +137,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _ENCODER.encode(entry)
 
 
 class TextFormatter(logging.Formatter):
@@ -119,7 +157,12 @@ class TextFormatter(logging.Formatter):
 
 
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (test capture, a redirected stream)."""
+    """Writes to whatever ``sys.stderr`` is at the time (test capture, a redirected stream).
+
+    One ``write`` of the whole line, then a flush: each line reaches the file (one system
+    call) before the next message is handled, so a crash loses none. ``handle`` holds the
+    handler's lock around ``emit``.
+    """
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
@@ -131,6 +174,17 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, _value) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            stream = sys.stderr
+            stream.write(line)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 # ---------------------------------------------------------------------- set-up

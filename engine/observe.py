@@ -32,10 +32,9 @@ def handle_inbound(service, channel: str, contact: dict, message: dict, **kwargs
     logs.bind(conversation_id=result.get("conversation_id"))
     replies = len(result.get("replies") or ())
     elapsed_ms = (time.perf_counter() - started) * 1000
-    log.info("inbound %s message %s: conversation %s %s, %d replies, %.1f ms", channel, message_id,
-             result.get("conversation_id"), result.get("status"), replies, elapsed_ms,
-             extra={"status": result.get("status"), "replies": replies,
-                    "duration_ms": round(elapsed_ms, 2)})
+    logs.info(log, "inbound %s message %s: conversation %s %s, %d replies, %.1f ms", channel,
+              message_id, result.get("conversation_id"), result.get("status"), replies, elapsed_ms,
+              status=result.get("status"), replies=replies, duration_ms=round(elapsed_ms, 2))
     return result
 
 

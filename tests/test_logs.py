@@ -4,6 +4,7 @@ message id, and never the customer's text or a secret at INFO."""
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest
 from click.testing import CliRunner
@@ -130,3 +131,24 @@ def test_under_gunicorn_every_line_is_json_and_written_once(db_url, tmp_path):
     messages = [line["message"] for line in lines]
     assert len(messages) == len(set(zip(messages, [line["time"] for line in lines], strict=True)))
     assert "/api/v1/inbound" not in text and "abacaxi" not in text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # process plumbing: one database kind is enough
+def test_under_gunicorn_an_access_log_asked_for_is_written(db_url, tmp_path):
+    """``editor/gunicorn_conf.py``'s logger skips the access line only when nothing would
+    write it: with ``--access-logfile`` given, each request still has its line."""
+    from reliability.reliability_support import Gunicorn, papo_env
+
+    upgrade(db_url)
+    make_app(db_url, tmp_path).extensions["papo"]["engine"].dispose()
+    log = tmp_path / "gunicorn.log"
+    access = tmp_path / "access.log"
+    server = Gunicorn(papo_env(db_url, tmp_path / "instance",
+                               GUNICORN_CMD_ARGS=f"--access-logfile {access}"), log,
+                      config="python:editor.gunicorn_conf")
+    try:
+        with urllib.request.urlopen(server.url + "/healthz", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        server.stop()
+    assert '"GET /healthz HTTP/1.1" 200' in access.read_text()

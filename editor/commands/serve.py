@@ -29,7 +29,7 @@ def _application(options: dict):
 
             # The same hooks as `gunicorn -c python:editor.gunicorn_conf` (metrics across
             # workers, JSON log lines), then papo serve's own options.
-            for key in ("on_starting", "child_exit", "on_exit", "logconfig_dict"):
+            for key in ("on_starting", "child_exit", "on_exit", "logconfig_dict", "logger_class"):
                 if hasattr(gunicorn_conf, key):
                     self.cfg.set(key, getattr(gunicorn_conf, key))
             for key, value in options.items():
@@ -108,6 +108,7 @@ def register(group: click.Group) -> None:
             "child_exit": gunicorn_conf.child_exit,
             "on_exit": gunicorn_conf.on_exit,
             "logconfig_dict": gunicorn_conf.logconfig_dict,
+            "logger_class": gunicorn_conf.Logger,  # no access line built when none is written
             # X-Forwarded-* are trusted by the app itself (PAPO_TRUSTED_PROXIES → ProxyFix).
             "forwarded_allow_ips": "127.0.0.1,::1",
         }
