@@ -881,11 +881,15 @@ def render(points: list[Point], notes: list[str], checks: list[str], profile: di
         lines += [
             "Below the target at "
             + ", ".join(f"{p.target} {p.database} {p.clients} clients" for p in below) + ". What is left, "
-            "largest first: SQLAlchemy's per-execution overhead on the reads and Werkzeug/Flask "
-            "request handling (the largest shares of self time above), the webhook's own work "
-            "(signature, parsing, contact identity), and on SQLite the write lock itself (one "
-            "writer at a time across all workers). The flow engine (`engine/` above) is a small "
-            "share.", ""]
+            "largest first: Python's own work per request — Werkzeug/Flask request handling and "
+            "papo's (the largest shares of self time above; the reads and writes already run on "
+            "the driver's cursor), the webhook's own work (signature, parsing, contact identity), "
+            "on SQLite the write lock itself (one writer at a time across all workers), on "
+            "PostgreSQL the server's side: each message moves the conversation's `updated_at`, so "
+            "every index of its row is written again (the name's trigram index included), and the "
+            "messages' trigram index. For papo-wa at 1 client, the one conversation's replies go "
+            "out one per sender round (a conversation's messages keep their order), so the worker "
+            "falls behind (the backlog above).", ""]
     lines += [f"- {n}" for n in notes]
     lines.append(f"- Load average before / after: {loadavg[0]} / {loadavg[1]} (2 cores; other work "
                  "may share them: ratios measured side by side are the robust figure).")
