@@ -132,7 +132,7 @@ def create_app(config: dict | None = None, *, upkeep: bool = True) -> Flask:
     """Build the papo web application.
 
     ``upkeep`` (outside tests): SQLite's upkeep thread (text search index, WAL checkpoints,
-    ``engine.db.Checkpointer``) runs in this process; ``papo serve`` turns it off for the app
+    ``engine.db.SqliteUpkeep``) runs in this process; ``papo serve`` turns it off for the app
     it builds only to check the settings before forking its workers.
 
     ``config`` overrides ``PAPO_*`` environment variables (``{"PAPO_DATABASE_URL": ...}``)

@@ -24,7 +24,7 @@ PG_PING_IDLE_S = 2.0
 SQLITE_WAIT_S = 30.0  # how long a writer waits for SQLite's write lock before giving up
 # Between two tries at the write lock: short at first, never over 2 ms (see _begin_immediate).
 _LOCK_POLL_S = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
-CHECKPOINT_EVERY_S = 1.0  # the background checkpointer's pace (see Checkpointer)
+CHECKPOINT_EVERY_S = 1.0  # the SQLite upkeep thread's pace (see SqliteUpkeep)
 # With a background checkpointer, a commit still checkpoints by itself past this many WAL
 # pages (about 40 MB): the checkpointer is late, or stopped. SQLite's default is 1,000.
 BACKGROUND_AUTOCHECKPOINT_PAGES = 10_000
@@ -92,7 +92,7 @@ def _begin_immediate(driver: sqlite3.Connection) -> None:
         driver.execute("PRAGMA busy_timeout=30000")
 
 
-class Checkpointer:
+class SqliteUpkeep:
     """SQLite's upkeep, from a thread of its own: the text search index of new messages
     (engine/search_index.py), and the write-ahead log copied back into the database file.
 
@@ -182,7 +182,7 @@ def make_engine(url: str | None = None, *, echo: bool = False,
     """An Engine for ``url`` (default: ``PAPO_DATABASE_URL`` or the instance SQLite file).
 
     ``background_checkpoints`` (a SQLite file; the web server and the worker): the WAL is
-    copied into the database by a :class:`Checkpointer` thread, not by the commits."""
+    copied into the database by a :class:`SqliteUpkeep` thread, not by the commits."""
     url = url or database_url()
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
@@ -193,8 +193,8 @@ def make_engine(url: str | None = None, *, echo: bool = False,
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         if background_checkpoints and not in_memory and engine.url.database:
-            checkpointer = Checkpointer(engine, engine.url.database)
-            event.listen(engine, "connect", checkpointer.on_connect)
+            upkeep = SqliteUpkeep(engine, engine.url.database)
+            event.listen(engine, "connect", upkeep.on_connect)
         return engine
     # libpq waits forever for a host that does not answer: /readyz and requests would hang.
     connect_args = {} if "connect_timeout" in url else {"connect_timeout": PG_CONNECT_TIMEOUT_S}

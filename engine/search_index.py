@@ -4,7 +4,7 @@ A trigger used to index each message as it was inserted; FTS5 then wrote a new s
 its index with every transaction, which cost an inbound message's write about as much as
 the rest of it, under the database's one write lock. Now messages are indexed after the
 fact, many per transaction: once a second by the server's and the worker's upkeep thread
-(``engine.db.Checkpointer``), and before any search (:func:`catch_up`), so a search always
+(``engine.db.SqliteUpkeep``), and before any search (:func:`catch_up`), so a search always
 sees every message stored before it. ``messages_fts_position.upto`` is the last message id
 indexed (engine/store.py, ``MESSAGES_FTS``). PostgreSQL searches with a trigram index kept
 by PostgreSQL itself: nothing to do there.

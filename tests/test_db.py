@@ -6,7 +6,7 @@ import threading
 from sqlalchemy import text
 
 from engine import db as papo_db
-from engine.db import BACKGROUND_AUTOCHECKPOINT_PAGES, Checkpointer, make_engine
+from engine.db import BACKGROUND_AUTOCHECKPOINT_PAGES, SqliteUpkeep, make_engine
 
 
 def _fill(engine, rows: int = 300) -> None:
@@ -24,7 +24,7 @@ def test_with_background_checkpoints_commits_leave_the_copy_to_the_checkpointer(
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == BACKGROUND_AUTOCHECKPOINT_PAGES
         assert any(t.name == "papo-checkpoint" for t in threading.enumerate())
-        busy, pages, copied = Checkpointer(engine, str(path)).checkpoint()
+        busy, pages, copied = SqliteUpkeep(engine, str(path)).checkpoint()
         assert busy == 0 and pages >= 300 and copied == pages  # the log copied back, every page
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM filler")).scalar() == 300
@@ -44,7 +44,7 @@ def test_without_it_sqlite_checkpoints_in_the_commits_as_usual(tmp_path):
 def test_a_removed_database_is_skipped_not_an_error(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'papo.db'}", background_checkpoints=True)
     try:
-        assert Checkpointer(engine, str(tmp_path / "gone.db")).checkpoint() is None
+        assert SqliteUpkeep(engine, str(tmp_path / "gone.db")).checkpoint() is None
     finally:
         engine.dispose()
 

@@ -7,7 +7,7 @@ from alembic import command
 from sqlalchemy import text
 
 from engine import queries
-from engine.db import Checkpointer, make_engine
+from engine.db import SqliteUpkeep, make_engine
 from engine.migrate import alembic_config, upgrade
 from engine.search_index import catch_up, index_pending
 from engine.service import Service
@@ -62,7 +62,7 @@ def test_the_upkeep_thread_indexes_without_a_search(db):
     with db.connect() as conn:
         last = conn.execute(text("SELECT max(id) FROM messages")).scalar()
     assert _upto(db) < last
-    assert Checkpointer.index_messages(db) > 0
+    assert SqliteUpkeep.index_messages(db) > 0
     assert _upto(db) == last
 
 
