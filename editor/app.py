@@ -167,7 +167,7 @@ def create_app(config: dict | None = None, *, upkeep: bool = True) -> Flask:
     url = settings.database_url or default_url(app.instance_path)
     app.extensions["papo"] = {
         # Tests' apps come and go by the thousand: no checkpointer thread for each.
-        "engine": make_engine(url, background_checkpoints=upkeep and not app.testing),
+        "engine": make_engine(url, sqlite_upkeep=upkeep and not app.testing),
         "settings": settings,
         "service": None,
         "service_lock": threading.Lock(),

@@ -178,11 +178,11 @@ def quick_reads(engine: Engine):
 
 
 def make_engine(url: str | None = None, *, echo: bool = False,
-                background_checkpoints: bool = False) -> Engine:
+                sqlite_upkeep: bool = False) -> Engine:
     """An Engine for ``url`` (default: ``PAPO_DATABASE_URL`` or the instance SQLite file).
 
-    ``background_checkpoints`` (a SQLite file; the web server and the worker): the WAL is
-    copied into the database by a :class:`SqliteUpkeep` thread, not by the commits."""
+    ``sqlite_upkeep`` (a SQLite file; the web server and the worker): a :class:`SqliteUpkeep`
+    thread indexes new messages for search and copies the WAL into the database, not the commits."""
     url = url or database_url()
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
@@ -192,7 +192,7 @@ def make_engine(url: str | None = None, *, echo: bool = False,
         engine = create_engine(url, echo=echo, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        if background_checkpoints and not in_memory and engine.url.database:
+        if sqlite_upkeep and not in_memory and engine.url.database:
             upkeep = SqliteUpkeep(engine, engine.url.database)
             event.listen(engine, "connect", upkeep.on_connect)
         return engine

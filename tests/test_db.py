@@ -16,9 +16,9 @@ def _fill(engine, rows: int = 300) -> None:
             conn.execute(text("INSERT INTO filler VALUES (randomblob(4000))"))
 
 
-def test_with_background_checkpoints_commits_leave_the_copy_to_the_checkpointer(tmp_path):
+def test_with_the_upkeep_thread_commits_leave_the_copy_to_it(tmp_path):
     path = tmp_path / "papo.db"
-    engine = make_engine(f"sqlite:///{path}", background_checkpoints=True)
+    engine = make_engine(f"sqlite:///{path}", sqlite_upkeep=True)
     try:
         _fill(engine)
         with engine.connect() as conn:
@@ -42,7 +42,7 @@ def test_without_it_sqlite_checkpoints_in_the_commits_as_usual(tmp_path):
 
 
 def test_a_removed_database_is_skipped_not_an_error(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'papo.db'}", background_checkpoints=True)
+    engine = make_engine(f"sqlite:///{tmp_path / 'papo.db'}", sqlite_upkeep=True)
     try:
         assert SqliteUpkeep(engine, str(tmp_path / "gone.db")).checkpoint() is None
     finally:

@@ -90,7 +90,7 @@ def register(group: click.Group) -> None:
             raise click.ClickException(str(exc)) from None
         url = worker_database_url(settings)
         _configure_logging(log_level.upper())
-        service = Service(make_engine(url, background_checkpoints=True), settings)
+        service = Service(make_engine(url, sqlite_upkeep=True), settings)
         runner = Worker(service, batch=batch, lease_s=lease_s, dedup_retention_s=retention,
                         outbox_lease_s=outbox_lease_s)
         click.echo(f"papo worker {runner.worker_id} started, database {safe_url(url)}")
